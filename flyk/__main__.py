@@ -1,0 +1,3 @@
+from flyk.cli.main import main
+
+main()

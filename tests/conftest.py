@@ -1,0 +1,41 @@
+"""Test isolation: every test runs with its own HOME, XDG dirs and a clean Fly/Kubernetes environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Variables that would make a test depend on the developer's machine.
+_LEAKY_ENV = (
+    "FLY_API_TOKEN",
+    "FLY_ACCESS_TOKEN",
+    "FLY_APP",
+    "FLY_ORG",
+    "FLY_REGION",
+    "FLY_JSON",
+    "FLY_FLAPS_BASE_URL",
+    "FLY_API_HOSTNAME",
+    "FLY_CONFIG_DIR",
+    "FLYK_LOCAL_DB",
+    "KUBECONFIG",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("home")
+    for name in _LEAKY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("TERM", "dumb")
+    yield home
