@@ -4,7 +4,7 @@
     ├── UsageError ....................... 2  bad input caught by flyk, before or instead of a call
     │   ├── ConfigError .................. 2  an unreadable or malformed config file or kubeconfig
     │   └── InvalidRequestError .......... 2  the API refused the request as invalid (400, 422)
-    ├── NotFoundError .................... 3  the app, machine, volume or cluster does not exist (404)
+    ├── NotFoundError .................... 3  no such app, machine, volume or cluster (404)
     ├── AuthError ........................ 4  no token for a remote target, or the token was refused
     │   ├── UnauthorizedError ............ 4  401
     │   └── ForbiddenError ............... 4  403
@@ -68,7 +68,7 @@ class UsageError(FlykError):
 
 
 class ConfigError(UsageError):
-    """A config file or kubeconfig flyk must read is unreadable or malformed; it is never rewritten."""
+    """A config file or kubeconfig flyk must read is unreadable or malformed; never rewritten."""
 
 
 class InvalidRequestError(UsageError):

@@ -1,4 +1,4 @@
-"""Test isolation: every test runs with its own HOME, XDG dirs and a clean Fly/Kubernetes environment."""
+"""Test isolation: each test gets its own HOME, XDG dirs and a clean Fly/Kubernetes env."""
 
 from __future__ import annotations
 
