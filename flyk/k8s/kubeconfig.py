@@ -1,0 +1,483 @@
+"""Kubeconfig entries for flyk clusters, merged the way kubectl itself would merge them.
+
+What users of other cluster tools complain about most is what this module refuses to do: it never
+rewrites a file it cannot parse, never drops or reorders someone else's entries, never leaves a
+world-readable file, and never lets two writers interleave.
+
+Rules (client-go's `clientcmd`, which kubectl follows):
+
+* The chain is `--kubeconfig` if given, else every path in `KUBECONFIG` (duplicates and empty
+  items dropped), else `~/.kube/config`.
+* A name is defined by the first file in the chain that has it; an existing cluster, user or
+  context is updated in that file.
+* A new entry goes to the explicit file; with a one-item `KUBECONFIG` to that file; with several,
+  to the first one that exists, or the last one when none exists (`GetDefaultFilename`).
+* `current-context` is written to the first file that sets one, else to that default file.
+
+flyk's entries are a cluster, a user and a context all named `flyk-NAME`. Their fields are merged
+one by one: the fields flyk owns are set, conflicting credentials on flyk's user are dropped, and
+anything else someone added (a namespace, a proxy-url, extensions) is kept. Every write goes to a
+temporary file in the target's directory, is flushed and renamed over the target (a symlink
+is followed, so the link stays a link), with mode 0600, under two locks: flyk's own (filelock)
+and client-go's `<file>.lock`, so that kubectl running at the same moment waits for us too.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import filelock
+import yaml
+
+from flyk.errors import ConfigError
+
+CONTEXT_PREFIX = "flyk-"
+LOCK_TIMEOUT = 30.0
+_CLIENT_GO_LOCK_POLL = 0.05
+
+Document = dict[str, Any]
+_SECTIONS = {"clusters": "cluster", "users": "user", "contexts": "context"}
+
+# Fields on flyk's user that would compete with the client certificate (kubectl refuses some
+# combinations outright, and a stale token would silently win over the certificate).
+_CONFLICTING_USER_FIELDS = (
+    "client-certificate",
+    "client-key",
+    "token",
+    "tokenFile",
+    "username",
+    "password",
+    "exec",
+    "auth-provider",
+)
+_CONFLICTING_CLUSTER_FIELDS = ("certificate-authority", "insecure-skip-tls-verify")
+
+
+def context_name(cluster: str) -> str:
+    """The one name flyk uses for a cluster's kubeconfig cluster, user and context."""
+    return f"{CONTEXT_PREFIX}{cluster}"
+
+
+@dataclass(frozen=True)
+class KubeconfigEntry:
+    """Everything kubectl needs to reach one flyk cluster as its admin."""
+
+    cluster: str
+    server: str
+    ca_pem: bytes
+    client_cert_pem: bytes
+    client_key_pem: bytes = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return context_name(self.cluster)
+
+    def cluster_fields(self) -> dict[str, Any]:
+        return {"server": self.server, "certificate-authority-data": _b64(self.ca_pem)}
+
+    def user_fields(self) -> dict[str, Any]:
+        return {
+            "client-certificate-data": _b64(self.client_cert_pem),
+            "client-key-data": _b64(self.client_key_pem),
+        }
+
+    def context_fields(self) -> dict[str, Any]:
+        return {"cluster": self.name, "user": self.name}
+
+    def standalone(self) -> Document:
+        """A complete kubeconfig holding only this cluster, current-context set to it."""
+        doc = _empty_document()
+        _upsert(doc, "clusters", self.name, self.cluster_fields(), _CONFLICTING_CLUSTER_FIELDS)
+        _upsert(doc, "users", self.name, self.user_fields(), _CONFLICTING_USER_FIELDS)
+        _upsert(doc, "contexts", self.name, self.context_fields(), ())
+        doc["current-context"] = self.name
+        return doc
+
+    def render(self) -> str:
+        return dump(self.standalone())
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------
+# Where to read and write
+
+
+def resolve_chain(
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """The kubeconfig files kubectl would load, in precedence order."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return [Path(explicit).expanduser()]
+    chain: list[Path] = []
+    for item in env.get("KUBECONFIG", "").split(os.pathsep):
+        if item and Path(item).expanduser() not in chain:
+            chain.append(Path(item).expanduser())
+    if chain:
+        return chain
+    return [Path(env.get("HOME", str(Path.home()))) / ".kube" / "config"]
+
+
+def default_file(chain: Sequence[Path]) -> Path:
+    """Where kubectl puts a new entry (client-go `GetDefaultFilename`)."""
+    if len(chain) == 1:
+        return chain[0]
+    for path in chain:
+        if path.exists():
+            return path
+    return chain[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and writing one file
+
+
+def _empty_document() -> Document:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [],
+        "users": [],
+        "contexts": [],
+        "current-context": "",
+    }
+
+
+def load(path: Path) -> Document | None:
+    """The parsed file, or None when it does not exist; a ConfigError when it is unusable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read kubeconfig {path}: {exc}",
+            hint="fix or move the file, or pass --kubeconfig/--output to write elsewhere",
+        ) from exc
+    return parse(text, path)
+
+
+def parse(text: str, path: Path) -> Document:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _malformed(path, f"not valid YAML ({_first_line(exc)})") from exc
+    if doc is None:
+        return _empty_document()
+    if not isinstance(doc, dict):
+        raise _malformed(path, "the top level is not a mapping")
+    for section, item_key in _SECTIONS.items():
+        _check_section(doc, section, item_key, path)
+    current = doc.get("current-context")
+    if current is not None and not isinstance(current, str):
+        raise _malformed(path, "current-context is not a string")
+    return doc
+
+
+def _check_section(doc: Document, section: str, item_key: str, path: Path) -> None:
+    items = doc.get(section)
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise _malformed(path, f"{section} is not a list")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise _malformed(path, f"{section}[{index}] has no name")
+        body = item.get(item_key)
+        if body is not None and not isinstance(body, dict):
+            raise _malformed(path, f"{section}[{index}].{item_key} is not a mapping")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _malformed(path: Path, why: str) -> ConfigError:
+    return ConfigError(
+        f"kubeconfig {path} is malformed: {why}; flyk leaves it as it is",
+        hint="fix the file (kubectl config view shows what kubectl makes of it), "
+        "or pass --kubeconfig/--output to write elsewhere",
+    )
+
+
+def dump(doc: Document) -> str:
+    return yaml.safe_dump(doc, default_flow_style=False, sort_keys=False, allow_unicode=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace the file's content in one rename; 0600; a symlink stays a symlink."""
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        # mkstemp creates the file 0600 whatever the umask, so the content is never exposed.
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o600)
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# Locks
+
+
+@contextlib.contextmanager
+def _client_go_lock(target: Path, timeout: float) -> Iterator[None]:
+    """client-go's protocol: create `<file>.lock` exclusively, remove it when done."""
+    lock = target.with_name(target.name + ".lock")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            break
+        except FileExistsError:
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"{lock} exists: another program is writing the kubeconfig",
+                    hint=f"if no kubectl or flyk is running, remove {lock} and retry",
+                ) from None
+            time.sleep(_CLIENT_GO_LOCK_POLL)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+
+
+@contextlib.contextmanager
+def locked(paths: Sequence[Path], timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold every file of the chain, in one global order so that two writers never deadlock."""
+    targets = sorted({Path(os.path.realpath(p)) for p in paths})
+    with contextlib.ExitStack() as stack:
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # flyk's own lock file is separate from client-go's: a leftover `.lock` would block
+            # kubectl forever, and filelock may leave its file behind.
+            own = filelock.FileLock(str(target.with_name(f".{target.name}.flyk-lock")))
+            try:
+                stack.enter_context(own.acquire(timeout=timeout))
+            except filelock.Timeout as exc:
+                raise ConfigError(f"timed out waiting for the lock on {target}") from exc
+            stack.enter_context(_client_go_lock(target, timeout))
+        yield
+
+
+# ---------------------------------------------------------------------------------------------
+# Field-level edits
+
+
+def _find(doc: Document, section: str, name: str) -> dict[str, Any] | None:
+    for item in doc.get(section) or []:
+        if item.get("name") == name:
+            found: dict[str, Any] = item
+            return found
+    return None
+
+
+def _upsert(
+    doc: Document,
+    section: str,
+    name: str,
+    fields: Mapping[str, Any],
+    conflicting: Sequence[str],
+) -> bool:
+    """Set flyk's fields on the named entry (created if missing); True if anything changed."""
+    item_key = _SECTIONS[section]
+    item = _find(doc, section, name)
+    if item is None:
+        if doc.get(section) is None:
+            doc[section] = []
+        item = {"name": name, item_key: {}}
+        doc[section].append(item)
+        before: dict[str, Any] | None = None
+    else:
+        before = copy.deepcopy(item)
+    if item.get(item_key) is None:
+        item[item_key] = {}
+    body = item[item_key]
+    for key in conflicting:
+        body.pop(key, None)
+    body.update(fields)
+    return item != before
+
+
+def _remove(doc: Document, section: str, name: str) -> bool:
+    items = doc.get(section) or []
+    kept = [item for item in items if item.get("name") != name]
+    if len(kept) == len(items):
+        return False
+    doc[section] = kept
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# The operations
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    context: str
+    files: tuple[Path, ...]  # the files written
+    current_context_file: Path | None  # where current-context now points at the context
+    switched: bool
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    context: str
+    files: tuple[Path, ...]
+    current_context_cleared: bool
+
+
+class _Chain:
+    """The chain's files loaded under the lock; edits are tracked per file."""
+
+    def __init__(self, chain: Sequence[Path]) -> None:
+        self.paths = list(chain)
+        self.docs: dict[Path, Document | None] = {p: load(p) for p in self.paths}
+        self.changed: set[Path] = set()
+
+    def holder(self, section: str, name: str) -> Path | None:
+        for path in self.paths:
+            doc = self.docs[path]
+            if doc is not None and _find(doc, section, name) is not None:
+                return path
+        return None
+
+    def document(self, path: Path) -> Document:
+        doc = self.docs[path]
+        if doc is None:
+            doc = self.docs[path] = _empty_document()
+        return doc
+
+    def current_context_file(self) -> Path | None:
+        for path in self.paths:
+            doc = self.docs[path]
+            if doc is not None and doc.get("current-context"):
+                return path
+        return None
+
+    def current_context(self) -> str:
+        path = self.current_context_file()
+        return str(self.document(path).get("current-context")) if path else ""
+
+    def save(self) -> tuple[Path, ...]:
+        written = tuple(p for p in self.paths if p in self.changed)
+        for path in written:
+            write_atomic(path, dump(self.document(path)))
+        return written
+
+
+def merge(
+    entry: KubeconfigEntry,
+    *,
+    explicit: str | os.PathLike[str] | None = None,
+    switch_context: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> MergeResult:
+    """Upsert the cluster's entries into the kubeconfig chain (see the module's rules)."""
+    chain = resolve_chain(explicit, environ)
+    with locked(chain):
+        files = _Chain(chain)
+        new_home = default_file(chain)
+        pieces = (
+            ("clusters", entry.cluster_fields(), _CONFLICTING_CLUSTER_FIELDS),
+            ("users", entry.user_fields(), _CONFLICTING_USER_FIELDS),
+            ("contexts", entry.context_fields(), ()),
+        )
+        for section, fields, conflicting in pieces:
+            home = files.holder(section, entry.name) or new_home
+            if _upsert(files.document(home), section, entry.name, fields, conflicting):
+                files.changed.add(home)
+            # A file without these top-level keys is still a valid kubeconfig; kubectl adds them.
+            files.document(home).setdefault("apiVersion", "v1")
+            files.document(home).setdefault("kind", "Config")
+        current_file = files.current_context_file()
+        if switch_context:
+            current_file = current_file or new_home
+            doc = files.document(current_file)
+            if doc.get("current-context") != entry.name:
+                doc["current-context"] = entry.name
+                files.changed.add(current_file)
+        written = files.save()
+        points_here = files.current_context() == entry.name
+    return MergeResult(
+        context=entry.name,
+        files=written,
+        current_context_file=current_file if points_here else None,
+        switched=switch_context,
+    )
+
+
+def remove(
+    cluster: str,
+    *,
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RemoveResult:
+    """Drop the cluster's entries from every file of the chain; clear current-context if it
+    pointed at them (never switch to some other context: that is how people hit the wrong
+    cluster)."""
+    name = context_name(cluster)
+    chain = resolve_chain(explicit, environ)
+    with locked(chain):
+        files = _Chain(chain)
+        cleared = False
+        for path in files.paths:
+            doc = files.docs[path]
+            if doc is None:
+                continue
+            for section in _SECTIONS:
+                if _remove(doc, section, name):
+                    files.changed.add(path)
+            if doc.get("current-context") == name:
+                doc["current-context"] = ""
+                files.changed.add(path)
+                cleared = True
+        written = files.save()
+    return RemoveResult(context=name, files=written, current_context_cleared=cleared)
+
+
+def check_writable(
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Fail before provisioning when the chain cannot be merged into (malformed, unreadable)."""
+    chain = resolve_chain(explicit, environ)
+    for path in chain:
+        load(path)
+        real = Path(os.path.realpath(path))
+        if real.exists() and not os.access(real, os.W_OK):
+            raise ConfigError(f"kubeconfig {path} is not writable")
+    return chain
