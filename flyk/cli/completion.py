@@ -1,0 +1,118 @@
+"""Shell completion: ``flyk completion bash|zsh|fish`` and the dynamic value callbacks.
+
+The callbacks complete app names, machine ids, volume ids and region codes from the current
+target (the same target the command would use: ``--local``, ``-t`` and the environment are
+honoured). A shell is waiting on them, so they give up quickly and stay silent: any error
+means "no suggestions", never a traceback in the middle of the user's command line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from flyk.config import EnvVar
+
+if TYPE_CHECKING:
+    from flyk.api import FlyClient
+
+PROG_NAME = "flyk"
+COMPLETE_VAR = "_FLYK_COMPLETE"
+
+
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+app = typer.Typer(name="completion", help="Shell completion scripts.", no_args_is_help=True)
+
+
+def completion_script(shell: str) -> str:
+    """The script that makes ``shell`` ask flyk for completions (``completions/`` holds them)."""
+    from typer._completion_shared import get_completion_script
+
+    return get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell) + "\n"
+
+
+@app.callback(invoke_without_command=True)
+def completion(
+    ctx: typer.Context,
+    shell: Annotated[Shell | None, typer.Argument(help="bash, zsh or fish.")] = None,
+) -> None:
+    """Print the completion script for a shell.
+
+    bash: ``source <(flyk completion bash)``; zsh: ``flyk completion zsh > "${fpath[1]}/_flyk"``;
+    fish: ``flyk completion fish > ~/.config/fish/completions/flyk.fish``.
+    """
+    from flyk.cli.context import app_context
+
+    if shell is None:
+        raise typer.BadParameter("name a shell: bash, zsh or fish", param_hint="SHELL")
+    app_context(ctx).output.line(completion_script(shell.value).rstrip("\n"))
+
+
+# ---------------------------------------------------------------------------------------------
+# dynamic values
+
+
+def _client(ctx: typer.Context) -> FlyClient:
+    from flyk.cli.context import AppContext, GlobalOptions
+
+    root = ctx.find_root()
+    context = root.obj if isinstance(root.obj, AppContext) else AppContext()
+    root.obj = context
+    params = root.params
+    context.configure(
+        GlobalOptions(
+            access_token=params.get("access_token"),
+            local=bool(params.get("local")),
+        )
+    )
+    context.announce = False
+    context.completing = True
+    return context.client
+
+
+def _app_name(ctx: typer.Context) -> str | None:
+    name = ctx.params.get("app") or os.environ.get(EnvVar.APP)
+    return name if isinstance(name, str) and name else None
+
+
+def _matching(candidates: Iterable[str], incomplete: str) -> list[str]:
+    return sorted({c for c in candidates if c.startswith(incomplete)})
+
+
+def _quietly(fetch: Callable[[], Iterable[str]], incomplete: str) -> list[str]:
+    try:
+        return _matching(fetch(), incomplete)
+    except (Exception, KeyboardInterrupt):
+        return []
+
+
+def complete_apps(ctx: typer.Context, incomplete: str) -> list[str]:
+    org = ctx.params.get("org") or os.environ.get(EnvVar.ORG) or "personal"
+    return _quietly(lambda: [a.name for a in _client(ctx).apps.list(org)], incomplete)
+
+
+def complete_machine_ids(ctx: typer.Context, incomplete: str) -> list[str]:
+    app_name = _app_name(ctx)
+    if app_name is None:
+        return []
+    return _quietly(lambda: [m.id for m in _client(ctx).machines.list(app_name)], incomplete)
+
+
+def complete_volume_ids(ctx: typer.Context, incomplete: str) -> list[str]:
+    app_name = _app_name(ctx)
+    if app_name is None:
+        return []
+    return _quietly(lambda: [v.id for v in _client(ctx).volumes.list(app_name)], incomplete)
+
+
+def complete_regions(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _quietly(lambda: [r.code for r in _client(ctx).platform.regions().regions], incomplete)

@@ -1,0 +1,134 @@
+"""The context object every command gets: global options, the Output, and a lazy client.
+
+The root callback builds one ``AppContext`` and stores it in ``ctx.obj``; commands fetch it
+with ``app_context(ctx)``. Nothing here talks to the network until a command asks for
+``.client``, so ``--help``, completion of static words and ``version`` stay fast and offline.
+
+Tests reach the client through the one seam the client has, its transport:
+``flyk.cli.main.run(args, transport=httpx.MockTransport(handler))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from flyk import config
+from flyk.cli.output import Output
+
+if TYPE_CHECKING:
+    import httpx
+    import typer
+
+    from flyk.api import FlyClient
+
+LOCAL_BASE_URL = "http://local.flyk"
+
+
+@dataclass
+class GlobalOptions:
+    access_token: str | None = None
+    verbose: bool = False
+    local: bool = False
+
+
+class AppContext:
+    """Settings, terminal and services for one flyk invocation."""
+
+    def __init__(
+        self,
+        options: GlobalOptions | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.options = GlobalOptions()
+        self.output = Output()
+        self._transport = transport
+        self._client_options = client_options or {}
+        self._client: FlyClient | None = None
+        self._local_backend: Any = None
+        self.announce = True  # say so on stderr when the local backend is chosen implicitly
+        self.completing = False  # a shell is waiting: fail fast, say nothing
+        self.configure(options or GlobalOptions())
+
+    def configure(self, options: GlobalOptions) -> None:
+        """Apply the global options (the root callback calls this once they are parsed)."""
+        self.options = options
+        self.output.verbose = options.verbose
+        self.output.add_secret(options.access_token)
+
+    def use_json(self, json: bool) -> Output:
+        """The Output for a command, switched to JSON when the command's ``--json`` says so."""
+        self.output.json_mode = json
+        return self.output
+
+    @cached_property
+    def target(self) -> config.Target:
+        target = config.resolve_target(
+            access_token=self.options.access_token, force_local=self.options.local
+        )
+        if target.token is not None:
+            self.output.add_secret(target.token.value)
+        return target
+
+    @property
+    def client(self) -> FlyClient:
+        if self._client is None:
+            self._client = self._build_client()
+        return self._client
+
+    def _build_client(self) -> FlyClient:
+        from flyk.api import FlyClient
+
+        target = self.target
+        on_exchange = self.output.log_exchange if self.options.verbose else None
+        if target.is_local:
+            transport = self._transport or self.local_backend().transport()
+            if target.implicit and self.announce:
+                self.output.notice(
+                    f"Using the local backend (no Fly.io token found); data in {target.local_db}"
+                )
+            return FlyClient(
+                base_url=LOCAL_BASE_URL,
+                transport=transport,
+                on_exchange=on_exchange,
+                **self._client_options,
+            )
+        token = target.require_token()
+        return FlyClient(
+            base_url=target.base_url,
+            token=token.value if token else None,
+            transport=self._transport,
+            on_exchange=on_exchange,
+            **self._client_options,
+        )
+
+    def local_backend(self) -> Any:
+        """The embedded backend for the local target (``flyk local …`` uses it directly)."""
+        if self._local_backend is None:
+            from flyk.local import LocalBackend
+
+            path = self.target.local_db if self.target.is_local else config.local_db_path()
+            self._local_backend = LocalBackend(path=path)
+        return self._local_backend
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        backend, self._local_backend = self._local_backend, None
+        close = getattr(backend, "close", None)
+        if callable(close):
+            close()
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    """The AppContext of this invocation (the root callback always sets one)."""
+    root = ctx.find_root()
+    obj = root.obj
+    if not isinstance(obj, AppContext):  # a sub-app invoked on its own, as in some tests
+        obj = AppContext(GlobalOptions())
+        root.obj = obj
+    return obj

@@ -1,0 +1,161 @@
+"""Entry point: ``flyk`` runs ``main()``; this is the only place an error becomes an exit code.
+
+Start-up is what a person feels at every TAB, so this module imports nothing heavy:
+``flyk --version`` answers before Typer is even imported, and the command tree
+(``flyk.cli.root``) is loaded only when a command, ``--help`` or a completion needs it.
+``flyk.cli.main.app`` is the root Typer app (loaded on first access).
+
+Global options (``-t/--access-token``, ``--verbose``, ``--local``) work anywhere before ``--``,
+as flyctl's persistent flags do: ``run()`` moves them in front of the sub-command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from flyk._version import __version__
+from flyk.errors import FlykError, Interrupted
+
+if TYPE_CHECKING:
+    import httpx
+
+    from flyk.cli.context import AppContext
+
+PROG_NAME = "flyk"
+COMPLETE_VAR = "_FLYK_COMPLETE"
+EXIT_INTERRUPTED = Interrupted.exit_code
+_FLAGS = {"--verbose", "--local"}
+_VALUED = {"-t", "--access-token"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from flyk.cli.root import app
+
+        return app
+    raise AttributeError(name)
+
+
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """Move global options in front of the sub-command, leaving everything after ``--``."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in _FLAGS or arg.startswith("--access-token="):
+            front.append(arg)
+        elif arg in _VALUED and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def run(
+    args: Sequence[str] | None = None,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    client_options: dict[str, Any] | None = None,
+) -> int:
+    """Run flyk with ``args`` and return its exit code; errors are printed, never raised.
+
+    ``transport`` and ``client_options`` reach the ``FlyClient`` (the test seam).
+    """
+    from typer.main import get_command
+
+    from flyk.cli.context import AppContext
+    from flyk.cli.root import app
+
+    argv = hoist_global_options(sys.argv[1:] if args is None else args)
+    context = AppContext(transport=transport, client_options=client_options)
+    try:
+        code = get_command(app).main(
+            args=argv,
+            prog_name=PROG_NAME,
+            complete_var=COMPLETE_VAR,
+            standalone_mode=False,
+            obj=context,
+        )
+    except FlykError as error:
+        return _report(context, error)
+    except KeyboardInterrupt:
+        return _report(context, Interrupted("interrupted; nothing is left leased"))
+    except SystemExit as exit_:  # completion requests exit from inside Typer
+        return exit_.code if isinstance(exit_.code, int) else 0
+    except Exception as error:
+        return _report_unexpected(context, error, command_name=" ".join(argv[:2]))
+    finally:
+        context.close()
+    if code == EXIT_INTERRUPTED:  # Typer turned a KeyboardInterrupt into an exit code
+        context.output.error("interrupted; nothing is left leased")
+    return code if isinstance(code, int) else 0
+
+
+def _report(context: AppContext, error: FlykError) -> int:
+    out = context.output
+    if out.verbose:
+        import traceback
+
+        out.notice("".join(traceback.format_exception(error)).rstrip())
+    out.error(error.message, hint=error.hint, request_id=error.request_id)
+    if out.json_mode:
+        out.json({"error": error_document(error)})
+    return error.exit_code
+
+
+def _report_unexpected(context: AppContext, error: Exception, *, command_name: str) -> int:
+    """A bug or an error flyk did not foresee: one line, the traceback only with --verbose."""
+    from typer import Abort
+    from typer._click.exceptions import ClickException
+
+    if isinstance(error, Abort):
+        context.output.error("aborted")
+        return 1
+    if isinstance(error, ClickException):  # usage errors: Typer's own message, exit 2
+        error.show()
+        return error.exit_code
+    out = context.output
+    if out.verbose:
+        import traceback
+
+        out.notice("".join(traceback.format_exception(error)).rstrip())
+    out.error(
+        f"unexpected {type(error).__name__}: {error}",
+        hint=None if out.verbose else f"Run `flyk {command_name} --verbose` for the traceback.",
+    )
+    return 1
+
+
+def error_document(error: FlykError) -> dict[str, Any]:
+    """The error as ``--json`` prints it on stdout (keys documented in docs/cli.md)."""
+    details = error.details
+    return {
+        "type": type(error).__name__,
+        "message": error.message,
+        "hint": error.hint,
+        "exit_code": error.exit_code,
+        "request_id": error.request_id,
+        "status": details.status if details else None,
+        "code": details.code if details else None,
+    }
+
+
+def _wants_version_only(args: Sequence[str]) -> bool:
+    return list(args) in (["--version"], ["version"]) and COMPLETE_VAR not in os.environ
+
+
+def main() -> NoReturn:
+    args = sys.argv[1:]
+    if _wants_version_only(args):  # fast path: no Typer, no command tree
+        sys.stdout.write(f"{PROG_NAME} {__version__}\n")
+        sys.exit(0)
+    sys.exit(run(args))

@@ -1,0 +1,75 @@
+"""Options shared by many commands, with flyctl's names, short forms and variables.
+
+Global options (``-t``, ``--verbose``, ``--local``) live on the root callback in ``root.py``;
+these are per command, as in flyctl: ``flyk apps list --json``, ``flyk machine list -a web``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flyk.cli import completion
+from flyk.config import EnvVar
+
+AppOption = Annotated[
+    str | None,
+    typer.Option(
+        "-a",
+        "--app",
+        envvar=EnvVar.APP,
+        help="App name.",
+        autocompletion=completion.complete_apps,
+        show_envvar=True,
+    ),
+]
+OrgOption = Annotated[
+    str | None,
+    typer.Option(
+        "-o",
+        "--org",
+        envvar=EnvVar.ORG,
+        help="Organization slug (default: personal).",
+        show_envvar=True,
+    ),
+]
+RegionOption = Annotated[
+    str | None,
+    typer.Option(
+        "-r",
+        "--region",
+        envvar=EnvVar.REGION,
+        help="Region code, e.g. iad.",
+        autocompletion=completion.complete_regions,
+        show_envvar=True,
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option("-j", "--json", envvar=EnvVar.JSON, help="Print JSON.", show_envvar=True),
+]
+YesOption = Annotated[
+    bool,
+    typer.Option("-y", "--yes", help="Answer yes to confirmations (needed when not interactive)."),
+]
+MachineIdArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="MACHINE_ID",
+        help="Machine id (14 hex digits).",
+        autocompletion=completion.complete_machine_ids,
+        show_default=False,
+    ),
+]
+VolumeIdArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="VOLUME_ID",
+        help="Volume id (vol_…).",
+        autocompletion=completion.complete_volume_ids,
+        show_default=False,
+    ),
+]
+
+DEFAULT_ORG = "personal"
