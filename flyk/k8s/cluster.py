@@ -1,0 +1,814 @@
+"""The workflows behind `flyk ext k8s`: create, list, status, kubeconfig and delete.
+
+Each is a plain function taking a `FlyClient`; progress goes through `flyk.k8s.progress`.
+The platform is the record: a cluster is an app whose control-plane machine carries the
+metadata `flyk_cluster`, `flyk_org` and `flyk_role=control-plane`. Nothing is kept locally
+except the kubeconfig entries.
+
+Create runs independent calls side by side so that the critical path is
+preflight → app → (volume ∥ secrets ∥ IPs) → machine → started → check passing,
+and undoes everything it made when anything fails, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import inspect
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flyk.api.models import App, GuestConfig, IPAssignment, Machine, Secret, Volume
+from flyk.errors import (
+    AlreadyExistsError,
+    CapacityError,
+    FlykError,
+    ForbiddenError,
+    Interrupted,
+    NotFoundError,
+    UsageError,
+    WaitTimeoutError,
+)
+from flyk.k8s import controlplane as cp
+from flyk.k8s import kubeconfig as kc
+from flyk.k8s.pki import ClusterPKI, issue_admin, recover_from_secrets
+from flyk.k8s.plan import VOLUME_NAME, ClusterPlan, ClusterSpec, app_name_for, plan_cluster
+from flyk.k8s.probe import ApiProbe, probe_api_server
+from flyk.k8s.progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from flyk.api import FlyClient
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 600.0
+MAX_WORKERS = 8
+_CHECK_POLL_FIRST, _CHECK_POLL_MAX = 0.2, 5.0
+_ROLLBACK_WAIT = 60.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _parallel(calls: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run independent calls side by side (the client is thread-safe); the first error wins,
+    after every call has finished, so nothing keeps running behind a rollback."""
+    if len(calls) == 1:
+        ((key, call),) = calls.items()
+        return {key: call()}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(calls))) as pool:
+        futures = {key: pool.submit(call) for key, call in calls.items()}
+        concurrent.futures.wait(futures.values())
+    results: dict[str, Any] = {}
+    first_error: BaseException | None = None
+    for key, future in futures.items():
+        error = future.exception()
+        if error is None:
+            results[key] = future.result()
+        elif first_error is None or isinstance(error, KeyboardInterrupt | Interrupted):
+            first_error = error
+    if first_error is not None:
+        raise first_error
+    return results
+
+
+def _map(function: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
+    items = list(items)
+    calls = {str(index): (lambda item=item: function(item)) for index, item in enumerate(items)}
+    results = _parallel(calls) if calls else {}
+    return [results[str(index)] for index in range(len(items))]
+
+
+def _is_control_plane(machine: Machine, cluster: str | None = None) -> bool:
+    meta = machine.metadata
+    if meta.get(cp.META_ROLE) != cp.ROLE_CONTROL_PLANE:
+        return False
+    return cluster is None or meta.get(cp.META_CLUSTER) == cluster
+
+
+def _age(created_at: str | None, now: datetime.datetime | None = None) -> str:
+    if not created_at:
+        return ""
+    try:
+        created = datetime.datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=datetime.UTC)
+    seconds = max(0, int(((now or datetime.datetime.now(datetime.UTC)) - created).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    """A cluster found on the platform: its app and control-plane machine."""
+
+    name: str
+    org: str
+    app: str
+    machine: Machine
+
+    @property
+    def api_endpoint(self) -> str:
+        return self.machine.metadata.get(cp.META_ENDPOINT, "")
+
+
+def find_cluster(client: FlyClient, name: str, org: str) -> ClusterRef:
+    """The cluster NAME of ORG, or NotFoundError saying so."""
+    app = app_name_for(name, org)
+    missing = NotFoundError(
+        f"no cluster {name} in organization {org}",
+        hint="flyk ext k8s list shows the clusters there",
+    )
+    try:
+        client.apps.get(app)
+    except NotFoundError:
+        raise missing from None
+    machines = [m for m in client.machines.list(app) if _is_control_plane(m, name)]
+    if not machines:
+        raise missing
+    mine = [m for m in machines if m.metadata.get(cp.META_ORG) == org] or machines
+    return ClusterRef(name=name, org=org, app=app, machine=mine[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets: the CA material is kept as app secrets so a kubeconfig can be rebuilt anywhere
+
+
+def _secret_values(client: FlyClient, app: str) -> dict[str, str]:
+    """App secret values (the API returns them only when asked with `show_secrets`)."""
+    lister: Any = client.secrets.list
+    if "show_secrets" in inspect.signature(lister).parameters:
+        listed: list[Secret] = lister(app, show_secrets=True)
+    else:
+        # The client's `secrets.list` has no `show_secrets` yet: ask for the values with the
+        # same call it makes, through its own send loop (retries, rate limits, redaction).
+        from flyk.api._http import Call, path
+        from flyk.api._resource import as_list
+
+        core: Any = getattr(client, "_core")  # noqa: B009 - see above
+        data = core.json(
+            Call(
+                "GET",
+                path("apps", app, "secrets"),
+                params={"show_secrets": "true"},
+                idempotent=True,
+                limit=("secret_list", app),
+            )
+        )
+        listed = [Secret.from_api(item) for item in as_list(data, "secrets")]
+    return {s.name: s.value for s in listed if s.value is not None}
+
+
+def rebuild_kubeconfig(client: FlyClient, name: str, org: str) -> kc.KubeconfigEntry:
+    """A fresh admin kubeconfig entry from the cluster's state on Fly.
+
+    The client CA's key is in the app's secrets; a new admin certificate is signed with it, so
+    a lost kubeconfig is never "game over" and no long-lived admin key is stored anywhere.
+    """
+    ref = find_cluster(client, name, org)
+    cas = recover_from_secrets(_secret_values(client, ref.app))
+    admin = issue_admin(cas.client_ca)
+    return kc.KubeconfigEntry(
+        cluster=name,
+        server=ref.api_endpoint or f"https://{ref.app}.fly.dev:{cp.API_PORT}",
+        ca_pem=cas.server_ca_pem,
+        client_cert_pem=admin.cert_pem,
+        client_key_pem=admin.key_pem,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Create
+
+
+@dataclass(frozen=True)
+class KubeconfigOptions:
+    """Where the kubeconfig goes: `--kubeconfig` (merge target), `--output` (own file)."""
+
+    path: str | None = None
+    output: str | None = None
+    switch_context: bool = True
+    environ: Mapping[str, str] | None = None
+
+    @property
+    def explicit(self) -> str | None:
+        return self.output or self.path
+
+    def merge(self, entry: kc.KubeconfigEntry) -> kc.MergeResult:
+        return kc.merge(
+            entry,
+            explicit=self.explicit,
+            switch_context=self.switch_context,
+            environ=self.environ,
+        )
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    timeout: float = DEFAULT_TIMEOUT
+    keep_on_failure: bool = False
+    kubelet_token: str | None = None
+    kubeconfig: KubeconfigOptions = field(default_factory=KubeconfigOptions)
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    plan: ClusterPlan
+    machine: Machine
+    volume: Volume
+    ips: tuple[IPAssignment, ...]
+    kubeconfig: kc.MergeResult
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.plan.spec.name,
+            "org": self.plan.spec.org,
+            "region": self.plan.spec.region,
+            "app": self.plan.app_name,
+            "api_endpoint": self.plan.api_endpoint,
+            "private": self.plan.spec.private,
+            "machine_id": self.machine.id,
+            "volume_id": self.volume.id,
+            "ips": [ip.ip for ip in self.ips],
+            "image": self.plan.image,
+            "context": self.kubeconfig.context,
+            "kubeconfig_files": [str(p) for p in self.kubeconfig.files],
+            "current_context": self.kubeconfig.current_context_file is not None,
+        }
+
+
+@dataclass
+class _Journal:
+    """What this run made, so a failure undoes exactly that."""
+
+    app: str
+    app_ours: bool = False
+
+    def cleanup_hint(self, cluster: str, org: str) -> str:
+        return (
+            f"kept app {self.app} and what it holds (--keep-on-failure). "
+            f"Look: flyk ext k8s status {cluster} -o {org}; once healthy, "
+            f"flyk ext k8s kubeconfig {cluster} -o {org} writes its kubeconfig; "
+            f"clean up: flyk ext k8s delete {cluster} -o {org} --yes"
+        )
+
+
+def create(
+    client: FlyClient,
+    spec: ClusterSpec,
+    options: CreateOptions | None = None,
+    progress: Progress | None = None,
+) -> CreateResult:
+    """Provision the cluster, wait until its control plane is healthy, write the kubeconfig."""
+    options = options or CreateOptions()
+    progress = progress or NullProgress()
+    plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
+    kc.check_writable(options.kubeconfig.explicit, options.kubeconfig.environ)
+    deadline = time.monotonic() + options.timeout
+    journal = _Journal(app=plan.app_name)
+    try:
+        with progress.step(f"Planning cluster {spec.name} in {spec.region}") as step:
+            pki = _preflight(client, plan)
+            step.update(f"Planned cluster {spec.name} in {spec.region} (app {plan.app_name})")
+        return _provision(client, plan, pki, journal, options, deadline, progress)
+    except BaseException as exc:
+        raise _failed(client, plan, journal, exc, options, progress) from exc
+
+
+def _preflight(client: FlyClient, plan: ClusterPlan) -> ClusterPKI:
+    """Everything that can be known before the first write, asked side by side."""
+    spec = plan.spec
+    results = _parallel(
+        {
+            "regions": client.platform.regions,
+            "exists": lambda: _app_exists(client, plan.app_name),
+            "org": lambda: _check_org(client, spec.org),
+            "pki": lambda: ClusterPKI.generate(spec.name),
+        }
+    )
+    codes = results["regions"].codes()
+    if codes and spec.region not in codes:
+        raise UsageError(
+            f"unknown region {spec.region!r}",
+            hint=f"regions: {', '.join(sorted(codes))} (flyk regions list)",
+        )
+    if results["exists"]:
+        raise AlreadyExistsError(
+            f"cluster {spec.name} already exists in organization {spec.org} "
+            f"(app {plan.app_name}); nothing was changed",
+            hint=f"flyk ext k8s kubeconfig {spec.name} writes its kubeconfig again; "
+            f"flyk ext k8s delete {spec.name} removes it",
+        )
+    pki: ClusterPKI = results["pki"]
+    return pki
+
+
+def _app_exists(client: FlyClient, app: str) -> bool:
+    try:
+        client.apps.get(app)
+    except NotFoundError:
+        return False
+    return True
+
+
+def _check_org(client: FlyClient, org: str) -> None:
+    try:
+        client.apps.list(org)
+    except (NotFoundError, ForbiddenError) as exc:
+        raise UsageError(
+            f"unknown organization {org!r} (or this token cannot use it)",
+            hint="pass -o/--org with one of your organizations (flyk orgs list)",
+        ) from exc
+
+
+def _provision(
+    client: FlyClient,
+    plan: ClusterPlan,
+    pki: ClusterPKI,
+    journal: _Journal,
+    options: CreateOptions,
+    deadline: float,
+    progress: Progress,
+) -> CreateResult:
+    spec = plan.spec
+    with progress.step("Creating app, volume, API address and secrets") as step:
+        _create_app(client, plan, journal)
+        secrets = pki.to_secrets()
+        if options.kubelet_token is not None:
+            secrets[cp.KUBELET_TOKEN_SECRET] = options.kubelet_token
+        made = _parallel(
+            {
+                "volume": lambda: client.volumes.create(
+                    plan.app_name, VOLUME_NAME, spec.region, spec.volume_size_gb
+                ),
+                "secrets": lambda: client.secrets.set(plan.app_name, secrets),
+                "ips": lambda: _map(lambda t: client.ips.create(plan.app_name, t), plan.ip_types),
+            }
+        )
+        volume: Volume = made["volume"]
+        ips: list[IPAssignment] = made["ips"]
+        step.update(
+            f"Created app {plan.app_name}, volume {VOLUME_NAME} "
+            f"({volume.size_gb or spec.volume_size_gb} GB), "
+            f"API address {', '.join(ip.ip for ip in ips)}, secrets"
+        )
+    with progress.step("Starting the control plane") as step:
+        config = plan.machine_config(volume.id, extra_sans=tuple(ip.ip for ip in ips if ip.ip))
+        machine = client.machines.create(
+            plan.app_name, config, region=spec.region, min_secrets_version=made["secrets"]
+        )
+        step.update(f"Starting the control plane (machine {machine.id})")
+        client.machines.wait(
+            plan.app_name, machine.id, "started", timeout=_remaining(deadline, "to start")
+        )
+        step.update(f"Control plane started (machine {machine.id}, {_size(spec.guest)})")
+    with progress.step("Waiting for the control plane to be healthy") as step:
+        machine = _wait_check_passing(client, plan.app_name, machine.id, deadline)
+        step.update("Control plane healthy")
+    entry = _kubeconfig_entry(plan, pki)
+    result = options.kubeconfig.merge(entry)
+    return CreateResult(
+        plan=plan, machine=machine, volume=volume, ips=tuple(ips), kubeconfig=result
+    )
+
+
+def _create_app(client: FlyClient, plan: ClusterPlan, journal: _Journal) -> App:
+    journal.app_ours = True  # from here on a leftover app of this name is this run's
+    try:
+        return client.apps.create(plan.app_name, plan.spec.org)
+    except AlreadyExistsError as exc:
+        journal.app_ours = False  # someone else made it between preflight and now
+        raise AlreadyExistsError(
+            f"cluster {plan.spec.name} already exists in organization {plan.spec.org}",
+            details=exc.details,
+        ) from exc
+
+
+def _size(guest: GuestConfig) -> str:
+    kind = "shared-cpu" if guest.cpu_kind == "shared" else "performance"
+    return f"{kind}-{guest.cpus}x, {guest.memory_mb} MB"
+
+
+def _remaining(deadline: float, what: str) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise WaitTimeoutError(
+            f"the control plane did not come up {what} within --timeout",
+            hint="retry with a longer --timeout, or --keep-on-failure to look at it",
+        )
+    return remaining
+
+
+def _wait_check_passing(client: FlyClient, app: str, machine_id: str, deadline: float) -> Machine:
+    """Poll the machine until its API-server check passes (Fly reports checks on the machine)."""
+    pause = _CHECK_POLL_FIRST
+    while True:
+        machine = client.machines.get(app, machine_id)
+        check = next((c for c in machine.checks if c.name == cp.CHECK_NAME), None)
+        if machine.state not in (None, "started", "starting", "created"):
+            raise FlykError(
+                f"the control plane stopped while starting (machine {machine_id} is "
+                f"{machine.state})",
+                hint=f"flyk machine status {machine_id} -a {app} shows its events",
+            )
+        if check is not None and check.status == "passing":
+            return machine
+        if time.monotonic() + pause > deadline:
+            last = f" (last: {check.status}: {check.output})" if check else ""
+            raise WaitTimeoutError(
+                f"the control plane's API check did not pass within --timeout{last}",
+                hint="retry with a longer --timeout, or --keep-on-failure to look at it",
+            )
+        time.sleep(pause)
+        pause = min(_CHECK_POLL_MAX, pause * 2)
+
+
+def _kubeconfig_entry(plan: ClusterPlan, pki: ClusterPKI) -> kc.KubeconfigEntry:
+    admin = pki.admin_credentials()
+    return kc.KubeconfigEntry(
+        cluster=plan.spec.name,
+        server=plan.api_endpoint,
+        ca_pem=pki.server_ca.cert_pem,
+        client_cert_pem=admin.cert_pem,
+        client_key_pem=admin.key_pem,
+    )
+
+
+def _failed(
+    client: FlyClient,
+    plan: ClusterPlan,
+    journal: _Journal,
+    exc: BaseException,
+    options: CreateOptions,
+    progress: Progress,
+) -> BaseException:
+    """Undo (or keep) what this run made; return the error to raise."""
+    error = _as_flyk_error(exc)
+    if isinstance(error, CapacityError):
+        error = _with_alternatives(client, plan, error)
+    if not journal.app_ours:
+        return error
+    if options.keep_on_failure:
+        error.hint = journal.cleanup_hint(plan.spec.name, plan.spec.org)
+        return error
+    with progress.step(f"Removing what this run created (app {plan.app_name})") as step:
+        leftovers = _remove_app_and_contents(client, plan.app_name, keep_volumes=False)
+        if leftovers:
+            step.update(f"Could not remove: {', '.join(leftovers)}")
+    if leftovers:
+        extra = f"left behind: {', '.join(leftovers)}; flyk ext k8s delete {plan.spec.name} --yes"
+        error.hint = f"{error.hint}\n{extra}" if error.hint else extra
+    return error
+
+
+def _as_flyk_error(exc: BaseException) -> FlykError:
+    if isinstance(exc, FlykError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted("interrupted; what this run created has been removed")
+    return FlykError(f"create failed: {type(exc).__name__}: {exc}")
+
+
+def _with_alternatives(client: FlyClient, plan: ClusterPlan, error: CapacityError) -> CapacityError:
+    region = error.region or plan.spec.region
+    alternatives = error.alternatives or tuple(_regions_with_room(client, plan, region))
+    message = error.message
+    if f"{region} " not in message and not message.startswith(region):
+        message = f"{region} has no capacity for {_size(plan.spec.guest)} right now ({message})"
+    hint = (
+        f"Regions that can take it now: {', '.join(alternatives)}. "
+        f"Retry with -r {alternatives[0]}. Nothing was moved to another region."
+        if alternatives
+        else "No other region reported room; try again later."
+    )
+    return CapacityError(
+        message, region=region, alternatives=alternatives, hint=hint, details=error.details
+    )
+
+
+def _regions_with_room(client: FlyClient, plan: ClusterPlan, failed_region: str) -> list[str]:
+    """Regions the platform says could take the machine (placements, else region capacity)."""
+    try:
+        placements = client.platform.placements(
+            plan.spec.org, region="any", compute=plan.spec.guest
+        )
+        found = [p.region for p in placements if p.region and p.region != failed_region]
+        if found:
+            return found[:5]
+    except FlykError:
+        pass
+    try:
+        regions = client.platform.regions().regions
+    except FlykError:
+        return []
+    roomy = [r for r in regions if r.code != failed_region and (r.capacity or 0) > 0]
+    roomy.sort(key=lambda r: -(r.capacity or 0))
+    return [r.code for r in roomy[:5]]
+
+
+def _remove_app_and_contents(client: FlyClient, app: str, *, keep_volumes: bool) -> list[str]:
+    """Machines, then IPs and volumes, then the app. Best effort: returns what is left."""
+    leftovers: list[str] = []
+
+    def attempt(what: str, call: Callable[[], Any]) -> bool:
+        try:
+            call()
+        except NotFoundError:
+            return True
+        except FlykError:
+            leftovers.append(what)
+            return False
+        return True
+
+    try:
+        machines = client.machines.list(app)
+    except NotFoundError:
+        return []
+    except FlykError:
+        machines = []
+    _map(
+        lambda m: attempt(f"machine {m.id}", lambda: _destroy_machine(client, app, m.id)), machines
+    )
+    ips: list[IPAssignment] = []
+    attempt(f"IPs of {app}", lambda: ips.extend(client.ips.list(app)))
+    _map(lambda ip: attempt(f"IP {ip.ip}", lambda: client.ips.delete(app, ip.ip)), ips)
+    if keep_volumes:
+        volumes = _volumes(client, app)
+        if volumes:
+            leftovers.extend(f"volume {v.id} (kept, in app {app})" for v in volumes)
+            return leftovers
+    else:
+        volumes = _volumes(client, app)
+        _map(lambda v: attempt(f"volume {v.id}", lambda: client.volumes.delete(app, v.id)), volumes)
+    attempt(f"app {app}", lambda: client.apps.delete(app))
+    return leftovers
+
+
+def _volumes(client: FlyClient, app: str) -> list[Volume]:
+    try:
+        return [v for v in client.volumes.list(app) if v.state not in ("destroyed", "destroying")]
+    except FlykError:
+        return []
+
+
+def _destroy_machine(client: FlyClient, app: str, machine_id: str) -> None:
+    client.machines.destroy(app, machine_id, force=True)
+    try:
+        client.machines.wait(app, machine_id, "destroyed", timeout=_ROLLBACK_WAIT)
+    except NotFoundError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# List and status
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    name: str
+    org: str
+    region: str
+    state: str
+    api_endpoint: str
+    app: str
+    machine_id: str
+    created_at: str | None
+    flyk_version: str
+
+    @property
+    def age(self) -> str:
+        return _age(self.created_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "org": self.org,
+            "region": self.region,
+            "state": self.state,
+            "api_endpoint": self.api_endpoint,
+            "app": self.app,
+            "machine_id": self.machine_id,
+            "created_at": self.created_at,
+            "flyk_version": self.flyk_version,
+        }
+
+
+def _summary(app: str, machine: Machine, org: str) -> ClusterSummary:
+    meta = machine.metadata
+    return ClusterSummary(
+        name=meta.get(cp.META_CLUSTER, ""),
+        org=meta.get(cp.META_ORG, org),
+        region=machine.region or "",
+        state=machine.state or "unknown",
+        api_endpoint=meta.get(cp.META_ENDPOINT, ""),
+        app=app,
+        machine_id=machine.id,
+        created_at=machine.created_at,
+        flyk_version=meta.get(cp.META_VERSION, ""),
+    )
+
+
+def list_clusters(client: FlyClient, orgs: Sequence[str]) -> list[ClusterSummary]:
+    """Every cluster of the orgs, found on the platform (apps, then control-plane metadata)."""
+    apps_by_org = _map(lambda org: (org, client.apps.list(org)), orgs)
+    candidates = [
+        (org, app.name) for org, apps in apps_by_org for app in apps if app.name.startswith("flyk-")
+    ]
+
+    def control_planes(item: tuple[str, str]) -> list[ClusterSummary]:
+        org, app = item
+        try:
+            machines = client.machines.list(app, metadata={cp.META_ROLE: cp.ROLE_CONTROL_PLANE})
+        except NotFoundError:  # deleted meanwhile
+            return []
+        return [_summary(app, m, org) for m in machines if m.metadata.get(cp.META_CLUSTER)]
+
+    found = [s for group in _map(control_planes, candidates) for s in group]
+    return sorted(found, key=lambda s: (s.org, s.name))
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    summary: ClusterSummary
+    checks: tuple[tuple[str, str], ...]
+    api: ApiProbe
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.summary.to_json(),
+            "checks": [{"name": n, "status": s} for n, s in self.checks],
+            "api_server": {
+                "reachable": self.api.reachable,
+                "detail": self.api.detail,
+                "version": self.api.version,
+                "nodes": self.api.nodes,
+                "nodes_ready": self.api.nodes_ready,
+                "pods": self.api.pods,
+                "namespaces": self.api.namespaces,
+            },
+        }
+
+
+SIMULATED = "simulated: the local backend does not run images, so there is no API server to ask"
+
+
+def status(
+    client: FlyClient,
+    name: str,
+    org: str,
+    *,
+    probe_api: bool = True,
+    probe_timeout: float = 10.0,
+) -> ClusterStatus:
+    ref = find_cluster(client, name, org)
+    machine = client.machines.get(ref.app, ref.machine.id)
+    checks = tuple((c.name or "", c.status or "unknown") for c in machine.checks)
+    if not probe_api:
+        api = ApiProbe(reachable=False, detail=SIMULATED)
+    else:
+        entry = rebuild_kubeconfig(client, name, org)
+        api = probe_api_server(entry, timeout=probe_timeout)
+    return ClusterStatus(summary=_summary(ref.app, machine, org), checks=checks, api=api)
+
+
+# ---------------------------------------------------------------------------------------------
+# Delete
+
+
+@dataclass(frozen=True)
+class NamespaceApp:
+    app: str
+    machines: int
+    volumes: int
+
+
+@dataclass(frozen=True)
+class DeletionPlan:
+    cluster: ClusterRef
+    namespace_apps: tuple[NamespaceApp, ...]
+    volumes: tuple[Volume, ...]
+    ips: tuple[IPAssignment, ...]
+
+    def describe(self) -> str:
+        pods = sum(n.machines for n in self.namespace_apps)
+        parts = [
+            f"{_plural(len(self.namespace_apps), 'namespace app')} ({_plural(pods, 'machine')})",
+            _plural(len(self.volumes), "volume"),
+            _plural(len(self.ips), "IP"),
+            f"app {self.cluster.app}",
+        ]
+        return ", ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.cluster.name,
+            "org": self.cluster.org,
+            "app": self.cluster.app,
+            "namespace_apps": [n.__dict__ for n in self.namespace_apps],
+            "volumes": [v.id for v in self.volumes],
+            "ips": [ip.ip for ip in self.ips],
+        }
+
+
+def plan_deletion(client: FlyClient, name: str, org: str) -> DeletionPlan:
+    """What delete would remove; NotFoundError if there is no such cluster."""
+    ref = find_cluster(client, name, org)
+    found = _parallel(
+        {
+            "apps": lambda: client.apps.list(org),
+            "volumes": lambda: _volumes(client, ref.app),
+            "ips": lambda: client.ips.list(ref.app),
+        }
+    )
+    others = [a.name for a in found["apps"] if a.name != ref.app]
+    namespace_apps = [n for n in _map(lambda a: _namespace_app(client, a, name), others) if n]
+    return DeletionPlan(
+        cluster=ref,
+        namespace_apps=tuple(namespace_apps),
+        volumes=tuple(found["volumes"]),
+        ips=tuple(found["ips"]),
+    )
+
+
+def _namespace_app(client: FlyClient, app: str, cluster: str) -> NamespaceApp | None:
+    """An app belongs to the cluster when its machines carry `flyk_cluster=<name>`."""
+    try:
+        machines = client.machines.list(app)
+    except NotFoundError:
+        return None
+    ours = [m for m in machines if m.metadata.get(cp.META_CLUSTER) == cluster]
+    if not ours or any(m.metadata.get(cp.META_CLUSTER) not in (None, cluster) for m in machines):
+        return None
+    return NamespaceApp(app=app, machines=len(ours), volumes=len(_volumes(client, app)))
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    plan: DeletionPlan
+    leftovers: tuple[str, ...]
+    kubeconfig: kc.RemoveResult | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.plan.to_json(),
+            "left_behind": list(self.leftovers),
+            "kubeconfig_files": [str(p) for p in self.kubeconfig.files] if self.kubeconfig else [],
+            "current_context_cleared": bool(
+                self.kubeconfig and self.kubeconfig.current_context_cleared
+            ),
+        }
+
+
+def delete(
+    client: FlyClient,
+    plan: DeletionPlan,
+    *,
+    keep_volumes: bool = False,
+    kubeconfig: KubeconfigOptions | None = None,
+    progress: Progress | None = None,
+) -> DeleteResult:
+    """Remove the namespace apps, then the cluster's app and everything in it, then the
+    kubeconfig entries. Continues past failures and reports what is left."""
+    progress = progress or NullProgress()
+    kubeconfig = kubeconfig or KubeconfigOptions()
+    leftovers: list[str] = []
+    if plan.namespace_apps:
+        pods = sum(n.machines for n in plan.namespace_apps)
+        with progress.step(
+            f"Removed {pods} pod machines and {len(plan.namespace_apps)} namespace apps"
+        ):
+            for group in _map(
+                lambda n: _remove_app_and_contents(client, n.app, keep_volumes=keep_volumes),
+                plan.namespace_apps,
+            ):
+                leftovers.extend(group)
+    with progress.step("Removed control plane, volume, IPs and app") as step:
+        app = plan.cluster.app
+        if keep_volumes:
+            _delete_secrets(client, app)
+        leftovers.extend(_remove_app_and_contents(client, app, keep_volumes=keep_volumes))
+        if keep_volumes:
+            step.update(f"Removed control plane and IPs; kept app {app} with its volume")
+    removed = kc.remove(plan.cluster.name, explicit=kubeconfig.explicit, environ=kubeconfig.environ)
+    return DeleteResult(plan=plan, leftovers=tuple(leftovers), kubeconfig=removed)
+
+
+def _delete_secrets(client: FlyClient, app: str) -> None:
+    """With --keep-volumes the app stays; its CA keys must not."""
+    try:
+        names = [s.name for s in client.secrets.list(app)]
+        if names:
+            client.secrets.set(app, dict.fromkeys(names))
+    except NotFoundError:
+        pass
