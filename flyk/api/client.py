@@ -1,0 +1,110 @@
+"""`FlyClient`: one object for the whole Machines API, built on one `httpx.Client`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from types import TracebackType
+
+import httpx
+
+from flyk.api._http import ExchangeHook, HttpCore
+from flyk.api._ratelimit import RateLimiter
+from flyk.api._retry import RetryPolicy
+from flyk.api.apps import AppsResource
+from flyk.api.ips import IPsResource
+from flyk.api.machines import MachinesResource
+from flyk.api.platform import PlatformResource, TokensResource
+from flyk.api.secrets import SecretsResource
+from flyk.api.volumes import VolumesResource
+
+
+class FlyClient:
+    """Synchronous and thread-safe. The transport is the test seam.
+
+    - `base_url`: None reads FLY_FLAPS_BASE_URL, then FLY_API_HOSTNAME, then uses
+      https://api.machines.dev; `/v1` is added once.
+    - `token`: `FlyV1` for macaroons (fm1r_, fm1a_, fm2_), `Bearer` otherwise; a pasted
+      scheme is stripped. None sends no Authorization header (the local backend).
+    - `transport`: any httpx transport (`LocalBackend().transport()`, `MockTransport`, …).
+    - `retry`: deadline and backoff for idempotent calls; clock and sleep injectable.
+    - `rate_limiter`: None shares the process-wide limiter (Fly's documented limits).
+    - `on_exchange(request, response)`: called after every HTTP exchange with copies whose
+      token (and secret values) are redacted, for `--verbose`.
+    - `env`: where to read the base URL variables (default `os.environ`).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limiter: RateLimiter | None = None,
+        on_exchange: ExchangeHook | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._core = HttpCore(
+            base_url=base_url,
+            token=token,
+            transport=transport,
+            retry=retry if retry is not None else RetryPolicy(),
+            rate_limiter=rate_limiter,
+            on_exchange=on_exchange,
+            env=env,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._core.retry
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        return self._core.rate_limiter
+
+    @cached_property
+    def apps(self) -> AppsResource:
+        return AppsResource(self._core)
+
+    @cached_property
+    def machines(self) -> MachinesResource:
+        return MachinesResource(self._core)
+
+    @cached_property
+    def volumes(self) -> VolumesResource:
+        return VolumesResource(self._core)
+
+    @cached_property
+    def secrets(self) -> SecretsResource:
+        return SecretsResource(self._core)
+
+    @cached_property
+    def ips(self) -> IPsResource:
+        return IPsResource(self._core)
+
+    @cached_property
+    def platform(self) -> PlatformResource:
+        return PlatformResource(self._core)
+
+    @cached_property
+    def tokens(self) -> TokensResource:
+        return TokensResource(self._core)
+
+    def close(self) -> None:
+        self._core.close()
+
+    def __enter__(self) -> FlyClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,593 @@
+"""`client.machines`: the machine lifecycle, waits, metadata, events and leases."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from flyk.api._constants import LAUNCH_ID_KEY, MAX_WAIT_SECONDS
+from flyk.api._http import Call, path
+from flyk.api._leases import LeaseKeeper
+from flyk.api._resource import Resource, as_list, as_mapping, pause
+from flyk.api.models import (
+    ExecResult,
+    Lease,
+    Machine,
+    MachineConfig,
+    MachineEvent,
+    MachineVersion,
+    go_duration,
+)
+from flyk.errors import (
+    FlykError,
+    InvalidRequestError,
+    NetworkError,
+    NotFoundError,
+    ServerError,
+    WaitTimeoutError,
+)
+
+# Failures after which a create may or may not have happened (reference §10).
+_AMBIGUOUS = (ServerError, NetworkError, WaitTimeoutError)
+# How long a just-created machine may answer 404 before we believe it (reference §4).
+_NEW_MACHINE_GRACE = 10.0
+# Slack on top of the server-side wait timeout before the HTTP read gives up.
+_WAIT_READ_SLACK = 15.0
+
+
+def new_launch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _states(state: str | Sequence[str]) -> builtins.list[str]:
+    if isinstance(state, str):
+        return [part.strip() for part in state.split(",") if part.strip()]
+    return list(state)
+
+
+class MachinesResource(Resource):
+    # -- reading ----------------------------------------------------------------------------
+
+    def list(
+        self,
+        app: str,
+        *,
+        region: str | None = None,
+        state: str | Sequence[str] | None = None,
+        include_deleted: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        summary: bool | None = None,
+    ) -> builtins.list[Machine]:
+        """Machines of an app; `metadata` keeps those whose config metadata has every pair."""
+        params: dict[str, Any] = {
+            "region": region,
+            "state": ",".join(_states(state)) if state else None,
+            "include_deleted": True if include_deleted else None,
+            "summary": summary,
+        }
+        data = self._core.json(
+            Call(
+                "GET",
+                path("apps", app, "machines"),
+                params=params,
+                idempotent=True,
+                limit=("machine_list", app),
+            )
+        )
+        machines = [Machine.from_api(item) for item in as_list(data, "machines")]
+        if metadata:
+            wanted = dict(metadata)
+            machines = [m for m in machines if _has_metadata(m, wanted)]
+        return machines
+
+    def get(self, app: str, machine_id: str) -> Machine:
+        data = self._core.json(
+            Call(
+                "GET",
+                path("apps", app, "machines", machine_id),
+                idempotent=True,
+                limit=("machine_get", _key(app, machine_id)),
+            )
+        )
+        return Machine.from_api(as_mapping(data))
+
+    def events(
+        self, app: str, machine_id: str, *, limit: int | None = None
+    ) -> builtins.list[MachineEvent]:
+        data = self._core.json(
+            self._action("GET", app, machine_id, "events", params={"limit": limit})
+        )
+        return [MachineEvent.from_api(item) for item in as_list(data, "events")]
+
+    def versions(self, app: str, machine_id: str) -> builtins.list[MachineVersion]:
+        data = self._core.json(self._action("GET", app, machine_id, "versions"))
+        return [MachineVersion.from_api(item) for item in as_list(data, "versions")]
+
+    # -- create and update ------------------------------------------------------------------
+
+    def create(
+        self,
+        app: str,
+        config: MachineConfig,
+        *,
+        name: str | None = None,
+        region: str | None = None,
+        skip_launch: bool = False,
+        lease_ttl: int | None = None,
+        min_secrets_version: int | None = None,
+        skip_service_registration: bool = False,
+        skip_secrets: bool = False,
+    ) -> Machine:
+        """Create a machine, never twice.
+
+        The config carries a launch id in `metadata[flyk_launch_id]` (kept if the caller set
+        one, so a caller's own retry is deduplicated too). After an ambiguous failure (5xx,
+        408, a connection dropped after the request left) the app's machines are listed and
+        the one with that id is returned before anything is sent again.
+        """
+        if not config.launch_id:
+            config = config.with_metadata(**{LAUNCH_ID_KEY: new_launch_id()})
+        launch_id = config.launch_id
+        assert launch_id is not None
+        body = _machine_body(
+            config,
+            name=name,
+            region=region,
+            skip_launch=skip_launch,
+            lease_ttl=lease_ttl,
+            min_secrets_version=min_secrets_version,
+            skip_service_registration=skip_service_registration,
+            skip_secrets=skip_secrets,
+        )
+        call = Call(
+            "POST",
+            path("apps", app, "machines"),
+            json=body,
+            limit=("machine_create", app),
+            region=region,
+        )
+        deadline = self._core.retry.clock() + self._core.retry.deadline
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return Machine.from_api(as_mapping(self._core.json(call)))
+            except _AMBIGUOUS:
+                existing = self.find_launched(app, launch_id)
+                if existing is not None:
+                    return existing
+                if attempt >= self._core.retry.max_attempts or not pause(
+                    self._core, attempt, deadline
+                ):
+                    raise
+
+    def find_launched(self, app: str, launch_id: str) -> Machine | None:
+        """The machine a create with this launch id made, if it made one."""
+        found = self.list(app, metadata={LAUNCH_ID_KEY: launch_id})
+        return found[0] if found else None
+
+    def update(
+        self,
+        app: str,
+        machine_id: str,
+        config: MachineConfig,
+        *,
+        nonce: str | None = None,
+        current_version: str | None = None,
+        min_secrets_version: int | None = None,
+        skip_launch: bool = False,
+        lease_ttl: int | None = None,
+        skip_secrets: bool = False,
+    ) -> Machine:
+        """Replace the machine's config (a new version; a running machine reboots).
+
+        `current_version` makes it conditional: ConflictError if the machine moved on.
+        """
+        body = _machine_body(
+            config,
+            skip_launch=skip_launch,
+            lease_ttl=lease_ttl,
+            min_secrets_version=min_secrets_version,
+            skip_secrets=skip_secrets,
+        )
+        if current_version is not None:
+            body["current_version"] = current_version
+        data = self._core.json(
+            Call(
+                "POST",
+                path("apps", app, "machines", machine_id),
+                json=body,
+                nonce=nonce,
+                limit=("machine_update", _key(app, machine_id)),
+            )
+        )
+        return Machine.from_api(as_mapping(data))
+
+    # -- lifecycle actions ------------------------------------------------------------------
+
+    def start(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
+        self._core.send(self._action("POST", app, machine_id, "start", nonce=nonce))
+
+    def stop(
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        signal: str | None = None,
+        timeout: float | None = None,
+        nonce: str | None = None,
+    ) -> None:
+        """Stop; `timeout` (seconds) is how long the machine gets before it is killed."""
+        body: dict[str, Any] = {}
+        if signal is not None:
+            body["signal"] = signal
+        if timeout is not None:
+            body["timeout"] = go_duration(timeout)
+        self._core.send(self._action("POST", app, machine_id, "stop", json=body, nonce=nonce))
+
+    def restart(
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        signal: str | None = None,
+        timeout: float | None = None,
+        nonce: str | None = None,
+    ) -> None:
+        params = {
+            "signal": signal,
+            "timeout": go_duration(timeout) if timeout is not None else None,
+        }
+        self._core.send(
+            self._action(
+                "POST", app, machine_id, "restart", params=params, nonce=nonce, idempotent=False
+            )
+        )
+
+    def suspend(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
+        self._core.send(
+            self._action("POST", app, machine_id, "suspend", nonce=nonce, idempotent=False)
+        )
+
+    def signal(self, app: str, machine_id: str, signal: str, *, nonce: str | None = None) -> None:
+        self._core.send(
+            self._action(
+                "POST",
+                app,
+                machine_id,
+                "signal",
+                json={"signal": signal},
+                nonce=nonce,
+                idempotent=False,
+            )
+        )
+
+    def cordon(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
+        self._core.send(self._action("POST", app, machine_id, "cordon", nonce=nonce))
+
+    def uncordon(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
+        self._core.send(self._action("POST", app, machine_id, "uncordon", nonce=nonce))
+
+    def destroy(
+        self, app: str, machine_id: str, *, force: bool = False, nonce: str | None = None
+    ) -> None:
+        """Destroy (with `force`, kill it if running). The spec's `force`, not fly-go's `kill`."""
+        self._core.send(
+            Call(
+                "DELETE",
+                path("apps", app, "machines", machine_id),
+                params={"force": True if force else None},
+                nonce=nonce,
+                idempotent=True,
+                limit=("machine_destroy", _key(app, machine_id)),
+            )
+        )
+
+    def exec(
+        self,
+        app: str,
+        machine_id: str,
+        command: Sequence[str],
+        *,
+        timeout: int | None = None,
+        stdin: str | None = None,
+        container: str | None = None,
+    ) -> ExecResult:
+        """Run a command in the machine and return its output (`timeout` in seconds)."""
+        body: dict[str, Any] = {"command": list(command)}
+        if timeout is not None:
+            body["timeout"] = timeout
+        if stdin is not None:
+            body["stdin"] = stdin
+        if container is not None:
+            body["container"] = container
+        read_timeout = (timeout or 60) + _WAIT_READ_SLACK
+        data = self._core.json(
+            self._action(
+                "POST",
+                app,
+                machine_id,
+                "exec",
+                json=body,
+                idempotent=False,
+                read_timeout=read_timeout,
+            )
+        )
+        return ExecResult.from_api(as_mapping(data))
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def wait(
+        self,
+        app: str,
+        machine_id: str,
+        state: str | Sequence[str] = "started",
+        *,
+        version: str | None = None,
+        timeout: float = 300.0,
+        from_event_id: str | None = None,
+    ) -> str:
+        """Block until the machine reaches one of `state`; return the state reached.
+
+        Repeats the server's long-poll (at most 60 s per call) until `timeout`, then raises
+        WaitTimeoutError. 408 means "not yet"; 404 means reached when waiting for
+        "destroyed", and is retried for a short while otherwise (a new machine may not be
+        visible yet). Pass `version` when waiting for "stopped" so that the stop of an older
+        version does not count.
+        """
+        states = _states(state)
+        core = self._core
+        clock = core.retry.clock
+        start = clock()
+        deadline = start + timeout
+        attempt = 0
+        while True:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise WaitTimeoutError(
+                    f"machine {machine_id} did not reach {' or '.join(states)} within "
+                    f"{timeout:g} s",
+                    hint="Check `flyk machine status`, or wait longer with --timeout.",
+                )
+            poll = max(1, min(MAX_WAIT_SECONDS, int(remaining)))
+            params: dict[str, Any] = {
+                "state": states,
+                "timeout": poll,
+                "version": version,
+                "from_event_id": from_event_id,
+            }
+            try:
+                response = core.send(
+                    Call(
+                        "GET",
+                        path("apps", app, "machines", machine_id, "wait"),
+                        params=params,
+                        idempotent=True,
+                        accept=frozenset({404, 408}),
+                        read_timeout=poll + _WAIT_READ_SLACK,
+                        deadline=deadline,
+                    )
+                )
+            except InvalidRequestError as exc:
+                # flyctl retries this one: the version we wait on is being replaced right now
+                if "currently replaced" not in exc.message:
+                    raise
+                attempt += 1
+                pause(core, attempt, deadline)  # past the deadline, the check above raises
+                continue
+            if response.status_code == 408:
+                continue
+            if response.status_code == 404:
+                if "destroyed" in states:
+                    return "destroyed"
+                attempt += 1
+                if clock() - start > _NEW_MACHINE_GRACE or not pause(core, attempt, deadline):
+                    raise NotFoundError(
+                        f"machine {machine_id} not found in app {app}",
+                        hint="List machines with `flyk machine list`.",
+                    )
+                continue
+            reached = as_mapping(response.json() if response.content.strip() else {})
+            return str(reached.get("state") or states[0])
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def metadata(self, app: str, machine_id: str) -> dict[str, str]:
+        data = self._core.json(self._action("GET", app, machine_id, "metadata"))
+        return {str(key): str(value) for key, value in as_mapping(data).items()}
+
+    def set_metadata(self, app: str, machine_id: str, key: str, value: str) -> None:
+        self._core.send(
+            Call(
+                "POST",
+                path("apps", app, "machines", machine_id, "metadata", key),
+                json={"value": value},
+                idempotent=True,
+                limit=("machine_metadata", _key(app, machine_id)),
+            )
+        )
+
+    def delete_metadata(self, app: str, machine_id: str, key: str) -> None:
+        self._core.send(
+            Call(
+                "DELETE",
+                path("apps", app, "machines", machine_id, "metadata", key),
+                idempotent=True,
+                limit=("machine_metadata", _key(app, machine_id)),
+            )
+        )
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, app: str, machine_id: str, *, ttl: int = 120, description: str | None = None
+    ) -> Lease:
+        """Take the lease; LeaseHeldError (409) when someone else holds it."""
+        body: dict[str, Any] = {"ttl": ttl}
+        if description is not None:
+            body["description"] = description
+        # not repeated blindly: a retry after our own success would find the lease held
+        data = self._core.json(
+            self._action("POST", app, machine_id, "lease", json=body, idempotent=False)
+        )
+        return _lease(data)
+
+    def refresh_lease(self, app: str, machine_id: str, nonce: str, *, ttl: int = 120) -> Lease:
+        """Extend a lease we hold; the nonce stays the same."""
+        data = self._core.json(
+            self._action(
+                "POST", app, machine_id, "lease", json={"ttl": ttl}, nonce=nonce, idempotent=True
+            )
+        )
+        return _lease(data)
+
+    def release_lease(
+        self, app: str, machine_id: str, nonce: str, *, deadline: float | None = None
+    ) -> None:
+        """Give the lease back; a lease that already expired counts as released."""
+        try:
+            self._core.send(
+                self._action(
+                    "DELETE",
+                    app,
+                    machine_id,
+                    "lease",
+                    nonce=nonce,
+                    idempotent=True,
+                    deadline=deadline,
+                )
+            )
+        except NotFoundError:
+            pass
+
+    def get_lease(self, app: str, machine_id: str) -> Lease | None:
+        """The current lease, or None when the machine is not leased."""
+        try:
+            data = self._core.json(self._action("GET", app, machine_id, "lease"))
+        except NotFoundError:
+            return None
+        lease = _lease(data, required=False)
+        return lease if lease.nonce or lease.owner else None
+
+    def lease(
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        ttl: int = 120,
+        description: str | None = None,
+        refresh_every: float | None = None,
+    ) -> AbstractContextManager[Lease]:
+        """Hold the machine's lease for the `with` block: acquire, refresh, always release.
+
+        Pass `nonce=lease.nonce` to mutations inside the block. The lease is refreshed in a
+        background thread every ~ttl/3 and released in `finally`, also on Ctrl-C.
+        """
+        return _held(self, app, machine_id, ttl, description, refresh_every)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _action(
+        self,
+        method: str,
+        app: str,
+        machine_id: str,
+        action: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        nonce: str | None = None,
+        idempotent: bool = True,
+        read_timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> Call:
+        """A call on `/apps/{app}/machines/{id}/{action}`, throttled per action and machine."""
+        return Call(
+            method,
+            path("apps", app, "machines", machine_id, action),
+            json=json,
+            params=params,
+            nonce=nonce,
+            idempotent=idempotent,
+            limit=(f"machine_{action}", _key(app, machine_id)),
+            read_timeout=read_timeout,
+            deadline=deadline,
+        )
+
+
+def _held(
+    machines: MachinesResource,
+    app: str,
+    machine_id: str,
+    ttl: int,
+    description: str | None,
+    refresh_every: float | None,
+) -> AbstractContextManager[Lease]:
+    from contextlib import contextmanager
+
+    @contextmanager
+    def hold() -> Iterator[Lease]:
+        lease = machines.acquire_lease(app, machine_id, ttl=ttl, description=description)
+        keeper = LeaseKeeper(
+            refresh=lambda: machines.refresh_lease(app, machine_id, lease.nonce, ttl=ttl),
+            nonce=lease.nonce,
+            every=refresh_every if refresh_every is not None else max(1.0, (ttl - 1) / 3),
+            name=f"lease-{machine_id}",
+        )
+        keeper.start()
+        try:
+            yield lease
+        finally:
+            keeper.stop()
+            keeper.release(
+                lambda deadline: machines.release_lease(
+                    app, machine_id, lease.nonce, deadline=deadline
+                ),
+                clock=machines._core.retry.clock,
+            )
+
+    return hold()
+
+
+def _lease(data: Any, *, required: bool = True) -> Lease:
+    lease = Lease.from_api(as_mapping(data))
+    if required and not lease.nonce:
+        raise FlykError("the API granted a lease without a nonce")
+    return lease
+
+
+def _key(app: str, machine_id: str) -> str:
+    return f"{app}/{machine_id}"
+
+
+def _has_metadata(machine: Machine, wanted: Mapping[str, str]) -> bool:
+    metadata = machine.metadata
+    return all(metadata.get(key) == value for key, value in wanted.items())
+
+
+def _machine_body(
+    config: MachineConfig,
+    *,
+    name: str | None = None,
+    region: str | None = None,
+    skip_launch: bool = False,
+    lease_ttl: int | None = None,
+    min_secrets_version: int | None = None,
+    skip_service_registration: bool = False,
+    skip_secrets: bool = False,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"config": config.to_api()}
+    optional: dict[str, Any] = {
+        "name": name,
+        "region": region,
+        "lease_ttl": lease_ttl,
+        "min_secrets_version": min_secrets_version,
+        "skip_launch": skip_launch or None,
+        "skip_service_registration": skip_service_registration or None,
+        "skip_secrets": skip_secrets or None,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    return body

@@ -1,0 +1,95 @@
+"""`machines.wait`: repeated long-polls to a deadline, 408 = not yet, 404 rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from flyk.api import FlyClient
+from flyk.errors import InvalidRequestError, NotFoundError, WaitTimeoutError
+
+from .helpers import FakeClock, Script, reply
+
+WAIT = "GET /apps/a/machines/m1/wait"
+
+
+def _advance(clock: FakeClock, seconds: float, status: int, body: object = None):  # type: ignore[no-untyped-def]
+    """A responder that takes `seconds` of (fake) server time, like a long-poll."""
+    respond = reply(status, body)
+
+    def handler(request):  # type: ignore[no-untyped-def]
+        clock.now += seconds
+        return respond(request)
+
+    return handler
+
+
+def test_returns_the_state_reached(client: FlyClient, script: Script) -> None:
+    script.on(WAIT, reply(200, {"ok": True, "state": "started"}))
+    assert client.machines.wait("a", "m1", "started", timeout=30) == "started"
+    params = script.sent(WAIT)[0].url.params
+    assert params.get_list("state") == ["started"] and params["timeout"] == "30"
+
+
+def test_408_repeats_until_reached(client: FlyClient, script: Script, clock: FakeClock) -> None:
+    script.on(
+        WAIT, _advance(clock, 60, 408), _advance(clock, 60, 408), reply(200, {"state": "stopped"})
+    )
+    assert client.machines.wait("a", "m1", "stopped", version="01V2", timeout=300) == "stopped"
+    sent = script.sent(WAIT)
+    assert len(sent) == 3
+    assert [r.url.params["timeout"] for r in sent] == ["60", "60", "60"]
+    assert all(r.url.params["version"] == "01V2" for r in sent)
+    assert clock.sleeps == []  # no sleeping between long-polls
+
+
+def test_per_call_timeout_shrinks_to_the_deadline(
+    client: FlyClient, script: Script, clock: FakeClock
+) -> None:
+    script.on(WAIT, _advance(clock, 60, 408), _advance(clock, 30, 408))
+    with pytest.raises(WaitTimeoutError, match="did not reach started within 90 s"):
+        client.machines.wait("a", "m1", timeout=90)
+    assert [r.url.params["timeout"] for r in script.sent(WAIT)] == ["60", "30"]
+
+
+def test_404_is_reached_when_waiting_for_destroyed(client: FlyClient, script: Script) -> None:
+    script.on(WAIT, reply(404, {"error": "machine not found"}))
+    assert client.machines.wait("a", "m1", "destroyed") == "destroyed"
+
+
+def test_404_is_retried_briefly_for_a_new_machine(
+    client: FlyClient, script: Script, clock: FakeClock
+) -> None:
+    script.on(
+        WAIT,
+        reply(404, {"error": "not found"}),
+        reply(404, {"error": "not found"}),
+        reply(200, {"state": "started"}),
+    )
+    assert client.machines.wait("a", "m1") == "started"
+    assert len(clock.sleeps) == 2
+
+
+def test_404_that_persists_is_not_found(client: FlyClient, script: Script) -> None:
+    script.on(WAIT, reply(404, {"error": "not found"}))
+    with pytest.raises(NotFoundError):
+        client.machines.wait("a", "m1", timeout=300)
+
+
+def test_server_errors_back_off_and_retry(
+    client: FlyClient, script: Script, clock: FakeClock
+) -> None:
+    script.on(WAIT, reply(503), reply(200, {"state": "started"}))
+    assert client.machines.wait("a", "m1") == "started"
+    assert len(clock.sleeps) == 1
+
+
+def test_400_is_fatal(client: FlyClient, script: Script) -> None:
+    script.on(WAIT, reply(400, {"error": "invalid state"}))
+    with pytest.raises(InvalidRequestError):
+        client.machines.wait("a", "m1")
+
+
+def test_several_states_are_repeated_params(client: FlyClient, script: Script) -> None:
+    script.on(WAIT, reply(200, {"state": "failed"}))
+    assert client.machines.wait("a", "m1", ["started", "failed"]) == "failed"
+    assert script.sent(WAIT)[0].url.params.get_list("state") == ["started", "failed"]
