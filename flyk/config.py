@@ -382,17 +382,3 @@ def _parse_key_values(
             raise UsageError(f"{flag} {item!r}: {key!r} is not a valid key")
         result[key] = value
     return result
-
-
-_MEMORY = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$")
-_MEMORY_UNITS = {"": 1, "m": 1, "mb": 1, "mib": 1, "g": 1024, "gb": 1024, "gib": 1024}
-
-
-def parse_memory_mb(text: str) -> int:
-    """``--vm-memory`` as flyctl takes it: megabytes (``512``) or a size (``512mb``, ``2gb``)."""
-    match = _MEMORY.match(text.lower())
-    if match is None or match.group(2) not in _MEMORY_UNITS:
-        raise UsageError(
-            f"--vm-memory {text!r} is not a size", hint="Give megabytes (512) or a size (1gb)."
-        )
-    return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]

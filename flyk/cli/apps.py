@@ -1,7 +1,84 @@
-"""flyk apps."""
+"""``flyk apps``: create, list, show and destroy apps (alias ``app``)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(name="apps", no_args_is_help=True)
+from flyk.cli import completion, views
+from flyk.cli.context import app_context
+from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, YesOption
+from flyk.config import validate_app_name
+
+app = typer.Typer(name="apps", help="Manage apps.", no_args_is_help=True)
+
+AppNameArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="NAME",
+        help="App name.",
+        autocompletion=completion.complete_apps,
+        show_default=False,
+    ),
+]
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="New app name.", show_default=False)],
+    org: OrgOption = None,
+    network: Annotated[
+        str | None, typer.Option("--network", help="Custom private network (6PN) name.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Create an app."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    created = context.client.apps.create(
+        validate_app_name(name), org or DEFAULT_ORG, network=network
+    )
+    if json:
+        views.APP.show_one(out, created)
+    else:
+        out.success(f"New app created: {created.name}")
+
+
+@app.command("list")
+def list_apps(ctx: typer.Context, org: OrgOption = None, json: JsonOption = False) -> None:
+    """List the apps of an organization."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    org_slug = org or DEFAULT_ORG
+    apps = sorted(context.client.apps.list(org_slug), key=lambda a: a.name)
+    views.APP.show_list(out, apps, empty=f"No apps in organization {org_slug}.")
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: AppNameArgument, json: JsonOption = False) -> None:
+    """Show one app."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    views.APP.show_one(out, context.client.apps.get(validate_app_name(name)))
+
+
+@app.command("destroy")
+def destroy(
+    ctx: typer.Context, name: AppNameArgument, yes: YesOption = False, json: JsonOption = False
+) -> None:
+    """Destroy an app with its machines and volumes. Not reversible."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    validate_app_name(name)
+    if not out.confirm(f"Destroy app {name} with all its machines and volumes?", yes=yes):
+        out.notice("Nothing destroyed.")
+        raise typer.Exit(1)
+    context.client.apps.delete(name)
+    out.emit({"name": name, "destroyed": True}, lambda: out.success(f"Destroyed app {name}"))
+
+
+app.command("ls", hidden=True)(list_apps)
+for _alias in ("delete", "remove", "rm"):
+    app.command(_alias, hidden=True)(destroy)

@@ -105,6 +105,16 @@ class AppContext:
             **self._client_options,
         )
 
+    def local_client(self) -> FlyClient:
+        """A client for the local backend whatever the target (``flyk local status``)."""
+        from flyk.api import FlyClient
+
+        return FlyClient(
+            base_url=LOCAL_BASE_URL,
+            transport=self._transport or self.local_backend().transport(),
+            **self._client_options,
+        )
+
     def local_backend(self) -> Any:
         """The embedded backend for the local target (``flyk local …`` uses it directly)."""
         if self._local_backend is None:

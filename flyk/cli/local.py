@@ -1,7 +1,105 @@
-"""flyk local."""
+"""``flyk local``: the embedded Machines API that flyk uses when no Fly.io token is found.
+
+``serve`` puts the same backend on a loopback port so that other tools (or another flyk,
+with ``FLY_FLAPS_BASE_URL``) can use it over HTTP. The backend does not run images: machine
+lifecycles are simulated, with the timings ``--timing`` selects.
+"""
 
 from __future__ import annotations
 
+import threading
+from enum import StrEnum
+from typing import Annotated, Any
+
 import typer
 
-app = typer.Typer(name="local", no_args_is_help=True)
+from flyk import config
+from flyk.cli.context import app_context
+from flyk.cli.options import JsonOption, YesOption
+
+app = typer.Typer(name="local", help="The embedded local backend.", no_args_is_help=True)
+
+DEFAULT_PORT = 4280  # the port of the Machines API over WireGuard (_api.internal:4280)
+
+
+class TimingChoice(StrEnum):
+    instant = "instant"
+    realistic = "realistic"
+
+
+def _backend(timing: TimingChoice | None = None) -> Any:
+    from flyk.local import LocalBackend, Timing
+
+    chosen = Timing.realistic() if timing is TimingChoice.realistic else Timing.instant()
+    return LocalBackend(path=config.local_db_path(), timing=chosen)
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("-p", "--port", help="Port (0: any free port).")] = (
+        DEFAULT_PORT
+    ),
+    timing: Annotated[
+        TimingChoice, typer.Option("--timing", help="How long simulated transitions take.")
+    ] = TimingChoice.realistic,
+    json: JsonOption = False,
+) -> None:
+    """Serve the local backend over HTTP until Ctrl-C.
+
+    Then, in another shell: export FLY_FLAPS_BASE_URL=http://127.0.0.1:4280
+    """
+    out = app_context(ctx).use_json(json)
+    served = _backend(timing).serve(host=host, port=port)
+    try:
+        out.emit(
+            {"url": served.url, "data": str(config.local_db_path())}, lambda: out.line(served.url)
+        )
+        out.notice(f"Serving the local Machines API; data in {config.local_db_path()}")
+        out.notice(f"Use it with: export FLY_FLAPS_BASE_URL={served.url}   (Ctrl-C stops)")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        out.notice("Stopped.")
+    finally:
+        served.close()
+
+
+@app.command("status")
+def status(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Where the local backend keeps its data, and what is in it."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    path = config.local_db_path()
+    exists = path.exists()
+    apps = context.local_client().apps.list("personal") if exists else []
+    document = {
+        "data": str(path),
+        "exists": exists,
+        "size_bytes": path.stat().st_size if exists else 0,
+        "apps": len(apps),
+    }
+    out.emit(
+        document,
+        lambda: out.detail(
+            [
+                ("DATA", document["data"]),
+                ("EXISTS", exists),
+                ("SIZE BYTES", document["size_bytes"]),
+                ("APPS", document["apps"]),
+            ]
+        ),
+    )
+
+
+@app.command("reset")
+def reset(ctx: typer.Context, yes: YesOption = False, json: JsonOption = False) -> None:
+    """Delete everything in the local backend (apps, machines, volumes, secrets)."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    path = config.local_db_path()
+    if not out.confirm(f"Delete every app, machine and volume in {path}?", yes=yes):
+        out.notice("Nothing deleted.")
+        raise typer.Exit(1)
+    _backend().reset()
+    out.emit({"data": str(path), "reset": True}, lambda: out.success(f"Reset {path}"))

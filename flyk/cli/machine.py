@@ -1,7 +1,676 @@
-"""flyk machine."""
+"""``flyk machine``: run and manage Machines (aliases ``machines``, ``m``).
+
+Mutations of an existing machine (start, stop, restart, suspend, cordon, uncordon, update,
+destroy) hold the machine's lease for their duration and send its nonce, as flyctl does, so
+two people (or a person and the kubelet) never change one machine at once. The client
+releases the lease on the way out, Ctrl-C included.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 
-app = typer.Typer(name="machine", no_args_is_help=True)
+from flyk import config
+from flyk.cli import views
+from flyk.cli.context import AppContext, app_context
+from flyk.cli.options import (
+    AppOption,
+    JsonOption,
+    MachineIdArgument,
+    MachineIdsArgument,
+    RegionOption,
+    YesOption,
+)
+from flyk.errors import UsageError
+
+if TYPE_CHECKING:
+    from flyk.api import FlyClient, GuestConfig, Machine, MachineConfig
+
+app = typer.Typer(name="machine", help="Run and manage Fly Machines.", no_args_is_help=True)
+leases = typer.Typer(name="leases", help="See and clear machine leases.", no_args_is_help=True)
+app.add_typer(leases, name="leases")
+app.add_typer(leases, name="lease", hidden=True)
+
+LEASE_TTL = 120
+DEFAULT_WAIT_TIMEOUT = 300.0
+
+
+class RestartPolicy(StrEnum):
+    no = "no"
+    always = "always"
+    on_failure = "on-failure"
+
+
+# ---------------------------------------------------------------------------------------------
+# options shared by run and update
+
+EnvOption = Annotated[
+    list[str] | None,
+    typer.Option("-e", "--env", metavar="KEY=VALUE", help="Environment variable (repeatable)."),
+]
+MetadataOption = Annotated[
+    list[str] | None,
+    typer.Option("-m", "--metadata", metavar="KEY=VALUE", help="Metadata (repeatable)."),
+]
+SizeOption = Annotated[
+    str | None,
+    typer.Option("--vm-size", "--size", help="Size preset, e.g. shared-cpu-1x, performance-2x."),
+]
+CpusOption = Annotated[
+    int | None, typer.Option("--vm-cpus", "--cpus", help="Number of CPUs.", show_default=False)
+]
+MemoryOption = Annotated[
+    str | None,
+    typer.Option("--vm-memory", "--memory", help="Memory: megabytes (512) or a size (1gb)."),
+]
+CpuKindOption = Annotated[
+    str | None, typer.Option("--vm-cpu-kind", help="shared or performance.", show_default=False)
+]
+RestartOption = Annotated[
+    RestartPolicy | None,
+    typer.Option("--restart", help="Restart policy: no, always, on-failure.", show_default=False),
+]
+WaitTimeoutOption = Annotated[
+    float,
+    typer.Option("-w", "--wait-timeout", help="Seconds to wait for the machine's state."),
+]
+DetachOption = Annotated[
+    bool, typer.Option("--detach", help="Return once the machine is created; do not wait.")
+]
+
+
+def require_app(name: str | None) -> str:
+    if not name:
+        raise UsageError(
+            "no app given: specify one with -a/--app or FLY_APP",
+            hint="`flyk apps list` shows your apps.",
+        )
+    return config.validate_app_name(name)
+
+
+def build_guest(
+    base: GuestConfig | None,
+    *,
+    size: str | None,
+    cpus: int | None,
+    memory: str | None,
+    cpu_kind: str | None,
+) -> GuestConfig | None:
+    """The guest asked for: a preset (or the current guest), then explicit overrides.
+
+    Returns None when nothing was asked and there is no base: the API's default applies.
+    """
+    from flyk.api import GuestConfig
+    from flyk.api import machine_sizes as sizes
+
+    if base is None and size is None and cpus is None and memory is None and cpu_kind is None:
+        return None
+    guest = sizes.preset(size) if size else (base or sizes.preset(sizes.DEFAULT_SIZE))
+    kind_name = cpu_kind or guest.cpu_kind or "shared"
+    kind = sizes.CPU_KINDS.get(kind_name)
+    if kind is None:
+        raise UsageError(f"unknown CPU kind {kind_name!r}; use 'shared' or 'performance'")
+    count = cpus if cpus is not None else (guest.cpus or 1)
+    if memory is not None:
+        memory_mb = sizes.parse_memory_mb(memory)
+    elif cpus is not None or cpu_kind is not None:
+        memory_mb = count * kind.default_mb_per_cpu
+    else:
+        memory_mb = guest.memory_mb or count * kind.default_mb_per_cpu
+    result = GuestConfig(cpu_kind=kind.name, cpus=count, memory_mb=memory_mb)
+    sizes.validate_guest(result)
+    return result
+
+
+def build_config(
+    image: str,
+    command: list[str],
+    *,
+    env: list[str] | None,
+    metadata: list[str] | None,
+    guest: GuestConfig | None,
+    restart: RestartPolicy | None,
+    auto_destroy: bool,
+    entrypoint: str | None = None,
+) -> MachineConfig:
+    from flyk.api import InitConfig, MachineConfig, RestartConfig
+
+    policy = restart or (RestartPolicy.no if auto_destroy else RestartPolicy.always)
+    init = None
+    if command or entrypoint:
+        init = InitConfig(cmd=tuple(command), entrypoint=(entrypoint,) if entrypoint else ())
+    return MachineConfig(
+        image=image,
+        env=config.parse_env(env or []),
+        metadata=config.parse_metadata(metadata or []),
+        guest=guest,
+        init=init,
+        restart=RestartConfig(policy=policy.value),
+        auto_destroy=True if auto_destroy else None,
+    )
+
+
+@contextmanager
+def leased(client: FlyClient, app_name: str, machine_id: str, why: str) -> Iterator[str]:
+    """Hold the machine's lease; yields the nonce to send with each mutation."""
+    with client.machines.lease(
+        app_name, machine_id, ttl=LEASE_TTL, description=f"flyk {why}"
+    ) as lease:
+        yield lease.nonce
+
+
+def _context(ctx: typer.Context, json: bool) -> AppContext:
+    context = app_context(ctx)
+    context.use_json(json)
+    return context
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Argument(help="Image to run, e.g. nginx or registry/app:tag.")],
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="Command and arguments, after `--`.", show_default=False),
+    ] = None,
+    app_name: AppOption = None,
+    region: RegionOption = None,
+    name: Annotated[str | None, typer.Option("-n", "--name", help="Machine name.")] = None,
+    env: EnvOption = None,
+    metadata: MetadataOption = None,
+    vm_size: SizeOption = None,
+    vm_cpus: CpusOption = None,
+    vm_memory: MemoryOption = None,
+    vm_cpu_kind: CpuKindOption = None,
+    entrypoint: Annotated[
+        str | None, typer.Option("--entrypoint", help="Override the image's entrypoint.")
+    ] = None,
+    restart: RestartOption = None,
+    rm: Annotated[
+        bool, typer.Option("--rm", help="Destroy the machine when it exits (auto_destroy).")
+    ] = False,
+    detach: DetachOption = False,
+    wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
+    json: JsonOption = False,
+) -> None:
+    """Launch a machine from an image and wait until it has started.
+
+    Example: flyk machine run nginx -a web -r iad --vm-size shared-cpu-2x -e MODE=demo
+    """
+    context = _context(ctx, json)
+    out = context.output
+    target_app = require_app(app_name)
+    machine_config = build_config(
+        image,
+        command or [],
+        env=env,
+        metadata=metadata,
+        guest=build_guest(None, size=vm_size, cpus=vm_cpus, memory=vm_memory, cpu_kind=vm_cpu_kind),
+        restart=restart,
+        auto_destroy=rm,
+        entrypoint=entrypoint,
+    )
+    region_code = config.validate_region_code(region) if region else None
+    client = context.client
+    with out.step(f"Launching a machine in app {target_app}") as step:
+        machine = client.machines.create(target_app, machine_config, name=name, region=region_code)
+        step.update(f"Launched machine {machine.id} in {machine.region}")
+    if not detach:
+        with out.step(f"Waiting for machine {machine.id} to start") as step:
+            client.machines.wait(target_app, machine.id, "started", timeout=wait_timeout)
+            step.update(f"Machine {machine.id} started")
+        machine = client.machines.get(target_app, machine.id)
+    _show_launched(context, machine)
+
+
+def _show_launched(context: AppContext, machine: Machine) -> None:
+    out = context.output
+    fields = [
+        ("ID", machine.id),
+        ("NAME", machine.name),
+        ("STATE", machine.state),
+        ("REGION", machine.region),
+        ("SIZE", views.size_name(machine.config.guest if machine.config else None)),
+        ("PRIVATE IP", machine.private_ip),
+    ]
+    out.emit(views.MACHINE.document(machine), lambda: out.detail(fields))
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+@app.command("list")
+def list_machines(
+    ctx: typer.Context,
+    app_name: AppOption = None,
+    region: RegionOption = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help="Only these states (comma-separated).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print ids only.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """List an app's machines."""
+    context = _context(ctx, json)
+    out = context.output
+    target_app = require_app(app_name)
+    machines = context.client.machines.list(target_app, region=region, state=state)
+    if quiet and not json:
+        for machine in machines:
+            out.line(machine.id)
+        return
+    views.MACHINE.show_list(out, machines, empty=f"No machines in app {target_app}.")
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    machine_id: MachineIdArgument,
+    app_name: AppOption = None,
+    display_config: Annotated[
+        bool, typer.Option("-d", "--display-config", help="Also print the machine's config.")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Show a machine, its recent events and (with -d) its config."""
+    context = _context(ctx, json)
+    out = context.output
+    target_app = require_app(app_name)
+    config.validate_machine_id(machine_id)
+    machine = context.client.machines.get(target_app, machine_id)
+    events = list(machine.events)
+    if json:
+        document = views.MACHINE_DETAIL.document(machine)
+        document["events"] = [views.EVENT.document(e) for e in events]
+        if display_config:
+            document["config"] = machine.config.to_api() if machine.config else None
+        out.json(document)
+        return
+    views.MACHINE_DETAIL.show_one(out, machine)
+    if events:
+        out.line("")
+        out.data_table([views.EVENT.row(e) for e in events], views.EVENT.columns)
+    if display_config and machine.config is not None:
+        out.line("")
+        out.json(machine.config.to_api())
+
+
+# ---------------------------------------------------------------------------------------------
+# lifecycle
+
+
+def _each_leased(
+    context: AppContext,
+    app_name: str,
+    machine_ids: list[str],
+    verb: str,
+    act: Callable[[str, str], None],
+) -> None:
+    """Apply ``act(machine_id, nonce)`` to each machine under its lease; report on stderr."""
+    target_app = require_app(app_name)
+    ids = [config.validate_machine_id(m) for m in machine_ids]
+    client = context.client
+    out = context.output
+    done: list[str] = []
+    for machine_id in ids:
+        with out.step(f"{verb.capitalize()} machine {machine_id}") as step:
+            with leased(client, target_app, machine_id, f"machine {verb}") as nonce:
+                act(machine_id, nonce)
+            step.update(f"{_past(verb).capitalize()} machine {machine_id}")
+        if not out.progress:
+            out.notice(f"{_past(verb).capitalize()} machine {machine_id}")
+        done.append(machine_id)
+    if out.json_mode:
+        out.json([{"id": m, "action": verb, "app": target_app} for m in done])
+
+
+def _past(verb: str) -> str:
+    irregular = {"stop": "stopped", "start": "started", "cordon": "cordoned"}
+    return irregular.get(verb, verb + "ed" if not verb.endswith("e") else verb + "d")
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    machine_ids: MachineIdsArgument,
+    app_name: AppOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Start stopped machines."""
+    context = _context(ctx, json)
+    client = context.client
+    target = require_app(app_name)
+    _each_leased(
+        context, target, machine_ids, "start",
+        lambda mid, nonce: client.machines.start(target, mid, nonce=nonce),
+    )  # fmt: skip
+
+
+@app.command("stop")
+def stop(
+    ctx: typer.Context,
+    machine_ids: MachineIdsArgument,
+    app_name: AppOption = None,
+    signal: Annotated[
+        str | None, typer.Option("-s", "--signal", help="Signal to send, e.g. SIGINT.")
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Seconds before the machine is killed.", show_default=False),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Stop running machines."""
+    context = _context(ctx, json)
+    client = context.client
+    target = require_app(app_name)
+    _each_leased(
+        context, target, machine_ids, "stop",
+        lambda mid, nonce: client.machines.stop(
+            target, mid, signal=signal, timeout=timeout, nonce=nonce
+        ),
+    )  # fmt: skip
+
+
+@app.command("restart")
+def restart(
+    ctx: typer.Context,
+    machine_ids: MachineIdsArgument,
+    app_name: AppOption = None,
+    signal: Annotated[
+        str | None, typer.Option("-s", "--signal", help="Signal to stop with.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Restart machines."""
+    context = _context(ctx, json)
+    client = context.client
+    target = require_app(app_name)
+    _each_leased(
+        context, target, machine_ids, "restart",
+        lambda mid, nonce: client.machines.restart(target, mid, signal=signal, nonce=nonce),
+    )  # fmt: skip
+
+
+@app.command("suspend")
+def suspend(
+    ctx: typer.Context,
+    machine_ids: MachineIdsArgument,
+    app_name: AppOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Suspend machines (memory snapshot; resume with start)."""
+    context = _context(ctx, json)
+    client = context.client
+    target = require_app(app_name)
+    _each_leased(
+        context, target, machine_ids, "suspend",
+        lambda mid, nonce: client.machines.suspend(target, mid, nonce=nonce),
+    )  # fmt: skip
+
+
+@app.command("cordon")
+def cordon(
+    ctx: typer.Context,
+    machine_ids: MachineIdsArgument,
+    app_name: AppOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Take machines out of the proxy's load balancing."""
+    context = _context(ctx, json)
+    client = context.client
+    target = require_app(app_name)
+    _each_leased(
+        context, target, machine_ids, "cordon",
+        lambda mid, nonce: client.machines.cordon(target, mid, nonce=nonce),
+    )  # fmt: skip
+
+
+@app.command("uncordon")
+def uncordon(
+    ctx: typer.Context,
+    machine_ids: MachineIdsArgument,
+    app_name: AppOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Put cordoned machines back into load balancing."""
+    context = _context(ctx, json)
+    client = context.client
+    target = require_app(app_name)
+    _each_leased(
+        context, target, machine_ids, "uncordon",
+        lambda mid, nonce: client.machines.uncordon(target, mid, nonce=nonce),
+    )  # fmt: skip
+
+
+@app.command("destroy")
+def destroy(
+    ctx: typer.Context,
+    machine_ids: MachineIdsArgument,
+    app_name: AppOption = None,
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Destroy even if it is running (kills it).")
+    ] = False,
+    yes: YesOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Destroy machines. Not reversible."""
+    context = _context(ctx, json)
+    client = context.client
+    target = require_app(app_name)
+    ids = [config.validate_machine_id(m) for m in machine_ids]
+    question = f"Destroy {len(ids)} machine{'s' if len(ids) > 1 else ''} ({', '.join(ids)})?"
+    if not context.output.confirm(question, yes=yes):
+        context.output.notice("Nothing destroyed.")
+        raise typer.Exit(1)
+    _each_leased(
+        context, target, ids, "destroy",
+        lambda mid, nonce: client.machines.destroy(target, mid, force=force, nonce=nonce),
+    )  # fmt: skip
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    machine_id: MachineIdArgument,
+    app_name: AppOption = None,
+    image: Annotated[str | None, typer.Option("--image", help="New image.")] = None,
+    env: EnvOption = None,
+    metadata: MetadataOption = None,
+    vm_size: SizeOption = None,
+    vm_cpus: CpusOption = None,
+    vm_memory: MemoryOption = None,
+    vm_cpu_kind: CpuKindOption = None,
+    restart: RestartOption = None,
+    detach: DetachOption = False,
+    wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
+    json: JsonOption = False,
+) -> None:
+    """Change a machine's config (image, env, metadata, size, restart policy).
+
+    A running machine restarts with the new config. Other settings are kept as they are.
+    """
+    context = _context(ctx, json)
+    client = context.client
+    out = context.output
+    target = require_app(app_name)
+    config.validate_machine_id(machine_id)
+    with (
+        out.step(f"Updating machine {machine_id}") as step,
+        leased(client, target, machine_id, "machine update") as nonce,
+    ):
+        current = client.machines.get(target, machine_id)
+        new_config = _updated_config(
+            current,
+            image=image,
+            env=env,
+            metadata=metadata,
+            guest=build_guest(
+                current.config.guest if current.config else None,
+                size=vm_size,
+                cpus=vm_cpus,
+                memory=vm_memory,
+                cpu_kind=vm_cpu_kind,
+            ),
+            restart=restart,
+        )
+        machine = client.machines.update(
+            target, machine_id, new_config, nonce=nonce, current_version=current.version
+        )
+        if not detach and current.state == "started":
+            step.update(f"Waiting for machine {machine_id} to restart")
+            client.machines.wait(
+                target, machine_id, "started", version=machine.version, timeout=wait_timeout
+            )
+        step.update(f"Updated machine {machine_id}")
+    machine = client.machines.get(target, machine_id)
+    views.MACHINE.show_one(out, machine)
+
+
+def _updated_config(
+    current: Machine,
+    *,
+    image: str | None,
+    env: list[str] | None,
+    metadata: list[str] | None,
+    guest: GuestConfig | None,
+    restart: RestartPolicy | None,
+) -> MachineConfig:
+    """The current config with the asked-for changes; fields flyk does not model survive."""
+    from dataclasses import replace
+
+    from flyk.api import MachineConfig, RestartConfig
+
+    base = current.config or MachineConfig()
+    changes: dict[str, object] = {}
+    if image:
+        changes["image"] = image
+    if env:
+        changes["env"] = {**base.env, **config.parse_env(env)}
+    if metadata:
+        changes["metadata"] = {**base.metadata, **config.parse_metadata(metadata)}
+    if guest is not None:
+        changes["guest"] = guest
+    if restart is not None:
+        changes["restart"] = replace(base.restart or RestartConfig(), policy=restart.value)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@app.command("wait")
+def wait(
+    ctx: typer.Context,
+    machine_id: MachineIdArgument,
+    app_name: AppOption = None,
+    state: Annotated[
+        str, typer.Option("--state", help="State(s) to wait for, comma-separated.")
+    ] = "started",
+    wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
+    json: JsonOption = False,
+) -> None:
+    """Wait until a machine reaches a state (started, stopped, suspended, destroyed)."""
+    context = _context(ctx, json)
+    out = context.output
+    target = require_app(app_name)
+    config.validate_machine_id(machine_id)
+    with out.step(f"Waiting for machine {machine_id} to reach {state}") as step:
+        reached = context.client.machines.wait(target, machine_id, state, timeout=wait_timeout)
+        step.update(f"Machine {machine_id} is {reached}")
+    out.emit({"id": machine_id, "state": reached}, lambda: out.line(reached))
+
+
+@app.command("exec")
+def exec_command(
+    ctx: typer.Context,
+    machine_id: MachineIdArgument,
+    command: Annotated[list[str], typer.Argument(help="Command and arguments, after `--`.")],
+    app_name: AppOption = None,
+    timeout: Annotated[
+        int | None, typer.Option("--timeout", help="Seconds the command may run.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Run a command in a machine and print its output; exits with the command's exit code.
+
+    Example: flyk machine exec 148e21ea7d5789 -a web -- cat /etc/hostname
+    """
+    context = _context(ctx, json)
+    out = context.output
+    target = require_app(app_name)
+    config.validate_machine_id(machine_id)
+    result = context.client.machines.exec(target, machine_id, command, timeout=timeout)
+    if json:
+        out.json({"stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code})
+        return
+    if result.stdout:
+        out.stdout.write(result.stdout)
+    if result.stderr:
+        out.stderr.write(result.stderr)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+# ---------------------------------------------------------------------------------------------
+# leases
+
+
+@leases.command("view")
+def lease_view(
+    ctx: typer.Context,
+    machine_id: MachineIdArgument,
+    app_name: AppOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show who holds a machine's lease, if anyone."""
+    context = _context(ctx, json)
+    out = context.output
+    target = require_app(app_name)
+    config.validate_machine_id(machine_id)
+    lease = context.client.machines.get_lease(target, machine_id)
+    if lease is None:
+        out.emit(None, lambda: out.notice(f"Machine {machine_id} is not leased."))
+        return
+    views.LEASE.show_one(out, lease)
+
+
+@leases.command("clear")
+def lease_clear(
+    ctx: typer.Context,
+    machine_id: MachineIdArgument,
+    app_name: AppOption = None,
+    yes: YesOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Release a machine's lease, whoever holds it (it may interrupt their work)."""
+    context = _context(ctx, json)
+    out = context.output
+    target = require_app(app_name)
+    config.validate_machine_id(machine_id)
+    client = context.client
+    lease = client.machines.get_lease(target, machine_id)
+    if lease is None:
+        out.emit({"id": machine_id, "cleared": False}, lambda: out.notice("No lease to clear."))
+        return
+    holder = lease.owner or "someone"
+    if not out.confirm(f"Clear the lease {holder} holds on machine {machine_id}?", yes=yes):
+        out.notice("Lease left in place.")
+        raise typer.Exit(1)
+    client.machines.release_lease(target, machine_id, lease.nonce)
+    out.emit(
+        {"id": machine_id, "cleared": True},
+        lambda: out.success(f"Cleared the lease on machine {machine_id}"),
+    )
+
+
+app.command("ls", hidden=True)(list_machines)
+for _alias in ("rm", "remove"):
+    app.command(_alias, hidden=True)(destroy)

@@ -62,6 +62,15 @@ MachineIdArgument = Annotated[
         show_default=False,
     ),
 ]
+MachineIdsArgument = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="MACHINE_ID...",
+        help="One or more machine ids.",
+        autocompletion=completion.complete_machine_ids,
+        show_default=False,
+    ),
+]
 VolumeIdArgument = Annotated[
     str,
     typer.Argument(

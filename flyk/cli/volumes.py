@@ -1,7 +1,112 @@
-"""flyk volumes."""
+"""``flyk volumes``: create, list, show, extend and destroy volumes (alias ``vol``)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(name="volumes", no_args_is_help=True)
+from flyk import config
+from flyk.cli import views
+from flyk.cli.context import app_context
+from flyk.cli.machine import require_app
+from flyk.cli.options import AppOption, JsonOption, RegionOption, VolumeIdArgument, YesOption
+from flyk.errors import UsageError
+
+app = typer.Typer(name="volumes", help="Manage volumes.", no_args_is_help=True)
+
+SizeGbOption = Annotated[
+    int, typer.Option("-s", "--size", min=1, max=500, help="Size in GB (1–500).")
+]
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(help="Volume name (letters, digits, underscores).", show_default=False)
+    ],
+    app_name: AppOption = None,
+    region: RegionOption = None,
+    size: SizeGbOption = 1,
+    json: JsonOption = False,
+) -> None:
+    """Create a volume in a region."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    target = require_app(app_name)
+    if not region:
+        raise UsageError("no region given: specify one with -r/--region or FLY_REGION")
+    volume = context.client.volumes.create(target, name, config.validate_region_code(region), size)
+    if json:
+        views.VOLUME.show_one(out, volume)
+    else:
+        out.success(f"Created volume {volume.id} ({volume.size_gb} GB) in {volume.region}")
+        out.line(volume.id)
+
+
+@app.command("list")
+def list_volumes(ctx: typer.Context, app_name: AppOption = None, json: JsonOption = False) -> None:
+    """List an app's volumes."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    target = require_app(app_name)
+    volumes = context.client.volumes.list(target)
+    views.VOLUME.show_list(out, volumes, empty=f"No volumes in app {target}.")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    volume_id: VolumeIdArgument,
+    app_name: AppOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show one volume."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    views.VOLUME.show_one(out, context.client.volumes.get(require_app(app_name), volume_id))
+
+
+@app.command("extend")
+def extend(
+    ctx: typer.Context,
+    volume_id: VolumeIdArgument,
+    size: Annotated[int, typer.Option("-s", "--size", min=1, max=500, help="New size in GB.")],
+    app_name: AppOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Grow a volume (volumes never shrink)."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    result = context.client.volumes.extend(require_app(app_name), volume_id, size)
+    if result.volume is not None:
+        views.VOLUME.show_one(out, result.volume)
+    if result.needs_restart:
+        out.notice("Restart the attached machine to use the new size.")
+
+
+@app.command("destroy")
+def destroy(
+    ctx: typer.Context,
+    volume_id: VolumeIdArgument,
+    app_name: AppOption = None,
+    yes: YesOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Destroy a volume and its data. Not reversible."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    target = require_app(app_name)
+    if not out.confirm(f"Destroy volume {volume_id} and all its data?", yes=yes):
+        out.notice("Nothing destroyed.")
+        raise typer.Exit(1)
+    context.client.volumes.delete(target, volume_id)
+    out.emit(
+        {"id": volume_id, "destroyed": True}, lambda: out.success(f"Destroyed volume {volume_id}")
+    )
+
+
+app.command("ls", hidden=True)(list_volumes)
+for _alias in ("delete", "rm"):
+    app.command(_alias, hidden=True)(destroy)
