@@ -1,3 +1,429 @@
+"""`flyk ext k8s …`: Kubernetes clusters on Fly Machines (FKS's command names as aliases).
+
+Thin by design: arguments → one `flyk.k8s` call → render. The workflows, their rollback and
+the kubeconfig rules live in `flyk/k8s/` (docs/k8s.md).
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-app = typer.Typer(name="k8s", help="Kubernetes clusters on Fly Machines", no_args_is_help=True)
+from flyk.api import machine_sizes
+from flyk.cli.context import LOCAL_BASE_URL, AppContext, app_context
+from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, RegionOption, YesOption
+from flyk.cli.output import Output
+from flyk.errors import FlykError, UsageError
+from flyk.k8s import cluster
+from flyk.k8s import controlplane as cp
+from flyk.k8s import kubeconfig as kc
+from flyk.k8s.plan import ClusterPlan, ClusterSpec, plan_cluster
+
+app = typer.Typer(
+    name="k8s",
+    help="Kubernetes clusters on Fly Machines: K3s on one Machine, every Pod a Machine.",
+    no_args_is_help=True,
+)
+
+NameArgument = Annotated[
+    str, typer.Argument(metavar="NAME", help="Cluster name.", show_default=False)
+]
+KubeconfigPathOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig",
+        help="Kubeconfig file to merge into (default: KUBECONFIG, then ~/.kube/config).",
+        show_default=False,
+    ),
+]
+OutputFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        help="Write the cluster's kubeconfig to this file of its own instead of merging.",
+        show_default=False,
+    ),
+]
+NoSwitchOption = Annotated[
+    bool,
+    typer.Option("--no-switch-context", help="Leave current-context as it is."),
+]
+
+
+def _org(org: str | None) -> str:
+    return org or DEFAULT_ORG
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def parse_timeout(text: str) -> float:
+    """`600`, `90s`, `10m`, `1h` → seconds."""
+    match = _DURATION.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise UsageError(f"cannot read --timeout {text!r}; write e.g. 10m, 90s or 600")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+    return float(match.group(1)) * scale
+
+
+# ---------------------------------------------------------------------------------------------
+# create
+
+
+@app.command("create")
+def create_command(
+    ctx: typer.Context,
+    name_argument: Annotated[
+        str | None, typer.Argument(metavar="[NAME]", help="Cluster name.", show_default=False)
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("-n", "--name", help="Cluster name.", show_default=False)
+    ] = None,
+    org: OrgOption = None,
+    region: RegionOption = None,
+    kubeconfig: KubeconfigPathOption = None,
+    output: OutputFileOption = None,
+    no_switch_context: NoSwitchOption = False,
+    timeout: Annotated[
+        str, typer.Option("--timeout", help="Give up (and roll back) after this long.")
+    ] = "10m",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (secrets redacted); create nothing.")
+    ] = False,
+    keep_on_failure: Annotated[
+        bool,
+        typer.Option("--keep-on-failure", help="On failure keep what was made, to look at it."),
+    ] = False,
+    private: Annotated[
+        bool,
+        typer.Option("--private", help="API on a private Flycast address only (WireGuard)."),
+    ] = False,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image",
+            help=f"Control-plane image (default: ${cp.IMAGE_ENV_VAR}, else flyk's published one).",
+            show_default=False,
+        ),
+    ] = None,
+    k3s_version: Annotated[
+        str | None,
+        typer.Option(
+            "--k3s-version",
+            help=f"K3s version (default {cp.DEFAULT_K3S_VERSION}).",
+            show_default=False,
+        ),
+    ] = None,
+    vm_size: Annotated[
+        str, typer.Option("--vm-size", help="Control-plane machine size.")
+    ] = cp.DEFAULT_SIZE,
+    vm_memory: Annotated[
+        str, typer.Option("--vm-memory", help="Control-plane memory (MB, or e.g. 4gb).")
+    ] = str(cp.DEFAULT_MEMORY_MB),
+    volume_size: Annotated[
+        int, typer.Option("--volume-size", help="K3s data volume size in GB.", min=1)
+    ] = cp.DEFAULT_VOLUME_GB,
+    kubelet_token: Annotated[
+        str | None,
+        typer.Option(
+            "--kubelet-token",
+            envvar="FLYK_KUBELET_TOKEN",
+            help="Machines API token for the virtual kubelet (default: the token flyk uses). "
+            "It needs to create, update and destroy machines and apps in the org.",
+            show_default=False,
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Create a cluster: app, volume, API address, CA secrets and the control-plane Machine;
+    wait until it is healthy; merge its kubeconfig (context flyk-NAME)."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    cluster_name = _cluster_name(name_argument, name)
+    spec_values: dict[str, Any] = {
+        "name": cluster_name,
+        "org": _org(org),
+        "image": image,
+        "k3s_version": k3s_version,
+        "private": private,
+        "guest": machine_sizes.guest_for(vm_size, memory=vm_memory),
+        "volume_size_gb": volume_size,
+        "kubelet_api_url": _kubelet_api_url(context),
+    }
+    seconds = parse_timeout(timeout)
+    kube = cluster.KubeconfigOptions(
+        path=kubeconfig, output=output, switch_context=not no_switch_context
+    )
+    token = kubelet_token if kubelet_token is not None else _user_token(context)
+    out.add_secret(token)
+    spec = ClusterSpec(region=region or _default_region(context), **spec_values)
+    if dry_run:  # reads at most the region list; writes nothing
+        _render_plan(out, plan_cluster(spec, with_kubelet_token=token is not None), kube)
+        return
+    options = cluster.CreateOptions(
+        timeout=seconds, keep_on_failure=keep_on_failure, kubelet_token=token, kubeconfig=kube
+    )
+    result = cluster.create(context.client, spec, options, progress=out)
+    out.emit(result.to_json(), lambda: _render_created(out, result))
+
+
+def _cluster_name(argument: str | None, option: str | None) -> str:
+    if argument and option and argument != option:
+        raise UsageError(f"two names given: {argument!r} and -n {option!r}; give one")
+    name = argument or option
+    if not name:
+        raise UsageError("a cluster needs a name: flyk ext k8s create NAME (or -n NAME)")
+    return name
+
+
+def _user_token(context: AppContext) -> str | None:
+    token = context.target.token
+    return token.value if token is not None else None
+
+
+def _kubelet_api_url(context: AppContext) -> str:
+    """The Machines API as the control-plane machine sees it."""
+    if context.target.is_local:
+        return LOCAL_BASE_URL  # the local backend runs no images; recorded for completeness
+    return cp.FLY_INTERNAL_API_URL
+
+
+def _default_region(context: AppContext) -> str:
+    """The platform's nearest region (flyctl's default), else iad."""
+    try:
+        nearest = context.client.platform.regions().nearest
+    except FlykError:
+        nearest = None
+    return nearest or "iad"
+
+
+def _render_plan(out: Output, plan: ClusterPlan, kube: cluster.KubeconfigOptions) -> None:
+    described = plan.describe()
+    target = kube.output or ", ".join(str(p) for p in kc.resolve_chain(kube.path))
+    described["kubeconfig"] = {"context": plan.context, "file": target}
+    if out.json_mode:
+        out.json(described)
+        return
+    spec = plan.spec
+    guest = spec.guest
+    lines = [
+        f"Plan for cluster {spec.name} (org {spec.org}, region {spec.region}); nothing is created.",
+        f"  app         {plan.app_name}",
+        f"  volume      k3s_data, {spec.volume_size_gb} GB in {spec.region}",
+        f"  secrets     {len(plan.secret_names)} (CA material"
+        f"{', kubelet token' if cp.KUBELET_TOKEN_SECRET in plan.secret_names else ''}; "
+        "values redacted)",
+        f"  IPs         {', '.join(plan.ip_types)} → {plan.api_endpoint}",
+        f"  machine     {plan.image}, {guest.cpu_kind} {guest.cpus} CPU, {guest.memory_mb} MB",
+        f"  kubeconfig  context {plan.context} in {target}",
+        "Machine config:",
+        jsonlib.dumps(plan.machine_config().to_api(), indent=2),
+    ]
+    out.line("\n".join(lines))
+
+
+def _render_created(out: Output, result: cluster.CreateResult) -> None:
+    merged = result.kubeconfig
+    where = ", ".join(_home(p) for p in merged.files) or "(already up to date)"
+    current = " (current)" if merged.current_context_file else ""
+    out.success(f"Kubeconfig: context {merged.context} merged into {where}{current}")
+    use = "" if current else f"kubectl config use-context {merged.context} && "
+    out.notice(f"Cluster {result.plan.spec.name} is ready. Try: {use}kubectl get nodes")
+
+
+def _home(path: Path) -> str:
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# list, status
+
+
+@app.command("list")
+def list_command(ctx: typer.Context, org: OrgOption = None, json: JsonOption = False) -> None:
+    """List clusters (found on the platform, not in a local file)."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    client = context.client
+    orgs = [org] if org else _orgs(context)
+    found = cluster.list_clusters(client, orgs)
+    out.emit(
+        [c.to_json() for c in found],
+        lambda: out.data_table(
+            [(c.name, c.org, c.region, c.state, c.api_endpoint, c.age) for c in found],
+            ["NAME", "ORG", "REGION", "STATE", "API ENDPOINT", "AGE"],
+            empty="No clusters. Create one: flyk ext k8s create NAME",
+        ),
+    )
+
+
+def _orgs(context: AppContext) -> list[str]:
+    """The token's orgs, else the personal org."""
+    if context.target.is_local:
+        return [DEFAULT_ORG]
+    try:
+        slugs = context.client.tokens.current().org_slugs
+    except FlykError:
+        slugs = []
+    return slugs or [DEFAULT_ORG]
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context, name: NameArgument, org: OrgOption = None, json: JsonOption = False
+) -> None:
+    """Control-plane machine and checks; whether the API server answers; nodes and pods."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    result = cluster.status(context.client, name, _org(org), probe_api=not context.target.is_local)
+    out.emit(result.to_json(), lambda: _render_status(out, result))
+
+
+def _render_status(out: Output, result: cluster.ClusterStatus) -> None:
+    summary, api = result.summary, result.api
+    passing = sum(1 for _, s in result.checks if s == "passing")
+    checks = f"checks {passing}/{len(result.checks)} passing" if result.checks else "no checks yet"
+    rows: list[tuple[str, object]] = [
+        ("Cluster", f"{summary.name} (org {summary.org}, app {summary.app})"),
+        (
+            "Control plane",
+            f"{summary.state}, {checks} (machine {summary.machine_id}, {summary.region})",
+        ),
+        ("API endpoint", summary.api_endpoint),
+    ]
+    if api.reachable:
+        rows.append(("API server", f"{api.detail}{', ' + api.version if api.version else ''}"))
+        rows.append(
+            (
+                "Nodes",
+                f"{api.nodes_ready}/{api.nodes} ready, {api.pods} pods "
+                f"in {api.namespaces} namespaces",
+            )
+        )
+    else:
+        rows.append(("API server", api.detail))
+    out.detail(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# kubeconfig
+
+
+@app.command("kubeconfig")
+def kubeconfig_command(
+    ctx: typer.Context,
+    name: NameArgument,
+    org: OrgOption = None,
+    kubeconfig: KubeconfigPathOption = None,
+    output: OutputFileOption = None,
+    print_: Annotated[
+        bool,
+        typer.Option("--print", help="Print the kubeconfig on stdout; write no file."),
+    ] = False,
+    no_switch_context: NoSwitchOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Rebuild the cluster's kubeconfig from its state on Fly (a fresh admin certificate)."""
+    if print_ and (output or kubeconfig):
+        raise UsageError("--print writes no file; drop --output/--kubeconfig, or --print")
+    context = app_context(ctx)
+    out = context.use_json(json)
+    entry = cluster.rebuild_kubeconfig(context.client, name, _org(org))
+    if print_:
+        out.line(entry.render())
+        return
+    kube = cluster.KubeconfigOptions(
+        path=kubeconfig, output=output, switch_context=not no_switch_context
+    )
+    merged = kube.merge(entry)
+    data = {
+        "context": merged.context,
+        "files": [str(p) for p in merged.files],
+        "current_context": merged.current_context_file is not None,
+    }
+    where = ", ".join(_home(p) for p in merged.files) or "(already up to date)"
+    current = " (current)" if merged.current_context_file else ""
+    out.emit(data, lambda: out.success(f"Context {merged.context} written to {where}{current}"))
+
+
+# ---------------------------------------------------------------------------------------------
+# delete
+
+
+@app.command("delete")
+def delete_command(
+    ctx: typer.Context,
+    name: NameArgument,
+    org: OrgOption = None,
+    yes: YesOption = False,
+    keep_volumes: Annotated[
+        bool, typer.Option("--keep-volumes", help="Keep volumes (and the apps holding them).")
+    ] = False,
+    kubeconfig: KubeconfigPathOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Delete a cluster: namespace apps and their machines, volumes, IPs, secrets, its app,
+    and its kubeconfig entries."""
+    context = app_context(ctx)
+    out = context.use_json(json)
+    plan = cluster.plan_deletion(context.client, name, _org(org))
+    question = f"Delete cluster {name}: {plan.describe()}?"
+    if not out.confirm(question, yes=yes):
+        out.notice("Nothing was deleted.")
+        raise typer.Exit(1)
+    result = cluster.delete(
+        context.client,
+        plan,
+        keep_volumes=keep_volumes,
+        kubeconfig=cluster.KubeconfigOptions(path=kubeconfig),
+        progress=out,
+    )
+    out.emit(result.to_json(), lambda: _render_deleted(out, result))
+
+
+def _render_deleted(out: Output, result: cluster.DeleteResult) -> None:
+    removed = result.kubeconfig
+    if removed and removed.files:
+        cleared = " (current-context cleared)" if removed.current_context_cleared else ""
+        where = ", ".join(_home(p) for p in removed.files)
+        out.success(f"Removed context {removed.context} from {where}{cleared}")
+    if result.leftovers:
+        out.warn(f"left behind: {', '.join(result.leftovers)}")
+    else:
+        out.notice(f"Cluster {result.plan.cluster.name} deleted.")
+
+
+# ---------------------------------------------------------------------------------------------
+# FKS's names (flyctl `fly ext k8s`), hidden so help stays short
+
+
+app.command("ls", hidden=True)(list_command)
+app.command("show", hidden=True)(status_command)
+app.command("save-kubeconfig", hidden=True)(kubeconfig_command)
+app.command("destroy", hidden=True)(delete_command)
+app.command("rm", hidden=True)(delete_command)
+
+
+def _mount_kubelet() -> None:
+    """`flyk ext k8s kubelet` (flyk/cli/kubelet.py, run inside the control-plane machine)."""
+    import importlib
+
+    try:
+        kubelet = importlib.import_module("flyk.cli.kubelet")
+    except ModuleNotFoundError:  # not written yet
+        return
+    command = getattr(kubelet, "kubelet_command", None) or getattr(kubelet, "command", None)
+    if callable(command):
+        app.command("kubelet", help="Run the virtual kubelet (inside the control-plane machine).")(
+            command
+        )
+
+
+_mount_kubelet()
