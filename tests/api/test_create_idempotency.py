@@ -1,0 +1,150 @@
+"""Machine create after an ambiguous failure never makes a second machine."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from flyk.api import LAUNCH_ID_KEY, MachineConfig
+from flyk.errors import CapacityError, InvalidRequestError, ServerError
+
+from .helpers import FakeClock, make_client
+
+
+class FlakyMachines:
+    """A tiny machines API that commits each create and then fails the answer as scripted.
+
+    `failures` is consumed one per create: "read" drops the connection after committing,
+    "5xx" commits and answers 502, "408" commits and answers 408, "5xx-before" answers 503
+    without committing, "connect" refuses the connection (nothing committed).
+    """
+
+    def __init__(self, *failures: str) -> None:
+        self.failures = list(failures)
+        self.machines: list[dict[str, Any]] = []
+        self.creates = 0
+        self.lists = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/v1/apps/a/machines":
+            self.lists += 1
+            return httpx.Response(200, json=self.machines)
+        assert request.method == "POST" and request.url.path == "/v1/apps/a/machines"
+        self.creates += 1
+        failure = self.failures.pop(0) if self.failures else None
+        if failure == "connect":
+            raise httpx.ConnectError("refused", request=request)
+        if failure == "5xx-before":
+            return httpx.Response(503, json={"error": "unavailable"})
+        body = json.loads(request.content)
+        machine = {"id": f"m{len(self.machines) + 1}", "state": "created", "config": body["config"]}
+        self.machines.append(machine)
+        if failure == "read":
+            raise httpx.ReadError("connection reset by peer", request=request)
+        if failure == "5xx":
+            return httpx.Response(502, text="bad gateway")
+        if failure == "408":
+            return httpx.Response(408, json={"error": "request timeout"})
+        return httpx.Response(200, json=machine)
+
+
+@pytest.mark.parametrize("failure", ["read", "5xx", "408"])
+def test_commit_then_failure_returns_the_committed_machine(failure: str) -> None:
+    api = FlakyMachines(failure)
+    with make_client(api, FakeClock()) as fly:
+        machine = fly.machines.create("a", MachineConfig(image="nginx"))
+    assert len(api.machines) == 1
+    assert api.creates == 1 and api.lists == 1
+    assert machine.id == "m1"
+    assert machine.metadata[LAUNCH_ID_KEY] == api.machines[0]["config"]["metadata"][LAUNCH_ID_KEY]
+
+
+def test_failure_before_commit_is_retried_once_listing_shows_nothing() -> None:
+    api = FlakyMachines("5xx-before", "5xx-before")
+    clock = FakeClock()
+    with make_client(api, clock) as fly:
+        machine = fly.machines.create("a", MachineConfig(image="nginx"))
+    assert [m["id"] for m in api.machines] == [machine.id]
+    assert api.creates == 3 and api.lists == 2
+    assert len(clock.sleeps) == 2
+
+
+def test_refused_connection_is_retried_without_listing() -> None:
+    api = FlakyMachines("connect")
+    with make_client(api, FakeClock()) as fly:
+        fly.machines.create("a", MachineConfig(image="nginx"))
+    assert api.creates == 2 and api.lists == 0 and len(api.machines) == 1
+
+
+def test_many_creates_with_dropped_answers_make_no_duplicates() -> None:
+    api = FlakyMachines(*(["read", "5xx", "408", "5xx-before", "ok"] * 10))
+    with make_client(api, FakeClock()) as fly:
+        made = [fly.machines.create("a", MachineConfig(image="nginx")) for _ in range(40)]
+    assert len({m.id for m in made}) == 40
+    assert len(api.machines) == 40
+    launch_ids = [m["config"]["metadata"][LAUNCH_ID_KEY] for m in api.machines]
+    assert len(set(launch_ids)) == 40
+
+
+def test_a_caller_supplied_launch_id_is_kept_so_its_own_retry_is_deduplicated() -> None:
+    api = FlakyMachines()
+    config = MachineConfig(image="nginx", metadata={LAUNCH_ID_KEY: "pod-uid-1"})
+    with make_client(api, FakeClock()) as fly:
+        fly.machines.create("a", config)
+        assert fly.machines.find_launched("a", "pod-uid-1") is not None
+    assert api.machines[0]["config"]["metadata"] == {LAUNCH_ID_KEY: "pod-uid-1"}
+
+
+def test_persistent_server_errors_give_up_at_max_attempts() -> None:
+    api = FlakyMachines(*["5xx-before"] * 10)
+    with make_client(api, FakeClock(), max_attempts=3) as fly, pytest.raises(ServerError):
+        fly.machines.create("a", MachineConfig(image="nginx"))
+    assert api.creates == 3 and api.machines == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (400, {"error": "invalid image"}, InvalidRequestError),
+        (
+            412,
+            {"error": "insufficient resources to create new machine with existing volume 'vol_1'"},
+            CapacityError,
+        ),
+    ],
+)
+def test_definite_refusals_are_raised_at_once(
+    status: int, body: dict[str, str], error: type[Exception]
+) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(status, json=body)
+
+    with make_client(handler, FakeClock()) as fly, pytest.raises(error) as caught:
+        fly.machines.create("a", MachineConfig(image="x"), region="ams")
+    assert len(calls) == 1
+    if isinstance(caught.value, CapacityError):
+        assert caught.value.region == "ams"
+
+
+def test_ambiguous_app_create_finds_the_app() -> None:
+    created: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            if created:
+                return httpx.Response(422, json={"error": "Name has already been taken"})
+            created.append("a")
+            raise httpx.ReadError("reset", request=request)
+        if created:
+            return httpx.Response(200, json={"name": "a", "organization": {"slug": "personal"}})
+        return httpx.Response(404, json={"error": "not found"})
+
+    with make_client(handler, FakeClock()) as fly:
+        assert fly.apps.create("a", "personal").name == "a"
+    assert created == ["a"]

@@ -1,0 +1,118 @@
+"""Leases: acquire, refresh in the background, release on exception and on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+
+from flyk.api import FlyClient, MachineConfig
+from flyk.errors import LeaseHeldError
+
+from .helpers import Script, machine_json, reply
+
+LEASE = "/apps/a/machines/m1/lease"
+GRANT = {
+    "status": "success",
+    "data": {"nonce": "n1", "expires_at": 1, "owner": "me", "version": "v1"},
+}
+
+
+def _lease_script(script: Script) -> Script:
+    return script.on(f"POST {LEASE}", reply(201, GRANT)).on(
+        f"DELETE {LEASE}", reply(200, {"ok": True})
+    )
+
+
+def test_lease_acquires_with_ttl_body_and_releases_with_nonce(
+    client: FlyClient, script: Script
+) -> None:
+    _lease_script(script).on("POST /apps/a/machines/m1", reply(200, machine_json()))
+    with client.machines.lease("a", "m1", ttl=30, description="flyk test") as lease:
+        assert lease.nonce == "n1"
+        client.machines.update("a", "m1", MachineConfig(image="x"), nonce=lease.nonce)
+    assert script.bodies(f"POST {LEASE}") == [{"ttl": 30, "description": "flyk test"}]
+    (release,) = script.sent(f"DELETE {LEASE}")
+    assert release.headers["fly-machine-lease-nonce"] == "n1"
+    assert script.sent("POST /apps/a/machines/m1")[0].headers["fly-machine-lease-nonce"] == "n1"
+
+
+def test_lease_is_released_when_the_block_raises(client: FlyClient, script: Script) -> None:
+    _lease_script(script)
+    with pytest.raises(RuntimeError, match="boom"), client.machines.lease("a", "m1"):
+        raise RuntimeError("boom")
+    assert len(script.sent(f"DELETE {LEASE}")) == 1
+
+
+def test_lease_is_released_on_keyboard_interrupt(client: FlyClient, script: Script) -> None:
+    _lease_script(script)
+    with pytest.raises(KeyboardInterrupt), client.machines.lease("a", "m1"):
+        raise KeyboardInterrupt
+    assert len(script.sent(f"DELETE {LEASE}")) == 1
+
+
+def test_a_failing_release_does_not_hide_the_original_error(
+    client: FlyClient, script: Script
+) -> None:
+    script.on(f"POST {LEASE}", reply(201, GRANT)).on(
+        f"DELETE {LEASE}", reply(500, {"error": "down"})
+    )
+    with pytest.raises(KeyboardInterrupt), client.machines.lease("a", "m1"):
+        raise KeyboardInterrupt
+
+
+def test_an_expired_lease_counts_as_released(client: FlyClient, script: Script) -> None:
+    script.on(f"POST {LEASE}", reply(201, GRANT)).on(
+        f"DELETE {LEASE}", reply(404, {"error": "lease not found"})
+    )
+    with client.machines.lease("a", "m1"):
+        pass
+    assert len(script.sent(f"DELETE {LEASE}")) == 1
+
+
+def test_held_lease_is_lease_held_error(client: FlyClient, script: Script) -> None:
+    script.on(f"POST {LEASE}", reply(409, {"error": "machine already has a lease"}))
+    with pytest.raises(LeaseHeldError), client.machines.lease("a", "m1"):
+        pytest.fail("must not enter the block")
+    assert len(script.sent(f"POST {LEASE}")) == 1  # a conflict is never retried blindly
+    assert script.sent(f"DELETE {LEASE}") == []
+
+
+def test_lease_is_refreshed_in_the_background_with_its_nonce() -> None:
+    refreshed = threading.Event()
+    refreshes: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and "fly-machine-lease-nonce" in request.headers:
+            refreshes.append(request)
+            refreshed.set()
+            return httpx.Response(201, json=GRANT["data"])
+        if request.method == "POST":
+            return httpx.Response(201, json=GRANT)
+        return httpx.Response(200, json={})
+
+    from .helpers import make_client
+
+    with make_client(handler) as fly:
+        with fly.machines.lease("a", "m1", ttl=13, refresh_every=0.001):
+            assert refreshed.wait(timeout=10)
+    assert refreshes[0].headers["fly-machine-lease-nonce"] == "n1"
+    assert json.loads(refreshes[0].content) == {"ttl": 13}
+
+
+def test_raw_lease_calls(client: FlyClient, script: Script) -> None:
+    script.on(f"GET {LEASE}", reply(200, GRANT["data"]))
+    script.on(f"POST {LEASE}", reply(201, GRANT))
+    script.on(f"DELETE {LEASE}", reply(200))
+    lease = client.machines.get_lease("a", "m1")
+    assert lease is not None and lease.owner == "me"
+    assert client.machines.acquire_lease("a", "m1", ttl=5).nonce == "n1"
+    assert client.machines.refresh_lease("a", "m1", "n1", ttl=5).nonce == "n1"
+    client.machines.release_lease("a", "m1", "n1")
+
+
+def test_no_lease_is_none(client: FlyClient, script: Script) -> None:
+    script.on(f"GET {LEASE}", reply(404, {"error": "lease not found"}))
+    assert client.machines.get_lease("a", "m1") is None
