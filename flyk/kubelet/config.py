@@ -1,0 +1,77 @@
+"""What the virtual kubelet is told at start (flags or environment, see flyk/cli/kubelet.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+APP_NAME_LIMIT = 63  # Fly app names are DNS labels
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+    @classmethod
+    def parse(cls, text: str) -> Taint:
+        """kubectl's syntax: `key=value:Effect`."""
+        head, _, effect = text.partition(":")
+        key, _, value = head.partition("=")
+        if not key or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise ValueError(
+                f"taint {text!r} is not key=value:NoSchedule|PreferNoSchedule|NoExecute"
+            )
+        return cls(key, value, effect)
+
+    def to_api(self) -> dict[str, str]:
+        return {"key": self.key, "value": self.value, "effect": self.effect}
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Seconds between the kubelet's periodic duties (tests shrink them)."""
+
+    lease: float = 10.0  # renew the node Lease (0.25 × its 40 s duration, as kubelets do)
+    lease_duration: int = 40
+    node_status: float = 60.0  # rewrite node status even when nothing changed
+    ping: float = 10.0  # check the Machines API still answers (for the Ready condition)
+    resync: float = 30.0  # one machine list per namespace app when every pod there is settled
+    fast_resync: float = 2.0  # ... while a pod there is starting, stopping or waiting
+    watch_timeout: int = 300  # the API server closes each watch after this; we resume
+    backoff_initial: float = 1.0  # retry of a failed reconcile (capacity, API errors)
+    backoff_max: float = 300.0
+    stop_wait: float = 10.0  # extra time, beyond the grace period, for a machine to stop
+
+
+@dataclass(frozen=True)
+class KubeletConfig:
+    cluster: str
+    org: str
+    region: str
+    node_name: str = "flyk"
+    kubeconfig: str | None = None
+    api_url: str | None = None
+    api_token: str | None = field(default=None, repr=False)  # never printed
+    node_ip: str = "127.0.0.1"
+    workers_per_namespace: int = 4
+    max_pods: int = 5000
+    taints: tuple[Taint, ...] = ()
+    intervals: Intervals = field(default_factory=Intervals)
+
+
+def _label(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+
+
+def namespace_app_name(cluster: str, namespace: str, org: str) -> str:
+    """`flyk-<cluster>-<namespace>-<hash>`, within Fly's 63 characters. The hash of org, cluster
+    and namespace keeps names unique when the readable parts are cut short or when two orgs
+    use the same cluster name; nothing ever parses the name back (records live in metadata)."""
+    digest = hashlib.sha256(f"{org}/{cluster}/{namespace}".encode()).hexdigest()[:8]
+    room = APP_NAME_LIMIT - len("flyk---") - len(digest)
+    cluster_part = _label(cluster)[: room // 2]
+    namespace_part = _label(namespace)[: room - len(cluster_part)]
+    return f"flyk-{cluster_part}-{namespace_part}-{digest}"

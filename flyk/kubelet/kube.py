@@ -1,0 +1,194 @@
+"""The Kubernetes API as the kubelet uses it, over lightkube's sync client.
+
+Objects cross this boundary as the API's JSON (dicts): the translation and status code is
+plain data, and lightkube's typed models stay here. Every call the kubelet makes to the API
+server is one method below, so the fake API server in tests has exactly this surface to honour.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, cast
+
+import httpx2
+from lightkube import ALL_NS, ApiError, Client, KubeConfig
+from lightkube.resources.coordination_v1 import Lease
+from lightkube.resources.core_v1 import ConfigMap, Event, Node, Pod, Secret
+from lightkube.types import OnErrorAction, OnErrorResult, PatchType
+
+JSON = dict[str, Any]
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+
+class KubeError(Exception):
+    """The API server refused a call; `code` is the HTTP status (0: not reached)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _wrap(error: Exception) -> KubeError:
+    if isinstance(error, ApiError):
+        return KubeError(int(error.status.code or 0), str(error.status.message or error))
+    if isinstance(error, httpx2.HTTPStatusError):
+        return KubeError(error.response.status_code, str(error))
+    return KubeError(0, f"{type(error).__name__}: {error}")
+
+
+def _raise_on_error(_error: Exception, _count: int) -> OnErrorResult:
+    return OnErrorResult(OnErrorAction.RAISE)
+
+
+class KubeApi:
+    """One lightkube client per instance; the watch uses its own instance so that closing it
+    ends a watch blocked on a quiet stream."""
+
+    def __init__(self, kubeconfig: str | None, *, context: str | None = None) -> None:
+        config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+        self._client = Client(
+            config.get(context) if context else config,
+            timeout=httpx2.Timeout(30.0),
+            field_manager="flyk-kubelet",
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # pods -------------------------------------------------------------------------------
+    def list_pods(self, node: str) -> tuple[list[JSON], str]:
+        try:
+            listing = self._client.list(Pod, namespace=ALL_NS, fields={"spec.nodeName": node})
+            pods = [pod.to_dict() for pod in listing]
+            return pods, listing.resourceVersion
+        except (ApiError, httpx2.HTTPError) as error:
+            raise _wrap(error) from error
+
+    def watch_pods(
+        self, node: str, resource_version: str, *, server_timeout: int
+    ) -> Iterator[tuple[str, JSON]]:
+        """Events after `resource_version`; raises KubeError(410) when it is too old."""
+        events = self._client.watch(
+            Pod,
+            namespace=ALL_NS,
+            fields={"spec.nodeName": node},
+            resource_version=resource_version,
+            server_timeout=server_timeout,
+            on_error=_raise_on_error,
+        )
+        try:
+            for kind, pod in events:
+                yield kind, pod.to_dict()
+        except (ApiError, httpx2.HTTPError) as error:
+            raise _wrap(error) from error
+
+    def patch_pod_status(self, namespace: str, name: str, status: JSON) -> None:
+        self._patch(Pod.Status, name, {"status": status}, namespace)
+
+    def patch_pod_annotations(self, namespace: str, name: str, annotations: JSON) -> None:
+        self._patch(Pod, name, {"metadata": {"annotations": annotations}}, namespace)
+
+    def delete_pod(self, namespace: str, name: str, uid: str) -> None:
+        """Remove the pod object now (grace 0), but only the incarnation with this UID.
+
+        lightkube 1.0's `delete` takes no preconditions, so this one call goes through the
+        client's own HTTP session (same base URL, TLS and credentials) with a DeleteOptions body.
+        """
+        options = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": uid},
+        }
+        http: httpx2.Client = self._client._client._client  # see the docstring
+        try:
+            response = http.request(
+                "DELETE",
+                f"/api/v1/namespaces/{namespace}/pods/{name}",
+                content=json.dumps(options).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx2.HTTPError as error:
+            raise _wrap(error) from error
+        if response.status_code >= 400:
+            try:
+                message = str(response.json().get("message", response.text))
+            except ValueError:
+                message = response.text
+            raise KubeError(response.status_code, message)
+
+    # things pods reference --------------------------------------------------------------
+    def get_secret(self, namespace: str, name: str) -> JSON | None:
+        return self._get_optional(Secret, name, namespace)
+
+    def get_config_map(self, namespace: str, name: str) -> JSON | None:
+        return self._get_optional(ConfigMap, name, namespace)
+
+    def create_event(self, namespace: str, event: JSON) -> None:
+        try:
+            self._client.create(cast(Event, Event.from_dict(event)), namespace=namespace)
+        except (ApiError, httpx2.HTTPError) as error:
+            raise _wrap(error) from error
+
+    # node and lease ---------------------------------------------------------------------
+    def get_node(self, name: str) -> JSON | None:
+        return self._get_optional(Node, name, None)
+
+    def create_node(self, node: JSON) -> JSON:
+        try:
+            created: JSON = self._client.create(cast(Node, Node.from_dict(node))).to_dict()
+            return created
+        except (ApiError, httpx2.HTTPError) as error:
+            raise _wrap(error) from error
+
+    def patch_node(self, name: str, patch: JSON) -> None:
+        self._patch(Node, name, patch, None)
+
+    def patch_node_status(self, name: str, status: JSON) -> None:
+        self._patch(Node.Status, name, {"status": status}, None)
+
+    def get_lease(self, name: str) -> JSON | None:
+        return self._get_optional(Lease, name, NODE_LEASE_NAMESPACE)
+
+    def create_lease(self, lease: JSON) -> JSON:
+        try:
+            obj = cast(Lease, Lease.from_dict(lease))
+            created: JSON = self._client.create(obj, namespace=NODE_LEASE_NAMESPACE).to_dict()
+            return created
+        except (ApiError, httpx2.HTTPError) as error:
+            raise _wrap(error) from error
+
+    def replace_lease(self, lease: JSON) -> JSON:
+        """PUT with the lease's resourceVersion: 409 when someone else wrote it meanwhile."""
+        try:
+            replaced: JSON = self._client.replace(cast(Lease, Lease.from_dict(lease))).to_dict()
+            return replaced
+        except (ApiError, httpx2.HTTPError) as error:
+            raise _wrap(error) from error
+
+    # helpers ----------------------------------------------------------------------------
+    def _get_optional(self, res: Any, name: str, namespace: str | None) -> JSON | None:
+        try:
+            if namespace is None:
+                obj = self._client.get(res, name)
+            else:
+                obj = self._client.get(res, name, namespace=namespace)
+        except ApiError as error:
+            if error.status.code == 404:
+                return None
+            raise _wrap(error) from error
+        except httpx2.HTTPError as error:
+            raise _wrap(error) from error
+        result: JSON = obj.to_dict()
+        return result
+
+    def _patch(self, res: Any, name: str, body: JSON, namespace: str | None) -> None:
+        where: dict[str, str] = {} if namespace is None else {"namespace": namespace}
+        client: Any = self._client  # the overloads cannot see that `where` fits the resource
+        try:
+            client.patch(res, name, body, patch_type=PatchType.MERGE, **where)
+        except (ApiError, httpx2.HTTPError) as error:
+            raise _wrap(error) from error

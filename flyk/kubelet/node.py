@@ -1,0 +1,278 @@
+"""The virtual Node: registration, its Lease in kube-node-lease, and its status.
+
+Cadence (as the Go virtual-kubelet): the Lease is renewed every `intervals.lease` (10 s, a
+quarter of its 40 s duration); node status is written every `intervals.node_status` (60 s)
+and at once when the Machines API's reachability changes. The Lease keeps being renewed while
+the Machines API is down: the kubelet itself is alive, and the Ready condition carries the
+bad news (reason `MachinesAPIUnreachable`), so the node lifecycle controller does not declare
+the node lost and evict every pod because of a platform outage it cannot fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flyk._version import __version__
+from flyk.kubelet.config import KubeletConfig
+from flyk.kubelet.kube import NODE_LEASE_NAMESPACE, KubeApi, KubeError
+
+JSON = dict[str, Any]
+log = logging.getLogger("flyk.kubelet.node")
+
+KUBELET_PORT = 10250
+KUBELET_VERSION = f"v1.31.0-flyk.{__version__}"
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether the Machines API answered the last time the kubelet asked."""
+
+    reachable: bool
+    reason: str = "KubeletReady"
+    message: str = "flyk kubelet is ready; the Machines API answers"
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _micro_stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def node_labels(config: KubeletConfig) -> dict[str, str]:
+    return {
+        "type": "virtual-kubelet",
+        "kubernetes.io/role": "agent",
+        "kubernetes.io/hostname": config.node_name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/exclude-from-external-load-balancers": "true",
+        "topology.kubernetes.io/region": config.region,
+        "fly.io/region": config.region,
+    }
+
+
+def node_status(config: KubeletConfig, health: Health, now: datetime) -> JSON:
+    """Capacity is what the platform lets the cluster ask for, not one host's size: the
+    Machines API places each pod on its own machine, so the node only caps the pod count."""
+    capacity = {"cpu": "10000", "memory": "4Ti", "pods": str(config.max_pods)}
+    stamp = _stamp(now)
+
+    def condition(kind: str, status: str, reason: str, message: str) -> JSON:
+        return {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastHeartbeatTime": stamp,
+            "lastTransitionTime": stamp,
+        }
+
+    ready = "True" if health.reachable else "False"
+    return {
+        "capacity": capacity,
+        "allocatable": capacity,
+        "phase": "Running",
+        "conditions": [
+            condition("Ready", ready, health.reason, health.message),
+            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "no pressure"),
+            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "no pressure"),
+            condition("PIDPressure", "False", "KubeletHasSufficientPID", "no pressure"),
+            condition("NetworkUnavailable", "False", "RouteCreated", "Fly 6PN network"),
+        ],
+        "addresses": [
+            {"type": "InternalIP", "address": config.node_ip},
+            {"type": "Hostname", "address": config.node_name},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
+        "nodeInfo": {
+            "machineID": config.node_name,
+            "systemUUID": config.node_name,
+            "bootID": "",
+            "kernelVersion": "",
+            "osImage": "Fly.io Machines",
+            "containerRuntimeVersion": "fly-machines://v1",
+            "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": "",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+        },
+    }
+
+
+def with_kept_transitions(new: JSON, old: JSON | None) -> JSON:
+    """Keep lastTransitionTime of conditions whose status did not change."""
+    before = {c.get("type"): c for c in (old or {}).get("conditions") or []}
+    for condition in new["conditions"]:
+        previous = before.get(condition["type"])
+        if previous and previous.get("status") == condition["status"]:
+            condition["lastTransitionTime"] = previous.get(
+                "lastTransitionTime", condition["lastTransitionTime"]
+            )
+    return new
+
+
+class NodeController:
+    """Runs in its own thread: `run(stop)` registers the node, then keeps lease and status."""
+
+    def __init__(
+        self,
+        kube: KubeApi,
+        config: KubeletConfig,
+        ping: Callable[[], Health],
+        *,
+        now: Callable[[], datetime] = _now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._kube = kube
+        self._config = config
+        self._ping = ping
+        self._now = now
+        self._monotonic = monotonic
+        self._wake = threading.Event()
+        self._node_uid: str | None = None
+        self._lease: JSON | None = None
+        self._last_status: JSON | None = None
+        self.health = Health(reachable=True)
+        self.registered = threading.Event()
+
+    def notify(self) -> None:
+        """Something changed: write node status now rather than at the next interval."""
+        self._wake.set()
+
+    # registration -----------------------------------------------------------------------
+    def register(self) -> None:
+        """Create the Node, or take over one left by a previous run (labels, taints, status)."""
+        config = self._config
+        self.health = self._ping()
+        status = node_status(config, self.health, self._now())
+        existing = self._kube.get_node(config.node_name)
+        if existing is None:
+            body = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": config.node_name, "labels": node_labels(config)},
+                "spec": {"taints": [t.to_api() for t in config.taints]},
+                "status": status,
+            }
+            created = self._kube.create_node(body)
+            self._node_uid = created["metadata"]["uid"]
+        else:
+            self._node_uid = existing["metadata"]["uid"]
+            self._kube.patch_node(
+                config.node_name,
+                {
+                    "metadata": {"labels": node_labels(config)},
+                    "spec": {"taints": [t.to_api() for t in config.taints] or None},
+                },
+            )
+            status = with_kept_transitions(status, existing.get("status"))
+        # The status subresource is authoritative: a create may drop .status.
+        self._kube.patch_node_status(config.node_name, status)
+        self._last_status = status
+        self.renew_lease()
+        self.registered.set()
+
+    # lease ------------------------------------------------------------------------------
+    def _lease_body(self) -> JSON:
+        name = self._config.node_name
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": name,
+                "namespace": NODE_LEASE_NAMESPACE,
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Node", "name": name, "uid": self._node_uid}
+                ],
+            },
+            "spec": {
+                "holderIdentity": name,
+                "leaseDurationSeconds": self._config.intervals.lease_duration,
+                "renewTime": _micro_stamp(self._now()),
+            },
+        }
+
+    def renew_lease(self) -> None:
+        """Update the cached Lease; on a conflict re-read it, when missing create it."""
+        body = self._lease_body()
+        for _ in range(3):
+            try:
+                if self._lease is None:
+                    self._lease = self._kube.get_lease(self._config.node_name)
+                if self._lease is None:
+                    self._lease = self._kube.create_lease(body)
+                    return
+                renewed = {**self._lease, "spec": {**self._lease.get("spec", {}), **body["spec"]}}
+                self._lease = self._kube.replace_lease(renewed)
+                return
+            except KubeError as error:
+                if error.code not in (404, 409):
+                    raise
+                self._lease = None  # someone else wrote it, or it was deleted: start over
+
+    # status -----------------------------------------------------------------------------
+    def write_status(self) -> None:
+        status = node_status(self._config, self.health, self._now())
+        status = with_kept_transitions(status, self._last_status)
+        self._kube.patch_node_status(self._config.node_name, status)
+        self._last_status = status
+
+    def check_health(self) -> bool:
+        """Ping the Machines API; True when the answer differs from the last one."""
+        health = self._ping()
+        changed = health != self.health
+        if changed:
+            log.warning("Machines API reachable: %s (%s)", health.reachable, health.message)
+        self.health = health
+        return changed
+
+    # the loop ---------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        intervals = self._config.intervals
+        while not stop.is_set():
+            try:
+                self.register()
+                break
+            except KubeError as error:
+                log.warning("registering node %s failed: %s", self._config.node_name, error)
+                stop.wait(intervals.backoff_initial)
+        start = self._monotonic()
+        due = {
+            "lease": start + intervals.lease,
+            "status": start + intervals.node_status,
+            "ping": start + intervals.ping,
+        }
+        while not stop.is_set():
+            self._tick(due)
+            wait = max(0.0, min(due.values()) - self._monotonic())
+            self._wake.wait(wait)
+
+    def _tick(self, due: dict[str, float]) -> None:
+        intervals = self._config.intervals
+        now = self._monotonic()
+        try:
+            if now >= due["ping"]:
+                due["ping"] = now + intervals.ping
+                if self.check_health():
+                    self._wake.set()
+            if now >= due["lease"]:
+                due["lease"] = now + intervals.lease
+                self.renew_lease()
+            if self._wake.is_set() or now >= due["status"]:
+                self._wake.clear()
+                due["status"] = now + intervals.node_status
+                self.write_status()
+        except KubeError as error:
+            log.warning("node %s: %s", self._config.node_name, error)

@@ -1,0 +1,677 @@
+"""The pod controller: every Pod bound to the virtual node runs as a Fly Machine.
+
+Threads: one reflector (list, then watch from the list's resourceVersion; re-list on 410),
+one resync timer, and `workers_per_namespace` workers per namespace sharing that namespace's
+work queue. Keys are pod names; a key is never held by two workers at once.
+
+Manners toward the Machines API: every call goes through `FlyClient` (its shared rate
+limiter, retries and idempotent create). Machine state is learnt from ONE list per namespace
+app per resync interval (fast while a pod there is changing, slow when all are settled),
+never from one GET per pod, so the steady-state call rate grows with the number of
+namespaces, not with the number of pods. A reconcile whose pod and machine agree makes no
+Machines call at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flyk.api import LAUNCH_ID_KEY, FlyClient, MachineConfig
+from flyk.errors import (
+    AuthError,
+    CapacityError,
+    FlykError,
+    NetworkError,
+    NotFoundError,
+    ServerError,
+    WaitTimeoutError,
+)
+from flyk.kubelet import status as pod_status
+from flyk.kubelet import translate
+from flyk.kubelet.config import KubeletConfig, namespace_app_name
+from flyk.kubelet.kube import KubeApi, KubeError
+from flyk.kubelet.node import Health
+from flyk.kubelet.workqueue import WorkQueue, backoff
+
+JSON = dict[str, Any]
+log = logging.getLogger("flyk.kubelet.pods")
+
+MACHINE_ID_ANNOTATION = "fly.io/machine-id"  # written by the kubelet once the machine exists
+RESYNC = "\0resync"  # the queue key of "list this namespace's machines"
+# App secrets that mark an app as a namespace of a cluster (flyk.k8s delete looks for them).
+MARKER_CLUSTER = "FLYK_CLUSTER"
+MARKER_NAMESPACE = "FLYK_NAMESPACE"
+MARKER_ORG = "FLYK_ORG"
+SETTLED_PHASES = ("Running", "Succeeded", "Failed")
+
+
+class Retry(Exception):
+    """Reconcile again after `delay` seconds (None: the queue's backoff)."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass
+class Namespace:
+    """One namespace: its app, its queue, and what the last list said about its machines."""
+
+    name: str
+    app: str
+    queue: WorkQueue[str] = field(default_factory=WorkQueue)
+    machines: dict[str, JSON] = field(default_factory=dict)  # pod uid -> machine JSON
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held by a list and by a create with its bookkeeping, so that a list that began
+    # before a create cannot overwrite the record of the machine the create made.
+    create_lock: threading.Lock = field(default_factory=threading.Lock)
+    app_ready: bool = False
+    listed: bool = False
+    first_resync_done: bool = False
+    resync_pending: bool = False
+    next_resync: float = 0.0
+    busy: bool = True  # some pod there is not settled: resync fast
+
+
+class MachinesHealth:
+    """Reachability of the Machines API, learnt from the kubelet's own calls; the node's
+    Ready condition reads it, and pings only when nothing was called recently."""
+
+    def __init__(self, fly: FlyClient, org: str, freshness: float) -> None:
+        self._fly = fly
+        self._org = org
+        self._freshness = freshness
+        self._lock = threading.Lock()
+        self._last: tuple[float, Health] | None = None
+
+    def record(self, error: Exception | None) -> None:
+        if error is None:
+            health = Health(reachable=True)
+        elif isinstance(error, NetworkError | ServerError):
+            health = Health(False, "MachinesAPIUnreachable", f"Machines API: {error}")
+        elif isinstance(error, AuthError):
+            health = Health(False, "MachinesAPIUnauthorized", f"Machines API: {error}")
+        else:
+            health = Health(reachable=True)  # the API answered, it just said no
+        with self._lock:
+            self._last = (time.monotonic(), health)
+
+    def __call__(self) -> Health:
+        with self._lock:
+            last = self._last
+        if last is not None and time.monotonic() - last[0] < self._freshness:
+            return last[1]
+        try:
+            self._fly.apps.list(self._org)
+            self.record(None)
+        except FlykError as error:
+            self.record(error)
+        with self._lock:
+            assert self._last is not None
+            return self._last[1]
+
+
+def _now_iso() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _spec_view(pod: JSON) -> tuple[Any, ...]:
+    """The parts of a pod whose change needs a reconcile (not status, not resourceVersion)."""
+    meta = pod.get("metadata") or {}
+    return (
+        pod.get("spec"),
+        meta.get("annotations"),
+        meta.get("labels"),
+        meta.get("deletionTimestamp"),
+        meta.get("uid"),
+    )
+
+
+class PodController:
+    def __init__(
+        self,
+        kube: KubeApi,
+        fly: FlyClient,
+        config: KubeletConfig,
+        *,
+        watch_kube: KubeApi,
+    ) -> None:
+        self._kube = kube
+        self._watch_kube = watch_kube
+        self._fly = fly
+        self._config = config
+        self.health = MachinesHealth(fly, config.org, config.intervals.ping)
+        self._node = translate.NodeFacts(
+            cluster=config.cluster,
+            node_name=config.node_name,
+            node_ip=config.node_ip,
+            region=config.region,
+        )
+        self._lock = threading.Lock()
+        self._pods: dict[tuple[str, str], JSON] = {}
+        self._namespaces: dict[str, Namespace] = {}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._written: dict[str, JSON] = {}  # pod uid -> the status last written
+        self._told: set[tuple[str, str, str]] = set()  # (uid, reason, message) events sent
+        self.synced = threading.Event()  # the first list has filled the cache
+        self.on_node_change: Callable[[], None] = lambda: None
+
+    # lifecycle --------------------------------------------------------------------------
+    def start(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._spawn("flyk-reflector", self._reflect)
+        self._spawn("flyk-resync", self._resync_timer)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def join(self, timeout: float) -> None:
+        with self._lock:
+            spaces = list(self._namespaces.values())
+        for space in spaces:
+            space.queue.close()
+        self._watch_kube.close()
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # the reflector ----------------------------------------------------------------------
+    def _reflect(self) -> None:
+        version: str | None = None
+        intervals = self._config.intervals
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if version is None:
+                    version = self._relist()
+                for kind, pod in self._watch_kube.watch_pods(
+                    self._config.node_name, version, server_timeout=intervals.watch_timeout
+                ):
+                    if self._stop.is_set():
+                        return
+                    version = pod["metadata"].get("resourceVersion") or version
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        self._apply(kind, pod)
+                    failures = 0
+            except KubeError as error:
+                if self._stop.is_set():
+                    return
+                if error.code == 410:
+                    log.info("watch expired (%s); listing again", error.message)
+                    version = None
+                    continue
+                failures += 1
+                log.warning("watching pods: %s", error)
+                self._stop.wait(backoff(failures, 0.05, 5.0))
+            except Exception:  # the watch client was closed under us on shutdown
+                if self._stop.is_set():
+                    return
+                log.exception("watching pods failed")
+                failures += 1
+                self._stop.wait(backoff(failures, 0.05, 5.0))
+
+    def _relist(self) -> str:
+        pods, version = self._kube.list_pods(self._config.node_name)
+        fresh = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in pods}
+        with self._lock:
+            gone = [key for key in self._pods if key not in fresh]
+            self._pods = fresh
+        for namespace, name in [*gone, *fresh]:
+            self._enqueue(namespace, name)
+        self.synced.set()
+        return version
+
+    def _apply(self, kind: str, pod: JSON) -> None:
+        meta = pod["metadata"]
+        key = (meta["namespace"], meta["name"])
+        with self._lock:
+            before = self._pods.get(key)
+            if kind == "DELETED":
+                if before is not None and before["metadata"]["uid"] == meta["uid"]:
+                    del self._pods[key]
+            else:
+                self._pods[key] = pod
+        if kind == "DELETED" or before is None or _spec_view(before) != _spec_view(pod):
+            self._enqueue(*key)
+
+    def pods(self, namespace: str | None = None) -> list[JSON]:
+        with self._lock:
+            return [p for (ns, _), p in self._pods.items() if namespace in (None, ns)]
+
+    def _pod(self, namespace: str, name: str) -> JSON | None:
+        with self._lock:
+            return self._pods.get((namespace, name))
+
+    # namespaces and their workers -------------------------------------------------------
+    def _space(self, namespace: str) -> Namespace:
+        with self._lock:
+            space = self._namespaces.get(namespace)
+            if space is not None:
+                return space
+            app = namespace_app_name(self._config.cluster, namespace, self._config.org)
+            space = Namespace(namespace, app)
+            self._namespaces[namespace] = space
+        for index in range(self._config.workers_per_namespace):
+            self._spawn(f"flyk-{namespace}-{index}", lambda: self._work(space))
+        return space
+
+    def _enqueue(self, namespace: str, name: str) -> None:
+        self._space(namespace).queue.add(name)
+
+    def _work(self, space: Namespace) -> None:
+        while (key := space.queue.get(self._stop)) is not None:
+            try:
+                if key == RESYNC:
+                    self._resync(space)
+                else:
+                    self._reconcile(space, key)
+                space.queue.forget(key)
+            except Retry as retry:
+                self._retry(space, key, retry.delay)
+            except (FlykError, KubeError) as error:
+                if isinstance(error, FlykError):
+                    self.health.record(error)
+                log.warning("%s/%s: %s", space.name, key.strip("\0"), error)
+                self._retry(space, key, None)
+            except Exception:
+                log.exception("%s/%s: reconcile failed", space.name, key.strip("\0"))
+                self._retry(space, key, None)
+            finally:
+                space.queue.done(key)
+
+    def _retry(self, space: Namespace, key: str, delay: float | None) -> None:
+        intervals = self._config.intervals
+        failures = space.queue.failed(key)
+        if key == RESYNC:
+            space.resync_pending = False  # the timer schedules the next one
+            space.next_resync = time.monotonic() + backoff(
+                failures, intervals.backoff_initial, intervals.resync
+            )
+            return
+        wait = (
+            delay
+            if delay is not None
+            else backoff(failures, intervals.backoff_initial, intervals.backoff_max)
+        )
+        space.queue.add_after(key, wait)
+
+    # resync: one list per namespace app -------------------------------------------------
+    def _resync_timer(self) -> None:
+        self.synced.wait()
+        tick = min(0.25, self._config.intervals.fast_resync / 4)
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            with self._lock:
+                spaces = list(self._namespaces.values())
+            for space in spaces:
+                if not space.resync_pending and now >= space.next_resync:
+                    space.resync_pending = True
+                    space.queue.add(RESYNC)
+
+    def _soon(self, space: Namespace) -> None:
+        """Something is changing in this namespace: look at its machines soon."""
+        space.busy = True
+        space.next_resync = min(
+            space.next_resync, time.monotonic() + self._config.intervals.fast_resync
+        )
+
+    def _list_machines(self, space: Namespace) -> None:
+        with space.create_lock:
+            self._list_machines_locked(space)
+
+    def _list_machines_locked(self, space: Namespace) -> None:
+        machines = self._fly.machines.list(
+            space.app, metadata={translate.META_CLUSTER: self._config.cluster}
+        )
+        self.health.record(None)
+        by_uid: dict[str, JSON] = {}
+        for machine in machines:
+            data = machine.to_api()
+            uid = machine.metadata.get(translate.META_POD_UID, "")
+            if machine.state in ("destroyed",):
+                continue
+            if uid in by_uid:  # two machines for one pod: keep the older, drop the newer
+                keep = min(by_uid[uid], data, key=lambda m: str(m.get("created_at")))
+                drop = data if keep is by_uid[uid] else by_uid[uid]
+                self._destroy(space, drop, "a second machine for the same pod")
+                data = keep
+            by_uid[uid] = data
+        with space.lock:
+            space.machines = by_uid
+            space.listed = True
+
+    def _resync(self, space: Namespace) -> None:
+        self.synced.wait()
+        self._ensure_app(space)
+        self._list_machines(space)
+        pods = {p["metadata"]["uid"]: p for p in self.pods(space.name)}
+        for uid, machine in list(space.machines.items()):
+            if uid not in pods:
+                self._destroy(space, machine, "its pod no longer exists")
+                with space.lock:
+                    space.machines.pop(uid, None)
+        busy = False
+        for pod in pods.values():
+            busy |= self._refresh(space, pod)
+        space.first_resync_done = True
+        space.busy = busy
+        intervals = self._config.intervals
+        space.next_resync = time.monotonic() + (intervals.fast_resync if busy else intervals.resync)
+        space.resync_pending = False
+
+    def _refresh(self, space: Namespace, pod: JSON) -> bool:
+        """Bring one pod's status up to date from the listed machine; True while unsettled."""
+        meta = pod["metadata"]
+        current = pod.get("status") or {}
+        if meta.get("deletionTimestamp"):
+            return True
+        if pod_status.is_terminal(current):
+            return False
+        machine = space.machines.get(meta["uid"])
+        if machine is None:
+            if self._had_machine(pod):
+                space.queue.add(meta["name"])  # lost: the reconcile decides (restart policy)
+                return True
+            return False  # not created yet: the queue's retry looks after it
+        machine = self._with_exit_events(space, machine)
+        new = pod_status.pod_status(pod, machine, host_ip=self._config.node_ip)
+        self._write_status(pod, new)
+        transient = new["phase"] == "Running" and machine.get("state") != "started"
+        return new["phase"] == "Pending" or transient
+
+    def _with_exit_events(self, space: Namespace, machine: JSON) -> JSON:
+        """A stopped machine whose list entry lacks its exit event gets its events fetched
+        once (the pod then turns terminal and is never looked at again)."""
+        if machine.get("state") not in pod_status.STOPPED_STATES | pod_status.FAILED_STATES:
+            return machine
+        if pod_status.last_exit(machine) is not None:
+            return machine
+        events = self._fly.machines.events(space.app, machine["id"])
+        return {**machine, "events": [event.to_api() for event in events]}
+
+    # reconcile one pod ------------------------------------------------------------------
+    def _reconcile(self, space: Namespace, name: str) -> None:
+        pod = self._pod(space.name, name)
+        if pod is None:
+            self._soon(space)  # gone from the API: the resync destroys its machine
+            return
+        self._ensure_app(space)
+        if not space.listed:
+            self._list_machines(space)
+        meta = pod["metadata"]
+        if meta.get("deletionTimestamp"):
+            self._delete(space, pod)
+            return
+        if pod_status.is_terminal(pod.get("status")):
+            return
+        machine = space.machines.get(meta["uid"])
+        if machine is None:
+            if self._had_machine(pod):
+                self._machine_lost(space, pod)
+            else:
+                self._create(space, pod)
+            return
+        self._update_if_changed(space, pod, machine)
+
+    def _had_machine(self, pod: JSON) -> bool:
+        return MACHINE_ID_ANNOTATION in (pod["metadata"].get("annotations") or {})
+
+    def _ensure_app(self, space: Namespace) -> None:
+        """The namespace's app, created on first use and marked as the cluster's."""
+        if space.app_ready:
+            return
+        with space.lock:
+            if space.app_ready:
+                return
+            try:
+                self._fly.apps.get(space.app)
+            except NotFoundError:
+                self._fly.apps.create(space.app, self._config.org)
+                self._fly.secrets.set(
+                    space.app,
+                    {
+                        MARKER_CLUSTER: self._config.cluster,
+                        MARKER_NAMESPACE: space.name,
+                        MARKER_ORG: self._config.org,
+                    },
+                )
+                log.info("created app %s for namespace %s", space.app, space.name)
+            space.app_ready = True
+
+    def _plan(self, pod: JSON) -> translate.MachinePlan:
+        """Translate, after fetching the Secrets and ConfigMaps the pod references."""
+        namespace = pod["metadata"]["namespace"]
+        secrets: dict[str, JSON] = {}
+        config_maps: dict[str, JSON] = {}
+        for kind, name in set(translate.iter_referenced(pod)):
+            if kind == "Secret":
+                found = self._kube.get_secret(namespace, name)
+                if found is not None:
+                    secrets[name] = found
+            else:
+                found = self._kube.get_config_map(namespace, name)
+                if found is not None:
+                    config_maps[name] = found
+        sources = translate.Sources(secrets=secrets, config_maps=config_maps)
+        return translate.build_plan(pod, sources, self._node)
+
+    def _plan_or_pending(self, pod: JSON) -> translate.MachinePlan:
+        try:
+            plan = self._plan(pod)
+        except translate.TranslationError as error:
+            self._pending(pod, error.reason, error.message)
+            raise Retry(error.message) from error
+        uid = pod["metadata"]["uid"]
+        for warning in plan.warnings:
+            self._event(pod, "Warning", "UnsupportedField", warning)
+        if plan.warnings:
+            log.info("pod %s: %d unsupported fields", uid, len(plan.warnings))
+        return plan
+
+    def _create(self, space: Namespace, pod: JSON) -> None:
+        plan = self._plan_or_pending(pod)
+        meta = pod["metadata"]
+        config = MachineConfig.from_api(plan.config).with_metadata(
+            # A launch id of our own, so that our retry after an ambiguous failure is
+            # deduplicated by the client like its own retries are.
+            **{LAUNCH_ID_KEY: f"{meta['uid']}-{uuid.uuid4().hex[:8]}"}
+        )
+        with space.create_lock:
+            if meta["uid"] in space.machines:
+                return
+            try:
+                machine = self._fly.machines.create(
+                    space.app, config, name=plan.name, region=plan.region
+                )
+            except CapacityError as error:
+                self._no_capacity(pod, plan, error)
+                raise Retry(error.message) from error
+            except FlykError:
+                space.listed = False  # it may exist after all: list before creating again
+                raise
+            data = machine.to_api()
+            with space.lock:
+                space.machines[meta["uid"]] = data
+        self.health.record(None)
+        self._kube.patch_pod_annotations(
+            meta["namespace"],
+            meta["name"],
+            {
+                MACHINE_ID_ANNOTATION: machine.id,
+                translate.CHOSEN_SIZE_ANNOTATION: plan.size.label,
+            },
+        )
+        self._event(
+            pod, "Normal", "Created", f"machine {machine.id} ({plan.size.label}) in {plan.region}"
+        )
+        self._write_status(pod, pod_status.pod_status(pod, data, host_ip=self._config.node_ip))
+        self._soon(space)
+
+    def _no_capacity(self, pod: JSON, plan: translate.MachinePlan, error: CapacityError) -> None:
+        region = error.region or plan.region
+        alternatives = ", ".join(error.alternatives) or "none named by the API"
+        message = (
+            f"no capacity in {region}: {error.message}. Regions that could serve: "
+            f"{alternatives}. flyk does not move a pod to another region; to allow it, set "
+            f"annotation {translate.REGION_ANNOTATION} to a list such as "
+            f'"{plan.region},{error.alternatives[0] if error.alternatives else "<region>"}".'
+        )
+        self._event(pod, "Warning", "InsufficientCapacity", message)
+        self._pending(pod, "InsufficientCapacity", message)
+
+    def _update_if_changed(self, space: Namespace, pod: JSON, machine: JSON) -> None:
+        metadata = (machine.get("config") or {}).get("metadata") or {}
+        plan = self._plan_or_pending(pod)
+        if metadata.get(translate.META_SPEC_HASH) == plan.spec_hash:
+            return
+        config = MachineConfig.from_api(plan.config)
+        with self._fly.machines.lease(
+            space.app, machine["id"], ttl=60, description="flyk kubelet: pod spec changed"
+        ) as lease:
+            updated = self._fly.machines.update(space.app, machine["id"], config, nonce=lease.nonce)
+        with space.lock:
+            space.machines[pod["metadata"]["uid"]] = updated.to_api()
+        self._event(pod, "Normal", "Updated", f"machine {machine['id']} updated to the new spec")
+        self._soon(space)
+
+    def _machine_lost(self, space: Namespace, pod: JSON) -> None:
+        """The pod had a machine and it is gone: recreate it unless the pod never restarts."""
+        meta = pod["metadata"]
+        policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
+        lost = meta.get("annotations", {}).get(MACHINE_ID_ANNOTATION)
+        if policy == "Never":
+            self._event(pod, "Warning", "MachineLost", f"machine {lost} no longer exists")
+            self._write_status(pod, pod_status.pod_status(pod, None, host_ip=self._config.node_ip))
+            return
+        self._event(pod, "Warning", "MachineLost", f"machine {lost} no longer exists; recreating")
+        self._create(space, pod)
+
+    # deletion ---------------------------------------------------------------------------
+    def _delete(self, space: Namespace, pod: JSON) -> None:
+        """Stop within the grace period, destroy, then remove the pod (grace 0, its UID)."""
+        meta = pod["metadata"]
+        machine = space.machines.get(meta["uid"])
+        if machine is not None:
+            grace = int(
+                meta.get("deletionGracePeriodSeconds")
+                or (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+                or 0
+            )
+            self._stop_machine(space, machine, grace)
+            self._destroy(space, machine, "its pod was deleted")
+            with space.lock:
+                space.machines.pop(meta["uid"], None)
+        try:
+            self._kube.delete_pod(meta["namespace"], meta["name"], meta["uid"])
+        except KubeError as error:
+            if error.code not in (404, 409):  # gone already, or a new pod took the name
+                raise
+        self._forget(meta["uid"])
+        self._soon(space)
+
+    def _stop_machine(self, space: Namespace, machine: JSON, grace: int) -> None:
+        if machine.get("state") in ("stopped", "created", "failed", "suspended"):
+            return
+        self._fly.machines.stop(space.app, machine["id"], timeout=float(grace))
+        try:
+            self._fly.machines.wait(
+                space.app,
+                machine["id"],
+                "stopped",
+                version=machine.get("instance_id"),
+                timeout=grace + self._config.intervals.stop_wait,
+            )
+        except WaitTimeoutError:
+            log.warning("machine %s did not stop in time; destroying it", machine["id"])
+
+    def _destroy(self, space: Namespace, machine: JSON, why: str) -> None:
+        log.info("destroying machine %s of %s: %s", machine.get("id"), space.app, why)
+        try:
+            self._fly.machines.destroy(space.app, machine["id"], force=True)
+        except NotFoundError:
+            pass
+
+    def _forget(self, uid: str) -> None:
+        self._written.pop(uid, None)
+        self._told = {told for told in self._told if told[0] != uid}
+
+    # writing to the pod -----------------------------------------------------------------
+    def _pending(self, pod: JSON, reason: str, message: str) -> None:
+        self._write_status(
+            pod,
+            pod_status.pending_status(
+                pod, host_ip=self._config.node_ip, reason=reason, message=message
+            ),
+        )
+
+    def _write_status(self, pod: JSON, new: JSON) -> None:
+        """PATCH pods/status, only when the status changed (against the cache and against
+        what we wrote last, which the watch may not have echoed yet)."""
+        meta = pod["metadata"]
+        latest = self._pod(meta["namespace"], meta["name"]) or pod
+        if latest["metadata"]["uid"] != meta["uid"]:
+            return
+        current = latest.get("status") or {}
+        new = pod_status.with_transition_times(new, current, _now_iso())
+        if not pod_status.status_differs(new, current):
+            return
+        if self._written.get(meta["uid"]) == new:
+            return
+        patch = dict(new)
+        for key in ("reason", "message", "podIP", "podIPs", "startTime"):
+            if key in current and key not in new:
+                patch[key] = None
+        self._kube.patch_pod_status(meta["namespace"], meta["name"], patch)
+        self._written[meta["uid"]] = new
+
+    def _event(self, pod: JSON, kind: str, reason: str, message: str) -> None:
+        """A pod Event; each (reason, message) is told once per pod. Events are best effort."""
+        meta = pod["metadata"]
+        told = (meta["uid"], reason, message)
+        if told in self._told:
+            return
+        self._told.add(told)
+        stamp = _now_iso()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "count": 1,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "source": {"component": "flyk-kubelet", "host": self._config.node_name},
+            "reportingComponent": "flyk-kubelet",
+            "reportingInstance": self._config.node_name,
+        }
+        try:
+            self._kube.create_event(meta["namespace"], event)
+        except KubeError as error:
+            log.warning("event for %s/%s not recorded: %s", meta["namespace"], meta["name"], error)
+
+    # for tests and the bench ------------------------------------------------------------
+    def namespaces(self) -> Iterable[Namespace]:
+        with self._lock:
+            return list(self._namespaces.values())

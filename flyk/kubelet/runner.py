@@ -1,0 +1,75 @@
+"""Wiring: the node controller and the pod controller over one Kubernetes and one Machines
+client, as `flyk ext k8s kubelet` runs them (blocking) or as tests run them (start/stop)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flyk.api import FlyClient
+from flyk.kubelet.config import KubeletConfig
+from flyk.kubelet.kube import KubeApi
+from flyk.kubelet.node import NodeController
+from flyk.kubelet.pods import PodController
+
+log = logging.getLogger("flyk.kubelet")
+
+
+class Kubelet:
+    """The virtual kubelet. `start()` returns at once; `stop()` ends every thread it began."""
+
+    def __init__(self, config: KubeletConfig, *, fly: FlyClient | None = None) -> None:
+        self.config = config
+        self._own_fly = fly is None
+        self.fly = fly or FlyClient(base_url=config.api_url, token=config.api_token)
+        self.kube = KubeApi(config.kubeconfig)
+        self.pods = PodController(
+            self.kube, self.fly, config, watch_kube=KubeApi(config.kubeconfig)
+        )
+        self.node = NodeController(self.kube, config, ping=self.pods.health)
+        self.pods.on_node_change = self.node.notify
+        self._stop = threading.Event()
+        self._node_thread = threading.Thread(
+            target=self.node.run, args=(self._stop,), name="flyk-node", daemon=True
+        )
+
+    def start(self) -> Kubelet:
+        log.info(
+            "virtual kubelet %s for cluster %s (org %s, region %s)",
+            self.config.node_name,
+            self.config.cluster,
+            self.config.org,
+            self.config.region,
+        )
+        self._node_thread.start()
+        self.pods.start(self._stop)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.node.notify()
+        self.pods.join(timeout)
+        self._node_thread.join(timeout)
+        self.kube.close()
+        if self._own_fly:
+            self.fly.close()
+
+    def __enter__(self) -> Kubelet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait(self, stop: threading.Event) -> None:
+        """Block until `stop` is set (the CLI sets it on SIGTERM/SIGINT)."""
+        stop.wait()
+
+
+def run(config: KubeletConfig, *, stop: threading.Event | None = None) -> None:
+    """Run the kubelet until `stop` is set (forever when None)."""
+    stop = stop or threading.Event()
+    kubelet = Kubelet(config).start()
+    try:
+        kubelet.wait(stop)
+    finally:
+        kubelet.stop()

@@ -1,0 +1,261 @@
+"""Machine → PodStatus: pure functions (DESIGN.md "Machine | Pod status").
+
+Input is the machine as the Machines API returns it (JSON: `state`, `private_ip`, `events`,
+`checks`, `created_at`); output is the pod's `status` as the Kubernetes API spells it. The
+Machines API reports state per machine, not per container, so every container of a pod shares
+the machine's state; the exit code of the last exit event goes to every terminated container.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+JSON = dict[str, Any]
+
+PENDING_STATES = {"creating", "created", "starting"}
+RUNNING_STATES = {"started", "stopping", "restarting", "updating", "replacing", "suspending"}
+STOPPED_STATES = {"stopped", "suspended"}
+FAILED_STATES = {"failed", "launch_failed"}
+GONE_STATES = {"destroyed", "destroying"}
+
+NOT_FOUND_EXIT_CODE = -137  # the virtual-kubelet convention for a vanished backend
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    exit_code: int
+    oom_killed: bool
+    finished_at: str | None
+
+
+def iso_from_ms(ms: int | float | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def normalise_time(value: str | None) -> str | None:
+    """Kubernetes wants RFC 3339 seconds with a Z; the Machines API may send fractions."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sorted_events(machine: JSON) -> list[JSON]:
+    return sorted(machine.get("events") or [], key=lambda e: e.get("timestamp") or 0)
+
+
+def last_exit(machine: JSON) -> ExitInfo | None:
+    """The newest exit event's code; None when the machine never exited."""
+    for event in reversed(_sorted_events(machine)):
+        if event.get("type") != "exit":
+            continue
+        exit_event = (event.get("request") or {}).get("exit_event") or {}
+        if "exit_code" not in exit_event and not exit_event.get("oom_killed"):
+            continue
+        return ExitInfo(
+            exit_code=int(exit_event.get("exit_code", 137)),
+            oom_killed=bool(exit_event.get("oom_killed")),
+            finished_at=iso_from_ms(event.get("timestamp")),
+        )
+    return None
+
+
+def restart_count(machine: JSON) -> int:
+    """Exits after which the machine restarted itself (the events list may be truncated)."""
+    count = 0
+    for event in _sorted_events(machine):
+        exit_event = (event.get("request") or {}).get("exit_event") or {}
+        if event.get("type") == "exit" and exit_event.get("restarting"):
+            count += 1
+    return count
+
+
+def last_start_time(machine: JSON) -> str | None:
+    for event in reversed(_sorted_events(machine)):
+        if event.get("type") == "start" and event.get("status") in ("started", None):
+            return iso_from_ms(event.get("timestamp"))
+    return normalise_time(machine.get("updated_at"))
+
+
+def readiness(machine: JSON, container: str) -> bool:
+    """True when every readiness check of this container passes (true with no checks)."""
+    checks = {c.get("name"): c.get("status") for c in machine.get("checks") or []}
+    wanted = [name for name in checks if name == f"readiness-{container}"]
+    return all(checks[name] == "passing" for name in wanted)
+
+
+def _terminated(info: ExitInfo) -> JSON:
+    if info.oom_killed:
+        reason = "OOMKilled"
+    else:
+        reason = "Completed" if info.exit_code == 0 else "Error"
+    state: JSON = {"exitCode": info.exit_code, "reason": reason}
+    if info.finished_at:
+        state["finishedAt"] = info.finished_at
+    return {"terminated": state}
+
+
+def _containers(pod: JSON) -> list[JSON]:
+    return list((pod.get("spec") or {}).get("containers") or [])
+
+
+def _container_status(
+    container: JSON, state: JSON, ready: bool, restarts: int, last: JSON | None
+) -> JSON:
+    status: JSON = {
+        "name": container["name"],
+        "image": container.get("image", ""),
+        "imageID": "",
+        "ready": ready,
+        "restartCount": restarts,
+        "started": "running" in state,
+        "state": state,
+    }
+    if last:
+        status["lastState"] = last
+    return status
+
+
+def _condition(kind: str, value: bool, reason: str | None = None) -> JSON:
+    condition: JSON = {"type": kind, "status": "True" if value else "False"}
+    if reason and not value:
+        condition["reason"] = reason
+    return condition
+
+
+def pod_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
+    """The pod's status for its machine (None: the machine is gone)."""
+    if machine is None or machine.get("state") in GONE_STATES:
+        return _gone(pod, host_ip)
+    state = str(machine.get("state", ""))
+    info = last_exit(machine)
+    restarts = restart_count(machine)
+    container_state: JSON
+    if state in PENDING_STATES:
+        phase, container_state = "Pending", {"waiting": {"reason": "ContainerCreating"}}
+    elif state in RUNNING_STATES:
+        phase = "Running"
+        container_state = {"running": {"startedAt": last_start_time(machine)}}
+    elif state in FAILED_STATES:
+        phase = "Failed"
+        container_state = _terminated(info) if info else _launch_failed(machine)
+    elif state in STOPPED_STATES:
+        if info is None:
+            phase = "Failed"
+            container_state = {"terminated": {"exitCode": 143, "reason": "Stopped"}}
+        else:
+            phase = "Succeeded" if info.exit_code == 0 and not info.oom_killed else "Failed"
+            container_state = _terminated(info)
+    else:
+        phase, container_state = "Pending", {"waiting": {"reason": "ContainerCreating"}}
+    last = _terminated(info) if info and phase == "Running" and restarts else None
+    running = phase == "Running"
+    statuses = []
+    for container in _containers(pod):
+        ready = running and state == "started" and readiness(machine, container["name"])
+        statuses.append(_container_status(container, container_state, ready, restarts, last))
+    all_ready = bool(statuses) and all(s["ready"] for s in statuses)
+    status: JSON = {
+        "phase": phase,
+        "hostIP": host_ip,
+        "conditions": [
+            _condition("PodScheduled", True),
+            _condition("Initialized", phase != "Pending", "ContainersNotInitialized"),
+            _condition("ContainersReady", all_ready, "ContainersNotReady"),
+            _condition("Ready", all_ready, "ContainersNotReady"),
+        ],
+        "containerStatuses": statuses,
+    }
+    created = normalise_time(machine.get("created_at"))
+    if created:
+        status["startTime"] = created
+    private_ip = machine.get("private_ip")
+    if private_ip:
+        status["podIP"] = private_ip
+        status["podIPs"] = [{"ip": private_ip}]
+    return status
+
+
+def _launch_failed(machine: JSON) -> JSON:
+    return {
+        "terminated": {
+            "exitCode": 128,
+            "reason": "StartError",
+            "message": f"the machine is {machine.get('state')}",
+        }
+    }
+
+
+def _gone(pod: JSON, host_ip: str) -> JSON:
+    state: JSON = {"terminated": {"exitCode": NOT_FOUND_EXIT_CODE, "reason": "NotFound"}}
+    statuses = [_container_status(c, state, False, 0, None) for c in _containers(pod)]
+    return {
+        "phase": "Failed",
+        "reason": "NotFound",
+        "message": "the pod's machine no longer exists",
+        "hostIP": host_ip,
+        "conditions": [
+            _condition("PodScheduled", True),
+            _condition("Ready", False, "PodFailed"),
+            _condition("ContainersReady", False, "PodFailed"),
+        ],
+        "containerStatuses": statuses,
+    }
+
+
+def pending_status(pod: JSON, *, host_ip: str, reason: str, message: str) -> JSON:
+    """A pod flyk could not (yet) give a machine: Pending, with the reason on the pod and on
+    every container (capacity, a missing Secret, a bad size)."""
+    state: JSON = {"waiting": {"reason": reason, "message": message}}
+    statuses = [_container_status(c, state, False, 0, None) for c in _containers(pod)]
+    return {
+        "phase": "Pending",
+        "reason": reason,
+        "message": message,
+        "hostIP": host_ip,
+        "conditions": [
+            _condition("PodScheduled", True),
+            _condition("Ready", False, reason),
+            _condition("ContainersReady", False, reason),
+        ],
+        "containerStatuses": statuses,
+    }
+
+
+def is_terminal(status: JSON | None) -> bool:
+    return bool(status) and (status or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def any_running(status: JSON | None) -> bool:
+    """True while a container may still run (the kubelet must stop it before the pod goes)."""
+    for container in (status or {}).get("containerStatuses") or []:
+        if "running" in (container.get("state") or {}):
+            return True
+    return False
+
+
+def with_transition_times(new: JSON, old: JSON | None, now: str) -> JSON:
+    """Carry over each condition's lastTransitionTime when its status did not change, so that
+    an unchanged status compares equal and is not written again."""
+    previous = {c.get("type"): c for c in (old or {}).get("conditions") or []}
+    conditions = []
+    for condition in new.get("conditions") or []:
+        before = previous.get(condition["type"])
+        same = before is not None and before.get("status") == condition["status"]
+        stamp = before.get("lastTransitionTime") if same and before else None
+        conditions.append({**condition, "lastTransitionTime": stamp or now})
+    return {**new, "conditions": conditions}
+
+
+def status_differs(new: JSON, current: JSON | None) -> bool:
+    """Whether writing `new` would change what the API server holds (fields flyk does not
+    write, such as qosClass, are ignored)."""
+    current = current or {}
+    return any(current.get(key) != value for key, value in new.items())

@@ -1,0 +1,527 @@
+"""A small Kubernetes API server over real HTTP, honouring exactly what the kubelet relies on.
+
+Semantics kept from the real API server (and checked by tests of their own):
+- every write takes the next value of one global, monotonically increasing resourceVersion;
+  objects get a uid and a creationTimestamp;
+- list returns the collection's resourceVersion; watch streams `{"type","object"}` lines
+  from a resourceVersion (410 Gone, as an ERROR event, when it is older than the retained
+  history; `compact()` drops history), honours `timeoutSeconds`, and without a
+  resourceVersion first replays the current objects as ADDED;
+- `fieldSelector` `spec.nodeName`, `metadata.name`, `metadata.namespace` (=, ==, !=);
+- the `status` subresource of pods and nodes (a PATCH there changes only `.status`); JSON
+  merge patch, and strategic merge for maps (lists replaced, as merge patch does);
+- delete with `gracePeriodSeconds` and `preconditions.uid`: a pod bound to a node and deleted
+  with a grace period only gets `deletionTimestamp`; grace 0 removes it; a wrong uid is 409;
+- PUT with a stale resourceVersion is 409 (leases rely on it); create of an existing name 409.
+Resources: pods, nodes, leases (coordination.k8s.io/v1), events, secrets, configmaps,
+namespaces. Anything else is 404. `requests` records (method, path) for call counting.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+JSON = dict[str, Any]
+
+# plural -> (group/version prefix, kind, namespaced)
+RESOURCES: dict[str, tuple[str, str, bool]] = {
+    "pods": ("api/v1", "Pod", True),
+    "nodes": ("api/v1", "Node", False),
+    "events": ("api/v1", "Event", True),
+    "secrets": ("api/v1", "Secret", True),
+    "configmaps": ("api/v1", "ConfigMap", True),
+    "namespaces": ("api/v1", "Namespace", False),
+    "leases": ("apis/coordination.k8s.io/v1", "Lease", True),
+}
+API_VERSION = {"api/v1": "v1", "apis/coordination.k8s.io/v1": "coordination.k8s.io/v1"}
+
+
+class ApiFailure(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+    def status(self) -> JSON:
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+
+
+def now_iso() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: maps merge recursively, null deletes, everything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+@dataclass
+class WatchEvent:
+    rv: int
+    type: str
+    plural: str
+    obj: JSON
+
+
+def _field_value(obj: JSON, path: str) -> str:
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "" if value is None else str(value)
+
+
+def parse_field_selector(text: str | None) -> list[tuple[str, str, bool]]:
+    """`a=b,c!=d` -> [(a, b, True), (c, d, False)]; only the fields the fake supports."""
+    out = []
+    for term in filter(None, (text or "").split(",")):
+        negate = "!=" in term
+        key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+        if key not in ("spec.nodeName", "metadata.name", "metadata.namespace"):
+            raise ApiFailure(400, "BadRequest", f"field label not supported: {key}")
+        out.append((key, value, not negate))
+    return out
+
+
+def matches(obj: JSON, selector: list[tuple[str, str, bool]]) -> bool:
+    return all((_field_value(obj, key) == value) == equal for key, value, equal in selector)
+
+
+@dataclass
+class Store:
+    """All objects and the event history, under one lock."""
+
+    history_limit: int = 10_000
+    objects: dict[tuple[str, str, str], JSON] = field(default_factory=dict)
+    history: list[WatchEvent] = field(default_factory=list)
+    rv: int = 100
+    compacted_rv: int = 100
+    lock: threading.Condition = field(default_factory=threading.Condition)
+    closed: bool = False
+
+    def _record(self, kind: str, plural: str, obj: JSON) -> None:
+        self.history.append(WatchEvent(self.rv, kind, plural, copy.deepcopy(obj)))
+        if len(self.history) > self.history_limit:
+            dropped = self.history.pop(0)
+            self.compacted_rv = dropped.rv
+        self.lock.notify_all()
+
+    def _bump(self, obj: JSON) -> None:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+
+    def create(self, plural: str, namespace: str, obj: JSON) -> JSON:
+        prefix, kind, namespaced = RESOURCES[plural]
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        if not meta.get("name"):
+            raise ApiFailure(422, "Invalid", "metadata.name: Required value")
+        key = (plural, namespace if namespaced else "", meta["name"])
+        with self.lock:
+            if key in self.objects:
+                raise ApiFailure(409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists')
+            obj["apiVersion"], obj["kind"] = API_VERSION[prefix], kind
+            if namespaced:
+                meta["namespace"] = namespace
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = now_iso()
+            meta.pop("deletionTimestamp", None)
+            if plural == "pods":
+                obj.setdefault("status", {"phase": "Pending"})
+            self._bump(obj)
+            self.objects[key] = obj
+            self._record("ADDED", plural, obj)
+            return copy.deepcopy(obj)
+
+    def get(self, plural: str, namespace: str, name: str) -> JSON:
+        with self.lock:
+            obj = self.objects.get((plural, namespace, name))
+            if obj is None:
+                raise ApiFailure(404, "NotFound", f'{plural} "{name}" not found')
+            return copy.deepcopy(obj)
+
+    def list(
+        self, plural: str, namespace: str | None, selector: list[tuple[str, str, bool]]
+    ) -> tuple[list[JSON], int]:
+        with self.lock:
+            items = [
+                copy.deepcopy(obj)
+                for (p, ns, _), obj in sorted(self.objects.items())
+                if p == plural and (namespace is None or ns == namespace) and matches(obj, selector)
+            ]
+            return items, self.rv
+
+    def modify(self, plural: str, namespace: str, name: str, change: Any) -> JSON:
+        """Apply `change(obj) -> obj` under the lock and record a MODIFIED event."""
+        with self.lock:
+            key = (plural, namespace, name)
+            if key not in self.objects:
+                raise ApiFailure(404, "NotFound", f'{plural} "{name}" not found')
+            before = self.objects[key]
+            after = change(copy.deepcopy(before))
+            for keep in ("uid", "creationTimestamp", "name", "namespace"):
+                if keep in before["metadata"]:
+                    after["metadata"][keep] = before["metadata"][keep]
+            if after == before:
+                return copy.deepcopy(before)  # no-op writes do not bump the version
+            self._bump(after)
+            self.objects[key] = after
+            self._record("MODIFIED", plural, after)
+            return copy.deepcopy(after)
+
+    def remove(self, plural: str, namespace: str, name: str) -> JSON:
+        with self.lock:
+            obj = self.objects.pop((plural, namespace, name))
+            self._bump(obj)
+            self._record("DELETED", plural, obj)
+            return copy.deepcopy(obj)
+
+    def compact(self) -> None:
+        """Forget all history, so that any watch from an older resourceVersion gets 410."""
+        with self.lock:
+            self.history.clear()
+            self.compacted_rv = self.rv
+
+    def events_after(self, rv: int) -> list[WatchEvent]:
+        return [e for e in self.history if e.rv > rv]
+
+
+class FakeKube:
+    """The server; `url` for clients, `store` for tests to arrange and inspect state."""
+
+    def __init__(self, *, history_limit: int = 10_000) -> None:
+        self.store = Store(history_limit=history_limit)
+        self.requests: list[tuple[str, str]] = []
+        self._requests_lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def close(self) -> None:
+        with self.store.lock:
+            self.store.closed = True
+            self.store.lock.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def record(self, method: str, path: str) -> None:
+        with self._requests_lock:
+            self.requests.append((method, path))
+
+    def count(self, method: str, fragment: str = "") -> int:
+        with self._requests_lock:
+            return sum(1 for m, p in self.requests if m == method and fragment in p)
+
+    # conveniences for tests -------------------------------------------------------------
+    def create(self, plural: str, obj: JSON, namespace: str = "") -> JSON:
+        return self.store.create(plural, namespace, obj)
+
+    def get(self, plural: str, name: str, namespace: str = "") -> JSON | None:
+        try:
+            return self.store.get(plural, namespace, name)
+        except ApiFailure:
+            return None
+
+    def list(self, plural: str, namespace: str | None = None) -> list[JSON]:
+        return self.store.list(plural, namespace, [])[0]
+
+
+@dataclass
+class _Route:
+    plural: str
+    namespace: str
+    name: str | None
+    subresource: str | None
+
+
+def parse_path(path: str) -> _Route:
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        rest, prefix = parts[2:], "api/v1"
+    elif parts[:3] == ["apis", "coordination.k8s.io", "v1"]:
+        rest, prefix = parts[3:], "apis/coordination.k8s.io/v1"
+    else:
+        raise ApiFailure(404, "NotFound", f"the server could not find {path}")
+    namespace = ""
+    if rest[:1] == ["namespaces"] and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    if not rest or rest[0] not in RESOURCES or RESOURCES[rest[0]][0] != prefix:
+        raise ApiFailure(404, "NotFound", f"the server could not find {path}")
+    return _Route(rest[0], namespace, rest[1] if len(rest) > 1 else None, _at(rest, 2))
+
+
+def _at(items: list[str], index: int) -> str | None:
+    return items[index] if len(items) > index else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeKube
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        return json.loads(raw) if raw else None
+
+    def _send(self, code: int, body: JSON) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        self.fake.record(method, url.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        try:
+            route = parse_path(url.path)
+            body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+            if method == "GET" and query.get("watch") in ("true", "1"):
+                self._watch(route, query)
+                return
+            code, result = _handle(self.fake.store, method, route, query, body, self.headers)
+            self._send(code, result)
+        except ApiFailure as failure:
+            self._send(failure.code, failure.status())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # watch ------------------------------------------------------------------------------
+    def _watch(self, route: _Route, query: dict[str, str]) -> None:
+        store = self.fake.store
+        selector = parse_field_selector(query.get("fieldSelector"))
+        namespace = route.namespace or None
+        timeout = float(query.get("timeoutSeconds") or 3600)
+        deadline = time.monotonic() + timeout
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for line in self._watch_lines(
+                store, route.plural, namespace, selector, query, deadline
+            ):
+                self._chunk(json.dumps(line).encode() + b"\n")
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _watch_lines(
+        self,
+        store: Store,
+        plural: str,
+        namespace: str | None,
+        selector: list[tuple[str, str, bool]],
+        query: dict[str, str],
+        deadline: float,
+    ) -> Iterator[JSON]:
+        with store.lock:
+            requested = query.get("resourceVersion")
+            if requested in (None, "", "0"):
+                items, since = store.list(plural, namespace, selector)
+                initial = [{"type": "ADDED", "object": obj} for obj in items]
+            else:
+                since, initial = int(requested), []
+                if since < store.compacted_rv:
+                    gone = ApiFailure(410, "Expired", f"too old resource version: {since}")
+                    initial = [{"type": "ERROR", "object": gone.status()}]
+                    since = -1
+        yield from initial
+        if since < 0:
+            return
+        while True:
+            with store.lock:
+                pending = store.events_after(since)
+                while not pending and not store.closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    store.lock.wait(min(remaining, 0.5))
+                    pending = store.events_after(since)
+                if store.closed:
+                    return
+            for event in pending:
+                since = event.rv
+                if event.plural != plural:
+                    continue
+                ns = event.obj["metadata"].get("namespace")
+                if namespace is not None and ns != namespace:
+                    continue
+                if matches(event.obj, selector):
+                    yield {"type": event.type, "object": event.obj}
+
+
+def _handle(
+    store: Store, method: str, route: _Route, query: dict[str, str], body: Any, headers: Any
+) -> tuple[int, JSON]:
+    plural, ns, name, sub = route.plural, route.namespace, route.name, route.subresource
+    if method == "GET" and name is None:
+        items, rv = store.list(plural, ns or None, parse_field_selector(query.get("fieldSelector")))
+        kind = RESOURCES[plural][1]
+        return 200, {
+            "kind": f"{kind}List",
+            "apiVersion": API_VERSION[RESOURCES[plural][0]],
+            "metadata": {"resourceVersion": str(rv)},
+            "items": items,
+        }
+    if method == "GET":
+        assert name is not None
+        return 200, store.get(plural, ns, name)
+    if method == "POST" and name is None:
+        return 201, store.create(plural, ns, body or {})
+    if name is None:
+        raise ApiFailure(405, "MethodNotAllowed", f"{method} on a collection")
+    if method == "PUT":
+        return 200, _replace(store, plural, ns, name, sub, body)
+    if method == "PATCH":
+        content_type = str(headers.get("Content-Type", ""))
+        if "json-patch+json" in content_type:
+            raise ApiFailure(415, "UnsupportedMediaType", "the fake speaks merge patches only")
+        return 200, _patch(store, plural, ns, name, sub, body)
+    if method == "DELETE":
+        return 200, _delete(store, plural, ns, name, body or {}, query)
+    raise ApiFailure(405, "MethodNotAllowed", method)
+
+
+def _replace(store: Store, plural: str, ns: str, name: str, sub: str | None, body: JSON) -> JSON:
+    wanted = str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    def change(obj: JSON) -> JSON:
+        if wanted and wanted != obj["metadata"]["resourceVersion"]:
+            raise ApiFailure(409, "Conflict", f'the object "{name}" has been modified')
+        if sub == "status":
+            obj["status"] = body.get("status", {})
+            return obj
+        new = copy.deepcopy(body)
+        if "status" in obj and plural in ("pods", "nodes"):
+            new["status"] = obj["status"]  # PUT on the main resource ignores status
+        new.setdefault("metadata", {})
+        new["apiVersion"], new["kind"] = obj["apiVersion"], obj["kind"]
+        return new
+
+    return store.modify(plural, ns, name, change)
+
+
+def _patch(store: Store, plural: str, ns: str, name: str, sub: str | None, body: JSON) -> JSON:
+    def change(obj: JSON) -> JSON:
+        if sub == "status":
+            obj["status"] = merge_patch(obj.get("status", {}), body.get("status", {}))
+            return obj
+        status = obj.get("status")
+        patched: JSON = merge_patch(obj, {k: v for k, v in body.items() if k != "status"})
+        if status is not None and plural in ("pods", "nodes"):
+            patched["status"] = status  # the main resource ignores status changes
+        return patched
+
+    return store.modify(plural, ns, name, change)
+
+
+def _delete(
+    store: Store, plural: str, ns: str, name: str, options: JSON, query: dict[str, str]
+) -> JSON:
+    obj = store.get(plural, ns, name)
+    wanted_uid = (options.get("preconditions") or {}).get("uid")
+    if wanted_uid and wanted_uid != obj["metadata"]["uid"]:
+        raise ApiFailure(
+            409, "Conflict", f"Precondition failed: UID in precondition: {wanted_uid}, "
+            f"UID in object meta: {obj['metadata']['uid']}"
+        )  # fmt: skip
+    grace_text = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+    if plural != "pods":
+        return store.remove(plural, ns, name)
+    grace = (
+        int(grace_text)
+        if grace_text is not None
+        else int(obj.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+    )
+    bound = bool(obj.get("spec", {}).get("nodeName"))
+    if grace == 0 or not bound:
+        return store.remove(plural, ns, name)
+    if obj["metadata"].get("deletionTimestamp"):
+        return obj  # already terminating
+
+    def mark(pod: JSON) -> JSON:
+        pod["metadata"]["deletionTimestamp"] = now_iso()
+        pod["metadata"]["deletionGracePeriodSeconds"] = grace
+        return pod
+
+    return store.modify(plural, ns, name, mark)
+
+
+# helpers for tests ------------------------------------------------------------------------
+
+
+def make_pod(
+    name: str,
+    *,
+    namespace: str = "default",
+    node: str | None = "flyk-node",
+    image: str = "nginx:1.27",
+    containers: list[JSON] | None = None,
+    **spec: Any,
+) -> JSON:
+    body_spec: JSON = {"containers": containers or [{"name": "app", "image": image}], **spec}
+    if node:
+        body_spec["nodeName"] = node
+    annotations = body_spec.pop("annotations", None)
+    meta: JSON = {"name": name, "namespace": namespace}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"metadata": meta, "spec": body_spec}
