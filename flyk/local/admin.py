@@ -1,0 +1,154 @@
+"""The admin API under `/_flyk/` (not part of the Machines API): reset and the knobs.
+
+POST   /_flyk/reset                       clear all state (orgs back to the defaults)
+GET    /_flyk/timing   PUT {boot?, stop?, suspend?, destroy?, restart_delay?} | {preset}
+GET    /_flyk/capacity PUT {default_memory_mb?, regions?: {code: memory_mb}}
+GET    /_flyk/rate_limits  PUT {enabled}
+GET    /_flyk/faults   POST {kind, method?, path?, times?, status?, seconds?, retry_after?}
+                       DELETE (clear all)
+GET    /_flyk/orgs     POST {slug, name?}
+GET    /_flyk/coverage which spec operations are served
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from flyk.local.context import Reply
+from flyk.local.core import LocalRequest, parse_admin_body
+from flyk.local.errors import ApiError, bad_request
+from flyk.local.knobs import FaultRule, Timing
+from flyk.local.regions import REGIONS
+from flyk.local.routes import HANDLERS, SPEC_OPERATIONS
+from flyk.local.validate import APP_NAME
+
+if TYPE_CHECKING:
+    from flyk.local.backend import LocalBackend
+
+__all__ = ["AdminApi"]
+
+
+class AdminApi:
+    def __init__(self, backend: LocalBackend) -> None:
+        self.backend = backend
+        self._routes: dict[tuple[str, str], Callable[[LocalRequest], Reply]] = {
+            ("POST", "reset"): self._reset,
+            ("GET", "timing"): self._get_timing,
+            ("PUT", "timing"): self._put_timing,
+            ("GET", "capacity"): self._get_capacity,
+            ("PUT", "capacity"): self._put_capacity,
+            ("GET", "rate_limits"): self._get_rate_limits,
+            ("PUT", "rate_limits"): self._put_rate_limits,
+            ("GET", "faults"): self._get_faults,
+            ("POST", "faults"): self._add_fault,
+            ("DELETE", "faults"): self._clear_faults,
+            ("GET", "orgs"): self._get_orgs,
+            ("POST", "orgs"): self._add_org,
+            ("GET", "coverage"): self._coverage,
+        }
+
+    def __call__(self, request: LocalRequest) -> Reply:
+        name = request.path.removeprefix("/_flyk").strip("/")
+        handler = self._routes.get((request.method, name))
+        if handler is None:
+            if any(path == name for _, path in self._routes):
+                raise ApiError(405, f"method {request.method} not allowed for /_flyk/{name}")
+            raise ApiError(404, f"not_found: no admin route /_flyk/{name}")
+        return handler(request)
+
+    def _reset(self, _: LocalRequest) -> Reply:
+        self.backend.reset()
+        return Reply(200, {"ok": True})
+
+    def _get_timing(self, _: LocalRequest) -> Reply:
+        return Reply(200, self.backend.timing.to_json())
+
+    def _put_timing(self, request: LocalRequest) -> Reply:
+        body = parse_admin_body(request)
+        preset = body.pop("preset", None)
+        base = self.backend.timing
+        if preset is not None:
+            presets = {"instant": Timing.instant, "realistic": Timing.realistic}
+            if preset not in presets:
+                raise bad_request("timing preset must be instant or realistic")
+            base = presets[preset]()
+        try:
+            self.backend.timing = base.updated(body)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        return Reply(200, self.backend.timing.to_json())
+
+    def _get_capacity(self, _: LocalRequest) -> Reply:
+        return Reply(200, self.backend.capacity.to_json())
+
+    def _put_capacity(self, request: LocalRequest) -> Reply:
+        body = parse_admin_body(request)
+        unknown = set(body) - {"default_memory_mb", "regions"}
+        if unknown:
+            raise bad_request(f"unknown capacity field(s): {', '.join(sorted(unknown))}")
+        default = body.get("default_memory_mb")
+        regions = body.get("regions") or {}
+        if default is not None:
+            self.backend.capacity.set_default(_memory(default, "default_memory_mb"))
+        if not isinstance(regions, dict):
+            raise bad_request("capacity regions must be an object of region: memory_mb")
+        for code, memory in regions.items():
+            if code not in REGIONS:
+                raise bad_request(f"unknown region {code!r}")
+            self.backend.capacity.set(code, _memory(memory, f"regions.{code}"))
+        return Reply(200, self.backend.capacity.to_json())
+
+    def _get_rate_limits(self, _: LocalRequest) -> Reply:
+        return Reply(200, self.backend.rate_limits.to_json())
+
+    def _put_rate_limits(self, request: LocalRequest) -> Reply:
+        body = parse_admin_body(request)
+        enabled = body.get("enabled")
+        if set(body) != {"enabled"} or not isinstance(enabled, bool):
+            raise bad_request('rate_limits takes {"enabled": true|false}')
+        self.backend.rate_limits.enable(enabled)
+        return Reply(200, self.backend.rate_limits.to_json())
+
+    def _get_faults(self, _: LocalRequest) -> Reply:
+        return Reply(200, {"faults": self.backend.faults.to_json()})
+
+    def _add_fault(self, request: LocalRequest) -> Reply:
+        body = parse_admin_body(request)
+        try:
+            rule = FaultRule.from_json(body)
+        except (TypeError, ValueError) as exc:
+            raise bad_request(f"invalid fault: {exc}") from None
+        self.backend.faults.add_rule(rule)
+        return Reply(201, rule.to_json())
+
+    def _clear_faults(self, _: LocalRequest) -> Reply:
+        self.backend.faults.clear()
+        return Reply(200, {"faults": []})
+
+    def _get_orgs(self, _: LocalRequest) -> Reply:
+        return Reply(200, {"orgs": self.backend.orgs()})
+
+    def _add_org(self, request: LocalRequest) -> Reply:
+        body = parse_admin_body(request)
+        slug = body.get("slug")
+        name = body.get("name")
+        if not isinstance(slug, str) or not APP_NAME.match(slug):
+            raise bad_request("org slug must be lowercase letters, digits and dashes")
+        if name is not None and not isinstance(name, str):
+            raise bad_request("org name must be a string")
+        self.backend.add_org(slug, name)
+        return Reply(201, {"orgs": self.backend.orgs()})
+
+    def _coverage(self, _: LocalRequest) -> Reply:
+        operations: list[dict[str, Any]] = [
+            {"method": method, "path": path, "operation_id": op, "served": op in HANDLERS}
+            for method, path, op in SPEC_OPERATIONS
+        ]
+        return Reply(200, {"operations": operations})
+
+
+def _memory(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise bad_request(f"capacity {where} must be a whole number of MB >= 0")
+    return value

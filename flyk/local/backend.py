@@ -1,0 +1,124 @@
+"""`LocalBackend`: the Machines API served from a SQLite file, in-process or over HTTP."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from flyk.local.admin import AdminApi
+from flyk.local.context import Settings
+from flyk.local.core import Core
+from flyk.local.knobs import Capacity, Faults, RateLimits, Timing
+from flyk.local.store import Store
+from flyk.local.transport import LocalTransport
+
+if TYPE_CHECKING:
+    from flyk.local.server import ServedBackend
+
+__all__ = ["DB_ENV_VAR", "DEFAULT_ORGS", "LocalBackend", "default_path"]
+
+DB_ENV_VAR = "FLYK_LOCAL_DB"
+DEFAULT_ORGS: dict[str, str] = {"personal": "Personal"}
+
+
+def default_path() -> Path:
+    """`FLYK_LOCAL_DB` when set, else `<platformdirs user data dir>/flyk/local.db`."""
+    override = os.environ.get(DB_ENV_VAR)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs  # only needed for the default path; keeps `import flyk.local` light
+
+    return Path(platformdirs.user_data_dir("flyk", appauthor=False)) / "local.db"
+
+
+class LocalBackend:
+    """An embedded Machines API.
+
+    `path`: the SQLite file (None: `default_path()`). `timing`: how long transitions take.
+    `orgs`: organizations the backend knows besides `personal` (slug, or slug -> display name).
+    `clock`: unix seconds, injectable for tests (lease expiry, transitions).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        timing: Timing | None = None,
+        *,
+        orgs: Iterable[str] | dict[str, str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self._timing = timing or Timing.instant()
+        self._timing_lock = threading.Lock()
+        self.capacity = Capacity()
+        self.faults = Faults()
+        self.rate_limits = RateLimits()
+        self.clock = clock
+        self._store = Store(self.path)
+        extra = orgs if isinstance(orgs, dict) else {slug: slug for slug in orgs}
+        self._default_orgs = {**DEFAULT_ORGS, **extra}
+        self._ensure_orgs()
+        settings = Settings(
+            store=self._store, timing=lambda: self.timing, capacity=self.capacity, clock=self._now
+        )
+        self._core = Core(settings, self.faults, self.rate_limits, AdminApi(self))
+
+    def _now(self) -> float:
+        return self.clock()
+
+    @property
+    def timing(self) -> Timing:
+        with self._timing_lock:
+            return self._timing
+
+    @timing.setter
+    def timing(self, value: Timing) -> None:
+        with self._timing_lock:
+            self._timing = value
+
+    @property
+    def core(self) -> Core:
+        return self._core
+
+    def transport(self) -> httpx.BaseTransport:
+        """An in-process httpx transport (base URL: any host; paths under /v1)."""
+        return LocalTransport(self._core)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> ServedBackend:
+        """Serve over HTTP on a background thread; `.url` is e.g. http://127.0.0.1:PORT."""
+        from flyk.local.server import ServedBackend  # the HTTP stack only when serving
+
+        return ServedBackend(self._core, host, port)
+
+    def reset(self) -> None:
+        """Forget all state (apps, machines, volumes, …) and the knobs' settings."""
+        self._store.reset()
+        self._ensure_orgs()
+        self.capacity.reset()
+        self.faults.reset()
+        self.rate_limits.reset()
+
+    # --- organizations -------------------------------------------------------------------------
+
+    def add_org(self, slug: str, name: str | None = None) -> None:
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO orgs (slug, name, numeric_id) VALUES (?,?,?)",
+                (slug, name or slug, secrets.randbelow(10**6)),
+            )
+
+    def orgs(self) -> list[dict[str, Any]]:
+        with self._store.transaction(write=False) as conn:
+            rows = conn.execute("SELECT slug, name FROM orgs ORDER BY slug").fetchall()
+        return [{"slug": row["slug"], "name": row["name"]} for row in rows]
+
+    def _ensure_orgs(self) -> None:
+        for slug, name in self._default_orgs.items():
+            self.add_org(slug, name)

@@ -1,0 +1,178 @@
+"""The request-handling core shared by the in-process transport and the HTTP server.
+
+`Core.handle(LocalRequest) -> LocalResponse`: admin requests under `/_flyk/`, API requests under
+`/v1`. For an API request: size limit, route, faults, rate limits, then the handler inside one
+SQLite transaction; an `ApiError` becomes the API's error body, anything else a 500 with a message
+(never a traceback on the wire).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flyk.local import ids
+from flyk.local.context import Ctx, Reply, Settings
+from flyk.local.errors import ApiError
+from flyk.local.knobs import Faults, RateLimits
+from flyk.local.routes import OWNS_TRANSACTIONS, Route, match
+from flyk.local.validate import MAX_BODY_BYTES
+
+__all__ = ["ADMIN_PREFIX", "API_PREFIX", "Core", "LocalRequest", "LocalResponse"]
+
+API_PREFIX = "/v1"
+ADMIN_PREFIX = "/_flyk"
+
+
+@dataclass
+class LocalRequest:
+    method: str
+    path: str
+    query: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+    too_large: bool = False  # the server refused to read a body over the limit
+
+
+@dataclass
+class LocalResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    drop_connection: bool = False  # a drop_after_commit fault: no response reaches the client
+
+
+def _encode(reply: Reply) -> LocalResponse:
+    headers = {"fly-request-id": ids.ulid()}
+    body = b""
+    if reply.body is not None:
+        body = json.dumps(reply.body, separators=(",", ":")).encode()
+        headers["content-type"] = "application/json; charset=utf-8"
+    headers.update(reply.headers)
+    return LocalResponse(reply.status, headers, body)
+
+
+def error_reply(error: ApiError) -> Reply:
+    return Reply(error.status, error.body(), dict(error.headers))
+
+
+AdminHandler = Callable[[LocalRequest], Reply]
+
+
+class Core:
+    def __init__(
+        self,
+        settings: Settings,
+        faults: Faults,
+        rate_limits: RateLimits,
+        admin: AdminHandler,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.faults = faults
+        self.rate_limits = rate_limits
+        self._admin = admin
+        self._sleep = sleep
+
+    def handle(self, request: LocalRequest) -> LocalResponse:
+        try:
+            if request.path == ADMIN_PREFIX or request.path.startswith(ADMIN_PREFIX + "/"):
+                return _encode(self._admin(request))
+            return self._handle_api(request)
+        except ApiError as error:
+            return _encode(error_reply(error))
+        except Exception as exc:  # a bug in the backend: say so, without a traceback on the wire
+            traceback.print_exc(file=sys.stderr)
+            message = f"internal error in the flyk local backend: {type(exc).__name__}: {exc}"
+            return _encode(Reply(500, {"error": message}))
+
+    def _handle_api(self, request: LocalRequest) -> LocalResponse:
+        if not (request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/")):
+            raise ApiError(404, f"not_found: no route for {request.path} (the API is under /v1)")
+        path = request.path[len(API_PREFIX) :] or "/"
+        if request.too_large or len(request.body) > MAX_BODY_BYTES:
+            raise ApiError(413, f"request body too large: the limit is {MAX_BODY_BYTES} bytes")
+        route, params, path_known = match(request.method, path)
+        if route is None:
+            if path_known:
+                raise ApiError(405, f"method {request.method} not allowed for {path}")
+            raise ApiError(404, f"not_found: no route for {request.method} {path}")
+        handler = route.handler
+        if handler is None:
+            raise ApiError(
+                501,
+                f"not implemented: {route.operation_id} ({route.method} {route.template}) "
+                "is not served by the flyk local backend",
+            )
+        drop = self._apply_faults(request.method, path)
+        self._apply_rate_limits(route, params)
+        ctx = Ctx(
+            method=request.method,
+            path=path,
+            params=params,
+            query=parse_qsl(request.query, keep_blank_values=True),
+            headers=request.headers,
+            raw_body=request.body,
+            settings=self.settings,
+            now_ms=round(self.settings.clock() * 1000),
+        )
+        if route.operation_id in OWNS_TRANSACTIONS:
+            reply = handler(ctx)
+        else:
+            with self.settings.store.transaction() as conn:
+                ctx.conn = conn
+                reply = handler(ctx)
+        response = _encode(reply)
+        response.drop_connection = drop
+        return response
+
+    def _apply_faults(self, method: str, path: str) -> bool:
+        """Sleep for latency faults, raise for 429/5xx faults; True for drop_after_commit."""
+        drop = False
+        failure: ApiError | None = None
+        for rule in self.faults.take(method, path):
+            if rule.kind == "latency":
+                self._sleep(rule.seconds)
+            elif rule.kind == "rate_limit":
+                failure = ApiError(
+                    429,
+                    "rate limit exceeded (injected fault)",
+                    headers={"retry-after": str(rule.retry_after)},
+                )
+            elif rule.kind == "server_error":
+                failure = ApiError(rule.status, f"injected server error {rule.status}")
+            else:
+                drop = True
+        if failure is not None:
+            raise failure
+        return drop
+
+    def _apply_rate_limits(self, route: Route, params: dict[str, str]) -> None:
+        """Fly's documented limits: actions (non-GET) 1/s burst 3, get machine 5/s burst 10,
+        per operation and per machine (else per app)."""
+        get_machine = route.operation_id == "Machines_show"
+        if route.method == "GET" and not get_machine:
+            return
+        scope = params.get("machine_id") or params.get("app_name") or "-"
+        wait = self.rate_limits.take(
+            route.operation_id, scope, get_machine=get_machine, now=self.settings.clock()
+        )
+        if wait > 0:
+            raise ApiError(
+                429,
+                f"rate limit exceeded for {route.operation_id} on {scope}: retry in {wait:.2f}s",
+                headers={"retry-after": str(max(1, math.ceil(wait)))},
+            )
+
+
+def parse_admin_body(request: LocalRequest) -> dict[str, Any]:
+    from flyk.local.validate import parse_json_object
+
+    return parse_json_object(request.body)

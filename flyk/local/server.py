@@ -1,0 +1,92 @@
+"""The backend over real HTTP: a stdlib ThreadingHTTPServer around the shared core."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from flyk.local.core import Core, LocalRequest
+from flyk.local.validate import MAX_BODY_BYTES
+
+__all__ = ["ServedBackend"]
+
+
+def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "flyk-local"
+
+        def _serve(self) -> None:
+            try:
+                length = max(0, int(self.headers.get("content-length") or 0))
+            except ValueError:
+                length = 0
+            too_large = length > MAX_BODY_BYTES
+            if too_large:
+                # Answer 413 without reading the body; the connection cannot be reused after.
+                self.close_connection = True
+                body = b""
+            else:
+                body = self.rfile.read(length) if length else b""
+            url = urlsplit(self.path)
+            request = LocalRequest(
+                method=self.command,
+                path=url.path,
+                query=url.query,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+                too_large=too_large,
+            )
+            response = core.handle(request)
+            if response.drop_connection:
+                self.close_connection = True
+                return  # committed, but no response: the client sees the connection close
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(response.body)))
+            if self.close_connection:
+                self.send_header("connection", "close")
+            self.end_headers()
+            self.wfile.write(response.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # quiet: the CLI owns the terminal
+
+    return Handler
+
+
+class ServedBackend:
+    """A running server: `.url` (no trailing slash, without /v1), `.close()`; a context manager."""
+
+    def __init__(self, core: Core, host: str, port: int) -> None:
+        self._server = ThreadingHTTPServer((host, port), _handler_class(core))
+        self._server.daemon_threads = True
+        bound_host, bound_port = self._server.server_address[:2]
+        host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
+        shown = f"[{host_text}]" if ":" in host_text else host_text
+        self.url = f"http://{shown}:{bound_port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="flyk-local-serve", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> ServedBackend:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

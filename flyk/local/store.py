@@ -1,0 +1,189 @@
+"""SQLite storage: one file, safe for several processes (WAL, busy timeout, immediate transactions).
+
+Each transaction opens its own connection and closes it, so no connection outlives a request or
+crosses threads. Writers serialise on `BEGIN IMMEDIATE`; readers never block under WAL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Store", "dumps", "loads"]
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orgs (
+    slug TEXT PRIMARY KEY, name TEXT NOT NULL, numeric_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS apps (
+    name TEXT PRIMARY KEY, id TEXT NOT NULL, org_slug TEXT NOT NULL, network TEXT NOT NULL,
+    numeric_id INTEGER NOT NULL, secrets_version INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS machines (
+    id TEXT PRIMARY KEY, app TEXT NOT NULL, name TEXT NOT NULL, region TEXT NOT NULL,
+    state TEXT NOT NULL, instance_id TEXT NOT NULL, private_ip TEXT NOT NULL,
+    config TEXT NOT NULL, sim TEXT NOT NULL, cordoned INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS machines_app ON machines (app);
+CREATE TABLE IF NOT EXISTS machine_versions (
+    machine_id TEXT NOT NULL, version TEXT NOT NULL, config TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, PRIMARY KEY (machine_id, version)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, machine_id TEXT NOT NULL,
+    type TEXT NOT NULL, status TEXT NOT NULL, source TEXT NOT NULL, timestamp INTEGER NOT NULL,
+    request TEXT
+);
+CREATE INDEX IF NOT EXISTS events_machine ON events (machine_id, seq);
+CREATE TABLE IF NOT EXISTS leases (
+    machine_id TEXT PRIMARY KEY, nonce TEXT NOT NULL, expires_ms INTEGER NOT NULL,
+    owner TEXT NOT NULL, description TEXT NOT NULL, version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    id TEXT PRIMARY KEY, app TEXT NOT NULL, name TEXT NOT NULL, region TEXT NOT NULL,
+    zone TEXT NOT NULL, size_gb INTEGER NOT NULL, state TEXT NOT NULL,
+    encrypted INTEGER NOT NULL, fstype TEXT NOT NULL, auto_backup_enabled INTEGER NOT NULL,
+    snapshot_retention INTEGER NOT NULL, attached_machine_id TEXT, created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS volumes_app ON volumes (app);
+CREATE TABLE IF NOT EXISTS secrets (
+    app TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, digest TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (app, name)
+);
+CREATE TABLE IF NOT EXISTS ips (
+    app TEXT NOT NULL, ip TEXT NOT NULL, type TEXT NOT NULL, region TEXT NOT NULL,
+    shared INTEGER NOT NULL, service_name TEXT NOT NULL, network TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, PRIMARY KEY (app, ip)
+);
+"""
+
+_DATA_TABLES = (
+    "apps", "machines", "machine_versions", "events", "leases", "volumes", "secrets", "ips", "orgs",
+)  # fmt: skip
+
+
+class _ChangeSignal:
+    """A condition plus a counter of committed writes, so a waiter cannot miss a notification
+    that lands between its check and its sleep."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.generation = 0
+
+
+# One signal per database file in this process: a wait sleeps on it and every committed write
+# wakes it, so long-polls answer at once for writes made by any backend on the same file.
+_SIGNALS: dict[str, _ChangeSignal] = {}
+_SIGNALS_LOCK = threading.Lock()
+
+
+def _signal_for(path: Path) -> _ChangeSignal:
+    with _SIGNALS_LOCK:
+        return _SIGNALS.setdefault(str(path), _ChangeSignal())
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)
+
+
+def _create_private_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+class Store:
+    """The database file and its transactions."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.resolve()
+        self._signal = _signal_for(self.path)
+        _create_private_file(self.path)
+        self._init_schema()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _init_schema(self) -> None:
+        conn = self._connect()
+        try:
+            # journal_mode needs no transaction; WAL lets readers run beside the one writer.
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        for suffix in ("-wal", "-shm"):
+            sidecar = self.path.with_name(self.path.name + suffix)
+            if sidecar.exists():
+                os.chmod(sidecar, 0o600)
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction: immediate (a writer) unless `write` is False. Commits on success."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            committed_changes = conn.total_changes
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        if write and committed_changes:
+            self.notify()
+
+    def notify(self) -> None:
+        with self._signal.condition:
+            self._signal.generation += 1
+            self._signal.condition.notify_all()
+
+    def generation(self) -> int:
+        """A number that changes whenever a write commits in this process."""
+        with self._signal.condition:
+            return self._signal.generation
+
+    def wait_for_change(self, seconds: float, seen_generation: int) -> None:
+        """Sleep up to `seconds`, waking early when a write commits in this process (or has
+        committed since `seen_generation` was read)."""
+        if seconds <= 0:
+            return
+        with self._signal.condition:
+            if self._signal.generation == seen_generation:
+                self._signal.condition.wait(seconds)
+
+    def reset(self) -> None:
+        with self.transaction() as conn:
+            for table in _DATA_TABLES:
+                conn.execute(f"DELETE FROM {table}")

@@ -1,0 +1,246 @@
+"""Request validation: JSON bodies, field types, names and machine config.
+
+Everything here raises a 400-class `ApiError` with a message; nothing a client sends may cause a
+500. Field tables list the spec's request properties (plus the documented client variants), so an
+unknown field is refused the way a typo deserves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flyk.local.errors import ApiError, bad_request
+
+__all__ = [
+    "APP_NAME",
+    "check_fields",
+    "parse_json_object",
+    "validate_config",
+]
+
+MAX_BODY_BYTES = 1024 * 1024
+
+APP_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MACHINE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?$")
+VOLUME_NAME = re.compile(r"^[a-z0-9_]{1,30}$")
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
+METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "num": (int, float),
+    "bool": (bool,),
+    "obj": (dict,),
+    "list": (list,),
+}
+
+
+def parse_json_object(raw: bytes, *, allow_empty: bool = True) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is `{}` when `allow_empty`."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, f"request body too large: limit is {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise bad_request("request body is required")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"invalid JSON body: {exc}") from None
+    if not isinstance(value, dict):
+        raise bad_request("invalid JSON body: expected an object")
+    return value
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    nullable = kind.endswith("?")
+    kind = kind.rstrip("?")
+    if value is None:
+        return nullable
+    if isinstance(value, bool) and kind in {"int", "num"}:
+        return False
+    return isinstance(value, _PY_TYPES[kind])
+
+
+def check_fields(body: Mapping[str, Any], allowed: Mapping[str, str], where: str) -> None:
+    """Refuse unknown fields and fields of the wrong type. Types: str int num bool obj list,
+    with a trailing `?` when null is accepted."""
+    for key, value in body.items():
+        if key not in allowed:
+            raise bad_request(f"invalid {where}: unknown field {key!r}")
+        if not _type_ok(value, allowed[key]):
+            expected = allowed[key].rstrip("?")
+            raise bad_request(f"invalid {where}: field {key!r} must be {_NAMES[expected]}")
+
+
+_NAMES = {
+    "str": "a string",
+    "int": "an integer",
+    "num": "a number",
+    "bool": "a boolean",
+    "obj": "an object",
+    "list": "an array",
+}
+
+
+def require(body: Mapping[str, Any], key: str, where: str) -> Any:
+    value = body.get(key)
+    if value is None or value == "":
+        raise bad_request(f"invalid {where}: {key} is required")
+    return value
+
+
+def check_app_name(name: str) -> None:
+    if not APP_NAME.match(name):
+        raise bad_request(
+            f"invalid app name {name!r}: use 1-63 lowercase letters, digits and dashes, "
+            "starting with a letter and not ending with a dash"
+        )
+
+
+def check_machine_name(name: str) -> None:
+    if not MACHINE_NAME.match(name):
+        raise bad_request(
+            f"invalid machine name {name!r}: use 1-63 lowercase letters, digits, dashes, "
+            "dots and underscores, starting and ending with a letter or digit"
+        )
+
+
+def string_map(value: Any, where: str, *, nullable_values: bool = False) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad_request(f"invalid {where}: must be an object of strings")
+    for key, item in value.items():
+        if item is None and nullable_values:
+            continue
+        if not isinstance(item, str):
+            raise bad_request(f"invalid {where}: value of {key!r} must be a string")
+    return value
+
+
+# --- machine config --------------------------------------------------------------------------
+
+CONFIG_FIELDS = {
+    "auto_destroy": "bool?", "cache_drive": "obj?", "checks": "obj?", "containers": "list?",
+    "disable_machine_autostart": "bool?", "dns": "obj?", "env": "obj?", "files": "list?",
+    "guest": "obj?", "image": "str?", "init": "obj?", "metadata": "obj?", "metrics": "obj?",
+    "mounts": "list?", "processes": "list?", "restart": "obj?", "rootfs": "obj?",
+    "schedule": "str?", "services": "list?", "size": "str?", "standbys": "list?",
+    "statics": "list?", "stop_config": "obj?",
+}  # fmt: skip
+GUEST_FIELDS = {
+    "cpu_kind": "str?", "cpus": "int?", "gpu_kind": "str?", "gpus": "int?",
+    "host_dedication_id": "str?", "kernel_args": "list?", "max_memory_mb": "int?",
+    "memory_mb": "int?", "persist_rootfs": "str?",
+}  # fmt: skip
+MOUNT_FIELDS = {
+    "add_size_gb": "int?", "encrypted": "bool?", "extend_threshold_percent": "int?",
+    "name": "str?", "path": "str?", "size_gb": "int?", "size_gb_limit": "int?", "volume": "str?",
+}  # fmt: skip
+RESTART_FIELDS = {"gpu_bid_price": "num?", "max_retries": "int?", "policy": "str?"}
+RESTART_POLICIES = ("no", "always", "on-failure", "spot-price")
+CPU_KINDS = {"shared": (256, 2048), "performance": (2048, 8192)}  # MB per CPU, min and max
+CPU_COUNTS = (1, 2, 4, 8, 16)
+DEFAULT_GUEST = {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256}
+
+
+def validate_config(config: Any) -> dict[str, Any]:
+    """Check a machine config and return it with defaults (guest) filled in."""
+    if not isinstance(config, dict):
+        raise bad_request("invalid config: must be an object")
+    check_fields(config, CONFIG_FIELDS, "config")
+    image = config.get("image")
+    if not isinstance(image, str) or not image.strip():
+        raise bad_request("invalid config.image: an image is required")
+    checked = dict(config)
+    checked["guest"] = _validate_guest(config.get("guest"))
+    if config.get("env") is not None:
+        string_map(config["env"], "config.env")
+    if config.get("metadata") is not None:
+        string_map(config["metadata"], "config.metadata")
+    _validate_restart(config.get("restart"))
+    _validate_mounts(config.get("mounts"))
+    _validate_checks(config.get("checks"))
+    _validate_files(config.get("files"))
+    return checked
+
+
+def _validate_guest(guest: Any) -> dict[str, Any]:
+    if guest is None:
+        return dict(DEFAULT_GUEST)
+    check_fields(guest, GUEST_FIELDS, "config.guest")
+    merged = {**DEFAULT_GUEST, **{k: v for k, v in guest.items() if v is not None}}
+    kind, cpus, memory = merged["cpu_kind"], merged["cpus"], merged["memory_mb"]
+    if kind not in CPU_KINDS:
+        raise bad_request(f"invalid config.guest.cpu_kind {kind!r}: use shared or performance")
+    if cpus not in CPU_COUNTS:
+        raise bad_request(f"invalid config.guest.cpus {cpus}: use one of 1, 2, 4, 8, 16")
+    if memory <= 0 or memory % 256:
+        raise bad_request(f"invalid config.guest.memory_mb {memory}: must be a multiple of 256")
+    low, high = CPU_KINDS[kind]
+    if memory < low * cpus:
+        raise bad_request(
+            f"invalid config.guest.memory_mb, minimum required {low * cpus} MiB "
+            f"for {cpus} {kind} cpu(s)"
+        )
+    if memory > high * cpus:
+        raise bad_request(
+            f"invalid config.guest.memory_mb, maximum allowed {high * cpus} MiB "
+            f"for {cpus} {kind} cpu(s)"
+        )
+    return merged
+
+
+def _validate_restart(restart: Any) -> None:
+    if restart is None:
+        return
+    check_fields(restart, RESTART_FIELDS, "config.restart")
+    policy = restart.get("policy")
+    if policy is not None and policy not in RESTART_POLICIES:
+        raise bad_request(
+            f"invalid config.restart.policy {policy!r}: use {', '.join(RESTART_POLICIES)}"
+        )
+    retries = restart.get("max_retries")
+    if retries is not None and retries < 0:
+        raise bad_request("invalid config.restart.max_retries: must be >= 0")
+
+
+def _validate_mounts(mounts: Any) -> None:
+    if mounts is None:
+        return
+    if len(mounts) > 1:
+        raise bad_request("invalid config.mounts: a machine can mount at most one volume")
+    for mount in mounts:
+        if not isinstance(mount, dict):
+            raise bad_request("invalid config.mounts: each mount must be an object")
+        check_fields(mount, MOUNT_FIELDS, "config.mounts[]")
+        if not mount.get("volume"):
+            raise bad_request("invalid config.mounts[].volume: a volume id is required")
+        path = mount.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise bad_request("invalid config.mounts[].path: an absolute path is required")
+
+
+def _validate_checks(checks: Any) -> None:
+    if checks is None:
+        return
+    for name, check in checks.items():
+        if not isinstance(check, dict):
+            raise bad_request(f"invalid config.checks.{name}: must be an object")
+        kind = check.get("type")
+        if kind is not None and kind not in {"tcp", "http"}:
+            raise bad_request(f"invalid config.checks.{name}.type {kind!r}: use tcp or http")
+
+
+def _validate_files(files: Any) -> None:
+    if files is None:
+        return
+    for item in files:
+        if not isinstance(item, dict):
+            raise bad_request("invalid config.files: each file must be an object")
+        path = item.get("guest_path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise bad_request("invalid config.files[].guest_path: an absolute path is required")
