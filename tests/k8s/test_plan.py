@@ -108,9 +108,9 @@ def test_dry_run_description_redacts_every_secret() -> None:
 
 def test_kubelet_token_secret_only_when_there_is_a_token() -> None:
     assert cp.KUBELET_TOKEN_SECRET in plan_cluster(spec()).secret_names
-    assert cp.KUBELET_TOKEN_SECRET not in plan_cluster(
-        spec(), with_kubelet_token=False
-    ).secret_names
+    assert (
+        cp.KUBELET_TOKEN_SECRET not in plan_cluster(spec(), with_kubelet_token=False).secret_names
+    )
 
 
 def test_image_reference_rules(monkeypatch: pytest.MonkeyPatch) -> None:

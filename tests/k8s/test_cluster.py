@@ -1,0 +1,340 @@
+"""Create, list, status, kubeconfig and delete against the in-process local backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from flyk.api import FlyClient, MachineConfig, RetryPolicy
+from flyk.errors import (
+    AlreadyExistsError,
+    CapacityError,
+    ConfigError,
+    FlykError,
+    Interrupted,
+    NotFoundError,
+    UsageError,
+)
+from flyk.k8s import cluster
+from flyk.k8s import controlplane as cp
+from flyk.k8s.plan import ClusterSpec
+from flyk.k8s.progress import RecordingProgress
+from flyk.local import LocalBackend
+
+from .conftest import CountingTransport, InterruptingTransport, make_client
+
+KUBECTL = "/usr/bin/kubectl"
+
+
+def spec(name: str = "demo", **overrides: Any) -> ClusterSpec:
+    values: dict[str, Any] = {"name": name, "org": "personal", "region": "iad"}
+    values.update(overrides)
+    return ClusterSpec(**values)
+
+
+def options(tmp_path: Path, **overrides: Any) -> cluster.CreateOptions:
+    kube = cluster.KubeconfigOptions(path=str(tmp_path / "kubeconfig"))
+    values: dict[str, Any] = {"timeout": 60.0, "kubeconfig": kube, "kubelet_token": "tok"}
+    values.update(overrides)
+    return cluster.CreateOptions(**values)
+
+
+def kube_options(tmp_path: Path) -> cluster.KubeconfigOptions:
+    return cluster.KubeconfigOptions(path=str(tmp_path / "kubeconfig"))
+
+
+def footprint(client: FlyClient, org: str = "personal") -> dict[str, Any]:
+    """Everything the org holds, for before/after comparisons."""
+    apps = sorted(a.name for a in client.apps.list(org))
+    return {
+        app: {
+            "machines": sorted(m.id for m in client.machines.list(app)),
+            "volumes": sorted(
+                v.id for v in client.volumes.list(app) if v.state not in ("destroyed", "destroying")
+            ),
+            "ips": sorted(ip.ip for ip in client.ips.list(app)),
+            "secrets": sorted(s.name for s in client.secrets.list(app)),
+        }
+        for app in apps
+    }
+
+
+def kubectl_view(path: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [KUBECTL, "config", "view", "--raw", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(path)},
+        check=True,
+    )
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+# -- create ---------------------------------------------------------------------------------
+
+
+def test_create_makes_every_resource_and_a_real_kubeconfig(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    progress = RecordingProgress()
+    result = cluster.create(client, spec(), options(tmp_path), progress)
+    app = "flyk-demo-personal"
+    assert result.plan.app_name == app
+    (machine,) = client.machines.list(app)
+    assert machine.state == "started" and machine.region == "iad"
+    meta = machine.metadata
+    assert meta[cp.META_CLUSTER] == "demo" and meta[cp.META_ORG] == "personal"
+    assert meta[cp.META_ROLE] == "control-plane"
+    config = machine.config
+    assert config is not None and config.mounts[0].volume == result.volume.id
+    assert config.restart is not None and config.restart.policy == "always"
+    secrets = {s.name for s in client.secrets.list(app)}
+    assert cp.KUBELET_TOKEN_SECRET in secrets and "FLYK_PKI_CLIENT_CA_KEY" in secrets
+    assert [ip.ip for ip in client.ips.list(app)]
+    assert any(
+        f"--tls-san={ip.ip}" in (config.init.cmd if config.init else ()) for ip in result.ips
+    )
+    view = kubectl_view(tmp_path / "kubeconfig")
+    assert view["current-context"] == "flyk-demo"
+    assert view["clusters"][0]["cluster"]["server"] == "https://flyk-demo-personal.fly.dev:6443"
+    assert all(step.startswith("✓") for step in progress.steps) and len(progress.steps) == 4
+    assert (tmp_path / "kubeconfig").stat().st_mode & 0o777 == 0o600
+
+
+def test_second_create_says_so_and_changes_nothing(client: FlyClient, tmp_path: Path) -> None:
+    cluster.create(client, spec(), options(tmp_path))
+    before = footprint(client)
+    kubeconfig_before = (tmp_path / "kubeconfig").read_bytes()
+    with pytest.raises(AlreadyExistsError, match="already exists"):
+        cluster.create(client, spec(), options(tmp_path))
+    assert footprint(client) == before
+    assert (tmp_path / "kubeconfig").read_bytes() == kubeconfig_before
+
+
+def test_capacity_failure_creates_nothing_and_names_alternatives(
+    backend: LocalBackend, client: FlyClient, tmp_path: Path
+) -> None:
+    backend.capacity.set("iad", 0)
+    with pytest.raises(CapacityError) as info:
+        cluster.create(client, spec(), options(tmp_path))
+    error = info.value
+    assert error.region == "iad" and error.exit_code == 8
+    assert error.alternatives and "iad" not in error.alternatives
+    assert error.hint and f"-r {error.alternatives[0]}" in error.hint
+    assert footprint(client) == {}
+    assert not (tmp_path / "kubeconfig").exists()
+
+
+def test_failure_rolls_back_everything(backend: LocalBackend, tmp_path: Path) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
+    with pytest.raises(FlykError):
+        cluster.create(client, spec(), options(tmp_path))
+    assert footprint(client) == {}
+    assert not (tmp_path / "kubeconfig").exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", r"/apps/[^/]+/volumes$"),
+        ("POST", r"/apps/[^/]+/machines$"),
+        ("GET", r"/machines/[^/]+/wait$"),
+    ],
+    ids=["during-volume", "during-machine-create", "during-wait"],
+)
+def test_ctrl_c_rolls_back(backend: LocalBackend, tmp_path: Path, method: str, path: str) -> None:
+    client = make_client(InterruptingTransport(backend.transport(), method, path))
+    with pytest.raises(Interrupted) as info:
+        cluster.create(client, spec(), options(tmp_path))
+    assert info.value.exit_code == 130
+    assert footprint(make_client(backend.transport())) == {}
+
+
+def test_keep_on_failure_keeps_and_says_how_to_clean_up(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
+    with pytest.raises(FlykError) as info:
+        cluster.create(client, spec(), options(tmp_path, keep_on_failure=True))
+    assert "flyk-demo-personal" in footprint(client)
+    assert info.value.hint and "flyk ext k8s delete demo" in info.value.hint
+
+
+def test_unknown_region_is_refused_before_anything_is_created(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError, match="unknown region 'zzz'"):
+        cluster.create(client, spec(region="zzz"), options(tmp_path))
+    assert footprint(client) == {}
+
+
+def test_malformed_kubeconfig_is_refused_before_anything_is_created(
+    counting: Callable[[], tuple[FlyClient, CountingTransport]], tmp_path: Path
+) -> None:
+    client, transport = counting()
+    target = tmp_path / "kubeconfig"
+    target.write_text("clusters: {oops\n")
+    with pytest.raises(ConfigError, match="malformed"):
+        cluster.create(client, spec(), options(tmp_path))
+    assert transport.calls == []
+    assert target.read_text() == "clusters: {oops\n"
+
+
+def test_parallel_creates_never_corrupt_the_kubeconfig(client: FlyClient, tmp_path: Path) -> None:
+    names = [f"par{i}" for i in range(4)]
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            cluster.create(client, spec(name), options(tmp_path))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    contexts = {c["name"] for c in kubectl_view(tmp_path / "kubeconfig")["contexts"]}
+    assert contexts == {f"flyk-{n}" for n in names}
+
+
+def test_dry_run_plan_writes_nothing(
+    counting: Callable[[], tuple[FlyClient, CountingTransport]],
+) -> None:
+    from flyk.k8s.plan import plan_cluster
+
+    _client, transport = counting()
+    described = plan_cluster(spec()).describe()
+    assert described["resources"][-1]["config"]["image"]
+    assert transport.writes() == []
+
+
+# -- list, status, kubeconfig -------------------------------------------------------------
+
+
+def test_list_reads_the_platform(client: FlyClient, tmp_path: Path) -> None:
+    assert cluster.list_clusters(client, ["personal"]) == []
+    cluster.create(client, spec("one"), options(tmp_path))
+    cluster.create(client, spec("two", private=True), options(tmp_path))
+    client.apps.create("unrelated", "personal")
+    found = cluster.list_clusters(client, ["personal"])
+    assert [(c.name, c.org, c.region, c.state) for c in found] == [
+        ("one", "personal", "iad", "started"),
+        ("two", "personal", "iad", "started"),
+    ]
+    assert found[1].api_endpoint == "https://flyk-two-personal.flycast:6443"
+    assert json.dumps([c.to_json() for c in found])
+
+
+def test_status_on_the_local_backend_says_the_api_is_simulated(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    cluster.create(client, spec(), options(tmp_path))
+    result = cluster.status(client, "demo", "personal", probe_api=False)
+    assert result.summary.state == "started"
+    assert not result.api.reachable and "simulated" in result.api.detail
+    assert dict(result.checks).get(cp.CHECK_NAME) == "passing"
+
+
+def test_kubeconfig_is_rebuilt_from_the_secrets_with_a_fresh_admin_cert(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    created = cluster.create(client, spec(), options(tmp_path))
+    original = kubectl_view(tmp_path / "kubeconfig")["users"][0]["user"]
+    entry = cluster.rebuild_kubeconfig(client, "demo", "personal")
+    assert entry.server == created.plan.api_endpoint
+    fresh = x509.load_pem_x509_certificate(entry.client_cert_pem)
+    assert fresh.subject.rfc4514_string() == "CN=flyk-admin,O=system:masters"
+    other = tmp_path / "elsewhere"
+    cluster.KubeconfigOptions(output=str(other)).merge(entry)
+    rebuilt = kubectl_view(other)
+    assert (
+        rebuilt["clusters"][0]["cluster"]["certificate-authority-data"]
+        == (
+            kubectl_view(tmp_path / "kubeconfig")["clusters"][0]["cluster"][
+                "certificate-authority-data"
+            ]
+        )
+    )
+    assert (
+        rebuilt["users"][0]["user"]["client-certificate-data"]
+        != (original["client-certificate-data"])
+    )
+
+
+def test_unknown_cluster_is_not_found(client: FlyClient) -> None:
+    for call in (
+        lambda: cluster.status(client, "ghost", "personal", probe_api=False),
+        lambda: cluster.rebuild_kubeconfig(client, "ghost", "personal"),
+        lambda: cluster.plan_deletion(client, "ghost", "personal"),
+    ):
+        with pytest.raises(NotFoundError, match="no cluster ghost"):
+            call()
+
+
+# -- delete ---------------------------------------------------------------------------------
+
+
+def _namespace_app(client: FlyClient, cluster_name: str, app: str, pods: int) -> None:
+    """What the kubelet makes for a namespace: an app whose machines name the cluster."""
+    client.apps.create(app, "personal")
+    for index in range(pods):
+        config = MachineConfig(
+            image="nginx",
+            metadata={"flyk_cluster": cluster_name, "flyk_namespace": app, "flyk_pod": f"p{index}"},
+        )
+        client.machines.create(app, config, region="iad")
+
+
+def test_delete_leaves_nothing_behind(client: FlyClient, tmp_path: Path) -> None:
+    client.apps.create("bystander", "personal")
+    before = footprint(client)
+    cluster.create(client, spec(), options(tmp_path))
+    _namespace_app(client, "demo", "flyk-demo-default", 2)
+    _namespace_app(client, "other", "flyk-other-default", 1)  # another cluster's: untouched
+    other_app = footprint(client)["flyk-other-default"]
+    plan = cluster.plan_deletion(client, "demo", "personal")
+    assert [(n.app, n.machines) for n in plan.namespace_apps] == [("flyk-demo-default", 2)]
+    assert "1 namespace app (2 machines)" in plan.describe()
+    result = cluster.delete(client, plan, kubeconfig=kube_options(tmp_path))
+    assert result.leftovers == ()
+    assert footprint(client) == {**before, "flyk-other-default": other_app}
+    assert result.kubeconfig and result.kubeconfig.current_context_cleared
+    view = kubectl_view(tmp_path / "kubeconfig")
+    assert view["current-context"] == "" and not view.get("contexts")
+    with pytest.raises(NotFoundError):
+        cluster.plan_deletion(client, "demo", "personal")
+
+
+def test_delete_keep_volumes_keeps_the_volume_and_drops_the_keys(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    created = cluster.create(client, spec(), options(tmp_path))
+    plan = cluster.plan_deletion(client, "demo", "personal")
+    result = cluster.delete(client, plan, keep_volumes=True, kubeconfig=kube_options(tmp_path))
+    left = footprint(client)["flyk-demo-personal"]
+    assert left["volumes"] == [created.volume.id]
+    assert left["machines"] == [] and left["ips"] == [] and left["secrets"] == []
+    assert any("kept" in item for item in result.leftovers)
+
+
+def test_create_then_delete_then_create_again(client: FlyClient, tmp_path: Path) -> None:
+    cluster.create(client, spec(), options(tmp_path))
+    cluster.delete(
+        client, cluster.plan_deletion(client, "demo", "personal"), kubeconfig=kube_options(tmp_path)
+    )
+    cluster.create(client, spec(), options(tmp_path))
+    assert [c.name for c in cluster.list_clusters(client, ["personal"])] == ["demo"]
