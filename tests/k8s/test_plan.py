@@ -96,7 +96,7 @@ def test_pki_files_come_from_secrets_and_are_private() -> None:
 
 
 def test_dry_run_description_redacts_every_secret() -> None:
-    secrets = {name: "TOP-SECRET-VALUE" for name in TLS_FILES.values()}
+    secrets = dict.fromkeys(TLS_FILES.values(), "TOP-SECRET-VALUE")
     described = plan_cluster(spec()).describe(secrets)
     text = json.dumps(described)
     assert "TOP-SECRET-VALUE" not in text
