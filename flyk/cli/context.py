@@ -10,7 +10,7 @@ Tests reach the client through the one seam the client has, its transport:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from flyk.api import FlyClient
 
 LOCAL_BASE_URL = "http://local.flyk"
+COMPLETION_DEADLINE = 2.0  # seconds a TAB may wait for the API
 
 
 @dataclass
@@ -84,6 +85,11 @@ class AppContext:
 
         target = self.target
         on_exchange = self.output.log_exchange if self.options.verbose else None
+        options = dict(self._client_options)
+        if self.completing:  # a shell is waiting on us: one quick try, then no suggestions
+            from flyk.api import RetryPolicy
+
+            options.setdefault("retry", RetryPolicy(deadline=COMPLETION_DEADLINE, max_attempts=1))
         if target.is_local:
             transport = self._transport or self.local_backend().transport()
             if target.implicit and self.announce:
@@ -94,7 +100,7 @@ class AppContext:
                 base_url=LOCAL_BASE_URL,
                 transport=transport,
                 on_exchange=on_exchange,
-                **self._client_options,
+                **options,
             )
         token = target.require_token()
         return FlyClient(
@@ -102,18 +108,15 @@ class AppContext:
             token=token.value if token else None,
             transport=self._transport,
             on_exchange=on_exchange,
-            **self._client_options,
+            **options,
         )
 
-    def local_client(self) -> FlyClient:
-        """A client for the local backend whatever the target (``flyk local status``)."""
-        from flyk.api import FlyClient
-
-        return FlyClient(
-            base_url=LOCAL_BASE_URL,
-            transport=self._transport or self.local_backend().transport(),
-            **self._client_options,
-        )
+    def force_local(self) -> None:
+        """Talk to the embedded backend whatever the environment says (``flyk local …``)."""
+        if self._client is not None:
+            raise RuntimeError("force_local() after the client was built")
+        self.options = replace(self.options, local=True)
+        self.__dict__.pop("target", None)  # resolved again on next use
 
     def local_backend(self) -> Any:
         """The embedded backend for the local target (``flyk local …`` uses it directly)."""

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json as jsonlib
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +25,7 @@ from flyk.k8s import cluster
 from flyk.k8s import controlplane as cp
 from flyk.k8s import kubeconfig as kc
 from flyk.k8s.plan import ClusterPlan, ClusterSpec, plan_cluster
+from flyk.k8s.progress import StepHandle
 
 app = typer.Typer(
     name="k8s",
@@ -68,6 +72,39 @@ def parse_timeout(text: str) -> float:
         raise UsageError(f"cannot read --timeout {text!r}; write e.g. 10m, 90s or 600")
     scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
     return float(match.group(1)) * scale
+
+
+class _Label:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def update(self, message: str) -> None:
+        self.message = message
+
+
+class Steps:
+    """Progress on stderr: Output's spinner on a terminal; elsewhere one plain line per
+    finished step, so that a CI log shows how far a create got (kind does the same)."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+
+    @contextmanager
+    def step(self, message: str) -> Iterator[StepHandle]:
+        if self.out.progress:
+            with self.out.step(message) as handle:
+                yield handle
+            return
+        label, started = _Label(message), time.monotonic()
+        try:
+            yield label
+        except BaseException:
+            self.out.notice(f"✗ {label.message}")
+            raise
+        self.out.notice(f"✓ {label.message}  {time.monotonic() - started:.1f}s")
+
+    def notice(self, message: str) -> None:
+        self.out.notice(message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +204,7 @@ def create_command(
     options = cluster.CreateOptions(
         timeout=seconds, keep_on_failure=keep_on_failure, kubelet_token=token, kubeconfig=kube
     )
-    result = cluster.create(context.client, spec, options, progress=out)
+    result = cluster.create(context.client, spec, options, progress=Steps(out))
     out.emit(result.to_json(), lambda: _render_created(out, result))
 
 
@@ -383,7 +420,7 @@ def delete_command(
         plan,
         keep_volumes=keep_volumes,
         kubeconfig=cluster.KubeconfigOptions(path=kubeconfig),
-        progress=out,
+        progress=Steps(out),
     )
     out.emit(result.to_json(), lambda: _render_deleted(out, result))
 

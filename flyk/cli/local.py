@@ -15,7 +15,7 @@ import typer
 
 from flyk import config
 from flyk.cli.context import app_context
-from flyk.cli.options import JsonOption, YesOption
+from flyk.cli.options import DEFAULT_ORG, JsonOption, YesOption
 
 app = typer.Typer(name="local", help="The embedded local backend.", no_args_is_help=True)
 
@@ -70,9 +70,10 @@ def status(ctx: typer.Context, json: JsonOption = False) -> None:
     """Where the local backend keeps its data, and what is in it."""
     context = app_context(ctx)
     out = context.use_json(json)
+    context.force_local()
     path = config.local_db_path()
     exists = path.exists()
-    apps = context.local_client().apps.list("personal") if exists else []
+    apps = context.client.apps.list(DEFAULT_ORG) if exists else []
     document = {
         "data": str(path),
         "exists": exists,

@@ -177,10 +177,19 @@ def _context(ctx: typer.Context, json: bool) -> AppContext:
 @app.command("run")
 def run(
     ctx: typer.Context,
-    image: Annotated[str, typer.Argument(help="Image to run, e.g. nginx or registry/app:tag.")],
+    image: Annotated[
+        str,
+        typer.Argument(
+            metavar="IMAGE",
+            help="Image to run, e.g. nginx or registry/app:tag.",
+            show_default=False,
+        ),
+    ],
     command: Annotated[
         list[str] | None,
-        typer.Argument(help="Command and arguments, after `--`.", show_default=False),
+        typer.Argument(
+            metavar="COMMAND", help="Command and arguments, after `--`.", show_default=False
+        ),
     ] = None,
     app_name: AppOption = None,
     region: RegionOption = None,
@@ -592,7 +601,12 @@ def wait(
 def exec_command(
     ctx: typer.Context,
     machine_id: MachineIdArgument,
-    command: Annotated[list[str], typer.Argument(help="Command and arguments, after `--`.")],
+    command: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="COMMAND", help="Command and arguments, after `--`.", show_default=False
+        ),
+    ],
     app_name: AppOption = None,
     timeout: Annotated[
         int | None, typer.Option("--timeout", help="Seconds the command may run.")

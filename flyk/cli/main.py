@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from flyk._version import __version__
-from flyk.errors import FlykError, Interrupted
 
+# Not `from typing import TYPE_CHECKING`: importing typing (and flyk.errors, which needs
+# dataclasses) costs more than the whole `--version` fast path. mypy honours this name.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, NoReturn
+
     import httpx
 
     from flyk.cli.context import AppContext
+    from flyk.errors import FlykError
 
 PROG_NAME = "flyk"
 COMPLETE_VAR = "_FLYK_COMPLETE"
-EXIT_INTERRUPTED = Interrupted.exit_code
+EXIT_INTERRUPTED = 130  # flyk.errors.Interrupted.exit_code (tests check they agree)
 _FLAGS = {"--verbose", "--local"}
 _VALUED = {"-t", "--access-token"}
 
@@ -74,8 +78,13 @@ def run(
 
     from flyk.cli.context import AppContext
     from flyk.cli.root import app
+    from flyk.errors import FlykError, Interrupted
 
     argv = hoist_global_options(sys.argv[1:] if args is None else args)
+    if os.environ.get(COMPLETE_VAR):  # a shell asks for completions: register the shells
+        from typer._completion_classes import completion_init
+
+        completion_init()
     context = AppContext(transport=transport, client_options=client_options)
     try:
         code = get_command(app).main(

@@ -18,6 +18,7 @@ AppOption = Annotated[
     typer.Option(
         "-a",
         "--app",
+        metavar="APP",
         envvar=EnvVar.APP,
         help="App name.",
         autocompletion=completion.complete_apps,
@@ -29,6 +30,7 @@ OrgOption = Annotated[
     typer.Option(
         "-o",
         "--org",
+        metavar="ORG",
         envvar=EnvVar.ORG,
         help="Organization slug (default: personal).",
         show_envvar=True,
@@ -39,6 +41,7 @@ RegionOption = Annotated[
     typer.Option(
         "-r",
         "--region",
+        metavar="REGION",
         envvar=EnvVar.REGION,
         help="Region code, e.g. iad.",
         autocompletion=completion.complete_regions,
@@ -65,7 +68,7 @@ MachineIdArgument = Annotated[
 MachineIdsArgument = Annotated[
     list[str],
     typer.Argument(
-        metavar="MACHINE_ID...",
+        metavar="MACHINE_ID",
         help="One or more machine ids.",
         autocompletion=completion.complete_machine_ids,
         show_default=False,

@@ -6,19 +6,55 @@ completion request needs the tree, never for ``flyk --version``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, ClassVar
 
 import typer
+from typer._click import Command
+from typer.main import get_command
 
 from flyk._version import __version__
-from flyk.cli import apps, auth, completion, k8s, local, machine, regions, volumes
 from flyk.cli.context import GlobalOptions, app_context
+from flyk.cli.lazy import LazyEntry, LazyGroup, plain_help
 from flyk.cli.options import JsonOption
 
 HELP = """Kubernetes on Fly.io Machines, and a flyctl-style CLI for the Machines API.
 
 With no Fly.io token, flyk uses an embedded local backend that speaks the same API.
 """
+
+
+class ExtensionsGroup(LazyGroup):
+    """``flyk ext``: the Kubernetes extension pulls in cryptography, YAML and the client."""
+
+    lazy: ClassVar[Mapping[str, LazyEntry]] = {
+        "k8s": LazyEntry(
+            "flyk.cli.k8s", "Kubernetes clusters on Fly Machines.", aliases=("kubernetes",)
+        )
+    }
+
+
+class RootGroup(LazyGroup):
+    lazy: ClassVar[Mapping[str, LazyEntry]] = {
+        "auth": LazyEntry("flyk.cli.auth", "Log in to Fly.io and inspect the token in use."),
+        "apps": LazyEntry("flyk.cli.apps", "Manage apps.", aliases=("app",)),
+        "machine": LazyEntry(
+            "flyk.cli.machine", "Run and manage Fly Machines.", aliases=("machines", "m")
+        ),
+        "volumes": LazyEntry("flyk.cli.volumes", "Manage volumes.", aliases=("volume", "vol")),
+        "regions": LazyEntry("flyk.cli.regions", "List regions."),
+        "local": LazyEntry("flyk.cli.local", "The embedded local backend."),
+        "completion": LazyEntry("flyk.cli.completion", "Shell completion scripts."),
+        "ext": LazyEntry(
+            "flyk.cli.root", "Extensions: Kubernetes clusters (k8s).", ("extensions",)
+        ),
+    }
+
+    def load(self, name: str) -> Command:
+        if name == "ext":
+            return plain_help(get_command(ext), name)
+        return super().load(name)
+
 
 app = typer.Typer(
     name="flyk",
@@ -28,6 +64,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=RootGroup,
 )
 
 
@@ -45,6 +82,7 @@ def root(
         typer.Option(
             "-t",
             "--access-token",
+            metavar="TOKEN",
             help="Fly.io API token (else FLY_ACCESS_TOKEN, FLY_API_TOKEN, `flyk auth login`, "
             "~/.fly/config.yml).",
             show_default=False,
@@ -76,22 +114,14 @@ def version_command(ctx: typer.Context, json: JsonOption = False) -> None:
     out.emit({"version": __version__}, lambda: out.line(f"flyk {__version__}"))
 
 
-def _mount(group: typer.Typer, name: str, *aliases: str) -> None:
-    """Mount a group by name; aliases work but stay out of help and completion."""
-    app.add_typer(group, name=name)
-    for alias in aliases:
-        app.add_typer(group, name=alias, hidden=True)
+ext = typer.Typer(
+    name="ext",
+    help="Extensions: Kubernetes clusters (k8s).",
+    no_args_is_help=True,
+    cls=ExtensionsGroup,
+)
 
 
-ext = typer.Typer(name="ext", help="Extensions: Kubernetes clusters.", no_args_is_help=True)
-ext.add_typer(k8s.app, name="k8s")
-ext.add_typer(k8s.app, name="kubernetes", hidden=True)
-
-_mount(auth.app, "auth")
-_mount(apps.app, "apps", "app")
-_mount(machine.app, "machine", "machines", "m")
-_mount(volumes.app, "volumes", "volume", "vol")
-_mount(regions.app, "regions")
-_mount(local.app, "local")
-_mount(completion.app, "completion")
-_mount(ext, "ext", "extensions")
+@ext.callback()
+def extensions() -> None:
+    """Extensions: Kubernetes clusters (k8s)."""

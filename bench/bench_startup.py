@@ -1,0 +1,88 @@
+"""Start-up time of the flyk executable against bare Python, measured in one run.
+
+    .venv/bin/python bench/bench_startup.py [--runs N]
+
+Each case is timed N times as a fresh process (after one warm-up run that fills the
+bytecode cache); medians are compared with `python -c pass` measured in the same run, so
+the ratios hold on any machine. Targets: `--version` within 3x, `--help` and a completion
+request within 8x of bare Python start-up. The completion case runs against an empty
+local backend in a throwaway HOME, as a TAB press on a fresh machine would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = {"--version": 3.0, "--help": 8.0, "completion": 8.0}
+
+
+def flyk_executable() -> str:
+    candidate = Path(sys.executable).with_name("flyk")
+    return str(candidate) if candidate.exists() else "flyk"
+
+
+def timed(argv: list[str], env: dict[str, str], runs: int) -> float:
+    """Median wall time of `argv` in seconds over `runs` fresh processes."""
+    subprocess.run(argv, env=env, capture_output=True, check=False)  # warm the caches
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, env=env, capture_output=True, check=False)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("FLY_", "FLYK_", "_FLYK_")) and key != "KUBECONFIG"
+    }
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        NO_COLOR="1",
+    )
+    return env
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    runs = parser.parse_args().runs
+    flyk = flyk_executable()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = isolated_env(Path(tmp))
+        completion_env = {
+            **env,
+            "_FLYK_COMPLETE": "complete_bash",
+            "COMP_WORDS": "flyk apps show ",
+            "COMP_CWORD": "3",
+        }
+        baseline = timed([sys.executable, "-c", "pass"], env, runs)
+        cases = {
+            "--version": timed([flyk, "--version"], env, runs),
+            "--help": timed([flyk, "--help"], env, runs),
+            "completion": timed([flyk], completion_env, runs),
+        }
+    print(f"bare python -c pass: {baseline * 1000:7.1f} ms (median of {runs})")
+    failed = False
+    for name, seconds in cases.items():
+        ratio = seconds / baseline
+        ok = ratio <= TARGETS[name]
+        failed |= not ok
+        verdict = "ok" if ok else f"over the {TARGETS[name]:g}x target"
+        print(f"flyk {name:<11} {seconds * 1000:7.1f} ms  {ratio:5.2f}x  {verdict}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+complete --command flyk --no-files --arguments "(env _FLYK_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) flyk)" --condition "env _FLYK_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) flyk"

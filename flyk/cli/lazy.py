@@ -1,0 +1,88 @@
+"""Command groups whose sub-groups are imported and built only when used.
+
+Typer turns every command function into a Click command by inspecting its signature, which
+costs more than importing Typer itself once a CLI has a hundred commands and aliases. A
+``LazyGroup`` lists its sub-groups from a static table (name, module, one-line help) and
+builds only the one a command line actually enters: ``flyk --help`` and ``flyk <TAB>``
+build none, ``flyk apps list`` builds ``apps`` alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from typer._click import Command, Context, HelpFormatter
+from typer._click.shell_completion import CompletionItem
+from typer.core import TyperGroup
+from typer.main import get_command
+
+
+@dataclass(frozen=True)
+class LazyEntry:
+    """A sub-group: the module whose ``app`` (a Typer) it is, and its help line."""
+
+    module: str
+    help: str
+    aliases: tuple[str, ...] = field(default=())
+
+
+class LazyGroup(TyperGroup):
+    lazy: ClassVar[Mapping[str, LazyEntry]] = {}
+
+    def _canonical(self, name: str) -> str | None:
+        if name in self.lazy:
+            return name
+        return next((key for key, e in self.lazy.items() if name in e.aliases), None)
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*super().list_commands(ctx), *self.lazy]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        eager = super().get_command(ctx, cmd_name)
+        if eager is not None:
+            return eager
+        name = self._canonical(cmd_name)
+        if name is None:
+            return None
+        command = self.load(name)
+        self.commands[name] = command  # built once per process
+        return command
+
+    def load(self, name: str) -> Command:
+        module = importlib.import_module(self.lazy[name].module)
+        return plain_help(get_command(module.app), name)
+
+    def _rows(self, incomplete: str = "") -> list[tuple[str, str]]:
+        rows = [
+            (name, command.get_short_help_str())
+            for name, command in self.commands.items()
+            if not command.hidden and name not in self.lazy and name.startswith(incomplete)
+        ]
+        rows += [(name, e.help) for name, e in self.lazy.items() if name.startswith(incomplete)]
+        return rows
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:  # noqa: ARG002
+        rows = self._rows()
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def shell_complete(self, ctx: Context, incomplete: str) -> list[CompletionItem]:
+        items = [CompletionItem(name, help=text) for name, text in self._rows(incomplete)]
+        items.extend(super(TyperGroup, self).shell_complete(ctx, incomplete))
+        return items
+
+
+def plain_help(command: Command, name: str) -> Command:
+    """Name a loaded group and give all of it the root's plain help (no Rich panels)."""
+    command.name = name
+    stack = [command]
+    while stack:
+        current = stack.pop()
+        if hasattr(current, "rich_markup_mode"):
+            current.rich_markup_mode = None
+        stack.extend(getattr(current, "commands", {}).values())
+    return command

@@ -1,0 +1,197 @@
+"""The root: version, help, global options, errors → exit codes, --verbose, Ctrl-C."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+
+from flyk import __version__
+from flyk.cli.main import hoist_global_options
+from flyk.errors import exit_code_table
+from tests.cli.helpers import Flyk, Result, json_response, no_retries
+
+TOKEN = "fm2_sekrit-token-value"
+APPS = {"total_apps": 1, "apps": [{"name": "web", "organization": {"slug": "personal"}}]}
+
+
+def test_version(flyk: Flyk) -> None:
+    assert flyk("--version") == Result(0, f"flyk {__version__}\n", "")
+    result = flyk("version", "--json")
+    assert (result.exit_code, result.stdout) == (0, f'{{\n    "version": "{__version__}"\n}}\n')
+
+
+def test_no_arguments_prints_help(flyk: Flyk) -> None:
+    result = flyk()
+    assert "Usage: flyk [OPTIONS] COMMAND [ARGS]..." in result.stdout + result.stderr
+
+
+def test_unknown_command_is_a_usage_error(flyk: Flyk) -> None:
+    result = flyk("nope")
+    assert result.exit_code == 2
+    assert "No such command 'nope'" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "hoisted"),
+    [
+        (["apps", "list", "--local"], ["--local", "apps", "list"]),
+        (["apps", "list", "-t", "x", "--verbose"], ["-t", "x", "--verbose", "apps", "list"]),
+        (["apps", "list", "--access-token=x"], ["--access-token=x", "apps", "list"]),
+        (
+            ["machine", "exec", "id", "--", "ls", "--local", "-t"],
+            ["machine", "exec", "id", "--", "ls", "--local", "-t"],
+        ),
+    ],
+)
+def test_global_options_work_anywhere_before_double_dash(
+    args: list[str], hoisted: list[str]
+) -> None:
+    assert hoist_global_options(args) == hoisted
+
+
+def test_remote_target_without_token_is_an_auth_error(
+    flyk: Flyk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLY_FLAPS_BASE_URL", "https://flaps.example")
+    result = flyk("apps", "list")
+    assert result.exit_code == 4
+    assert result.stdout == ""
+    assert result.stderr == (
+        "Error: no Fly.io token for https://flaps.example\n"
+        "       Run `flyk auth login`, set FLY_API_TOKEN, or pass --access-token "
+        "(or use --local for the embedded backend).\n"
+    )
+
+
+def test_unreachable_api_is_a_network_error(flyk: Flyk) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    result = flyk(
+        "apps",
+        "list",
+        "-t",
+        TOKEN,
+        transport=httpx.MockTransport(refuse),
+        client_options=no_retries(),
+    )
+    assert result.exit_code == 9
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ")
+    assert len(result.stderr.splitlines()) <= 2
+    assert "Traceback" not in result.stderr
+
+
+def test_api_error_shows_the_request_id_and_json_error_document(flyk: Flyk) -> None:
+    def not_found(request: httpx.Request) -> httpx.Response:
+        return json_response(404, {"error": "app not found"}, {"fly-request-id": "req-123"})
+
+    result = flyk(
+        "apps", "show", "ghost", "--json", "-t", TOKEN, transport=httpx.MockTransport(not_found)
+    )
+    assert result.exit_code == 3
+    assert "(Request ID: req-123)" in result.stderr.splitlines()[0]
+    assert result.stderr.startswith("Error: ")
+    assert '"type": "NotFoundError"' in result.stdout
+    assert '"request_id": "req-123"' in result.stdout
+    assert '"exit_code": 3' in result.stdout
+
+
+def test_verbose_shows_exchanges_but_never_the_token(flyk: Flyk) -> None:
+    transport = httpx.MockTransport(lambda request: json_response(200, APPS))
+    result = flyk("apps", "list", "--verbose", "-t", TOKEN, transport=transport)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].split() == [
+        "NAME",
+        "ORG",
+        "STATUS",
+        "NETWORK",
+        "MACHINES",
+        "VOLUMES",
+    ]
+    assert "> GET https://api.machines.dev/v1/apps?org_slug=personal" in result.stderr
+    assert "< 200 OK" in result.stderr
+    assert "authorization" in result.stderr.lower()
+    assert TOKEN not in result.stderr + result.stdout
+
+
+def test_verbose_error_shows_traceback_and_redacts(flyk: Flyk) -> None:
+    def boom(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"refused for {TOKEN}", request=request)
+
+    result = flyk(
+        "--verbose",
+        "apps",
+        "list",
+        "-t",
+        TOKEN,
+        transport=httpx.MockTransport(boom),
+        client_options=no_retries(),
+    )
+    assert result.exit_code == 9
+    assert "Traceback" in result.stderr
+    assert TOKEN not in result.stderr
+
+
+MACHINE_ID = "148e21ea7d5789"
+MACHINE = {
+    "id": MACHINE_ID,
+    "state": "started",
+    "region": "iad",
+    "instance_id": "v1",
+    "config": {"image": "nginx", "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256}},
+}
+
+
+class LeaseLog:
+    """A scripted API for `machine update` that is interrupted by Ctrl-C mid-update."""
+
+    def __init__(self) -> None:
+        self.released: list[str | None] = []
+        self.lock = threading.Lock()
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        if path.endswith("/lease") and method == "POST":
+            return json_response(201, {"status": "success", "data": {"nonce": "n-1"}})
+        if path.endswith("/lease") and method == "DELETE":
+            with self.lock:
+                self.released.append(request.headers.get("fly-machine-lease-nonce"))
+            return json_response(200, {})
+        if method == "GET" and path.endswith(MACHINE_ID):
+            return json_response(200, MACHINE)
+        if method == "POST" and path.endswith(MACHINE_ID):
+            raise KeyboardInterrupt  # the user pressed Ctrl-C while the update was in flight
+        return json_response(404, {"error": f"unexpected {method} {path}"})
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_ctrl_c_during_update_releases_the_lease_and_exits_130(
+    flyk: Flyk, json_flag: list[str]
+) -> None:
+    api = LeaseLog()
+    result = flyk(
+        "machine",
+        "update",
+        MACHINE_ID,
+        "-a",
+        "web",
+        "--image",
+        "nginx:2",
+        *json_flag,
+        "-t",
+        TOKEN,
+        transport=httpx.MockTransport(api.handler),
+        client_options=no_retries(),
+    )
+    assert result.exit_code == 130
+    assert api.released == ["n-1"]
+    assert result.stderr.splitlines()[-1] == "Error: interrupted; nothing is left leased"
+
+
+def test_exit_code_table_is_what_errors_define() -> None:
+    codes = [row.code for row in exit_code_table()]
+    assert codes == sorted(codes) and codes[:3] == [0, 1, 2] and codes[-1] == 130
