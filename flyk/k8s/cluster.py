@@ -703,11 +703,13 @@ class DeletionPlan:
     def describe(self) -> str:
         pods = sum(n.machines for n in self.namespace_apps)
         parts = [
-            f"{_plural(len(self.namespace_apps), 'namespace app')} ({_plural(pods, 'machine')})",
             _plural(len(self.volumes), "volume"),
             _plural(len(self.ips), "IP"),
             f"app {self.cluster.app}",
         ]
+        if self.namespace_apps:
+            namespaces = _plural(len(self.namespace_apps), "namespace app")
+            parts.insert(0, f"{namespaces} ({_plural(pods, 'machine')})")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:

@@ -1,0 +1,154 @@
+"""`flyk ext k8s …` end to end, in-process, on the embedded local backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from flyk.local import LocalBackend, Timing
+from tests.cli.helpers import Flyk, no_retries
+
+
+def kubectl(*args: str, kubeconfig: Path | None = None) -> str:
+    env = dict(os.environ)
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = str(kubeconfig)
+    result = subprocess.run(
+        ["/usr/bin/kubectl", "config", *args], capture_output=True, text=True, env=env, check=True
+    )
+    return result.stdout
+
+
+def test_readme_main_job_create_then_list(flyk: Flyk, isolated_env: Path) -> None:
+    created = flyk("ext", "k8s", "create", "demo")
+    assert created.exit_code == 0, created.stderr
+    assert "Using the local backend" in created.stderr
+    assert "Control plane healthy" in created.stderr
+    assert "context flyk-demo merged into" in created.stderr and created.stdout == ""
+    listed = flyk("ext", "k8s", "list")
+    assert listed.exit_code == 0, listed.stderr
+    header, row = listed.stdout.splitlines()[:2]
+    assert header.split()[:4] == ["NAME", "ORG", "REGION", "STATE"]
+    assert row.split()[:4] == ["demo", "personal", "iad", "started"]
+    assert kubectl("current-context").strip() == "flyk-demo"
+    config = isolated_env / ".kube" / "config"
+    assert config.stat().st_mode & 0o777 == 0o600
+
+
+def test_create_json_for_ci(flyk: Flyk) -> None:
+    result = flyk("ext", "k8s", "create", "ci-1", "-r", "ams", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["api_endpoint"] == "https://flyk-ci-1-personal.fly.dev:6443"
+    assert data["region"] == "ams" and data["context"] == "flyk-ci-1"
+    listed = json.loads(flyk("ext", "k8s", "ls", "--json").stdout)
+    assert [c["name"] for c in listed] == ["ci-1"]
+
+
+def test_name_option_and_aliases(flyk: Flyk, tmp_path: Path) -> None:
+    target = tmp_path / "own.yaml"
+    assert flyk("ext", "k8s", "create", "-n", "alias", "--output", str(target)).exit_code == 0
+    assert kubectl("current-context", kubeconfig=target).strip() == "flyk-alias"
+    shown = flyk("ext", "k8s", "show", "alias")
+    assert shown.exit_code == 0 and "simulated" in shown.stdout
+    saved = flyk("ext", "k8s", "save-kubeconfig", "alias", "--print")
+    assert saved.exit_code == 0 and "flyk-alias" in saved.stdout
+    assert flyk("ext", "k8s", "destroy", "alias", "--yes").exit_code == 0
+    assert flyk("extensions", "kubernetes", "list", "--json").stdout.strip() == "[]"
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing(flyk: Flyk, isolated_env: Path) -> None:
+    result = flyk(
+        "ext", "k8s", "create", "demo", "--dry-run", "--json", "--kubelet-token", "s3cr3t"
+    )
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert [r["kind"] for r in plan["resources"]][:2] == ["app", "volume"]
+    assert "s3cr3t" not in result.stdout + result.stderr
+    assert flyk("ext", "k8s", "list", "--json").stdout.strip() == "[]"
+    assert not (isolated_env / ".kube" / "config").exists()
+    human = flyk("ext", "k8s", "create", "demo", "--dry-run")
+    assert "nothing is created" in human.stdout and "--disable-agent" in human.stdout
+
+
+def test_second_create_exits_5(flyk: Flyk) -> None:
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    again = flyk("ext", "k8s", "create", "demo")
+    assert again.exit_code == 5 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("create", "Bad_Name"), "invalid cluster name"),
+        (("create",), "needs a name"),
+        (("create", "demo", "-r", "zzz"), "unknown region"),
+        (("create", "demo", "--timeout", "soon"), "--timeout"),
+        (("create", "demo", "--vm-memory", "100"), "memory"),
+        (("create", "a", "-n", "b"), "two names"),
+    ],
+)
+def test_bad_input_exits_2(flyk: Flyk, args: tuple[str, ...], needle: str) -> None:
+    result = flyk("ext", "k8s", *args)
+    assert result.exit_code == 2 and needle in result.stderr
+    assert flyk("ext", "k8s", "list", "--json").stdout.strip() == "[]"
+
+
+def test_malformed_kubeconfig_is_refused_and_kept(flyk: Flyk, tmp_path: Path) -> None:
+    target = tmp_path / "broken"
+    target.write_bytes(b"apiVersion: v1\nclusters: [\n")
+    result = flyk("ext", "k8s", "create", "demo", "--kubeconfig", str(target))
+    assert result.exit_code == 2 and "malformed" in result.stderr and str(target) in result.stderr
+    assert target.read_bytes() == b"apiVersion: v1\nclusters: [\n"
+    assert flyk("ext", "k8s", "list", "--json").stdout.strip() == "[]"
+
+
+def test_capacity_error_exits_8_with_alternatives(flyk: Flyk, tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "db", timing=Timing.instant())
+    backend.capacity.set("jnb", 0)
+    result = flyk(
+        "ext", "k8s", "create", "big", "-r", "jnb",
+        transport=backend.transport(), client_options=no_retries(),
+    )  # fmt: skip
+    assert result.exit_code == 8, result.stderr
+    assert "jnb" in result.stderr and "Retry with -r" in result.stderr
+    listed = flyk("ext", "k8s", "list", "--json", transport=backend.transport())
+    assert listed.stdout.strip() == "[]"
+
+
+def test_delete_needs_yes_when_not_interactive(flyk: Flyk) -> None:
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    refused = flyk("ext", "k8s", "delete", "demo")
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    assert json.loads(flyk("ext", "k8s", "list", "--json").stdout)[0]["name"] == "demo"
+    deleted = flyk("ext", "k8s", "rm", "demo", "-y")
+    assert deleted.exit_code == 0, deleted.stderr
+    assert "current-context cleared" in deleted.stderr
+    assert "flyk-demo" not in kubectl("get-contexts")
+
+
+def test_delete_of_a_missing_cluster_exits_3(flyk: Flyk) -> None:
+    result = flyk("ext", "k8s", "delete", "ghost", "--yes")
+    assert result.exit_code == 3 and "no cluster ghost" in result.stderr
+
+
+def test_status_json(flyk: Flyk) -> None:
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    data = json.loads(flyk("ext", "k8s", "status", "demo", "--json").stdout)
+    assert data["state"] == "started" and data["api_server"]["reachable"] is False
+    assert data["checks"] == [{"name": "k3s-api", "status": "passing"}]
+
+
+def test_kubeconfig_rebuild_merges_into_the_default_file(flyk: Flyk, isolated_env: Path) -> None:
+    assert flyk("ext", "k8s", "create", "demo", "--no-switch-context").exit_code == 0
+    config = isolated_env / ".kube" / "config"
+    config.unlink()
+    rebuilt = flyk("ext", "k8s", "kubeconfig", "demo")
+    assert rebuilt.exit_code == 0, rebuilt.stderr
+    assert kubectl("current-context").strip() == "flyk-demo"
+    conflict = flyk("ext", "k8s", "kubeconfig", "demo", "--print", "--output", "x")
+    assert conflict.exit_code == 2
