@@ -660,6 +660,10 @@ class ClusterStatus:
         }
 
 
+# Secrets the kubelet sets on each namespace app it creates (flyk/kubelet/pods.py).
+NAMESPACE_MARKER_CLUSTER = "FLYK_CLUSTER"
+NAMESPACE_MARKER_ORG = "FLYK_ORG"
+
 SIMULATED = "simulated: the local backend does not run images, so there is no API server to ask"
 
 
@@ -733,8 +737,12 @@ def plan_deletion(client: FlyClient, name: str, org: str) -> DeletionPlan:
             "ips": lambda: client.ips.list(ref.app),
         }
     )
-    others = [a.name for a in found["apps"] if a.name != ref.app]
-    namespace_apps = [n for n in _map(lambda a: _namespace_app(client, a, name), others) if n]
+    # The kubelet names namespace apps `flyk-<cluster>-<namespace>-<hash>`; only those are
+    # looked into (one machine list each), never every app of the org.
+    others = [a.name for a in found["apps"] if a.name != ref.app and a.name.startswith("flyk-")]
+    namespace_apps = [
+        n for n in _map(lambda a: _namespace_app(client, a, name, org), others) if n is not None
+    ]
     return DeletionPlan(
         cluster=ref,
         namespace_apps=tuple(namespace_apps),
@@ -743,16 +751,34 @@ def plan_deletion(client: FlyClient, name: str, org: str) -> DeletionPlan:
     )
 
 
-def _namespace_app(client: FlyClient, app: str, cluster: str) -> NamespaceApp | None:
-    """An app belongs to the cluster when its machines carry `flyk_cluster=<name>`."""
+def _namespace_app(client: FlyClient, app: str, cluster: str, org: str) -> NamespaceApp | None:
+    """An app is one of the cluster's namespaces when its machines carry
+    `flyk_cluster=<name>`, or, with no machines left, when the kubelet's marker secrets
+    (`FLYK_CLUSTER`, `FLYK_ORG`, set when it created the app) name this cluster."""
     try:
         machines = client.machines.list(app)
     except NotFoundError:
         return None
-    ours = [m for m in machines if m.metadata.get(cp.META_CLUSTER) == cluster]
-    if not ours or any(m.metadata.get(cp.META_CLUSTER) not in (None, cluster) for m in machines):
+    owners = {m.metadata.get(cp.META_CLUSTER) for m in machines} - {None}
+    if owners - {cluster}:
+        return None  # another cluster's, or shared with one: never ours to delete
+    if not owners and not _marked_for(client, app, cluster, org):
         return None
-    return NamespaceApp(app=app, machines=len(ours), volumes=len(_volumes(client, app)))
+    return NamespaceApp(app=app, machines=len(machines), volumes=len(_volumes(client, app)))
+
+
+def _marked_for(client: FlyClient, app: str, cluster: str, org: str) -> bool:
+    try:
+        names = {s.name for s in client.secrets.list(app)}
+        if NAMESPACE_MARKER_CLUSTER not in names:
+            return False
+        values = _secret_values(client, app)
+    except NotFoundError:
+        return False
+    return (
+        values.get(NAMESPACE_MARKER_CLUSTER) == cluster
+        and values.get(NAMESPACE_MARKER_ORG, org) == org
+    )
 
 
 @dataclass(frozen=True)

@@ -305,13 +305,25 @@ def test_delete_leaves_nothing_behind(client: FlyClient, tmp_path: Path) -> None
     cluster.create(client, spec(), options(tmp_path))
     _namespace_app(client, "demo", "flyk-demo-default", 2)
     _namespace_app(client, "other", "flyk-other-default", 1)  # another cluster's: untouched
-    other_app = footprint(client)["flyk-other-default"]
+    # An emptied namespace app, known only by the kubelet's marker secrets.
+    client.apps.create("flyk-demo-empty-1", "personal")
+    client.secrets.set("flyk-demo-empty-1", {"FLYK_CLUSTER": "demo", "FLYK_ORG": "personal"})
+    client.apps.create("flyk-lookalike", "personal")  # no machines, no markers: untouched
+    client.apps.create("flyk-other-empty", "personal")
+    client.secrets.set("flyk-other-empty", {"FLYK_CLUSTER": "other", "FLYK_ORG": "personal"})
+    untouched = {
+        app: footprint(client)[app]
+        for app in ("flyk-other-default", "flyk-lookalike", "flyk-other-empty")
+    }
     plan = cluster.plan_deletion(client, "demo", "personal")
-    assert [(n.app, n.machines) for n in plan.namespace_apps] == [("flyk-demo-default", 2)]
-    assert "1 namespace app (2 machines)" in plan.describe()
+    assert sorted((n.app, n.machines) for n in plan.namespace_apps) == [
+        ("flyk-demo-default", 2),
+        ("flyk-demo-empty-1", 0),
+    ]
+    assert "2 namespace apps (2 machines)" in plan.describe()
     result = cluster.delete(client, plan, kubeconfig=kube_options(tmp_path))
     assert result.leftovers == ()
-    assert footprint(client) == {**before, "flyk-other-default": other_app}
+    assert footprint(client) == {**before, **untouched}
     assert result.kubeconfig and result.kubeconfig.current_context_cleared
     view = kubectl_view(tmp_path / "kubeconfig")
     assert view["current-context"] == "" and not view.get("contexts")
