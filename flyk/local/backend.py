@@ -43,7 +43,8 @@ class LocalBackend:
 
     `path`: the SQLite file (None: `default_path()`). `timing`: how long transitions take.
     `orgs`: organizations the backend knows besides `personal` (slug, or slug -> display name).
-    `clock`: unix seconds, injectable for tests (lease expiry, transitions).
+    `clock`: unix seconds, injectable for tests (lease expiry, transitions, rate limits).
+    `sleep`: how latency faults wait, injectable for tests.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class LocalBackend:
         *,
         orgs: Iterable[str] | dict[str, str] = (),
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = Path(path) if path is not None else default_path()
         self._timing = timing or Timing.instant()
@@ -68,7 +70,7 @@ class LocalBackend:
         settings = Settings(
             store=self._store, timing=lambda: self.timing, capacity=self.capacity, clock=self._now
         )
-        self._core = Core(settings, self.faults, self.rate_limits, AdminApi(self))
+        self._core = Core(settings, self.faults, self.rate_limits, AdminApi(self), sleep=sleep)
 
     def _now(self) -> float:
         return self.clock()
@@ -96,6 +98,16 @@ class LocalBackend:
         from flyk.local.server import ServedBackend  # the HTTP stack only when serving
 
         return ServedBackend(self._core, host, port)
+
+    def close(self) -> None:
+        """Nothing to release: every request opens and closes its own SQLite connection.
+        Present so a backend can be used like other closable resources."""
+
+    def __enter__(self) -> LocalBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def reset(self) -> None:
         """Forget all state (apps, machines, volumes, …) and the knobs' settings."""

@@ -68,9 +68,5 @@ def app_id() -> str:
     return "".join(secrets.choice(_VOLUME_ALPHABET) for _ in range(20))
 
 
-def token_id() -> str:
-    return secrets.token_hex(8)
-
-
 def zone() -> str:
     return secrets.token_hex(2)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from flyk.local import ids
 from flyk.local.context import Ctx, Reply
 from flyk.local.errors import bad_request
 from flyk.local.records import advance_region, get_org
@@ -71,7 +71,7 @@ def current_token(ctx: Ctx) -> Reply:
         ).fetchall()
         tokens.append(
             {
-                "token_id": ids.token_id(),
+                "token_id": hashlib.sha256(org["slug"].encode()).hexdigest()[:16],
                 "org_slug": org["slug"],
                 "organization": org["name"],
                 "user": USER,
