@@ -303,8 +303,6 @@ def list_command(ctx: typer.Context, org: OrgOption = None, json: JsonOption = F
 
 def _orgs(context: AppContext) -> list[str]:
     """The token's orgs, else the personal org."""
-    if context.target.is_local:
-        return [DEFAULT_ORG]
     try:
         slugs = context.client.tokens.current().org_slugs
     except FlykError:

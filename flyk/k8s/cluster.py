@@ -319,8 +319,12 @@ def _app_exists(client: FlyClient, app: str) -> bool:
 
 
 def _check_org(client: FlyClient, org: str) -> None:
+    _org_apps(client, org)
+
+
+def _org_apps(client: FlyClient, org: str) -> list[App]:
     try:
-        client.apps.list(org)
+        return client.apps.list(org)
     except (NotFoundError, ForbiddenError) as exc:
         raise UsageError(
             f"unknown organization {org!r} (or this token cannot use it)",
@@ -617,7 +621,7 @@ def _summary(app: str, machine: Machine, org: str) -> ClusterSummary:
 
 def list_clusters(client: FlyClient, orgs: Sequence[str]) -> list[ClusterSummary]:
     """Every cluster of the orgs, found on the platform (apps, then control-plane metadata)."""
-    apps_by_org = _map(lambda org: (org, client.apps.list(org)), orgs)
+    apps_by_org = _map(lambda org: (org, _org_apps(client, org)), orgs)
     candidates = [
         (org, app.name) for org, apps in apps_by_org for app in apps if app.name.startswith("flyk-")
     ]

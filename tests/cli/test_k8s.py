@@ -90,6 +90,7 @@ def test_second_create_exits_5(flyk: Flyk) -> None:
         (("create", "demo", "--timeout", "soon"), "--timeout"),
         (("create", "demo", "--vm-memory", "100"), "memory"),
         (("create", "a", "-n", "b"), "two names"),
+        (("create", "demo", "-o", "nope"), "unknown organization"),
     ],
 )
 def test_bad_input_exits_2(flyk: Flyk, args: tuple[str, ...], needle: str) -> None:

@@ -179,6 +179,16 @@ def test_unknown_region_is_refused_before_anything_is_created(
     assert footprint(client) == {}
 
 
+def test_unknown_org_is_refused_before_anything_is_created(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError, match="unknown organization 'nope'"):
+        cluster.create(client, spec(org="nope"), options(tmp_path))
+    with pytest.raises(UsageError, match="unknown organization"):
+        cluster.list_clusters(client, ["nope"])
+    assert footprint(client) == {}
+
+
 def test_malformed_kubeconfig_is_refused_before_anything_is_created(
     counting: Callable[[], tuple[FlyClient, CountingTransport]], tmp_path: Path
 ) -> None:
