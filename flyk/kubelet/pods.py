@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from flyk.api import LAUNCH_ID_KEY, FlyClient, MachineConfig
+from flyk.api import LAUNCH_ID_KEY, FlyClient, GuestConfig, MachineConfig
 from flyk.errors import (
     AuthError,
     CapacityError,
@@ -147,7 +147,9 @@ class PodController:
         self._watch_kube = watch_kube
         self._fly = fly
         self._config = config
-        self.health = MachinesHealth(fly, config.org, config.intervals.ping)
+        # Fresh enough while the slowest resync still lists every namespace's machines.
+        freshness = config.intervals.resync + config.intervals.ping
+        self.health = MachinesHealth(fly, config.org, freshness)
         self._node = translate.NodeFacts(
             cluster=config.cluster,
             node_name=config.node_name,
@@ -161,6 +163,7 @@ class PodController:
         self._stop = threading.Event()
         self._written: dict[str, JSON] = {}  # pod uid -> the status last written
         self._told: set[tuple[str, str, str]] = set()  # (uid, reason, message) events sent
+        self._placements: dict[tuple[str, str], tuple[str, ...]] = {}
         self.synced = threading.Event()  # the first list has filled the cache
         self.on_node_change: Callable[[], None] = lambda: None
 
@@ -183,6 +186,11 @@ class PodController:
         self._watch_kube.close()
         deadline = time.monotonic() + timeout
         for thread in list(self._threads):
+            if thread.name == "flyk-reflector":
+                # A watch blocked on a quiet stream ends when the API server closes it (at
+                # most `watch_timeout`); the thread is a daemon and touches nothing after stop.
+                thread.join(0.1)
+                continue
             thread.join(max(0.0, deadline - time.monotonic()))
 
     # the reflector ----------------------------------------------------------------------
@@ -517,14 +525,36 @@ class PodController:
         self._write_status(pod, pod_status.pod_status(pod, data, host_ip=self._config.node_ip))
         self._soon(space)
 
+    def _alternatives(self, plan: translate.MachinePlan, error: CapacityError) -> tuple[str, ...]:
+        """Regions that could take this machine now: the API's own list, else a placement
+        query (asked once per pod and size; capacity failures are retried with backoff)."""
+        if error.alternatives:
+            return tuple(error.alternatives)
+        key = (plan.region, plan.size.label)
+        if key not in self._placements:
+            try:
+                placements = self._fly.platform.placements(
+                    self._config.org,
+                    region="any",
+                    compute=GuestConfig.from_api(plan.size.to_api()),
+                )
+                found = [p.region for p in placements if p.region and p.count != 0]
+            except FlykError as failure:
+                log.info("placement query failed: %s", failure)
+                found = []
+            wanted = set(translate.allowed_regions(plan.region))
+            self._placements[key] = tuple(r for r in found if r not in wanted)
+        return self._placements[key]
+
     def _no_capacity(self, pod: JSON, plan: translate.MachinePlan, error: CapacityError) -> None:
         region = error.region or plan.region
-        alternatives = ", ".join(error.alternatives) or "none named by the API"
+        others = self._alternatives(plan, error)
+        alternatives = ", ".join(others) or "none found"
         message = (
             f"no capacity in {region}: {error.message}. Regions that could serve: "
             f"{alternatives}. flyk does not move a pod to another region; to allow it, set "
             f"annotation {translate.REGION_ANNOTATION} to a list such as "
-            f'"{plan.region},{error.alternatives[0] if error.alternatives else "<region>"}".'
+            f'"{plan.region},{others[0] if others else "<region>"}".'
         )
         self._event(pod, "Warning", "InsufficientCapacity", message)
         self._pending(pod, "InsufficientCapacity", message)

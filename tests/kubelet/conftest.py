@@ -1,0 +1,72 @@
+"""Fixtures: the fake Kubernetes API over real HTTP and a kubeconfig that points at it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import yaml
+
+from flyk.api import FlyClient, RateLimiter, RetryPolicy
+from flyk.local import LocalBackend, Timing
+
+from .fake_kube import FakeKube
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKube]:
+    server = FakeKube()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def kubeconfig(kube: FakeKube, tmp_path: Path) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": kube.url}}],
+                "users": [{"name": "kubelet", "user": {"token": "not-a-secret"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "kubelet"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    return str(path)
+
+
+def eventually(check: Callable[[], T], *, timeout: float = 20.0, what: str = "") -> T:
+    """Poll until `check()` returns something truthy (no wall-clock assertion: the timeout
+    only keeps a broken test from hanging)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[LocalBackend]:
+    yield LocalBackend(tmp_path / "local.db", Timing.instant(), orgs=["personal"])
+
+
+@pytest.fixture
+def fly(backend: LocalBackend) -> Iterator[FlyClient]:
+    # Fast retries and no client-side throttle: the tests that exercise rate limits set them.
+    retry = RetryPolicy(deadline=20.0, initial_delay=0.01, max_delay=0.05)
+    client = FlyClient(
+        transport=backend.transport(), retry=retry, rate_limiter=RateLimiter.unlimited()
+    )
+    yield client
+    client.close()

@@ -1,0 +1,157 @@
+"""A running kubelet between the fake Kubernetes API and the local backend, for the tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from flyk.api import FlyClient, RateLimiter, RetryPolicy
+from flyk.kubelet import Intervals, KubeletConfig, namespace_app_name
+from flyk.kubelet.runner import Kubelet
+from flyk.local import LocalBackend
+
+from .conftest import eventually
+from .fake_kube import FakeKube, make_pod
+
+CLUSTER, ORG, NODE = "demo", "personal", "flyk-node"
+FAST = Intervals(
+    lease=0.05,
+    node_status=0.2,
+    ping=0.05,
+    resync=0.3,
+    fast_resync=0.03,
+    watch_timeout=2,
+    backoff_initial=0.03,
+    backoff_max=0.3,
+    stop_wait=5.0,
+)
+
+
+@dataclass
+class Exchange:
+    method: str
+    path: str
+    status: int
+    body: Any
+
+
+@dataclass
+class Recorder:
+    """Every Machines API exchange the kubelet made (the client's on_exchange hook)."""
+
+    calls: list[Exchange] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, request: httpx.Request, response: httpx.Response) -> None:
+        try:
+            body = json.loads(request.content) if request.content else None
+        except ValueError:
+            body = None
+        path = request.url.path.removeprefix("/v1")
+        with self.lock:
+            self.calls.append(Exchange(request.method, path, response.status_code, body))
+
+    def matching(self, method: str, fragment: str = "") -> list[Exchange]:
+        with self.lock:
+            return [c for c in self.calls if c.method == method and fragment in c.path]
+
+
+class Harness:
+    def __init__(
+        self,
+        kube: FakeKube,
+        kubeconfig: str,
+        backend: LocalBackend,
+        *,
+        intervals: Intervals = FAST,
+        rate_limiter: RateLimiter | None = None,
+        workers: int = 4,
+    ) -> None:
+        self.kube = kube
+        self.backend = backend
+        self.calls = Recorder()
+        self.fly = FlyClient(
+            transport=backend.transport(),
+            retry=RetryPolicy(deadline=30.0, initial_delay=0.01, max_delay=0.05),
+            rate_limiter=rate_limiter or RateLimiter.unlimited(),
+            on_exchange=self.calls,
+        )
+        self.config = KubeletConfig(
+            cluster=CLUSTER,
+            org=ORG,
+            region="iad",
+            node_name=NODE,
+            node_ip="fdaa::2",
+            kubeconfig=kubeconfig,
+            intervals=intervals,
+            workers_per_namespace=workers,
+        )
+        self.kubelet: Kubelet | None = None
+
+    # the kubelet ------------------------------------------------------------------------
+    def start(self) -> Harness:
+        self.kubelet = Kubelet(self.config, fly=self.fly).start()
+        return self
+
+    def stop(self) -> None:
+        if self.kubelet is not None:
+            self.kubelet.stop()
+            self.kubelet = None
+
+    def close(self) -> None:
+        self.stop()
+        self.fly.close()
+
+    # pods -------------------------------------------------------------------------------
+    def create_pod(self, name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
+        return self.kube.create(
+            "pods", make_pod(name, namespace=namespace, node=NODE, **spec), namespace
+        )
+
+    def pod(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        return self.kube.get("pods", name, namespace)
+
+    def phase(self, name: str, namespace: str = "default") -> str | None:
+        pod = self.pod(name, namespace)
+        return None if pod is None else pod.get("status", {}).get("phase")
+
+    def wait_phase(self, name: str, phase: str, namespace: str = "default") -> dict[str, Any]:
+        eventually(lambda: self.phase(name, namespace) == phase, what=f"{namespace}/{name} {phase}")
+        pod = self.pod(name, namespace)
+        assert pod is not None
+        return pod
+
+    def delete_pod(self, name: str, namespace: str = "default", grace: int | None = None) -> None:
+        options = {} if grace is None else {"gracePeriodSeconds": grace}
+        response = httpx.request(
+            "DELETE", f"{self.kube.url}/api/v1/namespaces/{namespace}/pods/{name}", json=options
+        )
+        response.raise_for_status()
+
+    def events(self, pod: str, reason: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.kube.list("events")
+            if e["involvedObject"]["name"] == pod and reason in (None, e["reason"])
+        ]
+
+    # machines ---------------------------------------------------------------------------
+    def app(self, namespace: str = "default") -> str:
+        return namespace_app_name(CLUSTER, namespace, ORG)
+
+    def machines(self, namespace: str = "default") -> list[dict[str, Any]]:
+        try:
+            return [m.to_api() for m in self.fly.machines.list(self.app(namespace))]
+        except Exception:  # the app does not exist yet
+            return []
+
+    def machine_of(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        found = [
+            m for m in self.machines(namespace) if m["config"]["metadata"].get("flyk_pod") == name
+        ]
+        assert len(found) <= 1, f"{len(found)} machines for {namespace}/{name}"
+        return found[0] if found else None

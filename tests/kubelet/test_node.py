@@ -1,0 +1,150 @@
+# ruff: noqa: E501  (long assertions read better on one line)
+"""Node registration, Lease renewal and node status against the fake API server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from flyk.kubelet.config import Intervals, KubeletConfig, Taint
+from flyk.kubelet.kube import KubeApi
+from flyk.kubelet.node import Health, NodeController
+
+from .conftest import eventually
+from .fake_kube import FakeKube
+
+FAST = Intervals(lease=0.02, node_status=0.05, ping=0.02)
+
+
+class Ping:
+    """The Machines API's reachability, as the test decides it."""
+
+    def __init__(self) -> None:
+        self.health = Health(reachable=True)
+
+    def __call__(self) -> Health:
+        return self.health
+
+
+def config(**overrides: object) -> KubeletConfig:
+    values: dict[str, object] = {
+        "cluster": "demo",
+        "org": "personal",
+        "region": "iad",
+        "node_name": "flyk-node",
+        "node_ip": "fdaa::2",
+        "intervals": FAST,
+    }
+    values.update(overrides)
+    return KubeletConfig(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def running(kubeconfig: str) -> Iterator[tuple[NodeController, Ping]]:
+    api = KubeApi(kubeconfig)
+    ping = Ping()
+    controller = NodeController(
+        api, config(taints=(Taint("flyk.io/only", "", "NoSchedule"),)), ping
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    yield controller, ping
+    stop.set()
+    controller.notify()
+    thread.join(5)
+    api.close()
+
+
+def ready(kube: FakeKube) -> dict[str, str] | None:
+    node = kube.get("nodes", "flyk-node")
+    if node is None:
+        return None
+    return next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+
+
+def test_registers_the_node(kube: FakeKube, running: tuple[NodeController, Ping]) -> None:
+    controller, _ = running
+    eventually(controller.registered.is_set, what="registration")
+    node = kube.get("nodes", "flyk-node")
+    assert node is not None
+    labels = node["metadata"]["labels"]
+    assert labels["type"] == "virtual-kubelet"
+    assert labels["kubernetes.io/role"] == "agent"
+    assert labels["kubernetes.io/os"] == "linux"
+    assert node["spec"]["taints"] == [{"key": "flyk.io/only", "value": "", "effect": "NoSchedule"}]
+    status = node["status"]
+    assert status["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 10250}}
+    assert {"type": "InternalIP", "address": "fdaa::2"} in status["addresses"]
+    assert status["capacity"]["pods"] == status["allocatable"]["pods"] == "5000"
+    assert ready(kube) == {**ready(kube), "status": "True", "reason": "KubeletReady"}  # type: ignore[dict-item]
+
+
+def test_renews_its_lease(kube: FakeKube, running: tuple[NodeController, Ping]) -> None:
+    lease = eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+    node = kube.get("nodes", "flyk-node")
+    assert node is not None
+    assert lease["spec"]["holderIdentity"] == "flyk-node"
+    assert lease["spec"]["leaseDurationSeconds"] == 40
+    owner = lease["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "Node",
+        "flyk-node",
+        node["metadata"]["uid"],
+    )
+    first = int(lease["metadata"]["resourceVersion"])
+
+    def renewed_twice() -> bool:
+        now = kube.get("leases", "flyk-node", "kube-node-lease")
+        return now is not None and int(now["metadata"]["resourceVersion"]) > first + 1
+
+    eventually(renewed_twice, what="two renewals")
+
+
+def test_lease_written_by_someone_else_is_taken_over(
+    kube: FakeKube, running: tuple[NodeController, Ping]
+) -> None:
+    eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+    kube.store.modify(
+        "leases",
+        "kube-node-lease",
+        "flyk-node",
+        lambda lease: {**lease, "spec": {**lease["spec"], "holderIdentity": "intruder"}},
+    )
+    eventually(
+        lambda: (kube.get("leases", "flyk-node", "kube-node-lease") or {}).get("spec", {}).get("holderIdentity") == "flyk-node",
+        what="lease back in our hands",
+    )  # fmt: skip
+
+
+def test_ready_condition_follows_the_machines_api(
+    kube: FakeKube, running: tuple[NodeController, Ping]
+) -> None:
+    controller, ping = running
+    eventually(controller.registered.is_set)
+    ping.health = Health(False, "MachinesAPIUnreachable", "Machines API: connection refused")
+    condition = eventually(
+        lambda: (c := ready(kube)) and c["status"] == "False" and c, what="NotReady"
+    )
+    assert condition["reason"] == "MachinesAPIUnreachable"
+    assert "connection refused" in condition["message"]
+    ping.health = Health(reachable=True)
+    eventually(lambda: (c := ready(kube)) and c["status"] == "True", what="Ready again")
+    # the lease kept being renewed all along: the kubelet itself never went away
+    assert kube.count("PUT", "/leases/flyk-node") > 0
+
+
+def test_a_restarted_kubelet_takes_over_its_node(kube: FakeKube, kubeconfig: str) -> None:
+    api = KubeApi(kubeconfig)
+    first = NodeController(api, config(), Ping())
+    first.register()
+    uid = kube.get("nodes", "flyk-node")["metadata"]["uid"]  # type: ignore[index]
+    second = NodeController(api, config(node_ip="fdaa::3"), Ping())
+    second.register()
+    node = kube.get("nodes", "flyk-node")
+    assert node is not None and node["metadata"]["uid"] == uid
+    assert {"type": "InternalIP", "address": "fdaa::3"} in node["status"]["addresses"]
+    assert node["spec"].get("taints") is None
+    api.close()

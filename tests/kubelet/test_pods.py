@@ -1,0 +1,277 @@
+"""Pods become machines: the fake Kubernetes API over HTTP, the local backend in-process."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+
+from flyk.kubelet.pods import MACHINE_ID_ANNOTATION
+from flyk.local import LocalBackend
+
+from .conftest import eventually
+from .fake_kube import FakeKube
+from .harness import Harness
+
+
+@pytest.fixture
+def harness(kube: FakeKube, kubeconfig: str, backend: LocalBackend) -> Iterator[Harness]:
+    h = Harness(kube, kubeconfig, backend)
+    yield h
+    h.close()
+
+
+def phases_written(kube: FakeKube, name: str) -> list[str]:
+    """Every phase the pod went through, from the API server's history."""
+    out: list[str] = []
+    for event in kube.store.history:
+        if event.plural == "pods" and event.obj["metadata"]["name"] == name:
+            phase = event.obj.get("status", {}).get("phase")
+            if phase and (not out or out[-1] != phase):
+                out.append(phase)
+    return out
+
+
+def sim_env(**values: str) -> list[dict[str, str]]:
+    return [{"name": f"FLYK_SIM_{k.upper()}", "value": v} for k, v in values.items()]
+
+
+@pytest.mark.parametrize(
+    ("env", "phase", "exit_code", "reason"),
+    [
+        (sim_env(run_seconds="0.4", exit_code="0"), "Succeeded", 0, "Completed"),
+        (sim_env(run_seconds="0.4", exit_code="3"), "Failed", 3, "Error"),
+        (sim_env(run_seconds="0.4", oom="1"), "Failed", 137, "OOMKilled"),
+    ],
+)
+def test_a_pods_life(harness: Harness, env, phase: str, exit_code: int, reason: str) -> None:
+    harness.start()
+    containers = [{"name": "job", "image": "busybox", "env": env}]
+    harness.create_pod("job", containers=containers, restartPolicy="Never")
+    pod = harness.wait_phase("job", phase)
+    (container,) = pod["status"]["containerStatuses"]
+    assert container["state"]["terminated"]["exitCode"] == exit_code
+    assert container["state"]["terminated"]["reason"] == reason
+    assert phases_written(harness.kube, "job") == ["Pending", "Running", phase]
+    machine = harness.machine_of("job")
+    assert machine is not None
+    assert pod["metadata"]["annotations"][MACHINE_ID_ANNOTATION] == machine["id"]
+    assert pod["metadata"]["annotations"]["fly.io/machine-size"] == "shared-cpu-1x:256MB"
+    assert pod["status"]["podIP"] == machine["private_ip"]
+    assert machine["config"]["restart"] == {"policy": "no"}
+    meta = machine["config"]["metadata"]
+    assert (meta["flyk_cluster"], meta["flyk_namespace"], meta["flyk_pod"]) == (
+        "demo",
+        "default",
+        "job",
+    )
+    assert meta["flyk_pod_uid"] == pod["metadata"]["uid"]
+
+
+def test_running_pod_is_ready_and_namespace_app_is_marked(harness: Harness) -> None:
+    harness.start()
+    harness.create_pod("web", namespace="shop")
+    pod = harness.wait_phase("web", "Running", "shop")
+    conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+    assert conditions == {
+        "PodScheduled": "True",
+        "Initialized": "True",
+        "ContainersReady": "True",
+        "Ready": "True",
+    }
+    secrets = {s.name for s in harness.fly.secrets.list(harness.app("shop"))}
+    assert {"FLYK_CLUSTER", "FLYK_NAMESPACE", "FLYK_ORG"} <= secrets
+    created = harness.events("web", "Created")
+    assert len(created) == 1 and "shared-cpu-1x:256MB" in created[0]["message"]
+
+
+def test_delete_stops_within_the_grace_period_destroys_and_removes_the_pod(
+    harness: Harness,
+) -> None:
+    harness.start()
+    harness.create_pod("web", terminationGracePeriodSeconds=20)
+    harness.wait_phase("web", "Running")
+    machine = harness.machine_of("web")
+    assert machine is not None
+    harness.delete_pod("web", grace=7)
+    eventually(lambda: harness.pod("web") is None, what="pod removed")
+    assert harness.machine_of("web") is None
+    machine_path = f"/machines/{machine['id']}"
+    order = [
+        (c.method, c.path.rsplit("/", 1)[-1])
+        for c in harness.calls.calls
+        if machine_path in c.path and c.method in ("POST", "DELETE")
+    ]
+    assert order == [("POST", "stop"), ("DELETE", machine["id"])]
+    (stop,) = harness.calls.matching("POST", f"{machine_path}/stop")
+    assert stop.body == {"timeout": "7s"}
+    # the pod object was removed with grace 0 and its UID as precondition
+    assert harness.kube.count("DELETE", "/pods/web") == 2
+
+
+def test_env_and_files_are_resolved_from_secrets_config_maps_and_the_downward_api(
+    harness: Harness,
+) -> None:
+    kube = harness.kube
+    secret_data = {"password": base64.b64encode(b"hunter2").decode()}
+    kube.create("secrets", {"metadata": {"name": "db"}, "data": secret_data}, "default")
+    kube.create("configmaps", {"metadata": {"name": "conf"}, "data": {"app.ini": "[x]"}}, "default")
+    harness.start()
+    container = {
+        "name": "app",
+        "image": "app:1",
+        "env": [
+            {
+                "name": "DB_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
+            },
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        ],
+        "volumeMounts": [{"name": "conf", "mountPath": "/etc/app"}],
+    }
+    volumes = [{"name": "conf", "configMap": {"name": "conf"}}]
+    harness.create_pod("app", containers=[container], volumes=volumes)
+    harness.wait_phase("app", "Running")
+    machine = harness.machine_of("app")
+    assert machine is not None
+    config = machine["config"]
+    assert config["env"] == {"DB_PASSWORD": "hunter2", "POD": "app"}
+    assert config["processes"][0]["env_from"] == [{"env_var": "IP", "field_ref": "private_ip"}]
+    assert config["files"] == [
+        {"guest_path": "/etc/app/app.ini", "raw_value": base64.b64encode(b"[x]").decode()}
+    ]
+
+
+def test_a_missing_secret_keeps_the_pod_pending_until_it_appears(harness: Harness) -> None:
+    harness.start()
+    env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]
+    harness.create_pod("app", containers=[{"name": "app", "image": "app:1", "env": env}])
+    eventually(
+        lambda: (
+            (harness.pod("app") or {}).get("status", {}).get("reason")
+            == "CreateContainerConfigError"
+        )
+    )
+    assert harness.machine_of("app") is None
+    data = {"k": base64.b64encode(b"v").decode()}
+    harness.kube.create("secrets", {"metadata": {"name": "late"}, "data": data}, "default")
+    pod = harness.wait_phase("app", "Running")
+    assert "reason" not in pod["status"]
+
+
+def test_several_containers_run_in_one_machine(harness: Harness) -> None:
+    harness.start()
+    containers = [{"name": "web", "image": "nginx"}, {"name": "log", "image": "fluent-bit"}]
+    init = [{"name": "migrate", "image": "tool"}]
+    harness.create_pod("multi", containers=containers, initContainers=init)
+    pod = harness.wait_phase("multi", "Running")
+    assert [c["name"] for c in pod["status"]["containerStatuses"]] == ["web", "log"]
+    machine = harness.machine_of("multi")
+    assert machine is not None
+    assert [c["name"] for c in machine["config"]["containers"]] == ["migrate", "web", "log"]
+
+
+def test_unsupported_fields_are_reported_as_warning_events(harness: Harness) -> None:
+    harness.start()
+    container = {
+        "name": "app",
+        "image": "app:1",
+        "securityContext": {"runAsUser": 1000},
+        "workingDir": "/srv",
+    }
+    harness.create_pod("app", containers=[container], hostNetwork=True)
+    harness.wait_phase("app", "Running")
+    messages = sorted(e["message"] for e in harness.events("app", "UnsupportedField"))
+    assert messages == [
+        "spec.containers[0].securityContext is not supported yet",
+        "spec.containers[0].workingDir is not supported yet",
+        "spec.hostNetwork is not supported yet",
+    ]
+    assert all(e["type"] == "Warning" for e in harness.events("app", "UnsupportedField"))
+
+
+def test_no_capacity_keeps_the_pod_pending_with_an_event_and_retries(harness: Harness) -> None:
+    harness.backend.capacity.set("iad", 0)
+    harness.start()
+    harness.create_pod("web")
+    (event,) = eventually(lambda: harness.events("web", "InsufficientCapacity"))
+    assert event["type"] == "Warning"
+    assert "no capacity in iad" in event["message"] and "insufficient" in event["message"]
+    assert "Regions that could serve: " in event["message"] and "none found" not in event["message"]
+    pod = eventually(lambda: (p := harness.pod("web")) and p["status"].get("reason") and p)
+    assert pod["status"]["phase"] == "Pending"
+    assert pod["status"]["reason"] == "InsufficientCapacity"
+    attempts = len(harness.calls.matching("POST", "/machines"))
+    eventually(lambda: len(harness.calls.matching("POST", "/machines")) > attempts, what="a retry")
+    assert harness.machines() == []  # never placed elsewhere
+    harness.backend.capacity.set("iad", 1_000_000)
+    pod = harness.wait_phase("web", "Running")
+    machine = harness.machine_of("web")
+    assert machine is not None and machine["region"] == "iad"
+
+
+def test_a_region_list_allows_fallback(harness: Harness) -> None:
+    harness.backend.capacity.set("iad", 0)
+    harness.start()
+    harness.create_pod("web", annotations={"fly.io/region": "iad,ord"})
+    harness.wait_phase("web", "Running")
+    machine = harness.machine_of("web")
+    assert machine is not None and machine["region"] == "ord"
+
+
+def test_a_changed_spec_updates_the_machine_under_a_lease(harness: Harness) -> None:
+    harness.start()
+    harness.create_pod("web")
+    harness.wait_phase("web", "Running")
+    machine = harness.machine_of("web")
+    assert machine is not None
+
+    def new_image(pod: dict) -> dict:
+        pod["spec"]["containers"][0]["image"] = "nginx:1.28"
+        return pod
+
+    harness.kube.store.modify("pods", "default", "web", new_image)
+    eventually(
+        lambda: (harness.machine_of("web") or {}).get("config", {}).get("image") == "nginx:1.28"
+    )
+    assert harness.calls.matching("POST", f"/machines/{machine['id']}/lease")
+    machine_path = f"/apps/{harness.app()}/machines/{machine['id']}"
+    (update,) = [c for c in harness.calls.matching("POST") if c.path == machine_path]
+    assert update.status == 200
+    assert harness.calls.matching("DELETE", f"/machines/{machine['id']}/lease")
+    eventually(lambda: harness.events("web", "Updated"))
+
+
+def test_steady_state_lists_once_per_namespace_and_never_gets_each_pod(harness: Harness) -> None:
+    harness.start()
+    for index in range(6):
+        harness.create_pod(f"p{index}", namespace=("a", "b")[index % 2])
+    for index in range(6):
+        harness.wait_phase(f"p{index}", "Running", ("a", "b")[index % 2])
+    before = len(harness.calls.calls)
+    lists_before = len(harness.calls.matching("GET", "/machines"))
+    eventually(
+        lambda: len(harness.calls.matching("GET", "/machines")) >= lists_before + 6, what="lists"
+    )
+    idle = harness.calls.calls[before:]
+    # nothing but one list per namespace app (and, rarely, the health ping)
+    assert {(c.method, c.path) for c in idle} <= {
+        ("GET", f"/apps/{harness.app('a')}/machines"),
+        ("GET", f"/apps/{harness.app('b')}/machines"),
+        ("GET", "/apps"),
+    }
+    pod_status_writes = pod_status_patches(harness.kube)
+    eventually(
+        lambda: len(harness.calls.matching("GET", "/machines")) >= lists_before + 12, what="lists"
+    )
+    assert pod_status_patches(harness.kube) == pod_status_writes  # unchanged: not written
+
+
+def pod_status_patches(kube: FakeKube) -> int:
+    return sum(
+        1
+        for m, p in list(kube.requests)
+        if m == "PATCH" and "/pods/" in p and p.endswith("/status")
+    )
