@@ -5,6 +5,10 @@ machine 5 req/s with bursts of 10, app deletions 100 per minute. Token buckets a
 (action, machine-or-app) and shared by every client in the process, so parallel workers wait
 their turn instead of collecting 429s.
 
+A wait carries a small margin (`SAFETY_MARGIN`): the server's bucket started counting when our
+first request *arrived*, a little after we sent it, so a request sent exactly on our schedule
+could reach a bucket still a hair short of a token.
+
 `/wait` long-polls are not throttled: each one occupies the server for up to 60 s, is repeated
 only after the server answered (408 "not yet") or after a backoff sleep, and a throttle on top
 would only delay noticing a state change.
@@ -27,6 +31,7 @@ class Limit:
 ACTION_LIMIT = Limit(rate=1.0, burst=3)
 GET_MACHINE_LIMIT = Limit(rate=5.0, burst=10)
 APP_DELETE_LIMIT = Limit(rate=100 / 60, burst=100)
+SAFETY_MARGIN = 0.05  # seconds added to every non-zero wait
 
 # Actions with their own documented limit; every other action gets ACTION_LIMIT.
 LIMITS: dict[str, Limit] = {
@@ -60,11 +65,13 @@ class RateLimiter:
         limits: dict[str, Limit] | None = None,
         *,
         default: Limit | None = ACTION_LIMIT,
+        margin: float = SAFETY_MARGIN,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._limits = dict(LIMITS if limits is None else limits)
         self._default = default
+        self._margin = margin
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[tuple[str, str], _Bucket] = {}
@@ -88,7 +95,8 @@ class RateLimiter:
             bucket = self._buckets.get((action, key))
             if bucket is None:
                 bucket = self._buckets[(action, key)] = _Bucket(limit, now)
-            return bucket.reserve(now)
+            delay = bucket.reserve(now)
+        return delay + self._margin if delay > 0 else 0.0
 
     def acquire(self, action: str, key: str) -> float:
         """Wait for a slot; returns how long we waited."""

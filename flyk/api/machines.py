@@ -154,7 +154,7 @@ class MachinesResource(Resource):
         while True:
             attempt += 1
             try:
-                return Machine.from_api(as_mapping(self._core.json(call)))
+                made = Machine.from_api(as_mapping(self._core.json(call)))
             except _AMBIGUOUS:
                 existing = self.find_launched(app, launch_id)
                 if existing is not None:
@@ -163,6 +163,10 @@ class MachinesResource(Resource):
                     self._core, attempt, deadline
                 ):
                     raise
+                continue
+            if not made.id:
+                raise FlykError(f"the API created a machine in {app} but did not say its id")
+            return made
 
     def find_launched(self, app: str, launch_id: str) -> Machine | None:
         """The machine a create with this launch id made, if it made one."""
@@ -339,6 +343,10 @@ class MachinesResource(Resource):
         version does not count.
         """
         states = _states(state)
+        if version is None and "stopped" in states:
+            # The API wants the version when waiting for "stopped" (reference §4); the current
+            # one is what a stop we just asked for will stop.
+            version = self._current_version(app, machine_id)
         core = self._core
         clock = core.retry.clock
         start = clock()
@@ -392,6 +400,12 @@ class MachinesResource(Resource):
                 continue
             reached = as_mapping(response.json() if response.content.strip() else {})
             return str(reached.get("state") or states[0])
+
+    def _current_version(self, app: str, machine_id: str) -> str | None:
+        try:
+            return self.get(app, machine_id).version
+        except NotFoundError:
+            return None  # gone, or not visible yet: the wait loop decides what 404 means
 
     # -- metadata ---------------------------------------------------------------------------
 

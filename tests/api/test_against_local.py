@@ -7,6 +7,7 @@ spec, never from this client.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from flyk.api import (
     RetryPolicy,
     StopConfig,
 )
-from flyk.errors import CapacityError, LeaseHeldError, NotFoundError
+from flyk.errors import CapacityError, LeaseHeldError, NotFoundError, RateLimitedError
 
 local = pytest.importorskip("flyk.local")
 spec_check = pytest.importorskip("spec_check")
@@ -42,9 +43,31 @@ def _config(**metadata: str) -> MachineConfig:
     return MachineConfig(image=IMAGE, guest=GUEST, metadata=metadata)
 
 
+class SkewClock:
+    """Real time plus a skew that "sleeping" adds to: the backend and the client's rate
+    limiter share it, so a limiter wait moves both forward without sleeping for real."""
+
+    def __init__(self) -> None:
+        self.skew = 0.0
+
+    def wall(self) -> float:
+        return time.time() + self.skew
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skew
+
+    def sleep(self, seconds: float) -> None:
+        self.skew += seconds
+
+
 @pytest.fixture
-def backend(tmp_path: Path) -> Iterator[Any]:
-    instance = LocalBackend(path=tmp_path / "local.db", timing=Timing.instant())
+def skew() -> SkewClock:
+    return SkewClock()
+
+
+@pytest.fixture
+def backend(tmp_path: Path, skew: SkewClock) -> Iterator[Any]:
+    instance = LocalBackend(path=tmp_path / "local.db", timing=Timing.instant(), clock=skew.wall)
     yield instance
     close = getattr(instance, "close", None)
     if close is not None:
@@ -231,11 +254,11 @@ def test_dropped_connections_after_commit_never_duplicate(
 
 
 def test_rate_limiter_keeps_a_burst_under_the_backends_limits(
-    backend: Any, make: ClientFactory
+    backend: Any, make: ClientFactory, skew: SkewClock
 ) -> None:
     statuses: list[int] = []
     client = make(
-        rate_limiter=RateLimiter(),
+        rate_limiter=RateLimiter(clock=skew.monotonic, sleep=skew.sleep),
         retry=RetryPolicy.never(),
         on_exchange=lambda request, response: statuses.append(response.status_code),
     )
@@ -248,3 +271,15 @@ def test_rate_limiter_keeps_a_burst_under_the_backends_limits(
         client.machines.get(app, machine.id)
     assert 429 not in statuses
     assert len(statuses) >= 21
+    assert skew.skew >= 2.0  # the limiter did make us wait: 5 cordons at 1/s after a burst of 3
+
+
+def test_without_the_limiter_the_same_burst_is_refused(backend: Any, make: ClientFactory) -> None:
+    """The control for the test above: the backend's limits are real."""
+    client = make(rate_limiter=RateLimiter.unlimited(), retry=RetryPolicy.never())
+    app = client.apps.create("flyk-burst", ORG).name
+    machine = client.machines.create(app, _config())
+    backend.rate_limits.enable()
+    with pytest.raises(RateLimitedError):
+        for _ in range(5):
+            client.machines.cordon(app, machine.id)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from flyk.api import LAUNCH_ID_KEY, MachineConfig
-from flyk.errors import CapacityError, InvalidRequestError, ServerError
+from flyk.errors import CapacityError, FlykError, InvalidRequestError, ServerError
 
 from .helpers import FakeClock, make_client
 
@@ -148,3 +148,11 @@ def test_ambiguous_app_create_finds_the_app() -> None:
     with make_client(handler, FakeClock()) as fly:
         assert fly.apps.create("a", "personal").name == "a"
     assert created == ["a"]
+
+
+def test_a_create_answer_without_an_id_is_an_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"state": "created"})
+
+    with make_client(handler, FakeClock()) as fly, pytest.raises(FlykError, match="did not say"):
+        fly.machines.create("a", MachineConfig(image="x"))

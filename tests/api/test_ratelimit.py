@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 
 import httpx
+import pytest
 
 from flyk.api import RateLimiter, default_rate_limiter
-from flyk.api._ratelimit import ACTION_LIMIT, GET_MACHINE_LIMIT
+from flyk.api._ratelimit import ACTION_LIMIT, GET_MACHINE_LIMIT, SAFETY_MARGIN
 
 from .helpers import FakeClock, make_client
 
@@ -21,8 +22,16 @@ def test_bucket_allows_the_burst_then_paces_at_the_rate() -> None:
     limiter = RateLimiter(clock=clock, sleep=clock.sleep)
     waits = [limiter.acquire("machine_start", "a/m1") for _ in range(6)]
     assert waits[:3] == [0.0, 0.0, 0.0]
-    assert waits[3:] == [1.0, 1.0, 1.0]
-    assert clock.now == 3.0
+    # one second per token, plus the safety margin once (later waits are paced from it)
+    assert waits[3:] == pytest.approx([1.0 + SAFETY_MARGIN, 1.0, 1.0])
+    assert clock.now == pytest.approx(3.0 + SAFETY_MARGIN)
+
+
+def test_without_margin_the_pace_is_exactly_the_rate() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = RateLimiter(margin=0.0, clock=clock, sleep=clock.sleep)
+    waits = [limiter.acquire("machine_start", "a/m1") for _ in range(6)]
+    assert waits == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
 
 
 def test_get_machine_has_its_own_limit() -> None:
@@ -30,7 +39,9 @@ def test_get_machine_has_its_own_limit() -> None:
     limiter = RateLimiter(clock=clock, sleep=clock.sleep)
     for _ in range(10):
         assert limiter.acquire("machine_get", "a/m1") == 0.0
-    assert limiter.acquire("machine_get", "a/m1") == 1 / GET_MACHINE_LIMIT.rate
+    assert limiter.acquire("machine_get", "a/m1") == pytest.approx(
+        1 / GET_MACHINE_LIMIT.rate + SAFETY_MARGIN
+    )
 
 
 def test_buckets_are_per_action_and_per_machine() -> None:
@@ -100,7 +111,7 @@ def test_limiter_is_thread_safe_and_shared() -> None:
     for thread in threads:
         thread.join()
     # 3 free, then each later one reserved one more second than the one before
-    assert sorted(total) == [float(n) for n in range(1, 11)]
+    assert sorted(total) == pytest.approx([n + SAFETY_MARGIN for n in range(1, 11)])
     assert default_rate_limiter() is default_rate_limiter()
 
 

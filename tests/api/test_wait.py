@@ -7,7 +7,7 @@ import pytest
 from flyk.api import FlyClient
 from flyk.errors import InvalidRequestError, NotFoundError, WaitTimeoutError
 
-from .helpers import FakeClock, Script, reply
+from .helpers import FakeClock, Script, machine_json, reply
 
 WAIT = "GET /apps/a/machines/m1/wait"
 
@@ -93,3 +93,19 @@ def test_several_states_are_repeated_params(client: FlyClient, script: Script) -
     script.on(WAIT, reply(200, {"state": "failed"}))
     assert client.machines.wait("a", "m1", ["started", "failed"]) == "failed"
     assert script.sent(WAIT)[0].url.params.get_list("state") == ["started", "failed"]
+
+
+def test_waiting_for_stopped_pins_the_current_version(client: FlyClient, script: Script) -> None:
+    script.on("GET /apps/a/machines/m1", reply(200, machine_json(instance_id="01CURRENT")))
+    script.on(WAIT, reply(200, {"state": "stopped"}))
+    assert client.machines.wait("a", "m1", "stopped") == "stopped"
+    assert script.sent(WAIT)[0].url.params["version"] == "01CURRENT"
+
+
+def test_waiting_for_started_does_not_look_up_the_version(
+    client: FlyClient, script: Script
+) -> None:
+    script.on(WAIT, reply(200, {"state": "started"}))
+    client.machines.wait("a", "m1", "started")
+    assert [r.url.path for r in script.requests] == ["/v1/apps/a/machines/m1/wait"]
+    assert "version" not in script.requests[0].url.params
