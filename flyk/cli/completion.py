@@ -79,9 +79,17 @@ def _client(ctx: typer.Context) -> FlyClient:
     return context.client
 
 
+def _option_value(ctx: typer.Context, option: str) -> str | None:
+    """The value given so far for ``option`` (e.g. ``--app``), whatever its parameter is called."""
+    for param in ctx.command.params:
+        if option in param.opts:
+            value = ctx.params.get(param.name or "")
+            return value if isinstance(value, str) and value else None
+    return None
+
+
 def _app_name(ctx: typer.Context) -> str | None:
-    name = ctx.params.get("app") or os.environ.get(EnvVar.APP)
-    return name if isinstance(name, str) and name else None
+    return _option_value(ctx, "--app") or os.environ.get(EnvVar.APP) or None
 
 
 def _matching(candidates: Iterable[str], incomplete: str) -> list[str]:
@@ -96,7 +104,7 @@ def _quietly(fetch: Callable[[], Iterable[str]], incomplete: str) -> list[str]:
 
 
 def complete_apps(ctx: typer.Context, incomplete: str) -> list[str]:
-    org = ctx.params.get("org") or os.environ.get(EnvVar.ORG) or "personal"
+    org = _option_value(ctx, "--org") or os.environ.get(EnvVar.ORG) or "personal"
     return _quietly(lambda: [a.name for a in _client(ctx).apps.list(org)], incomplete)
 
 

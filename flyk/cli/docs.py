@@ -77,9 +77,11 @@ def _commands(
     command: Any, ctx: typer.Context, path: tuple[str, ...]
 ) -> Iterator[tuple[tuple[str, ...], Any, typer.Context]]:
     yield path, command, ctx
-    sub_commands: dict[str, Any] = getattr(command, "commands", {})
-    for name, sub in sub_commands.items():
-        if sub.hidden:
+    if not hasattr(command, "list_commands"):
+        return
+    for name in command.list_commands(ctx):
+        sub = command.get_command(ctx, name)
+        if sub is None or sub.hidden:
             continue
         sub_ctx = typer.Context(sub, info_name=name, parent=ctx)
         yield from _commands(sub, sub_ctx, (*path, name))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from typer.testing import CliRunner
+from typer.testing import CliRunner  # noqa: TID251 - CLI tests drive Typer directly
 
 from flyk.api import RateLimiter, RetryPolicy
 from flyk.cli.main import run
@@ -53,5 +53,7 @@ def no_retries() -> dict[str, Any]:
     return {"retry": RetryPolicy(max_attempts=1, sleep=lambda _s: None)}
 
 
-def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> httpx.Response:
+def json_response(
+    status: int, body: Any, headers: Mapping[str, str] | None = None
+) -> httpx.Response:
     return httpx.Response(status, json=body, headers=dict(headers or {}))

@@ -1,0 +1,71 @@
+"""Shell completion: the checked-in scripts are current, and dynamic values come from the target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flyk.cli.completion import completion_script
+from tests.cli.helpers import Flyk, Result
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = {"bash": "flyk.bash", "zsh": "_flyk", "fish": "flyk.fish"}
+
+
+@pytest.mark.parametrize(("shell", "file_name"), SCRIPTS.items())
+def test_checked_in_scripts_are_current(flyk: Flyk, shell: str, file_name: str) -> None:
+    printed = flyk("completion", shell)
+    assert printed.exit_code == 0
+    assert printed.stdout == completion_script(shell)
+    assert (ROOT / "completions" / file_name).read_text() == printed.stdout, (
+        f"completions/{file_name} is stale: run `flyk completion {shell} > completions/{file_name}`"
+    )
+
+
+def test_unknown_shell_is_a_usage_error(flyk: Flyk) -> None:
+    result = flyk("completion", "tcsh")
+    assert result.exit_code == 2
+    assert "Invalid value for '[SHELL]'" in result.stderr or "tcsh" in result.stderr
+
+
+def _complete(flyk: Flyk, words: str, **env: str) -> Result:
+    cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
+    return flyk(
+        env={"_FLYK_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword, **env}
+    )
+
+
+def test_commands_complete_without_building_the_tree(flyk: Flyk) -> None:
+    assert _complete(flyk, "flyk ma") == Result(0, "machine\n", "")
+    assert _complete(flyk, "flyk machine st").stdout.split() == ["status", "start", "stop"]
+
+
+def test_app_names_come_from_the_local_backend(flyk: Flyk) -> None:
+    for name in ("web", "worker", "api"):
+        flyk("--local", "apps", "create", name)
+    assert _complete(flyk, "flyk apps show w") == Result(0, "web\nworker\n", "")
+    assert _complete(flyk, "flyk machine list -a ") == Result(0, "api\nweb\nworker\n", "")
+
+
+def test_machine_ids_and_regions_complete(flyk: Flyk) -> None:
+    flyk("--local", "apps", "create", "web")
+    run = flyk("--local", "machine", "run", "nginx", "-a", "web", "--detach")
+    machine_id = run.stdout.split()[1]
+    assert _complete(flyk, "flyk machine stop -a web ").stdout == machine_id + "\n"
+    assert "iad" in _complete(flyk, "flyk machine run nginx -r i").stdout.split()
+
+
+def test_completion_is_silent_when_the_api_is_unreachable(flyk: Flyk) -> None:
+    result = _complete(
+        flyk,
+        "flyk apps show w",
+        FLY_FLAPS_BASE_URL="http://127.0.0.1:9",
+        FLY_API_TOKEN="fm2_x",
+    )
+    assert (result.exit_code, result.stdout.strip(), result.stderr) == (0, "", "")
+
+
+def test_completion_is_silent_without_a_token_for_a_remote_url(flyk: Flyk) -> None:
+    result = _complete(flyk, "flyk apps show ", FLY_FLAPS_BASE_URL="https://flaps.example")
+    assert (result.exit_code, result.stdout.strip(), result.stderr) == (0, "", "")

@@ -1,0 +1,40 @@
+"""docs/cli.md is generated from the command tree and must be current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flyk.cli.docs import render
+from flyk.cli.root import RootGroup
+from flyk.errors import exit_code_table
+from tests.cli.helpers import Flyk
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_docs_cli_md_is_current() -> None:
+    assert (ROOT / "docs" / "cli.md").read_text() == render(), (
+        "docs/cli.md is stale: run `python -m flyk.cli.docs > docs/cli.md`"
+    )
+
+
+def test_every_exit_code_is_documented() -> None:
+    text = render()
+    for row in exit_code_table():
+        assert f"| {row.code} | {row.meaning} |" in text
+
+
+def test_lazy_help_lines_match_the_groups(flyk: Flyk) -> None:
+    """The root's one-line helps (kept static for speed) say what each group's own help says."""
+    for name, entry in RootGroup.lazy.items():
+        first_line = flyk(name, "--help").stdout.split("\n\n")[1].strip()
+        assert first_line == entry.help, name
+
+
+def test_every_command_has_help() -> None:
+    text = render()
+    sections = text.split("### `flyk")[1:]
+    assert sections
+    for section in sections:
+        title, _, body = section.partition("\n")
+        assert body.strip().split("\n", 1)[0] != "```", f"flyk{title} has no help text"

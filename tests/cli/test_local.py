@@ -1,0 +1,79 @@
+"""`flyk local`: status, reset, and serve (the same backend over real HTTP)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import Flyk, Result
+
+
+def test_status_and_reset(flyk: Flyk, isolated_env: Path) -> None:
+    db = isolated_env / ".local" / "share" / "flyk" / "local.db"
+    empty = json.loads(flyk("local", "status", "--json").stdout)
+    assert empty == {"data": str(db), "exists": False, "size_bytes": 0, "apps": 0}
+
+    flyk("--local", "apps", "create", "web")
+    status = json.loads(flyk("local", "status", "--json").stdout)
+    assert (status["exists"], status["apps"]) == (True, 1)
+
+    refused = flyk("local", "reset")
+    assert refused.exit_code == 2
+    assert flyk("local", "reset", "-y") == Result(0, "", f"Reset {db}\n")
+    assert json.loads(flyk("local", "status", "-j").stdout)["apps"] == 0
+
+
+def test_local_flag_wins_over_a_token(flyk: Flyk, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLY_API_TOKEN", "fm2_never_used")
+    assert flyk("--local", "apps", "create", "web") == Result(0, "", "New app created: web\n")
+
+
+def test_flyk_local_db_moves_the_state(
+    flyk: Flyk, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = isolated_env / "elsewhere.db"
+    monkeypatch.setenv("FLYK_LOCAL_DB", str(db))
+    result = flyk("apps", "create", "web")
+    assert result.stderr.startswith(
+        f"Using the local backend (no Fly.io token found); data in {db}\n"
+    )
+    assert db.exists()
+
+
+@pytest.mark.served
+def test_serve_speaks_the_machines_api_over_http(isolated_env: Path) -> None:
+    flyk = [sys.executable, "-m", "flyk"]
+    env = dict(os.environ)
+    server = subprocess.Popen(
+        [*flyk, "local", "serve", "--port", "0", "--timing", "instant"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        client_env = {**env, "FLY_FLAPS_BASE_URL": url}
+        created = subprocess.run(
+            [*flyk, "apps", "create", "served", "--json"],
+            env=client_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+        assert created.stderr == ""  # a loopback URL needs no token and no announcement
+        assert json.loads(created.stdout)["name"] == "served"
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=10)
+    assert server.returncode == 0
+    assert stderr.splitlines()[-1] == "Stopped."

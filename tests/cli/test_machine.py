@@ -1,0 +1,296 @@
+"""`flyk machine` against the embedded local backend: happy paths, JSON, bad input, leases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flyk import config
+from flyk.api import FlyClient
+from flyk.local import LocalBackend
+from tests.cli.helpers import Flyk, Result
+
+
+@pytest.fixture
+def app(flyk: Flyk) -> str:
+    assert flyk("--local", "apps", "create", "web").exit_code == 0
+    return "web"
+
+
+def _run(flyk: Flyk, *extra: str) -> dict[str, object]:
+    result = flyk("--local", "machine", "run", "nginx", "-a", "web", "--json", *extra)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    document: dict[str, object] = json.loads(result.stdout)
+    return document
+
+
+@pytest.fixture
+def machine_id(flyk: Flyk, app: str) -> str:
+    return str(_run(flyk, "-r", "iad")["id"])
+
+
+@pytest.fixture
+def other_client(isolated_env: Path) -> Iterator[FlyClient]:
+    """Someone else using the same local backend (another flyk, the kubelet, …)."""
+    backend = LocalBackend(path=config.local_db_path())
+    with FlyClient(base_url="http://local.flyk", transport=backend.transport()) as client:
+        yield client
+
+
+def test_run_waits_for_started_and_prints_id_region_ip(flyk: Flyk, app: str) -> None:
+    result = flyk(
+        "--local",
+        "machine",
+        "run",
+        "nginx",
+        "-a",
+        "web",
+        "-r",
+        "iad",
+        "--vm-size",
+        "shared-cpu-2x",
+        "--name",
+        "w1",
+        "-e",
+        "MODE=demo",
+        "--metadata",
+        "team=edge",
+        "--",
+        "nginx",
+        "-g",
+        "daemon off;",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    fields = dict(
+        line.split(None, 1) for line in result.stdout.replace("PRIVATE IP", "IP").splitlines()
+    )
+    assert len(fields["ID"]) == 14
+    assert (fields["NAME"], fields["STATE"], fields["REGION"]) == ("w1", "started", "iad")
+    assert fields["SIZE"] == "shared-cpu-2x:512MB"
+    assert fields["IP"].startswith("fdaa:")
+
+    status = json.loads(flyk("--local", "m", "status", fields["ID"], "-a", "web", "-j").stdout)
+    assert status["env"] == {"MODE": "demo"}
+    assert status["metadata"]["team"] == "edge"
+    assert status["command"] == ["nginx", "-g", "daemon off;"]
+    assert status["restart"] == "always"
+    assert status["guest"] == {"cpu_kind": "shared", "cpus": 2, "memory_mb": 512}
+
+
+def test_run_json_shape_and_explicit_size(flyk: Flyk, app: str) -> None:
+    document = _run(flyk, "--vm-cpus", "2", "--vm-memory", "1gb", "--rm", "--restart", "on-failure")
+    assert list(document)[:8] == [
+        "id",
+        "name",
+        "state",
+        "region",
+        "image",
+        "size",
+        "private_ip",
+        "checks",
+    ]
+    assert document["state"] == "started"
+    assert document["size"] == "shared-cpu-2x:1024MB"
+    assert document["restart"] == "on-failure"
+
+
+def test_run_detach_does_not_wait(flyk: Flyk, app: str) -> None:
+    assert _run(flyk, "--detach", "--cpus", "1", "--memory", "512")["size"] == "shared-cpu-1x:512MB"
+
+
+def test_rm_means_no_restart(flyk: Flyk, app: str) -> None:
+    assert _run(flyk, "--rm")["restart"] == "no"
+
+
+def test_list_table_quiet_and_json(flyk: Flyk, app: str, machine_id: str) -> None:
+    table = flyk("--local", "machine", "list", "-a", "web")
+    assert table.exit_code == 0
+    header, row = table.stdout.splitlines()
+    assert header.split()[:4] == ["ID", "NAME", "STATE", "REGION"]
+    assert row.split()[0] == machine_id
+    assert flyk("--local", "m", "ls", "-a", "web", "-q") == Result(0, machine_id + "\n", "")
+    assert [
+        m["id"] for m in json.loads(flyk("--local", "machines", "list", "-a", "web", "-j").stdout)
+    ] == [machine_id]
+
+
+def test_fly_app_variable_supplies_the_app(
+    flyk: Flyk, app: str, machine_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLY_APP", "web")
+    assert flyk("--local", "m", "ls", "-q").stdout == machine_id + "\n"
+
+
+def test_lifecycle_commands(flyk: Flyk, app: str, machine_id: str) -> None:
+    for verb, past in [
+        ("stop", "Stopped"),
+        ("start", "Started"),
+        ("restart", "Restarted"),
+        ("cordon", "Cordoned"),
+        ("uncordon", "Uncordoned"),
+        ("suspend", "Suspended"),
+    ]:
+        result = flyk("--local", "machine", verb, machine_id, "-a", "web")
+        assert result == Result(0, "", f"{past} machine {machine_id}\n"), verb
+    assert flyk("--local", "m", "wait", machine_id, "-a", "web", "--state", "suspended") == Result(
+        0, "suspended\n", ""
+    )
+    result = flyk("--local", "m", "stop", machine_id, "-a", "web", "--json")
+    assert json.loads(result.stdout) == [{"id": machine_id, "action": "stop", "app": "web"}]
+
+
+def test_update_keeps_what_it_does_not_change(flyk: Flyk, app: str) -> None:
+    machine_id = str(_run(flyk, "-e", "A=1", "--metadata", "team=x")["id"])
+    result = flyk(
+        "--local", "m", "update", machine_id, "-a", "web", "--image", "nginx:2", "-e", "B=2",
+        "--vm-memory", "512", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["image"] == "nginx:2"
+    assert document["env"] == {"A": "1", "B": "2"}
+    assert document["metadata"]["team"] == "x"
+    assert document["guest"] == {"cpu_kind": "shared", "cpus": 1, "memory_mb": 512}
+    assert document["state"] == "started"
+
+
+def test_exec_prints_output(flyk: Flyk, app: str, machine_id: str) -> None:
+    result = flyk("--local", "m", "exec", machine_id, "-a", "web", "--", "echo", "hello")
+    assert result.exit_code == 0
+    assert result.stdout == "hello\n"
+
+
+def test_destroy_needs_yes_and_force_for_a_running_machine(
+    flyk: Flyk, app: str, machine_id: str
+) -> None:
+    refused = flyk("--local", "m", "destroy", machine_id, "-a", "web")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(
+        "Error: --yes must be given to confirm when not running interactively\n"
+    )
+    assert flyk("--local", "m", "rm", machine_id, "-a", "web", "-y", "--force") == Result(
+        0, "", f"Destroyed machine {machine_id}\n"
+    )
+    assert flyk("--local", "m", "list", "-a", "web") == Result(0, "", "No machines in app web.\n")
+
+
+def test_someone_elses_lease_blocks_mutations_until_cleared(
+    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient
+) -> None:
+    lease = other_client.machines.acquire_lease("web", machine_id, ttl=60, description="deploy")
+    viewed = json.loads(
+        flyk("--local", "m", "leases", "view", machine_id, "-a", "web", "-j").stdout
+    )
+    assert viewed["description"] == "deploy"
+
+    blocked = flyk("--local", "m", "stop", machine_id, "-a", "web")
+    assert blocked.exit_code == 5
+    assert blocked.stderr.startswith("Error: ")
+
+    cleared = flyk("--local", "m", "lease", "clear", machine_id, "-a", "web", "-y")
+    assert cleared.exit_code == 0, cleared.stderr
+    assert cleared.stderr == f"Cleared the lease on machine {machine_id}\n"
+    assert other_client.machines.get_lease("web", machine_id) is None
+    assert flyk("--local", "m", "stop", machine_id, "-a", "web").exit_code == 0
+    assert lease.nonce
+
+
+def test_no_lease_left_behind(
+    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient
+) -> None:
+    flyk("--local", "m", "restart", machine_id, "-a", "web")
+    assert other_client.machines.get_lease("web", machine_id) is None
+    assert flyk("--local", "m", "leases", "view", machine_id, "-a", "web") == Result(
+        0, "", f"Machine {machine_id} is not leased.\n"
+    )
+
+
+# -- bad input: each case names the problem and exits 2 ------------------------------------------
+
+BAD_RUNS = [
+    (
+        ["--vm-memory", "300"],
+        "Error: memory must be a multiple of 256 MB, got 300 MB; try 512 MB\n",
+    ),
+    (
+        ["--vm-cpus", "4", "--vm-memory", "512"],
+        "Error: 4 shared CPUs take 1024–8192 MB of memory, got 512 MB; "
+        "change --memory or pick another size\n",
+    ),
+    (
+        ["--vm-size", "performance-1x", "--memory", "1024"],
+        "Error: 1 performance CPU take 2048–8192 MB of memory, got 1024 MB; "
+        "change --memory or pick another size\n",
+    ),
+    (["--vm-memory", "lots"], None),
+    (["--vm-size", "huge"], None),
+    (
+        ["-e", "NOEQUALS"],
+        "Error: --env 'NOEQUALS' is not KEY=VALUE\n       Write it as --env KEY=value.\n",
+    ),
+    (["-e", "1X=y"], "Error: --env '1X=y': '1X' is not a valid key\n"),
+    (
+        ["--metadata", "=x"],
+        "Error: --metadata '=x' is not KEY=VALUE\n       Write it as --metadata KEY=value.\n",
+    ),
+    (
+        ["-r", "IAD!"],
+        "Error: invalid region 'IAD!': region codes are three lower-case letters like iad\n"
+        "       `flyk regions list` shows the regions.\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "stderr"), BAD_RUNS)
+def test_bad_run_input(flyk: Flyk, app: str, args: list[str], stderr: str | None) -> None:
+    result = flyk("--local", "machine", "run", "nginx", "-a", "web", *args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    if stderr is None:
+        assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1
+    else:
+        assert result.stderr == stderr
+    assert flyk("--local", "m", "ls", "-a", "web", "-q").stdout == ""  # nothing was created
+
+
+def test_unknown_region_is_refused_by_the_api(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "machine", "run", "nginx", "-a", "web", "-r", "zzz")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: unknown region 'zzz'")
+    assert "(Request ID: " in result.stderr
+
+
+def test_missing_app(flyk: Flyk) -> None:
+    assert flyk("--local", "machine", "list") == Result(
+        2,
+        "",
+        "Error: no app given: specify one with -a/--app or FLY_APP\n"
+        "       `flyk apps list` shows your apps.\n",
+    )
+
+
+@pytest.mark.parametrize("bad_id", ["123", "3128B4497BF965", "zz28b4497bf965"])
+def test_invalid_machine_ids(flyk: Flyk, app: str, bad_id: str) -> None:
+    assert flyk("--local", "machine", "status", bad_id, "-a", "web") == Result(
+        2,
+        "",
+        f"Error: invalid machine id {bad_id!r}: expected 14 hex digits like 148e21ea7d5789\n"
+        "       `flyk machine list -a APP` shows the ids.\n",
+    )
+
+
+def test_unknown_machine_is_not_found(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "machine", "status", "0123456789abcd", "-a", "web")
+    assert result.exit_code == 3
+    assert result.stderr.startswith("Error: ")
+
+
+def test_unknown_restart_policy_is_a_usage_error(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "machine", "run", "nginx", "-a", "web", "--restart", "sometimes")
+    assert result.exit_code == 2
+    assert "Invalid value for '--restart'" in result.stderr

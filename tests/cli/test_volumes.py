@@ -1,0 +1,62 @@
+"""`flyk volumes` against the embedded local backend."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.helpers import Flyk, Result
+
+
+def test_create_list_show_extend_destroy(flyk: Flyk) -> None:
+    flyk("--local", "apps", "create", "web")
+    created = flyk("--local", "volumes", "create", "data", "-a", "web", "-r", "iad", "-s", "2")
+    assert created.exit_code == 0, created.stderr
+    volume_id = created.stdout.strip()
+    assert volume_id.startswith("vol_")
+    assert created.stderr == f"Created volume {volume_id} (2 GB) in iad\n"
+
+    listed = flyk("--local", "vol", "list", "-a", "web")
+    header, row = listed.stdout.splitlines()
+    assert header.split()[:3] == ["ID", "NAME", "STATE"]
+    assert row.split()[:2] == [volume_id, "data"]
+
+    shown = json.loads(flyk("--local", "vol", "show", volume_id, "-a", "web", "--json").stdout)
+    assert (shown["id"], shown["name"], shown["size_gb"], shown["region"]) == (
+        volume_id,
+        "data",
+        2,
+        "iad",
+    )
+
+    extended = json.loads(
+        flyk("--local", "vol", "extend", volume_id, "-a", "web", "-s", "5", "-j").stdout
+    )
+    assert extended["size_gb"] == 5
+
+    assert flyk("--local", "vol", "destroy", volume_id, "-a", "web").exit_code == 2
+    assert flyk("--local", "vol", "destroy", volume_id, "-a", "web", "--yes") == Result(
+        0, "", f"Destroyed volume {volume_id}\n"
+    )
+
+
+def test_json_list_keys(flyk: Flyk) -> None:
+    flyk("--local", "apps", "create", "web")
+    flyk("--local", "volumes", "create", "data", "-a", "web", "-r", "ams")
+    (volume,) = json.loads(flyk("--local", "volumes", "list", "-a", "web", "--json").stdout)
+    assert list(volume) == [
+        "id", "name", "state", "size_gb", "region", "zone", "encrypted",
+        "attached_machine_id", "created_at",
+    ]  # fmt: skip
+
+
+def test_region_is_required(flyk: Flyk) -> None:
+    flyk("--local", "apps", "create", "web")
+    assert flyk("--local", "volumes", "create", "data", "-a", "web") == Result(
+        2, "", "Error: no region given: specify one with -r/--region or FLY_REGION\n"
+    )
+
+
+def test_size_out_of_range_is_a_usage_error(flyk: Flyk) -> None:
+    result = flyk("--local", "volumes", "create", "data", "-a", "web", "-r", "iad", "-s", "0")
+    assert result.exit_code == 2
+    assert "Invalid value for '-s' / '--size'" in result.stderr
