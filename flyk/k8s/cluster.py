@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
-import inspect
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flyk.api.models import App, GuestConfig, IPAssignment, Machine, Secret, Volume
+from flyk.api.models import App, GuestConfig, IPAssignment, Machine, Volume
 from flyk.errors import (
     AlreadyExistsError,
     CapacityError,
@@ -37,6 +36,7 @@ from flyk.k8s.pki import ClusterPKI, issue_admin, recover_from_secrets
 from flyk.k8s.plan import VOLUME_NAME, ClusterPlan, ClusterSpec, app_name_for, plan_cluster
 from flyk.k8s.probe import ApiProbe, probe_api_server
 from flyk.k8s.progress import NullProgress, Progress
+from flyk.k8s.secret_values import read_secret_values
 
 if TYPE_CHECKING:
     from flyk.api import FlyClient
@@ -142,28 +142,7 @@ def find_cluster(client: FlyClient, name: str, org: str) -> ClusterRef:
 
 
 def _secret_values(client: FlyClient, app: str) -> dict[str, str]:
-    """App secret values (the API returns them only when asked with `show_secrets`)."""
-    lister: Any = client.secrets.list
-    if "show_secrets" in inspect.signature(lister).parameters:
-        listed: list[Secret] = lister(app, show_secrets=True)
-    else:
-        # The client's `secrets.list` has no `show_secrets` yet: ask for the values with the
-        # same call it makes, through its own send loop (retries, rate limits, redaction).
-        from flyk.api._http import Call, path
-        from flyk.api._resource import as_list
-
-        core: Any = getattr(client, "_core")  # noqa: B009 - see above
-        data = core.json(
-            Call(
-                "GET",
-                path("apps", app, "secrets"),
-                params={"show_secrets": "true"},
-                idempotent=True,
-                limit=("secret_list", app),
-            )
-        )
-        listed = [Secret.from_api(item) for item in as_list(data, "secrets")]
-    return {s.name: s.value for s in listed if s.value is not None}
+    return read_secret_values(client, app)
 
 
 def rebuild_kubeconfig(client: FlyClient, name: str, org: str) -> kc.KubeconfigEntry:

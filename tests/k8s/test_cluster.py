@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from flyk.api import FlyClient, MachineConfig, RetryPolicy
+from flyk.api import FlyClient, MachineConfig, RateLimiter, RetryPolicy
 from flyk.errors import (
     AlreadyExistsError,
     CapacityError,
@@ -360,3 +360,25 @@ def test_create_then_delete_then_create_again(client: FlyClient, tmp_path: Path)
     )
     cluster.create(client, spec(), options(tmp_path))
     assert [c.name for c in cluster.list_clusters(client, ["personal"])] == ["demo"]
+
+
+def test_secret_values_never_reach_the_verbose_log(backend: LocalBackend, tmp_path: Path) -> None:
+    logged: list[str] = []
+
+    def log(request: Any, response: Any) -> None:
+        logged.append(request.content.decode(errors="replace"))
+        logged.append(response.content.decode(errors="replace"))
+
+    client = FlyClient(
+        base_url="http://local.flyk",
+        transport=backend.transport(),
+        rate_limiter=RateLimiter.unlimited(),
+        on_exchange=log,
+    )
+    cluster.create(client, spec(), options(tmp_path, kubelet_token="TOKEN-VALUE"))
+    cluster.rebuild_kubeconfig(client, "demo", "personal")
+    cluster.status(client, "demo", "personal", probe_api=False)
+    text = "\n".join(logged)
+    assert "show_secrets" not in text or "<redacted>" in text
+    for needle in ("LS0tLS1CRUdJTi", "PRIVATE KEY", "TOKEN-VALUE"):
+        assert needle not in text
