@@ -269,6 +269,7 @@ def _preflight(client: FlyClient, plan: ClusterPlan) -> ClusterPKI:
             "regions": client.platform.regions,
             "exists": lambda: _app_exists(client, plan.app_name),
             "org": lambda: _check_org(client, spec.org),
+            "room": lambda: _has_room(client, plan),
             "pki": lambda: ClusterPKI.generate(spec.name),
         }
     )
@@ -285,8 +286,26 @@ def _preflight(client: FlyClient, plan: ClusterPlan) -> ClusterPKI:
             hint=f"flyk ext k8s kubeconfig {spec.name} writes its kubeconfig again; "
             f"flyk ext k8s delete {spec.name} removes it",
         )
+    if not results["room"]:
+        raise CapacityError(
+            f"{spec.region} has no capacity for {_size(spec.guest)} right now "
+            "(the placements check found no room)",
+            region=spec.region,
+        )
     pki: ClusterPKI = results["pki"]
     return pki
+
+
+def _has_room(client: FlyClient, plan: ClusterPlan) -> bool:
+    """Ask the platform where the machine would go, so that a full region fails before
+    anything is created. A placements endpoint that cannot answer does not block the create:
+    the machine create itself is the final word."""
+    spec = plan.spec
+    try:
+        placements = client.platform.placements(spec.org, region=spec.region, compute=spec.guest)
+    except (NotFoundError, ForbiddenError, UsageError):
+        return True
+    return any(p.region == spec.region for p in placements)
 
 
 def _app_exists(client: FlyClient, app: str) -> bool:

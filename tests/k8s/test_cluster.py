@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 
@@ -121,17 +122,45 @@ def test_second_create_says_so_and_changes_nothing(client: FlyClient, tmp_path: 
 
 
 def test_capacity_failure_creates_nothing_and_names_alternatives(
-    backend: LocalBackend, client: FlyClient, tmp_path: Path
+    backend: LocalBackend, tmp_path: Path
 ) -> None:
+    transport = CountingTransport(backend.transport())
+    client = make_client(transport)
     backend.capacity.set("iad", 0)
     with pytest.raises(CapacityError) as info:
         cluster.create(client, spec(), options(tmp_path))
+    assert [w for w in transport.writes() if "placements" not in w[1]] == []
     error = info.value
     assert error.region == "iad" and error.exit_code == 8
     assert error.alternatives and "iad" not in error.alternatives
     assert error.hint and f"-r {error.alternatives[0]}" in error.hint
     assert footprint(client) == {}
     assert not (tmp_path / "kubeconfig").exists()
+
+
+class OptimisticPlacements(httpx.BaseTransport):
+    """Placements that claim room the region does not have (a race with another tenant)."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/platform/placements"):
+            region = json.loads(request.content)["region"]
+            return httpx.Response(200, json={"regions": [{"region": region, "count": 1}]})
+        return self.inner.handle_request(request)
+
+
+def test_capacity_failure_at_machine_create_rolls_back_and_names_alternatives(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(OptimisticPlacements(backend.transport()), RetryPolicy.never())
+    backend.capacity.set("iad", 0)
+    with pytest.raises(CapacityError) as info:
+        cluster.create(client, spec(), options(tmp_path))
+    assert info.value.region == "iad"
+    assert info.value.alternatives and "iad" not in info.value.alternatives
+    assert footprint(client) == {}
 
 
 def test_failure_rolls_back_everything(backend: LocalBackend, tmp_path: Path) -> None:
