@@ -76,9 +76,14 @@ class LazyGroup(TyperGroup):
         return items
 
 
+_TYPER_COMPLETION_OPTIONS = {"install_completion", "show_completion"}
+
+
 def plain_help(command: Command, name: str) -> Command:
-    """Name a loaded group and give all of it the root's plain help (no Rich panels)."""
+    """Name a loaded group and make it look like the root's own: plain help (no Rich
+    panels), and no Typer ``--install-completion`` (flyk has ``flyk completion``)."""
     command.name = name
+    command.params = [p for p in command.params if p.name not in _TYPER_COMPLETION_OPTIONS]
     stack = [command]
     while stack:
         current = stack.pop()

@@ -163,25 +163,28 @@ class LeaseLog:
             return json_response(200, {})
         if method == "GET" and path.endswith(MACHINE_ID):
             return json_response(200, MACHINE)
-        if method == "POST" and path.endswith(MACHINE_ID):
-            raise KeyboardInterrupt  # the user pressed Ctrl-C while the update was in flight
+        if method in {"POST", "DELETE"} and f"/machines/{MACHINE_ID}" in path:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C while the change was in flight
         return json_response(404, {"error": f"unexpected {method} {path}"})
 
 
-@pytest.mark.parametrize("json_flag", [[], ["--json"]])
-def test_ctrl_c_during_update_releases_the_lease_and_exits_130(
-    flyk: Flyk, json_flag: list[str]
-) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["update", MACHINE_ID, "--image", "nginx:2"],
+        ["update", MACHINE_ID, "--image", "nginx:2", "--json"],
+        ["stop", MACHINE_ID],
+        ["restart", MACHINE_ID],
+        ["destroy", MACHINE_ID, "--yes"],
+    ],
+)
+def test_ctrl_c_under_a_lease_releases_it_and_exits_130(flyk: Flyk, command: list[str]) -> None:
     api = LeaseLog()
     result = flyk(
         "machine",
-        "update",
-        MACHINE_ID,
+        *command,
         "-a",
         "web",
-        "--image",
-        "nginx:2",
-        *json_flag,
         "-t",
         TOKEN,
         transport=httpx.MockTransport(api.handler),
