@@ -23,6 +23,7 @@ from flyk.api.models import App, GuestConfig, IPAssignment, Machine, Volume
 from flyk.errors import (
     AlreadyExistsError,
     CapacityError,
+    ConflictError,
     FlykError,
     ForbiddenError,
     Interrupted,
@@ -47,6 +48,7 @@ DEFAULT_TIMEOUT = 600.0
 MAX_WORKERS = 8
 _CHECK_POLL_FIRST, _CHECK_POLL_MAX = 0.2, 5.0
 _ROLLBACK_WAIT = 60.0
+_VOLUME_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +328,7 @@ def _org_apps(client: FlyClient, org: str) -> list[App]:
     except (NotFoundError, ForbiddenError) as exc:
         raise UsageError(
             f"unknown organization {org!r} (or this token cannot use it)",
-            hint="pass -o/--org with one of your organizations (flyk orgs list)",
+            hint="pass -o/--org with one of your organizations (flyk auth whoami shows them)",
         ) from exc
 
 
@@ -456,26 +458,37 @@ def _failed(
     if isinstance(error, CapacityError):
         error = _with_alternatives(client, plan, error)
     if not journal.app_ours:
-        return error
+        return _interrupted(error, "before anything was created")
     if options.keep_on_failure:
         error.hint = journal.cleanup_hint(plan.spec.name, plan.spec.org)
-        return error
+        return _interrupted(error, f"kept app {plan.app_name} (--keep-on-failure)")
     with progress.step(f"Removing what this run created (app {plan.app_name})") as step:
         leftovers = _remove_app_and_contents(client, plan.app_name, keep_volumes=False)
-        if leftovers:
-            step.update(f"Could not remove: {', '.join(leftovers)}")
+        step.update(
+            f"Could not remove: {', '.join(leftovers)}"
+            if leftovers
+            else f"Removed what this run created (app {plan.app_name})"
+        )
     if leftovers:
         extra = f"left behind: {', '.join(leftovers)}; flyk ext k8s delete {plan.spec.name} --yes"
         error.hint = f"{error.hint}\n{extra}" if error.hint else extra
-    return error
+        return _interrupted(error, "some of what this run created is left")
+    return _interrupted(error, "what this run created has been removed")
 
 
 def _as_flyk_error(exc: BaseException) -> FlykError:
     if isinstance(exc, FlykError):
         return exc
     if isinstance(exc, KeyboardInterrupt):
-        return Interrupted("interrupted; what this run created has been removed")
+        return Interrupted("interrupted")
     return FlykError(f"create failed: {type(exc).__name__}: {exc}")
+
+
+def _interrupted(error: FlykError, outcome: str) -> FlykError:
+    """Ctrl-C says what became of the half-made cluster; other errors speak for themselves."""
+    if isinstance(error, Interrupted) and error.message == "interrupted":
+        return Interrupted(f"interrupted; {outcome}", hint=error.hint)
+    return error
 
 
 def _with_alternatives(client: FlyClient, plan: ClusterPlan, error: CapacityError) -> CapacityError:
@@ -541,16 +554,25 @@ def _remove_app_and_contents(client: FlyClient, app: str, *, keep_volumes: bool)
     ips: list[IPAssignment] = []
     attempt(f"IPs of {app}", lambda: ips.extend(client.ips.list(app)))
     _map(lambda ip: attempt(f"IP {ip.ip}", lambda: client.ips.delete(app, ip.ip)), ips)
-    if keep_volumes:
-        volumes = _volumes(client, app)
-        if volumes:
-            leftovers.extend(f"volume {v.id} (kept, in app {app})" for v in volumes)
-            return leftovers
-    else:
-        volumes = _volumes(client, app)
-        _map(lambda v: attempt(f"volume {v.id}", lambda: client.volumes.delete(app, v.id)), volumes)
-    attempt(f"app {app}", lambda: client.apps.delete(app))
+    volumes = _volumes(client, app)
+    if keep_volumes and volumes:
+        leftovers.extend(f"volume {v.id} (kept, in app {app})" for v in volumes)
+        return leftovers
+    _map(lambda v: attempt(f"volume {v.id}", lambda: _delete_volume(client, app, v.id)), volumes)
+    if attempt(f"app {app}", lambda: client.apps.delete(app)):
+        return []  # deleting the app removed whatever of it was still left
     return leftovers
+
+
+def _delete_volume(client: FlyClient, app: str, volume_id: str) -> None:
+    """A volume stays attached for a moment after its machine is destroyed (412/409)."""
+    for pause in _VOLUME_RETRY_PAUSES:
+        try:
+            client.volumes.delete(app, volume_id)
+            return
+        except ConflictError:
+            time.sleep(pause)
+    client.volumes.delete(app, volume_id)
 
 
 def _volumes(client: FlyClient, app: str) -> list[Volume]:

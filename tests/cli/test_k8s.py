@@ -153,3 +153,15 @@ def test_kubeconfig_rebuild_merges_into_the_default_file(flyk: Flyk, isolated_en
     assert kubectl("current-context").strip() == "flyk-demo"
     conflict = flyk("ext", "k8s", "kubeconfig", "demo", "--print", "--output", "x")
     assert conflict.exit_code == 2
+
+
+def test_ctrl_c_exits_130_and_rolls_back(flyk: Flyk, tmp_path: Path) -> None:
+    from tests.k8s.conftest import InterruptingTransport
+
+    backend = LocalBackend(tmp_path / "db", timing=Timing.instant())
+    transport = InterruptingTransport(backend.transport(), "POST", r"/machines$")
+    result = flyk("ext", "k8s", "create", "demo", transport=transport)
+    assert result.exit_code == 130
+    assert "interrupted; what this run created has been removed" in result.stderr
+    listed = flyk("ext", "k8s", "list", "--json", transport=backend.transport())
+    assert listed.stdout.strip() == "[]"

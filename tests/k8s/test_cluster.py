@@ -186,6 +186,17 @@ def test_ctrl_c_rolls_back(backend: LocalBackend, tmp_path: Path, method: str, p
     with pytest.raises(Interrupted) as info:
         cluster.create(client, spec(), options(tmp_path))
     assert info.value.exit_code == 130
+    assert info.value.message == "interrupted; what this run created has been removed"
+    assert footprint(make_client(backend.transport())) == {}
+    assert not (tmp_path / "kubeconfig").exists()
+
+
+def test_ctrl_c_before_any_write_says_nothing_was_created(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(InterruptingTransport(backend.transport(), "GET", r"/platform/regions"))
+    with pytest.raises(Interrupted, match="before anything was created"):
+        cluster.create(client, spec(), options(tmp_path))
     assert footprint(make_client(backend.transport())) == {}
 
 
