@@ -24,7 +24,13 @@ from flyk.api import (
     RetryPolicy,
     StopConfig,
 )
-from flyk.errors import CapacityError, LeaseHeldError, NotFoundError, RateLimitedError
+from flyk.errors import (
+    CapacityError,
+    LeaseHeldError,
+    NotFoundError,
+    RateLimitedError,
+    WaitTimeoutError,
+)
 
 local = pytest.importorskip("flyk.local")
 spec_check = pytest.importorskip("spec_check")
@@ -283,3 +289,51 @@ def test_without_the_limiter_the_same_burst_is_refused(backend: Any, make: Clien
     with pytest.raises(RateLimitedError):
         for _ in range(5):
             client.machines.cordon(app, machine.id)
+
+
+def test_exec_events_and_filters(client: FlyClient, app: str) -> None:
+    machine = client.machines.create(app, _config(), region="ord")
+    client.machines.wait(app, machine.id, "started", timeout=30)
+    result = client.machines.exec(app, machine.id, ["echo", "hello"], timeout=10)
+    assert result.exit_code is not None
+    assert [m.id for m in client.machines.list(app, state="started", region="ord")] == [machine.id]
+    assert client.machines.list(app, state=["stopped", "suspended"]) == []
+    assert client.machines.list(app, summary=True)[0].id == machine.id
+    client.machines.destroy(app, machine.id, force=True)
+    client.machines.wait(app, machine.id, "destroyed", timeout=30)
+    assert client.machines.list(app) == []
+    assert [m.id for m in client.machines.list(app, include_deleted=True)] == [machine.id]
+    kinds = [event.type for event in client.machines.events(app, machine.id)]
+    assert "launch" in kinds or "start" in kinds
+
+
+def test_wait_for_any_of_several_states(client: FlyClient, app: str) -> None:
+    machine = client.machines.create(app, _config())
+    assert client.machines.wait(app, machine.id, ["failed", "started"], timeout=30) == "started"
+
+
+def test_wait_times_out_with_the_deadline(client: FlyClient, app: str) -> None:
+    machine = client.machines.create(app, _config(), skip_launch=True)  # stays "created"
+    with pytest.raises(WaitTimeoutError):
+        client.machines.wait(app, machine.id, "started", timeout=1)
+
+
+def test_token_info(client: FlyClient) -> None:
+    assert client.tokens.current() is not None
+
+
+def test_ambiguous_app_create_is_resolved(backend: Any, make: ClientFactory) -> None:
+    client = make(retry=RetryPolicy(initial_delay=0.001, max_delay=0.01))
+    backend.faults.add("drop_after_commit", method="POST", path=r"^/apps$", times=1)
+    assert client.apps.create("flyk-dropped-app", ORG).name == "flyk-dropped-app"
+    assert [a.name for a in client.apps.list(ORG)].count("flyk-dropped-app") == 1
+
+
+def test_server_retry_after_is_honoured(backend: Any, make: ClientFactory, skew: SkewClock) -> None:
+    client = make(retry=RetryPolicy(clock=skew.monotonic, wall_clock=skew.wall, sleep=skew.sleep))
+    app = client.apps.create("flyk-retry-after", ORG).name
+    backend.faults.add("rate_limit", method="GET", path=r"/machines$", times=2, retry_after=3)
+    assert client.machines.list(app) == []
+    assert skew.skew >= 6.0  # two Retry-After: 3 waits, slept on the injected clock
+    backend.faults.add("server_error", method="GET", path=r"/machines$", times=2, status=503)
+    assert client.machines.list(app) == []
