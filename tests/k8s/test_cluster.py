@@ -29,8 +29,7 @@ from flyk.k8s import controlplane as cp
 from flyk.k8s.plan import ClusterSpec
 from flyk.k8s.progress import RecordingProgress
 from flyk.local import LocalBackend
-
-from .conftest import CountingTransport, InterruptingTransport, make_client
+from tests.k8s.conftest import CountingTransport, InterruptingTransport, make_client
 
 KUBECTL = "/usr/bin/kubectl"
 

@@ -60,8 +60,9 @@ def tls_server(
         try:
             with context.wrap_socket(conn, server_side=True) as tls:
                 peer = tls.getpeercert()
-                subject = dict(x[0] for x in peer["subject"]) if peer else {}
-                outcome.append(str(subject.get("commonName", "")))
+                names = [pair for rdn in (peer or {}).get("subject", ()) for pair in rdn]
+                common = [pair[1] for pair in names if pair[0] == "commonName"]
+                outcome.append(str(common[0]) if common else "")
                 tls.sendall(b"ok")
         except (ssl.SSLError, OSError) as exc:
             outcome.append(exc)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from flyk.api import machine_sizes
+from flyk.api import GuestConfig, machine_sizes
 from flyk.errors import UsageError
 from flyk.k8s import controlplane as cp
 from flyk.k8s.pki import TLS_FILES
@@ -125,4 +125,4 @@ def test_guest_is_overridable_and_validated() -> None:
     big = spec(guest=machine_sizes.guest_for("performance-2x"))
     assert plan_cluster(big).machine_config().guest == machine_sizes.guest_for("performance-2x")
     with pytest.raises(UsageError):
-        spec(guest=machine_sizes.GuestConfig(cpu_kind="shared", cpus=1, memory_mb=100))
+        spec(guest=GuestConfig(cpu_kind="shared", cpus=1, memory_mb=100))
