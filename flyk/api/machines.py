@@ -22,6 +22,7 @@ from flyk.api.models import (
     go_duration,
 )
 from flyk.errors import (
+    ConflictError,
     FlykError,
     InvalidRequestError,
     NetworkError,
@@ -163,7 +164,17 @@ class MachinesResource(Resource):
                     self._core, attempt, deadline
                 ):
                     raise
+                # Look again after the pause: a list may lag the write it follows.
+                existing = self.find_launched(app, launch_id)
+                if existing is not None:
+                    return existing
                 continue
+            except ConflictError:
+                # A retry refused as a duplicate (a taken name): the first attempt made it.
+                existing = self.find_launched(app, launch_id) if attempt > 1 else None
+                if existing is None:
+                    raise
+                return existing
             if not made.id:
                 raise FlykError(f"the API created a machine in {app} but did not say its id")
             return made

@@ -68,7 +68,7 @@ def test_failure_before_commit_is_retried_once_listing_shows_nothing() -> None:
     with make_client(api, clock) as fly:
         machine = fly.machines.create("a", MachineConfig(image="nginx"))
     assert [m["id"] for m in api.machines] == [machine.id]
-    assert api.creates == 3 and api.lists == 2
+    assert api.creates == 3 and api.lists == 4  # each failure: list, pause, list again
     assert len(clock.sleeps) == 2
 
 
@@ -156,3 +156,42 @@ def test_a_create_answer_without_an_id_is_an_error() -> None:
 
     with make_client(handler, FakeClock()) as fly, pytest.raises(FlykError, match="did not say"):
         fly.machines.create("a", MachineConfig(image="x"))
+
+
+class LaggingList(FlakyMachines):
+    """Commits the create, drops the answer, and lists the new machine only on the 2nd look."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            self.lists += 1
+            visible = self.machines if self.lists > 1 else []
+            return httpx.Response(200, json=visible)
+        return super().__call__(request)
+
+
+def test_a_list_that_lags_the_write_is_looked_at_again_before_resending() -> None:
+    api = LaggingList("read")
+    with make_client(api, FakeClock()) as fly:
+        machine = fly.machines.create("a", MachineConfig(image="nginx"))
+    assert api.creates == 1 and api.lists == 2
+    assert [m["id"] for m in api.machines] == [machine.id]
+
+
+def test_a_named_retry_refused_as_taken_returns_the_first_attempts_machine() -> None:
+    class NameTaken(LaggingList):
+        """Lists nothing until the third look; refuses a second create of the same name."""
+
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST" and self.machines:
+                self.creates += 1
+                return httpx.Response(409, json={"error": "machine name already exists"})
+            if request.method == "GET":
+                self.lists += 1
+                return httpx.Response(200, json=self.machines if self.lists > 2 else [])
+            return super().__call__(request)
+
+    api = NameTaken("read")
+    with make_client(api, FakeClock()) as fly:
+        machine = fly.machines.create("a", MachineConfig(image="nginx"), name="web")
+    assert api.creates == 2 and len(api.machines) == 1
+    assert machine.id == api.machines[0]["id"]
