@@ -421,3 +421,18 @@ def test_secret_values_never_reach_the_verbose_log(backend: LocalBackend, tmp_pa
     assert "show_secrets" not in text or "<redacted>" in text
     for needle in ("LS0tLS1CRUdJTi", "PRIVATE KEY", "TOKEN-VALUE"):
         assert needle not in text
+
+
+@pytest.mark.served
+def test_create_and_delete_over_real_http(backend: LocalBackend, tmp_path: Path) -> None:
+    served = backend.serve()
+    try:
+        client = FlyClient(base_url=served.url, rate_limiter=RateLimiter.unlimited())
+        created = cluster.create(client, spec(), options(tmp_path))
+        assert created.machine.state == "started"
+        plan = cluster.plan_deletion(client, "demo", "personal")
+        assert cluster.delete(client, plan, kubeconfig=kube_options(tmp_path)).leftovers == ()
+        assert footprint(client) == {}
+        client.close()
+    finally:
+        served.close()
