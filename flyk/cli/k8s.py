@@ -205,7 +205,7 @@ def create_command(
         timeout=seconds, keep_on_failure=keep_on_failure, kubelet_token=token, kubeconfig=kube
     )
     result = cluster.create(context.client, spec, options, progress=Steps(out))
-    out.emit(result.to_json(), lambda: _render_created(out, result))
+    out.emit(result.to_json(), lambda: _render_created(out, result, context.target.is_local))
 
 
 def _cluster_name(argument: str | None, option: str | None) -> str:
@@ -263,13 +263,21 @@ def _render_plan(out: Output, plan: ClusterPlan, kube: cluster.KubeconfigOptions
     out.line("\n".join(lines))
 
 
-def _render_created(out: Output, result: cluster.CreateResult) -> None:
+def _render_created(out: Output, result: cluster.CreateResult, local: bool) -> None:
     merged = result.kubeconfig
     where = ", ".join(_home(p) for p in merged.files) or "(already up to date)"
     current = " (current)" if merged.current_context_file else ""
     out.success(f"Kubeconfig: context {merged.context} merged into {where}{current}")
+    name = result.plan.spec.name
+    if local:
+        out.notice(
+            f"Cluster {name} is recorded on the local backend, which runs no images: its "
+            "kubeconfig and certificates are real, but no API server answers. "
+            f"See: flyk ext k8s status {name}"
+        )
+        return
     use = "" if current else f"kubectl config use-context {merged.context} && "
-    out.notice(f"Cluster {result.plan.spec.name} is ready. Try: {use}kubectl get nodes")
+    out.notice(f"Cluster {name} is ready. Try: {use}kubectl get nodes")
 
 
 def _home(path: Path) -> str:
