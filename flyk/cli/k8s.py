@@ -139,6 +139,13 @@ def create_command(
         bool,
         typer.Option("--private", help="API on a private Flycast address only (WireGuard)."),
     ] = False,
+    ipv4: Annotated[
+        bool,
+        typer.Option(
+            "--ipv4",
+            help="Also assign a dedicated IPv4 (billed by Fly) for networks without IPv6.",
+        ),
+    ] = False,
     image: Annotated[
         str | None,
         typer.Option(
@@ -187,6 +194,7 @@ def create_command(
         "image": image,
         "k3s_version": k3s_version,
         "private": private,
+        "dedicated_ipv4": ipv4,
         "guest": machine_sizes.guest_for(vm_size, memory=vm_memory),
         "volume_size_gb": volume_size,
         "kubelet_api_url": _kubelet_api_url(context),

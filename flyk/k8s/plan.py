@@ -78,6 +78,9 @@ class ClusterSpec:
     image: str | None = None
     k3s_version: str | None = None
     private: bool = False
+    # A dedicated IPv4 (billed by Fly) for networks without IPv6; shared IPv4 addresses route
+    # only HTTP and TLS by SNI on 80/443, never raw TCP on 6443.
+    dedicated_ipv4: bool = False
     guest: GuestConfig = field(
         default_factory=lambda: machine_sizes.guest_for(
             cp.DEFAULT_SIZE, memory=cp.DEFAULT_MEMORY_MB
@@ -88,6 +91,8 @@ class ClusterSpec:
     kubelet_api_url: str = cp.FLY_INTERNAL_API_URL
 
     def __post_init__(self) -> None:
+        if self.private and self.dedicated_ipv4:
+            raise UsageError("--private and --ipv4 exclude each other: Flycast is private only")
         validate_cluster_name(self.name)
         validate_org(self.org)
         validate_region(self.region)
@@ -177,9 +182,12 @@ class ClusterPlan:
 
 def plan_cluster(spec: ClusterSpec, *, with_kubelet_token: bool = True) -> ClusterPlan:
     app = app_name_for(spec.name, spec.org)
-    # Public: a dedicated IPv6 and a shared IPv4 on <app>.fly.dev. Private: Flycast only,
-    # reachable over the org's WireGuard network as <app>.flycast.
-    ip_types = ("private_v6",) if spec.private else ("v6", "shared_v4")
+    # Public: a dedicated IPv6 on <app>.fly.dev (plus a dedicated IPv4 if asked). Private:
+    # Flycast only, reachable over the org's WireGuard network as <app>.flycast.
+    if spec.private:
+        ip_types: tuple[str, ...] = ("private_v6",)
+    else:
+        ip_types = ("v6", "v4") if spec.dedicated_ipv4 else ("v6",)
     api_host = f"{app}.flycast" if spec.private else f"{app}.fly.dev"
     sans = (api_host, f"{app}.flycast", f"{app}.internal", "localhost", "127.0.0.1")
     secrets = tuple(TLS_FILES.values())

@@ -57,7 +57,8 @@ def test_invalid_org_or_region_syntax_is_refused(field: str, value: str) -> None
 
 def test_public_plan_has_tcp_passthrough_and_tls_sans_for_every_name() -> None:
     plan = plan_cluster(spec())
-    assert plan.ip_types == ("v6", "shared_v4")
+    assert plan.ip_types == ("v6",)  # shared IPv4 cannot carry raw TCP on 6443
+    assert plan_cluster(spec(dedicated_ipv4=True)).ip_types == ("v6", "v4")
     assert plan.api_endpoint == "https://flyk-demo-personal.fly.dev:6443"
     config = plan.machine_config("vol_123", extra_sans=("2a09::1",)).to_api()
     (service,) = config["services"]
@@ -78,6 +79,8 @@ def test_public_plan_has_tcp_passthrough_and_tls_sans_for_every_name() -> None:
 
 
 def test_private_plan_uses_flycast_only() -> None:
+    with pytest.raises(UsageError):
+        spec(private=True, dedicated_ipv4=True)
     plan = plan_cluster(spec(private=True))
     assert plan.ip_types == ("private_v6",)
     assert plan.api_endpoint == "https://flyk-demo-personal.flycast:6443"
@@ -101,7 +104,7 @@ def test_dry_run_description_redacts_every_secret() -> None:
     text = json.dumps(described)
     assert "TOP-SECRET-VALUE" not in text
     kinds = [r["kind"] for r in described["resources"]]
-    assert kinds == ["app", "volume", "secrets", "ip", "ip", "machine"]
+    assert kinds == ["app", "volume", "secrets", "ip", "machine"]
     secret_resource = described["resources"][2]
     assert set(secret_resource["values"].values()) == {REDACTED}
 
