@@ -14,7 +14,7 @@ from typing import Any, cast
 import httpx2
 from lightkube import ALL_NS, ApiError, Client, KubeConfig
 from lightkube.resources.coordination_v1 import Lease
-from lightkube.resources.core_v1 import ConfigMap, Event, Node, Pod, Secret
+from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Node, Pod, Secret
 from lightkube.types import OnErrorAction, OnErrorResult, PatchType
 
 JSON = dict[str, Any]
@@ -119,6 +119,12 @@ class KubeApi:
             except ValueError:
                 message = response.text
             raise KubeError(response.status_code, message)
+
+    def list_namespaces(self) -> list[str]:
+        try:
+            return [str(ns.metadata.name) for ns in self._client.list(Namespace) if ns.metadata]
+        except (ApiError, httpx2.HTTPError) as error:
+            raise _wrap(error) from error
 
     # things pods reference --------------------------------------------------------------
     def get_secret(self, namespace: str, name: str) -> JSON | None:

@@ -172,6 +172,28 @@ class PodController:
         self._stop = stop
         self._spawn("flyk-reflector", self._reflect)
         self._spawn("flyk-resync", self._resync_timer)
+        self._spawn("flyk-discover", self._discover)
+
+    def _discover(self) -> None:
+        """Start-up: visit the app of every namespace that has one, even with no pod left
+        there, so that machines whose pods vanished while the kubelet was away are found
+        (the first resync destroys them). Namespace apps are recognised by their derived
+        name; retried until both APIs answer."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                namespaces = self._kube.list_namespaces()
+                apps = {app.name for app in self._fly.apps.list(self._config.org)}
+            except (KubeError, FlykError) as error:
+                failures += 1
+                log.warning("discovering namespace apps: %s", error)
+                self._stop.wait(backoff(failures, self._config.intervals.backoff_initial, 30.0))
+                continue
+            cluster, org = self._config.cluster, self._config.org
+            for namespace in namespaces:
+                if namespace_app_name(cluster, namespace, org) in apps:
+                    self._space(namespace).app_ready = True
+            return
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

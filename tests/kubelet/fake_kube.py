@@ -122,6 +122,8 @@ class Store:
     compacted_rv: int = 100
     lock: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
+    watch_generation: int = 0  # bumping it ends every open watch
+    watch_gate: threading.Event = field(default_factory=threading.Event)  # clear: watches wait
 
     def _record(self, kind: str, plural: str, obj: JSON) -> None:
         self.history.append(WatchEvent(self.rv, kind, plural, copy.deepcopy(obj)))
@@ -202,6 +204,9 @@ class Store:
             self._record("DELETED", plural, obj)
             return copy.deepcopy(obj)
 
+    def __post_init__(self) -> None:
+        self.watch_gate.set()
+
     def compact(self) -> None:
         """Forget all history, so that any watch from an older resourceVersion gets 410."""
         with self.lock:
@@ -238,6 +243,17 @@ class FakeKube:
             self.store.lock.notify_all()
         self._server.shutdown()
         self._server.server_close()
+
+    def interrupt_watches(self) -> None:
+        """End every open watch and hold new ones until `resume_watches` (an API server
+        restart, as the kubelet sees it)."""
+        with self.store.lock:
+            self.store.watch_gate.clear()
+            self.store.watch_generation += 1
+            self.store.lock.notify_all()
+
+    def resume_watches(self) -> None:
+        self.store.watch_gate.set()
 
     def record(self, method: str, path: str) -> None:
         with self._requests_lock:
@@ -311,12 +327,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
-        self.fake.record(method, url.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        watching = query.get("watch") in ("true", "1")
+        self.fake.record(method, url.path + ("?watch" if watching else ""))
         try:
             route = parse_path(url.path)
             body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
-            if method == "GET" and query.get("watch") in ("true", "1"):
+            if method == "GET" and watching:
                 self._watch(route, query)
                 return
             code, result = _handle(self.fake.store, method, route, query, body, self.headers)
@@ -374,7 +391,11 @@ class _Handler(BaseHTTPRequestHandler):
         query: dict[str, str],
         deadline: float,
     ) -> Iterator[JSON]:
+        while not store.watch_gate.wait(0.05):
+            if store.closed or time.monotonic() > deadline:
+                return
         with store.lock:
+            generation = store.watch_generation
             requested = query.get("resourceVersion")
             if requested in (None, "", "0"):
                 items, since = store.list(plural, namespace, selector)
@@ -391,13 +412,13 @@ class _Handler(BaseHTTPRequestHandler):
         while True:
             with store.lock:
                 pending = store.events_after(since)
-                while not pending and not store.closed:
+                while not pending and not store.closed and generation == store.watch_generation:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return
                     store.lock.wait(min(remaining, 0.5))
                     pending = store.events_after(since)
-                if store.closed:
+                if store.closed or generation != store.watch_generation:
                     return
             for event in pending:
                 since = event.rv

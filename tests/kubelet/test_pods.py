@@ -82,8 +82,8 @@ def test_running_pod_is_ready_and_namespace_app_is_marked(harness: Harness) -> N
     }
     secrets = {s.name for s in harness.fly.secrets.list(harness.app("shop"))}
     assert {"FLYK_CLUSTER", "FLYK_NAMESPACE", "FLYK_ORG"} <= secrets
-    created = harness.events("web", "Created")
-    assert len(created) == 1 and "shared-cpu-1x:256MB" in created[0]["message"]
+    (created,) = eventually(lambda: harness.events("web", "Created"))
+    assert "shared-cpu-1x:256MB" in created["message"]
 
 
 def test_delete_stops_within_the_grace_period_destroys_and_removes_the_pod(
@@ -240,7 +240,7 @@ def test_a_changed_spec_updates_the_machine_under_a_lease(harness: Harness) -> N
     machine_path = f"/apps/{harness.app()}/machines/{machine['id']}"
     (update,) = [c for c in harness.calls.matching("POST") if c.path == machine_path]
     assert update.status == 200
-    assert harness.calls.matching("DELETE", f"/machines/{machine['id']}/lease")
+    eventually(lambda: harness.calls.matching("DELETE", f"/machines/{machine['id']}/lease"))
     eventually(lambda: harness.events("web", "Updated"))
 
 

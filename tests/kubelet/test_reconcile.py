@@ -1,0 +1,138 @@
+"""Start-up reconcile, kubelet restarts, watch expiry, and injected Machines API faults."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from flyk.api import MachineConfig
+from flyk.kubelet.pods import MACHINE_ID_ANNOTATION
+from flyk.local import LocalBackend
+
+from .conftest import eventually
+from .fake_kube import FakeKube
+from .harness import FAST, ORG, Harness
+
+
+@pytest.fixture
+def harness(kube: FakeKube, kubeconfig: str, backend: LocalBackend) -> Iterator[Harness]:
+    h = Harness(kube, kubeconfig, backend)
+    yield h
+    h.close()
+
+
+def one_machine_per_pod(harness: Harness, namespace: str = "default") -> dict[str, str]:
+    """pod uid -> machine id, failing on any duplicate or any machine without a pod."""
+    pods = {p["metadata"]["uid"] for p in harness.kube.list("pods", namespace)}
+    seen: dict[str, str] = {}
+    for machine in harness.machines(namespace):
+        uid = machine["config"]["metadata"]["flyk_pod_uid"]
+        assert uid not in seen, f"two machines for pod {uid}"
+        assert uid in pods, f"machine {machine['id']} has no pod"
+        seen[uid] = machine["id"]
+    return seen
+
+
+def test_start_up_destroys_machines_whose_pods_are_gone(harness: Harness) -> None:
+    harness.kube.create("namespaces", {"metadata": {"name": "old"}})
+    app = harness.app("old")
+    harness.fly.apps.create(app, ORG)
+    config = MachineConfig.from_api(
+        {"image": "nginx", "metadata": {"flyk_cluster": "demo", "flyk_pod_uid": "gone"}}
+    )
+    orphan = harness.fly.machines.create(app, config, region="iad")
+    harness.start()  # no pod at all is bound to the node
+    eventually(lambda: harness.machines("old") == [], what="orphan destroyed")
+    assert harness.calls.matching("DELETE", f"/machines/{orphan.id}")
+
+
+@pytest.mark.parametrize(("policy", "recreated"), [("Always", True), ("Never", False)])
+def test_pods_whose_machine_vanished_follow_their_restart_policy(
+    harness: Harness, policy: str, recreated: bool
+) -> None:
+    harness.create_pod("web", restartPolicy=policy, annotations={MACHINE_ID_ANNOTATION: "gone"})
+    harness.start()
+    (event,) = eventually(lambda: harness.events("web", "MachineLost"))
+    assert "gone" in event["message"]
+    if recreated:
+        pod = harness.wait_phase("web", "Running")
+        assert pod["metadata"]["annotations"][MACHINE_ID_ANNOTATION] != "gone"
+    else:
+        pod = harness.wait_phase("web", "Failed")
+        assert pod["status"]["reason"] == "NotFound"
+        terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert terminated["exitCode"] == -137
+        assert harness.machines() == []
+
+
+def test_a_restarted_kubelet_loses_nothing(harness: Harness) -> None:
+    harness.start()
+    for name in ("a", "b"):
+        harness.create_pod(name)
+    for name in ("a", "b"):
+        harness.wait_phase(name, "Running")
+    before = one_machine_per_pod(harness)
+    harness.stop()
+    # while it is away: a pod is deleted gracefully, another is created
+    harness.delete_pod("a", grace=5)
+    harness.create_pod("c")
+    assert harness.pod("a") is not None  # bound pods wait for their kubelet
+    harness.start()
+    harness.wait_phase("c", "Running")
+    eventually(lambda: harness.pod("a") is None, what="a removed")
+    after = one_machine_per_pod(harness)
+    b_uid = harness.pod("b")["metadata"]["uid"]  # type: ignore[index]
+    assert after[b_uid] == before[b_uid]  # b kept its machine
+    assert len(after) == 2
+
+
+def test_a_watch_too_old_to_resume_lists_again(
+    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+) -> None:
+    harness = Harness(kube, kubeconfig, backend, intervals=replace(FAST, watch_timeout=1))
+    try:
+        harness.start()
+        harness.create_pod("first")
+        harness.wait_phase("first", "Running")
+
+        def lists() -> int:
+            return kube.count("GET", "/api/v1/pods") - kube.count("GET", "/api/v1/pods?watch")
+
+        before = lists()
+        kube.interrupt_watches()
+        harness.create_pod("second")  # an event the kubelet's watch did not see...
+        kube.store.compact()  # ...and that its resourceVersion can no longer reach: 410 Gone
+        kube.resume_watches()
+        harness.wait_phase("second", "Running")
+        assert lists() > before
+        assert len(one_machine_per_pod(harness)) == 2
+    finally:
+        harness.close()
+
+
+def test_under_faults_every_pod_converges_without_duplicates_or_leaks(harness: Harness) -> None:
+    faults = harness.backend.faults
+    rules = [
+        faults.add("rate_limit", path=r"/machines", times=6, retry_after=0),
+        faults.add("server_error", method="POST", path=r"/machines$", times=3, status=503),
+        faults.add("drop_after_commit", method="POST", path=r"/machines$", times=3),
+        faults.add("drop_after_commit", method="POST", path=r"/stop$", times=2),
+        faults.add("drop_after_commit", method="DELETE", path=r"/machines/[^/]+$", times=2),
+        faults.add("server_error", method="GET", path=r"/machines$", times=2, status=502),
+    ]
+    harness.start()
+    names = [f"p{i}" for i in range(8)]
+    for index, name in enumerate(names):
+        harness.create_pod(name, namespace=("x", "y")[index % 2])
+    for index, name in enumerate(names):
+        harness.wait_phase(name, "Running", ("x", "y")[index % 2])
+    for namespace in ("x", "y"):
+        assert len(one_machine_per_pod(harness, namespace)) == 4
+    for index, name in enumerate(names):
+        harness.delete_pod(name, ("x", "y")[index % 2], grace=3)
+    for namespace in ("x", "y"):
+        eventually(lambda ns=namespace: harness.kube.list("pods", ns) == [], what="pods gone")
+        eventually(lambda ns=namespace: harness.machines(ns) == [], what="machines gone")
+    assert [rule.fired for rule in rules] == [rule.times for rule in rules]  # all injected
