@@ -14,7 +14,8 @@ set -eu
 K3S_DATA_DIR="${K3S_DATA_DIR:-/var/lib/rancher/k3s}"
 FLYK_PKI_DIR="${FLYK_PKI_DIR:-/etc/flyk/pki}"
 TLS_DIR="$K3S_DATA_DIR/server/tls"
-KUBECONFIG_PATH="/etc/rancher/k3s/k3s.yaml"
+POLL_SECONDS="${FLYK_ENTRYPOINT_POLL_SECONDS:-1}"  # how often to look at k3s and the kubelet
+KUBECONFIG_PATH="${K3S_KUBECONFIG_PATH:-/etc/rancher/k3s/k3s.yaml}"
 
 log() { printf 'flyk-control-plane: %s\n' "$*" >&2; }
 
@@ -48,7 +49,7 @@ drop_pki_env() {
 
 wait_for_api() {
   i=0
-  while [ $i -lt 300 ]; do
+  while [ $i -lt 600 ]; do
     if [ -f "$KUBECONFIG_PATH" ] && k3s kubectl --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz >/dev/null 2>&1; then
       return 0
     fi
@@ -56,7 +57,7 @@ wait_for_api() {
       return 1
     fi
     i=$((i + 1))
-    sleep 1
+    sleep "$POLL_SECONDS"
   done
   return 1
 }
@@ -92,7 +93,7 @@ KUBELET_PID=$!
 
 # Whichever exits first takes the machine down with it.
 while kill -0 "$K3S_PID" 2>/dev/null && kill -0 "$KUBELET_PID" 2>/dev/null; do
-  sleep 2
+  sleep "$POLL_SECONDS"
 done
 log "a control-plane process exited; stopping the machine so that Fly restarts it"
 kill -TERM "$K3S_PID" "$KUBELET_PID" 2>/dev/null || true
