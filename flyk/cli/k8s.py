@@ -20,6 +20,7 @@ from flyk.api import machine_sizes
 from flyk.cli.context import LOCAL_BASE_URL, AppContext, app_context
 from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, RegionOption, YesOption
 from flyk.cli.output import Output
+from flyk.config import is_loopback_url
 from flyk.errors import FlykError, UsageError
 from flyk.k8s import cluster
 from flyk.k8s import controlplane as cp
@@ -231,9 +232,14 @@ def _user_token(context: AppContext) -> str | None:
 
 
 def _kubelet_api_url(context: AppContext) -> str:
-    """The Machines API as the control-plane machine sees it."""
-    if context.target.is_local:
-        return LOCAL_BASE_URL  # the local backend runs no images; recorded for completeness
+    """The Machines API as the control-plane machine sees it: Fly's internal endpoint, or
+    the local backend's own URL (`flyk local serve`; in-process it has none that a machine
+    could reach, and runs no machines anyway)."""
+    target = context.target
+    if target.is_local:
+        return LOCAL_BASE_URL
+    if target.base_url and is_loopback_url(target.base_url):
+        return target.base_url
     return cp.FLY_INTERNAL_API_URL
 
 

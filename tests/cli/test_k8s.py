@@ -165,3 +165,29 @@ def test_ctrl_c_exits_130_and_rolls_back(flyk: Flyk, tmp_path: Path) -> None:
     assert "interrupted; what this run created has been removed" in result.stderr
     listed = flyk("ext", "k8s", "list", "--json", transport=backend.transport())
     assert listed.stdout.strip() == "[]"
+
+
+def test_kubelet_api_url_follows_the_target(flyk: Flyk, tmp_path: Path) -> None:
+    def api_url(result_stdout: str) -> str:
+        machine = json.loads(result_stdout)["resources"][-1]
+        return str(machine["config"]["env"]["FLYK_API_URL"])
+
+    local = flyk("ext", "k8s", "create", "demo", "--dry-run", "--json")
+    assert api_url(local.stdout) == "http://local.flyk"
+    served = LocalBackend(tmp_path / "db", timing=Timing.instant()).serve()
+    try:
+        result = flyk(
+            "ext", "k8s", "create", "demo", "--dry-run", "--json",
+            env={"FLY_FLAPS_BASE_URL": served.url},
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        assert api_url(result.stdout) == served.url
+        fly = flyk(
+            "ext", "k8s", "create", "demo", "-r", "iad", "--dry-run", "--json",
+            env={"FLY_API_TOKEN": "fo1_not_a_real_token"},
+        )  # fmt: skip
+        assert fly.exit_code == 0, fly.stderr
+        assert api_url(fly.stdout) == "http://_api.internal:4280"
+        assert "fo1_not_a_real_token" not in fly.stdout + fly.stderr
+    finally:
+        served.close()
