@@ -12,6 +12,7 @@ The workload is simulated (images are not run). Its conventions, read from `conf
   (absent: it runs until stopped);
 - `FLYK_SIM_EXIT_CODE`: the code it exits with (default 0; setting it alone means "exit at once");
 - `FLYK_SIM_OOM=1`: the exit is an OOM kill (exit code 137, `oom_killed: true`);
+- `FLYK_SIM_START_FAILS=1`: every start ends in `failed` instead of `started`;
 - `FLYK_SIM_CHECK_STATUS`: what the machine's checks report while started (default `passing`).
 
 A requested stop exits 0 (the workload handles the signal), or 137 for SIGKILL. A terminating
@@ -92,13 +93,14 @@ class Workload:
     policy: str
     max_retries: int
     auto_destroy: bool
+    start_fails: bool = False
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Workload:
         env = config.get("env") or {}
         run = env.get("FLYK_SIM_RUN_SECONDS")
         code = env.get("FLYK_SIM_EXIT_CODE")
-        oom = str(env.get("FLYK_SIM_OOM", "")).lower() in {"1", "true", "yes"}
+        oom = _flag(env.get("FLYK_SIM_OOM"))
         run_ms = ms(_float(run)) if run is not None else None
         if run_ms is None and (code is not None or oom):
             run_ms = 0
@@ -113,6 +115,7 @@ class Workload:
             policy=policy,
             max_retries=_DEFAULT_MAX_RETRIES if max_retries is None else int(max_retries),
             auto_destroy=bool(config.get("auto_destroy")),
+            start_fails=_flag(env.get("FLYK_SIM_START_FAILS")),
         )
 
     def restarts_after(self, exit_code: int, restart_count: int) -> bool:
@@ -121,6 +124,10 @@ class Workload:
         if self.policy == "on-failure":
             return exit_code != 0 and restart_count < self.max_retries
         return False  # "no", and "spot-price" (no spot market here)
+
+
+def _flag(value: Any) -> bool:
+    return str(value or "").lower() in {"1", "true", "yes"}
 
 
 def _float(value: Any) -> float:
@@ -193,6 +200,10 @@ class Sim:
 
     def _apply(self, step: Step, workload: Workload, timing: Timing) -> list[Event]:
         if step.kind == "state":
+            if step.state == "started" and workload.start_fails:
+                self.state = "failed"
+                self.pending = []
+                return [Event(step.event_type, "failed", step.source, step.at)]
             self.state = step.state
             events = [Event(step.event_type, step.state, step.source, step.at)]
             if step.state == "started":

@@ -16,6 +16,7 @@ __all__ = ["ServedBackend"]
 def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as separate small writes
         server_version = "flyk-local"
 
         def _serve(self) -> None:
@@ -71,7 +72,10 @@ class ServedBackend:
         shown = f"[{host_text}]" if ":" in host_text else host_text
         self.url = f"http://{shown}:{bound_port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="flyk-local-serve", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # how soon close() is noticed
+            name="flyk-local-serve",
+            daemon=True,
         )
         self._thread.start()
 

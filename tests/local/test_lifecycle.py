@@ -304,3 +304,13 @@ def test_cordon_and_uncordon(client: httpx.Client) -> None:
     assert client.post(f"{base}/uncordon").is_success
     kinds = [e["type"] for e in client.get(f"{base}/events").json()[:2]]
     assert kinds == ["uncordon", "cordon"]
+
+
+def test_a_failing_start_ends_in_failed(slow: httpx.Client, clock: FakeClock) -> None:
+    machine = make_machine(slow, config=sim_env(FLYK_SIM_START_FAILS="1"))
+    clock.advance(2)
+    assert state(slow, machine["id"]) == "failed"
+    assert events(slow, machine["id"])[-1]["status"] == "failed"
+    base = f"/apps/demo/machines/{machine['id']}"
+    assert slow.get(f"{base}/wait", params={"state": "settled", "timeout": 0}).status_code == 200
+    assert slow.delete(base).status_code == 200  # a failed machine can be destroyed

@@ -1,0 +1,205 @@
+"""Bad input gets a 4xx with `{"error": "..."}`: never a 500, never a traceback.
+
+These requests break the spec on purpose, so they go around the spec checker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from flyk.local import LocalBackend
+from tests.local.conftest import make_app, make_machine
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(params=["in-process", "served"])
+def raw(request: pytest.FixtureRequest, backend: LocalBackend) -> Iterator[httpx.Client]:
+    if request.param == "in-process":
+        with httpx.Client(transport=backend.transport(), base_url="http://local/v1") as c:
+            yield c
+        return
+    with backend.serve() as served, httpx.Client(base_url=f"{served.url}/v1") as c:
+        yield c
+
+
+@pytest.fixture
+def machine_base(raw: httpx.Client) -> str:
+    make_app(raw)
+    return f"/apps/demo/machines/{make_machine(raw)['id']}"
+
+
+def assert_error(response: httpx.Response, status: int | None = None) -> dict[str, Any]:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    if status is not None:
+        assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body, dict) and isinstance(body["error"], str) and body["error"]
+    assert "Traceback" not in response.text
+    return body
+
+
+JSON = {"content-type": "application/json"}
+
+APP_CASES: list[tuple[str, bytes | dict[str, Any], int]] = [
+    ("malformed-json", b'{"name": "x", ', 400),
+    ("not-an-object", b'["x"]', 400),
+    ("not-utf8", b"\xff\xfe{}", 400),
+    ("empty", b"", 400),
+    ("unknown-field", {"name": "x", "org_slug": "personal", "colour": "red"}, 400),
+    ("wrong-type", {"name": 7, "org_slug": "personal"}, 400),
+    ("uppercase-name", {"name": "MyApp", "org_slug": "personal"}, 400),
+    ("leading-digit", {"name": "1app", "org_slug": "personal"}, 400),
+    ("underscore", {"name": "my_app", "org_slug": "personal"}, 400),
+    ("trailing-dash", {"name": "app-", "org_slug": "personal"}, 400),
+    ("too-long", {"name": "a" * 64, "org_slug": "personal"}, 400),
+    ("missing-org", {"name": "app"}, 400),
+    ("unknown-org", {"name": "app", "org_slug": "nope"}, 404),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"), [c[1:] for c in APP_CASES], ids=[c[0] for c in APP_CASES]
+)
+def test_bad_app_create(raw: httpx.Client, body: bytes | dict[str, Any], status: int) -> None:
+    if isinstance(body, bytes):
+        response = raw.post("/apps", content=body, headers=JSON)
+    else:
+        response = raw.post("/apps", json=body)
+    assert_error(response, status)
+
+
+GUEST = {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256}
+MACHINE_CASES: list[tuple[str, dict[str, Any], int]] = [
+    ("no-config", {}, 400),
+    ("config-not-object", {"config": "nginx"}, 400),
+    ("no-image", {"config": {}}, 400),
+    ("unknown-config-field", {"config": {"image": "x", "imagee": "y"}}, 400),
+    ("unknown-top-field", {"config": {"image": "x"}, "regoin": "iad"}, 400),
+    ("bad-name", {"config": {"image": "x"}, "name": "Has Spaces"}, 400),
+    ("unknown-region", {"config": {"image": "x"}, "region": "xyz"}, 400),
+    ("empty-region-part", {"config": {"image": "x"}, "region": "iad,"}, 400),
+    (
+        "memory-not-256-multiple",
+        {"config": {"image": "x", "guest": {**GUEST, "memory_mb": 300}}},
+        400,
+    ),
+    ("too-little-memory", {"config": {"image": "x", "guest": {**GUEST, "cpus": 4}}}, 400),
+    ("bad-cpu-kind", {"config": {"image": "x", "guest": {**GUEST, "cpu_kind": "gpu"}}}, 400),
+    ("bad-cpus", {"config": {"image": "x", "guest": {**GUEST, "cpus": 3}}}, 400),
+    ("bad-policy", {"config": {"image": "x", "restart": {"policy": "sometimes"}}}, 400),
+    ("env-not-strings", {"config": {"image": "x", "env": {"A": 1}}}, 400),
+    ("two-mounts", {"config": {"image": "x", "mounts": [{"volume": "a", "path": "/a"}] * 2}}, 400),
+    ("relative-mount", {"config": {"image": "x", "mounts": [{"volume": "a", "path": "a"}]}}, 400),
+    (
+        "unknown-volume",
+        {"config": {"image": "x", "mounts": [{"volume": "vol_x", "path": "/a"}]}},
+        404,
+    ),
+    ("bool-as-int", {"config": {"image": "x"}, "lease_ttl": True}, 400),
+    ("negative-lease", {"config": {"image": "x"}, "lease_ttl": -1}, 400),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"), [c[1:] for c in MACHINE_CASES], ids=[c[0] for c in MACHINE_CASES]
+)
+def test_bad_machine_create(raw: httpx.Client, body: dict[str, Any], status: int) -> None:
+    make_app(raw)
+    assert_error(raw.post("/apps/demo/machines", json=body), status)
+    assert raw.get("/apps/demo/machines").json() == []
+
+
+def test_oversized_body_is_413(raw: httpx.Client) -> None:
+    make_app(raw)
+    huge = {"config": {"image": "x", "env": {"BIG": "x" * (MiB + 10)}}}
+    assert_error(raw.post("/apps/demo/machines", json=huge), 413)
+    assert raw.get("/apps/demo/machines").json() == []
+
+
+ACTION_CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
+    ("stop-bad-signal", "POST", "/stop", {"signal": "SIGFOO"}, 400),
+    ("stop-bad-timeout", "POST", "/stop", {"timeout": "soon"}, 400),
+    ("stop-unknown-field", "POST", "/stop", {"signal": "SIGTERM", "force": True}, 400),
+    ("signal-missing", "POST", "/signal", {}, 400),
+    ("signal-number", "POST", "/signal", {"signal": 9}, 400),
+    ("exec-empty", "POST", "/exec", {"command": []}, 400),
+    ("exec-not-strings", "POST", "/exec", {"command": ["ls", 1]}, 400),
+    ("lease-ttl-string", "POST", "/lease", {"ttl": "30"}, 400),
+    ("metadata-not-object", "PATCH", "/metadata", {"metadata": ["a"]}, 400),
+    ("metadata-value-int", "PATCH", "/metadata", {"metadata": {"a": 1}}, 400),
+    ("metadata-bad-key", "POST", "/metadata/bad%20key", {"value": "x"}, 400),
+    ("update-no-config", "POST", "", {"name": "other"}, 400),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body", "status"),
+    [c[1:] for c in ACTION_CASES],
+    ids=[c[0] for c in ACTION_CASES],
+)
+def test_bad_machine_requests(
+    raw: httpx.Client,
+    machine_base: str,
+    method: str,
+    suffix: str,
+    body: dict[str, Any] | None,
+    status: int,
+) -> None:
+    assert_error(raw.request(method, machine_base + suffix, json=body), status)
+
+
+QUERY_CASES: list[tuple[str, str, int]] = [
+    ("list-bad-bool", "/apps/demo/machines?include_deleted=maybe", 400),
+    ("list-bad-state", "/apps/demo/machines?state=sleeping", 400),
+    ("events-bad-limit", "/apps/demo/machines/{id}/events?limit=ten", 400),
+    ("apps-no-org", "/apps", 400),
+    ("regions-bad-size", "/platform/regions?size=huge", 400),
+    ("unknown-app", "/apps/nope/machines", 404),
+    ("unknown-machine", "/apps/demo/machines/00000000000000", 404),
+    ("unknown-route", "/apps/demo/bananas", 404),
+    ("outside-v1", "/../nope", 404),
+]
+
+
+@pytest.mark.parametrize(
+    ("url", "status"), [c[1:] for c in QUERY_CASES], ids=[c[0] for c in QUERY_CASES]
+)
+def test_bad_queries(raw: httpx.Client, machine_base: str, url: str, status: int) -> None:
+    machine_id = machine_base.rsplit("/", 1)[-1]
+    assert_error(raw.get(url.replace("{id}", machine_id)), status)
+
+
+def test_wrong_method_is_405(raw: httpx.Client) -> None:
+    make_app(raw)
+    assert_error(raw.patch("/apps/demo"), 405)
+
+
+def test_unserved_operation_is_501(raw: httpx.Client) -> None:
+    make_app(raw)
+    response = raw.get("/apps/demo/certificates")
+    assert response.status_code == 501
+    assert "App_Certificates_list" in response.json()["error"]
+
+
+def test_volume_bad_input(raw: httpx.Client) -> None:
+    make_app(raw)
+    assert_error(raw.post("/apps/demo/volumes", json={"name": "Bad-Name", "region": "iad"}), 400)
+    assert_error(raw.post("/apps/demo/volumes", json={"name": "ok", "region": "mars"}), 400)
+    assert_error(raw.post("/apps/demo/volumes", json={"name": "ok"}), 400)
+    assert_error(
+        raw.post("/apps/demo/volumes", json={"name": "ok", "region": "iad", "size_gb": 0}), 400
+    )
+    assert_error(raw.get("/apps/demo/volumes/vol_nope"), 404)
+
+
+def test_secret_bad_input(raw: httpx.Client) -> None:
+    make_app(raw)
+    assert_error(raw.post("/apps/demo/secrets", json={"values": {"1BAD": "x"}}), 400)
+    assert_error(raw.post("/apps/demo/secrets", json={"values": {"A": 5}}), 400)
+    assert_error(raw.post("/apps/demo/secrets", json={"values": "A=1"}), 400)
+    assert_error(raw.post("/apps/demo/secrets/A", json={}), 400)

@@ -1,0 +1,127 @@
+"""SQLite state: private files, survives restarts, shared by backends and processes."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flyk.local import DB_ENV_VAR, LocalBackend, Timing, default_path
+from tests.local.conftest import FakeClock, checked_client, make_app, make_machine
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_files_are_private(db_path: Path, client: httpx.Client) -> None:
+    make_app(client)
+    for path in [db_path, *db_path.parent.glob(db_path.name + "-*")]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_default_path_and_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert default_path().name == "local.db"
+    assert default_path().parent.name == "flyk"
+    assert str(default_path()).startswith(os.environ["XDG_DATA_HOME"])
+    monkeypatch.setenv(DB_ENV_VAR, str(tmp_path / "elsewhere.db"))
+    assert default_path() == tmp_path / "elsewhere.db"
+    assert LocalBackend().path == tmp_path / "elsewhere.db"
+
+
+def test_state_survives_a_restart(db_path: Path) -> None:
+    with checked_client(LocalBackend(db_path).transport()) as first:
+        make_app(first)
+        machine = make_machine(first)
+        first.post("/apps/demo/secrets", json={"values": {"A": "1"}})
+    with checked_client(LocalBackend(db_path).transport()) as second:
+        assert second.get(f"/apps/demo/machines/{machine['id']}").json()["state"] == "started"
+        assert second.get("/apps/demo/secrets").json()["secrets"][0]["name"] == "A"
+
+
+def test_transitions_progress_between_runs(db_path: Path) -> None:
+    """A machine booting when one run ends is started when the next run looks: no daemon."""
+    clock = FakeClock()
+    booting = LocalBackend(db_path, Timing.realistic(), clock=clock)
+    with checked_client(booting.transport()) as first:
+        make_app(first)
+        machine = make_machine(first)
+        assert machine["state"] == "starting"
+    clock.advance(5)
+    later = LocalBackend(db_path, Timing.instant(), clock=clock)
+    with checked_client(later.transport()) as second:
+        assert second.get(f"/apps/demo/machines/{machine['id']}").json()["state"] == "started"
+
+
+def test_two_backends_on_one_file(db_path: Path) -> None:
+    one, two = LocalBackend(db_path), LocalBackend(db_path)
+    with checked_client(one.transport()) as a, checked_client(two.transport()) as b:
+        make_app(a)
+        errors: list[BaseException] = []
+
+        def create(client: httpx.Client) -> None:
+            try:
+                for _ in range(10):
+                    make_machine(client)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=create, args=(c,)) for c in (a, b, a, b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(b.get("/apps/demo/machines").json()) == 40
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys, httpx
+    from flyk.local import LocalBackend
+    backend = LocalBackend(sys.argv[1])
+    with httpx.Client(transport=backend.transport(), base_url="http://local/v1") as client:
+        for i in range(15):
+            r = client.post("/apps/demo/machines", json={"config": {"image": "x"}})
+            assert r.status_code == 200, r.text
+            m = r.json()["id"]
+            assert client.post(f"/apps/demo/machines/{m}/stop").status_code == 200
+            r = client.post("/apps/demo/secrets", json={"values": {f"S{sys.argv[2]}_{i}": "v"}})
+            assert r.status_code == 200, r.text
+    """
+)
+
+
+def test_two_processes_on_one_file(db_path: Path, client: httpx.Client) -> None:
+    make_app(client)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(db_path), str(n)],
+            env=env,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(2)
+    ]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=120)
+        assert worker.returncode == 0, stderr.decode()
+    machines = client.get("/apps/demo/machines").json()
+    assert len(machines) == 30 and {m["state"] for m in machines} == {"stopped"}
+    secrets = client.get("/apps/demo/secrets").json()["secrets"]
+    assert len(secrets) == 30
+
+
+def test_reset_clears_state_and_knobs(backend: LocalBackend, client: httpx.Client) -> None:
+    make_app(client)
+    backend.capacity.set("iad", 0)
+    backend.rate_limits.enable()
+    backend.reset()
+    assert client.get("/apps", params={"org_slug": "personal"}).json()["apps"] == []
+    assert backend.capacity.limit("iad") > 0 and not backend.rate_limits.enabled
+    make_app(client)
