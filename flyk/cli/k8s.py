@@ -18,6 +18,7 @@ import typer
 
 from flyk.api import machine_sizes
 from flyk.cli.context import LOCAL_BASE_URL, AppContext, app_context
+from flyk.cli.kubelet import kubelet_command
 from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, RegionOption, YesOption
 from flyk.cli.output import Output
 from flyk.config import is_loopback_url
@@ -468,19 +469,6 @@ app.command("destroy", hidden=True)(delete_command)
 app.command("rm", hidden=True)(delete_command)
 
 
-def _mount_kubelet() -> None:
-    """`flyk ext k8s kubelet` (flyk/cli/kubelet.py, run inside the control-plane machine)."""
-    import importlib
-
-    try:
-        kubelet = importlib.import_module("flyk.cli.kubelet")
-    except ModuleNotFoundError:  # not written yet
-        return
-    command = getattr(kubelet, "kubelet_command", None) or getattr(kubelet, "command", None)
-    if callable(command):
-        app.command("kubelet", help="Run the virtual kubelet (inside the control-plane machine).")(
-            command
-        )
-
-
-_mount_kubelet()
+# The virtual kubelet (flyk/cli/kubelet.py) runs inside the control-plane machine, started by
+# the image's entrypoint; listed in help so that its flags and variables are discoverable.
+app.command("kubelet")(kubelet_command)

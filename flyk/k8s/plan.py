@@ -137,6 +137,8 @@ class ClusterPlan:
             "FLYK_REGION": self.spec.region,
             "FLYK_API_URL": self.spec.kubelet_api_url,
             "FLYK_API_ENDPOINT": self.api_endpoint,
+            # read by `flyk ext k8s kubelet`: the virtual node is named after the cluster
+            "FLYK_KUBELET_NODE_NAME": self.context,
         }
 
     def machine_config(

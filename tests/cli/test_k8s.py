@@ -191,3 +191,9 @@ def test_kubelet_api_url_follows_the_target(flyk: Flyk, tmp_path: Path) -> None:
         assert "fo1_not_a_real_token" not in fly.stdout + fly.stderr
     finally:
         served.close()
+
+
+def test_kubelet_is_mounted_and_says_what_it_needs(flyk: Flyk) -> None:
+    assert "virtual node" in flyk("ext", "k8s", "kubelet", "--help").stdout
+    result = flyk("ext", "k8s", "kubelet")
+    assert result.exit_code == 2 and "--cluster" in result.stderr
