@@ -40,9 +40,9 @@ def sim_env(**values: str) -> list[dict[str, str]]:
 @pytest.mark.parametrize(
     ("env", "phase", "exit_code", "reason"),
     [
-        (sim_env(run_seconds="0.4", exit_code="0"), "Succeeded", 0, "Completed"),
-        (sim_env(run_seconds="0.4", exit_code="3"), "Failed", 3, "Error"),
-        (sim_env(run_seconds="0.4", oom="1"), "Failed", 137, "OOMKilled"),
+        (sim_env(run_seconds="0.8", exit_code="0"), "Succeeded", 0, "Completed"),
+        (sim_env(run_seconds="0.8", exit_code="3"), "Failed", 3, "Error"),
+        (sim_env(run_seconds="0.8", oom="1"), "Failed", 137, "OOMKilled"),
     ],
 )
 def test_a_pods_life(harness: Harness, env, phase: str, exit_code: int, reason: str) -> None:

@@ -1,0 +1,201 @@
+"""`flyk ext k8s kubelet`: the virtual kubelet, run inside the control-plane machine.
+
+Every setting is a flag or an environment variable. The control-plane entrypoint sets
+FLYK_CLUSTER, FLYK_ORG, FLYK_REGION (machine env), FLY_API_TOKEN, FLY_FLAPS_BASE_URL and
+KUBECONFIG; Fly sets FLY_PRIVATE_IP. lightkube and the controllers are imported only when
+the command runs, so `flyk --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from flyk.cli.context import app_context
+from flyk.errors import UsageError
+from flyk.kubelet.config import Intervals, KubeletConfig, Taint
+
+if TYPE_CHECKING:
+    from flyk.api import FlyClient
+
+_ENV = "FLYK_KUBELET_"
+
+
+def _option(*names: str, envvar: list[str], help: str, **extra: Any) -> Any:
+    return typer.Option(*names, envvar=envvar, show_envvar=True, help=help, **extra)
+
+
+def build_config(
+    *,
+    cluster: str | None,
+    org: str | None,
+    region: str | None,
+    node_name: str,
+    node_ip: str,
+    kubeconfig: str | None,
+    taints: list[str],
+    api_url: str | None = None,
+    api_token: str | None = None,
+    workers: int = 4,
+    max_pods: int = 5000,
+    intervals: Intervals | None = None,
+) -> KubeletConfig:
+    """The kubelet's settings from the command's options; UsageError names what is missing."""
+    missing = [
+        flag
+        for flag, value in (("--cluster", cluster), ("--org", org), ("--region", region))
+        if not value
+    ]
+    if missing:
+        raise UsageError(
+            f"the kubelet needs {', '.join(missing)}",
+            hint="Inside the control-plane machine FLYK_CLUSTER, FLYK_ORG and FLYK_REGION are set.",
+        )
+    try:
+        parsed = tuple(Taint.parse(t) for t in taints)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if workers < 1 or max_pods < 1:
+        raise UsageError("--workers and --max-pods must be at least 1")
+    assert cluster and org and region
+    return KubeletConfig(
+        cluster=cluster,
+        org=org,
+        region=region,
+        node_name=node_name,
+        node_ip=node_ip,
+        kubeconfig=kubeconfig,
+        api_url=api_url,
+        api_token=api_token,
+        workers_per_namespace=workers,
+        max_pods=max_pods,
+        taints=parsed,
+        intervals=intervals or Intervals(),
+    )
+
+
+def kubelet_command(
+    ctx: typer.Context,
+    cluster: Annotated[
+        str | None,
+        _option("--cluster", envvar=[f"{_ENV}CLUSTER", "FLYK_CLUSTER"], help="Cluster name."),
+    ] = None,
+    org: Annotated[
+        str | None,
+        _option("--org", envvar=[f"{_ENV}ORG", "FLYK_ORG"], help="Organization of the apps."),
+    ] = None,
+    region: Annotated[
+        str | None,
+        _option(
+            "--region",
+            envvar=[f"{_ENV}REGION", "FLYK_REGION", "FLY_REGION"],
+            help="Default region of pods (a pod's fly.io/region annotation overrides it).",
+        ),
+    ] = None,
+    node_name: Annotated[
+        str, _option("--node-name", envvar=[f"{_ENV}NODE_NAME"], help="Name of the virtual node.")
+    ] = "flyk",
+    node_ip: Annotated[
+        str,
+        _option(
+            "--node-ip",
+            envvar=[f"{_ENV}NODE_IP", "FLY_PRIVATE_IP"],
+            help="The node's InternalIP (the machine's 6PN address).",
+        ),
+    ] = "127.0.0.1",
+    kubeconfig: Annotated[
+        str | None,
+        _option(
+            "--kubeconfig",
+            envvar=[f"{_ENV}KUBECONFIG", "KUBECONFIG"],
+            help="Kubeconfig of the API server (default: in-cluster, then ~/.kube/config).",
+        ),
+    ] = None,
+    api_url: Annotated[
+        str | None,
+        _option(
+            "--api-url",
+            envvar=[f"{_ENV}API_URL", "FLY_FLAPS_BASE_URL"],
+            help="Machines API URL (default: flyk's usual target).",
+        ),
+    ] = None,
+    api_token: Annotated[
+        str | None,
+        _option(
+            "--api-token",
+            envvar=[f"{_ENV}API_TOKEN", "FLY_API_TOKEN"],
+            help="Machines API token (never printed).",
+            show_default=False,
+        ),
+    ] = None,
+    taint: Annotated[
+        list[str] | None,
+        _option(
+            "--taint",
+            envvar=[f"{_ENV}TAINTS"],
+            help="key=value:Effect taint on the node (repeatable; none by default).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int, _option("--workers", envvar=[f"{_ENV}WORKERS"], help="Workers per namespace.")
+    ] = 4,
+    max_pods: Annotated[
+        int, _option("--max-pods", envvar=[f"{_ENV}MAX_PODS"], help="The node's pod capacity.")
+    ] = 5000,
+    log_level: Annotated[
+        str, _option("--log-level", envvar=[f"{_ENV}LOG_LEVEL"], help="DEBUG, INFO, WARNING.")
+    ] = "INFO",
+) -> None:
+    """Register a virtual node and run every pod bound to it as a Fly Machine."""
+    config = build_config(
+        cluster=cluster,
+        org=org,
+        region=region,
+        node_name=node_name,
+        node_ip=node_ip,
+        kubeconfig=kubeconfig,
+        taints=taint or [],
+        api_url=api_url,
+        api_token=api_token,
+        workers=workers,
+        max_pods=max_pods,
+    )
+    _configure_logging(log_level)
+    context = app_context(ctx)
+    if api_token:
+        context.output.add_secret(api_token)
+    fly = _client(config) if (api_url or api_token) else context.client
+    _run_until_signalled(config, fly)
+
+
+def _client(config: KubeletConfig) -> FlyClient:
+    from flyk.api import FlyClient
+
+    return FlyClient(base_url=config.api_url, token=config.api_token)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # One line per HTTP request is noise at INFO (and URLs are all they would show).
+    for noisy in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run_until_signalled(config: KubeletConfig, fly: FlyClient) -> None:
+    from flyk.kubelet.runner import Kubelet
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    kubelet = Kubelet(config, fly=fly).start()
+    try:
+        stop.wait()
+    finally:
+        kubelet.stop()
