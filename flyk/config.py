@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from flyk.errors import AuthError, ConfigError, UsageError
 
@@ -155,6 +153,8 @@ def _dump_yaml(data: Mapping[str, Any]) -> str:
 
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically with mode 0600 (the temp file is never wider)."""
+    import tempfile
+
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -280,6 +280,8 @@ class Target:
 
 
 def is_loopback_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
     host = (urlsplit(url).hostname or "").lower()
     return host in {"localhost", "::1"} or host.startswith("127.")
 

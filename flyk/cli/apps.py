@@ -8,10 +8,16 @@ import typer
 
 from flyk.cli import completion, views
 from flyk.cli.context import app_context
+from flyk.cli.lazy import aliased
 from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, YesOption
 from flyk.config import validate_app_name
 
-app = typer.Typer(name="apps", help="Manage apps.", no_args_is_help=True)
+app = typer.Typer(
+    name="apps",
+    help="Manage apps.",
+    no_args_is_help=True,
+    cls=aliased({"ls": "list", "delete": "destroy", "remove": "destroy", "rm": "destroy"}),
+)
 
 AppNameArgument = Annotated[
     str,
@@ -77,8 +83,3 @@ def destroy(
         raise typer.Exit(1)
     context.client.apps.delete(name)
     out.emit({"name": name, "destroyed": True}, lambda: out.success(f"Destroyed app {name}"))
-
-
-app.command("ls", hidden=True)(list_apps)
-for _alias in ("delete", "remove", "rm"):
-    app.command(_alias, hidden=True)(destroy)

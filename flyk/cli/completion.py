@@ -76,6 +76,10 @@ def _client(ctx: typer.Context) -> FlyClient:
     )
     context.announce = False
     context.completing = True
+    target = context.target
+    if target.is_local and target.local_db is not None and not target.local_db.exists():
+        # a fresh machine: nothing to suggest, and a TAB must not create the database
+        raise _NothingToComplete
     return context.client
 
 
@@ -94,6 +98,10 @@ def _app_name(ctx: typer.Context) -> str | None:
 
 def _matching(candidates: Iterable[str], incomplete: str) -> list[str]:
     return sorted({c for c in candidates if c.startswith(incomplete)})
+
+
+class _NothingToComplete(Exception):
+    pass
 
 
 def _quietly(fetch: Callable[[], Iterable[str]], incomplete: str) -> list[str]:

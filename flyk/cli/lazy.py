@@ -90,4 +90,41 @@ def plain_help(command: Command, name: str) -> Command:
         if hasattr(current, "rich_markup_mode"):
             current.rich_markup_mode = None
         stack.extend(getattr(current, "commands", {}).values())
+    return fast_coercion(command)
+
+
+def fast_coercion(command: Command) -> Command:
+    """Convert plain ``str``/``int``/``float`` values without Pydantic.
+
+    Typer (0.29) converts every parameter value through a Pydantic TypeAdapter, and
+    importing Pydantic doubles flyk's start-up: every command and every TAB would pay
+    for it. Parameters of plain types get a converter of their own; anything else
+    (enums, ranges, paths) keeps Typer's. If Typer's internals differ (another version),
+    this does nothing and Typer's own conversion applies.
+    """
+    try:
+        from flyk.cli._coercion import install, install_help_option
+    except ImportError:  # pragma: no cover - a Typer without the runtime-param layer
+        return command
+    stack = [command]
+    while stack:
+        current = stack.pop()
+        for param in current.params:
+            install(param)
+        install_help_option(current)
+        stack.extend(getattr(current, "commands", {}).values())
     return command
+
+
+def aliased(aliases: Mapping[str, str]) -> type[TyperGroup]:
+    """A group class that also answers to ``aliases`` (alias → command), unlisted.
+
+    Cheaper than registering a hidden copy of each command: Typer converts every
+    registered function, copies included, whenever the group is built.
+    """
+
+    class AliasedGroup(TyperGroup):
+        def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+            return super().get_command(ctx, aliases.get(cmd_name, cmd_name))
+
+    return AliasedGroup

@@ -18,6 +18,7 @@ import typer
 from flyk import config
 from flyk.cli import views
 from flyk.cli.context import AppContext, app_context
+from flyk.cli.lazy import aliased
 from flyk.cli.options import (
     AppOption,
     JsonOption,
@@ -31,10 +32,14 @@ from flyk.errors import UsageError
 if TYPE_CHECKING:
     from flyk.api import FlyClient, GuestConfig, Machine, MachineConfig
 
-app = typer.Typer(name="machine", help="Run and manage Fly Machines.", no_args_is_help=True)
+app = typer.Typer(
+    name="machine",
+    help="Run and manage Fly Machines.",
+    no_args_is_help=True,
+    cls=aliased({"ls": "list", "rm": "destroy", "remove": "destroy", "lease": "leases"}),
+)
 leases = typer.Typer(name="leases", help="See and clear machine leases.", no_args_is_help=True)
 app.add_typer(leases, name="leases")
-app.add_typer(leases, name="lease", hidden=True)
 
 LEASE_TTL = 120
 DEFAULT_WAIT_TIMEOUT = 300.0
@@ -683,8 +688,3 @@ def lease_clear(
         {"id": machine_id, "cleared": True},
         lambda: out.success(f"Cleared the lease on machine {machine_id}"),
     )
-
-
-app.command("ls", hidden=True)(list_machines)
-for _alias in ("rm", "remove"):
-    app.command(_alias, hidden=True)(destroy)

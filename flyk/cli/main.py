@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 PROG_NAME = "flyk"
 COMPLETE_VAR = "_FLYK_COMPLETE"
+# Leases are released by the client on the way out (or expire with their TTL).
+INTERRUPTED = "interrupted (Ctrl-C); leases this command held were released"
 EXIT_INTERRUPTED = 130  # flyk.errors.Interrupted.exit_code (tests check they agree)
 _FLAGS = {"--verbose", "--local"}
 _VALUED = {"-t", "--access-token"}
@@ -77,6 +79,7 @@ def run(
     from typer.main import get_command
 
     from flyk.cli.context import AppContext
+    from flyk.cli.lazy import fast_coercion
     from flyk.cli.root import app
     from flyk.errors import FlykError, Interrupted
 
@@ -87,7 +90,7 @@ def run(
         completion_init()
     context = AppContext(transport=transport, client_options=client_options)
     try:
-        code = get_command(app).main(
+        code = fast_coercion(get_command(app)).main(
             args=argv,
             prog_name=PROG_NAME,
             complete_var=COMPLETE_VAR,
@@ -97,7 +100,7 @@ def run(
     except FlykError as error:
         return _report(context, error)
     except KeyboardInterrupt:
-        return _report(context, Interrupted("interrupted; nothing is left leased"))
+        return _report(context, Interrupted(INTERRUPTED))
     except SystemExit as exit_:  # completion requests exit from inside Typer
         return exit_.code if isinstance(exit_.code, int) else 0
     except Exception as error:
@@ -105,7 +108,7 @@ def run(
     finally:
         context.close()
     if code == EXIT_INTERRUPTED:  # Typer turned a KeyboardInterrupt into an exit code
-        context.output.error("interrupted; nothing is left leased")
+        context.output.error(INTERRUPTED)
     return code if isinstance(code, int) else 0
 
 

@@ -15,14 +15,12 @@ test runner that swaps them sees everything.
 
 from __future__ import annotations
 
-import json as jsonlib
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import Enum
 from typing import IO, TYPE_CHECKING, Any
 
@@ -49,8 +47,8 @@ def format_cell(value: object) -> str:
         return ""
     if isinstance(value, Enum):
         return str(value.value)
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+    if (iso := _iso_time(value)) is not None:
+        return iso
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Mapping):
@@ -75,9 +73,18 @@ def render_table(rows: Iterable[Sequence[object]], columns: Sequence[str]) -> st
     return "\n".join(lines) + "\n"
 
 
+def _iso_time(value: object) -> str | None:
+    """ISO 8601 (``Z`` for UTC) when ``value`` is a datetime, else None."""
+    # not imported up front: if nothing imported datetime, there are no datetimes to format
+    module = sys.modules.get("datetime")
+    if module is None or not isinstance(value, module.datetime):
+        return None
+    return str(value.isoformat()).replace("+00:00", "Z")
+
+
 def _json_default(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+    if (iso := _iso_time(value)) is not None:
+        return iso
     if isinstance(value, Enum):
         return value.value
     to_api = getattr(value, "to_api", None)
@@ -88,6 +95,8 @@ def _json_default(value: object) -> object:
 
 def dump_json(obj: object) -> str:
     """JSON as flyk prints it: 4-space indent (flyctl's), keys in the order given."""
+    import json as jsonlib
+
     return jsonlib.dumps(obj, indent=4, default=_json_default, ensure_ascii=False) + "\n"
 
 

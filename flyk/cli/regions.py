@@ -6,9 +6,12 @@ import typer
 
 from flyk.cli import views
 from flyk.cli.context import app_context
+from flyk.cli.lazy import aliased
 from flyk.cli.options import JsonOption
 
-app = typer.Typer(name="regions", help="List regions.", no_args_is_help=True)
+app = typer.Typer(
+    name="regions", help="List regions.", no_args_is_help=True, cls=aliased({"ls": "list"})
+)
 
 
 @app.command("list")
@@ -23,4 +26,6 @@ def list_regions(ctx: typer.Context, json: JsonOption = False) -> None:
         out.notice(f"Nearest region: {regions.nearest}")
 
 
-app.command("ls", hidden=True)(list_regions)
+@app.callback()
+def regions() -> None:
+    """List regions."""

@@ -9,11 +9,17 @@ import typer
 from flyk import config
 from flyk.cli import views
 from flyk.cli.context import app_context
+from flyk.cli.lazy import aliased
 from flyk.cli.machine import require_app
 from flyk.cli.options import AppOption, JsonOption, RegionOption, VolumeIdArgument, YesOption
 from flyk.errors import UsageError
 
-app = typer.Typer(name="volumes", help="Manage volumes.", no_args_is_help=True)
+app = typer.Typer(
+    name="volumes",
+    help="Manage volumes.",
+    no_args_is_help=True,
+    cls=aliased({"ls": "list", "delete": "destroy", "rm": "destroy"}),
+)
 
 SizeGbOption = Annotated[
     int, typer.Option("-s", "--size", min=1, max=500, help="Size in GB (1–500).")
@@ -105,8 +111,3 @@ def destroy(
     out.emit(
         {"id": volume_id, "destroyed": True}, lambda: out.success(f"Destroyed volume {volume_id}")
     )
-
-
-app.command("ls", hidden=True)(list_volumes)
-for _alias in ("delete", "rm"):
-    app.command(_alias, hidden=True)(destroy)

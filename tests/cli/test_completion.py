@@ -69,3 +69,9 @@ def test_completion_is_silent_when_the_api_is_unreachable(flyk: Flyk) -> None:
 def test_completion_is_silent_without_a_token_for_a_remote_url(flyk: Flyk) -> None:
     result = _complete(flyk, "flyk apps show ", FLY_FLAPS_BASE_URL="https://flaps.example")
     assert (result.exit_code, result.stdout.strip(), result.stderr) == (0, "", "")
+
+
+def test_completion_never_creates_the_local_database(flyk: Flyk, isolated_env: Path) -> None:
+    result = _complete(flyk, "flyk apps show ")
+    assert (result.exit_code, result.stdout.strip(), result.stderr) == (0, "", "")
+    assert not (isolated_env / ".local" / "share" / "flyk" / "local.db").exists()

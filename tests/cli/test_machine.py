@@ -294,3 +294,9 @@ def test_unknown_restart_policy_is_a_usage_error(flyk: Flyk, app: str) -> None:
     result = flyk("--local", "machine", "run", "nginx", "-a", "web", "--restart", "sometimes")
     assert result.exit_code == 2
     assert "Invalid value for '--restart'" in result.stderr
+
+
+def test_exec_exits_with_the_remote_exit_code(flyk: Flyk, app: str, machine_id: str) -> None:
+    assert flyk("--local", "m", "exec", machine_id, "-a", "web", "--", "false").exit_code == 1
+    result = flyk("--local", "m", "exec", machine_id, "-a", "web", "--json", "--", "echo", "hi")
+    assert json.loads(result.stdout) == {"stdout": "hi\n", "stderr": "", "exit_code": 0}

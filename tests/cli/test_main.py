@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from flyk import __version__
-from flyk.cli.main import hoist_global_options
+from flyk.cli.main import EXIT_INTERRUPTED, INTERRUPTED, hoist_global_options
 from flyk.errors import exit_code_table
 from tests.cli.helpers import Flyk, Result, json_response, no_retries
 
@@ -192,9 +192,15 @@ def test_ctrl_c_under_a_lease_releases_it_and_exits_130(flyk: Flyk, command: lis
     )
     assert result.exit_code == 130
     assert api.released == ["n-1"]
-    assert result.stderr.splitlines()[-1] == "Error: interrupted; nothing is left leased"
+    assert result.stderr.splitlines()[-1] == f"Error: {INTERRUPTED}"
 
 
 def test_exit_code_table_is_what_errors_define() -> None:
     codes = [row.code for row in exit_code_table()]
     assert codes == sorted(codes) and codes[:3] == [0, 1, 2] and codes[-1] == 130
+
+
+def test_interrupted_exit_code_matches_the_error_tree() -> None:
+    from flyk.errors import Interrupted
+
+    assert EXIT_INTERRUPTED == Interrupted.exit_code

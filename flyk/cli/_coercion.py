@@ -1,0 +1,100 @@
+"""Pydantic-free value conversion for Typer parameters of plain types (see lazy.fast_coercion).
+
+This reaches into Typer's runtime-param layer (``typer._coercion``), which exists from Typer
+0.26; the import fails on other versions and the caller then leaves Typer alone.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from typer import BadParameter
+from typer._click import Context, Parameter
+from typer._coercion import RuntimeParam
+
+_PLAIN: dict[type, str] = {str: "text", int: "integer", float: "number", bool: "boolean"}
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off", ""}
+
+
+def _plain_type(annotation: Any) -> type | None:
+    """``str``, ``int``, ``float`` or ``bool`` (also optional, or in a list), else None."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _plain_type(members[0]) if len(members) == 1 else None
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (None,)
+        return _plain_type(item)
+    return annotation if annotation in _PLAIN else None
+
+
+@dataclass(frozen=True)
+class PlainRuntimeParam(RuntimeParam):
+    plain: type = str
+
+    def _coerce_value(self, value: Any, param: Any, ctx: Context) -> Any:
+        if isinstance(value, list | tuple):
+            return [self._one(item, param, ctx) for item in value]
+        return self._one(value, param, ctx)
+
+    def _one(self, value: Any, param: Any, ctx: Context) -> Any:
+        if self.plain is bool:
+            return self._bool(value, param, ctx)
+        if isinstance(value, self.plain) and not isinstance(value, bool):
+            return value
+        try:
+            return self.plain(value)
+        except (TypeError, ValueError):
+            raise BadParameter(
+                f"{value!r} is not a valid {_PLAIN[self.plain]}.", ctx=ctx, param=param
+            ) from None
+
+    def _bool(self, value: Any, param: Any, ctx: Context) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise BadParameter(f"{value!r} is not a valid boolean.", ctx=ctx, param=param)
+
+
+def install(param: Parameter) -> None:
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None or getattr(param, "_runtime_param", "absent") is not None:
+        return  # not a Typer parameter, or its converter is already built
+    info = descriptor.parameter_info
+    if getattr(info, "min", None) is not None or getattr(info, "max", None) is not None:
+        return  # ranges: Typer's converter says what the range is
+    plain = _plain_type(descriptor.annotation)
+    if plain is None:
+        return
+    param._runtime_param = PlainRuntimeParam(  # type: ignore[attr-defined]
+        parameter_info=info, annotation=descriptor.annotation, plain=plain
+    )
+
+
+HELP_OPTION_NAMES = ("-h", "--help")
+
+
+def install_help_option(command: Any) -> None:
+    """Build the command's help option now, with a converter from here.
+
+    Click builds it on first use and caches it in ``_help_option``; built that way it would
+    get Typer's Pydantic converter, and every command line has a help option.
+    """
+    from typer._click.decorators import help_option
+
+    if getattr(command, "_help_option", "absent") is not None or not command.add_help_option:
+        return
+    taken = {name for param in command.params for name in (*param.opts, *param.secondary_opts)}
+    names = [name for name in HELP_OPTION_NAMES if name not in taken]
+    if not names:
+        return
+    help_option(names)(command)
+    option = command.params.pop()
+    install(option)
+    command._help_option = option
