@@ -348,12 +348,12 @@ def _render_status(out: Output, result: cluster.ClusterStatus) -> None:
     summary, api = result.summary, result.api
     passing = sum(1 for _, s in result.checks if s == "passing")
     checks = f"checks {passing}/{len(result.checks)} passing" if result.checks else "no checks yet"
+    where = (
+        f"machine {summary.machine_id}, {summary.region}" if summary.machine_id else "no machine"
+    )
     rows: list[tuple[str, object]] = [
         ("Cluster", f"{summary.name} (org {summary.org}, app {summary.app})"),
-        (
-            "Control plane",
-            f"{summary.state}, {checks} (machine {summary.machine_id}, {summary.region})",
-        ),
+        ("Control plane", f"{summary.state}, {checks} ({where})"),
         ("API endpoint", summary.api_endpoint),
     ]
     if api.reachable:

@@ -33,7 +33,7 @@ from flyk.errors import (
 )
 from flyk.k8s import controlplane as cp
 from flyk.k8s import kubeconfig as kc
-from flyk.k8s.pki import ClusterPKI, issue_admin, recover_from_secrets
+from flyk.k8s.pki import TLS_FILES, ClusterPKI, issue_admin, recover_from_secrets
 from flyk.k8s.plan import VOLUME_NAME, ClusterPlan, ClusterSpec, app_name_for, plan_cluster
 from flyk.k8s.probe import ApiProbe, probe_api_server
 from flyk.k8s.progress import NullProgress, Progress
@@ -109,19 +109,22 @@ def _age(created_at: str | None, now: datetime.datetime | None = None) -> str:
 
 @dataclass(frozen=True)
 class ClusterRef:
-    """A cluster found on the platform: its app and control-plane machine."""
+    """A cluster found on the platform: its app and control-plane machine (None when a create
+    stopped before the machine and its remains were kept with --keep-on-failure)."""
 
     name: str
     org: str
     app: str
-    machine: Machine
+    machine: Machine | None
 
     @property
     def api_endpoint(self) -> str:
-        return self.machine.metadata.get(cp.META_ENDPOINT, "")
+        return self.machine.metadata.get(cp.META_ENDPOINT, "") if self.machine else ""
 
 
-def find_cluster(client: FlyClient, name: str, org: str) -> ClusterRef:
+def find_cluster(
+    client: FlyClient, name: str, org: str, *, incomplete_ok: bool = False
+) -> ClusterRef:
     """The cluster NAME of ORG, or NotFoundError saying so."""
     app = app_name_for(name, org)
     missing = NotFoundError(
@@ -130,13 +133,24 @@ def find_cluster(client: FlyClient, name: str, org: str) -> ClusterRef:
     )
     try:
         client.apps.get(app)
+        machines = client.machines.list(app)
     except NotFoundError:
         raise missing from None
-    machines = [m for m in client.machines.list(app) if _is_control_plane(m, name)]
-    if not machines:
-        raise missing
-    mine = [m for m in machines if m.metadata.get(cp.META_ORG) == org] or machines
-    return ClusterRef(name=name, org=org, app=app, machine=mine[0])
+    planes = [m for m in machines if _is_control_plane(m, name)]
+    if planes:
+        mine = [m for m in planes if m.metadata.get(cp.META_ORG) == org] or planes
+        return ClusterRef(name=name, org=org, app=app, machine=mine[0])
+    if incomplete_ok and not machines and _holds_only_flyk_secrets(client, app):
+        return ClusterRef(name=name, org=org, app=app, machine=None)
+    raise missing
+
+
+def _holds_only_flyk_secrets(client: FlyClient, app: str) -> bool:
+    """The remains of a create that stopped early: its app (named for this cluster), with no
+    machine, and no secrets or only the cluster's CA secrets."""
+    names = {s.name for s in client.secrets.list(app)}
+    ours = set(TLS_FILES.values()) | {cp.KUBELET_TOKEN_SECRET}
+    return names <= ours
 
 
 # ---------------------------------------------------------------------------------------------
@@ -699,15 +713,43 @@ def status(
     probe_api: bool = True,
     probe_timeout: float = 10.0,
 ) -> ClusterStatus:
-    ref = find_cluster(client, name, org)
+    ref = find_cluster(client, name, org, incomplete_ok=True)
+    if ref.machine is None:
+        return _incomplete_status(ref)
     machine = client.machines.get(ref.app, ref.machine.id)
     checks = tuple((c.name or "", c.status or "unknown") for c in machine.checks)
     if not probe_api:
         api = ApiProbe(reachable=False, detail=SIMULATED)
     else:
-        entry = rebuild_kubeconfig(client, name, org)
-        api = probe_api_server(entry, timeout=probe_timeout)
+        api = _probe(client, name, org, probe_timeout)
     return ClusterStatus(summary=_summary(ref.app, machine, org), checks=checks, api=api)
+
+
+def _probe(client: FlyClient, name: str, org: str, timeout: float) -> ApiProbe:
+    try:
+        entry = rebuild_kubeconfig(client, name, org)
+    except FlykError as exc:  # e.g. a token that may not read the app's secrets
+        return ApiProbe(reachable=False, detail=f"not checked: {exc.message}")
+    return probe_api_server(entry, timeout=timeout)
+
+
+def _incomplete_status(ref: ClusterRef) -> ClusterStatus:
+    summary = ClusterSummary(
+        name=ref.name,
+        org=ref.org,
+        region="",
+        state="incomplete",
+        api_endpoint="",
+        app=ref.app,
+        machine_id="",
+        created_at=None,
+        flyk_version="",
+    )
+    detail = (
+        "no control-plane machine: a create stopped before it; "
+        f"flyk ext k8s delete {ref.name} -o {ref.org} removes what is left"
+    )
+    return ClusterStatus(summary=summary, checks=(), api=ApiProbe(False, detail))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -753,7 +795,7 @@ class DeletionPlan:
 
 def plan_deletion(client: FlyClient, name: str, org: str) -> DeletionPlan:
     """What delete would remove; NotFoundError if there is no such cluster."""
-    ref = find_cluster(client, name, org)
+    ref = find_cluster(client, name, org, incomplete_ok=True)
     found = _parallel(
         {
             "apps": lambda: client.apps.list(org),

@@ -208,6 +208,20 @@ def test_keep_on_failure_keeps_and_says_how_to_clean_up(
         cluster.create(client, spec(), options(tmp_path, keep_on_failure=True))
     assert "flyk-demo-personal" in footprint(client)
     assert info.value.hint and "flyk ext k8s delete demo" in info.value.hint
+    # What the hint promises works on the remains: status says what it is, delete removes it.
+    backend.faults.clear()
+    state = cluster.status(client, "demo", "personal", probe_api=False)
+    assert state.summary.state == "incomplete" and "delete" in state.api.detail
+    plan = cluster.plan_deletion(client, "demo", "personal")
+    assert cluster.delete(client, plan, kubeconfig=kube_options(tmp_path)).leftovers == ()
+    assert footprint(client) == {}
+
+
+def test_an_unrelated_app_with_the_cluster_app_name_is_not_a_cluster(client: FlyClient) -> None:
+    client.apps.create("flyk-demo-personal", "personal")
+    client.secrets.set("flyk-demo-personal", {"DATABASE_URL": "x"})
+    with pytest.raises(NotFoundError):
+        cluster.plan_deletion(client, "demo", "personal")
 
 
 def test_unknown_region_is_refused_before_anything_is_created(
