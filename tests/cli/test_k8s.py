@@ -197,3 +197,29 @@ def test_kubelet_is_mounted_and_says_what_it_needs(flyk: Flyk) -> None:
     assert "virtual node" in flyk("ext", "k8s", "kubelet", "--help").stdout
     result = flyk("ext", "k8s", "kubelet")
     assert result.exit_code == 2 and "--cluster" in result.stderr
+
+
+def test_parallel_create_processes_share_one_kubeconfig(isolated_env: Path) -> None:
+    """Separate `flyk` processes, one local backend database, one ~/.kube/config."""
+    import sys
+
+    names = ["p1", "p2", "p3"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "flyk", "ext", "k8s", "create", name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
+        for name in names
+    ]
+    outcomes = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    for proc in procs:
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    contexts = set(kubectl("get-contexts", "-o", "name").split())
+    assert contexts == {f"flyk-{n}" for n in names}
+    assert (isolated_env / ".kube" / "config").stat().st_mode & 0o777 == 0o600
