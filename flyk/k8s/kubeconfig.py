@@ -277,11 +277,11 @@ def _client_go_lock(target: Path, timeout: float) -> Iterator[None]:
 
 @contextlib.contextmanager
 def locked(paths: Sequence[Path], timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold every file of the chain, in one global order so that two writers never deadlock."""
+    """Hold the files (whose directories exist), in one global order so that two writers
+    never deadlock."""
     targets = sorted({Path(os.path.realpath(p)) for p in paths})
     with contextlib.ExitStack() as stack:
         for target in targets:
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # flyk's own lock file is separate from client-go's: a leftover `.lock` would block
             # kubectl forever, and filelock may leave its file behind.
             own = filelock.FileLock(str(target.with_name(f".{target.name}.flyk-lock")))
@@ -408,7 +408,10 @@ def merge(
 ) -> MergeResult:
     """Upsert the cluster's entries into the kubeconfig chain (see the module's rules)."""
     chain = resolve_chain(explicit, environ)
-    with locked(chain):
+    home = Path(os.path.realpath(default_file(chain)))
+    home.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # The files that exist, and the one a new entry would create: nothing else is written.
+    with locked([*(p for p in chain if p.exists()), home]):
         files = _Chain(chain)
         new_home = default_file(chain)
         pieces = (
@@ -451,7 +454,7 @@ def remove(
     cluster)."""
     name = context_name(cluster)
     chain = resolve_chain(explicit, environ)
-    with locked(chain):
+    with locked([p for p in chain if p.exists()]):
         files = _Chain(chain)
         cleared = False
         for path in files.paths:

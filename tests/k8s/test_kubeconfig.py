@@ -382,3 +382,15 @@ def test_resolve_chain_follows_kubectl(tmp_path: Path) -> None:
     env = {**home, "KUBECONFIG": f"{tmp_path}/a{os.pathsep}{os.pathsep}{tmp_path}/a{os.pathsep}b"}
     assert kc.resolve_chain(None, env) == [tmp_path / "a", Path("b")]
     assert kc.resolve_chain(tmp_path / "x", env) == [tmp_path / "x"]
+
+
+def test_files_and_directories_outside_the_write_are_never_created(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    existing, ghost = tmp_path / "config", tmp_path / "nowhere" / "config"
+    existing.write_text(FOREIGN)
+    chain = f"{ghost}{os.pathsep}{existing}"
+    kc.merge(entry_for(pki), environ={"KUBECONFIG": chain})
+    kc.remove("demo", environ={"KUBECONFIG": chain})
+    kc.remove("demo", environ={"KUBECONFIG": str(tmp_path / "also-nowhere" / "config")})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".config.flyk-lock", "config"]
