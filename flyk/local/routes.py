@@ -20,7 +20,9 @@ from flyk.local.handlers import (
     leases,
     machines,
     metadata,
+    orgs,
     platform,
+    processes,
     secrets,
     volumes,
 )
@@ -154,6 +156,15 @@ HANDLERS: dict[str, Handler] = {
     "Platform_placements_post": platform.placements,
     "Platform_regions_get": platform.regions,
     "CurrentToken_show": platform.current_token,
+    "App_create_deploy_token": apps.create_deploy_token,
+    "Machines_list_processes": processes.list_processes,
+    "Machines_get_memory": processes.get_memory,
+    "Machines_set_memory_limit": processes.set_memory_limit,
+    "Machines_reclaim_memory": processes.reclaim_memory,
+    "Volumes_list_snapshots": volumes.list_snapshots,
+    "createVolumeSnapshot": volumes.create_snapshot,
+    "Machines_org_list": orgs.list_org_machines,
+    "Volumes_org_list": orgs.list_org_volumes,
 }
 
 # Routes that open their own short transactions (a long-poll must not hold the write lock).

@@ -62,6 +62,14 @@ CREATE TABLE IF NOT EXISTS secrets (
     app TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, digest TEXT NOT NULL,
     created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (app, name)
 );
+CREATE TABLE IF NOT EXISTS machine_memory (
+    machine_id TEXT PRIMARY KEY, limit_mb INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, size INTEGER NOT NULL,
+    volume_size INTEGER NOT NULL, digest TEXT NOT NULL, retention_days INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ips (
     app TEXT NOT NULL, ip TEXT NOT NULL, type TEXT NOT NULL, region TEXT NOT NULL,
     shared INTEGER NOT NULL, service_name TEXT NOT NULL, network TEXT NOT NULL,
@@ -71,6 +79,7 @@ CREATE TABLE IF NOT EXISTS ips (
 
 _DATA_TABLES = (
     "apps", "machines", "machine_versions", "events", "leases", "volumes", "secrets", "ips", "orgs",
+    "machine_memory", "snapshots",
 )  # fmt: skip
 
 

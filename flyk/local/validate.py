@@ -28,6 +28,7 @@ MACHINE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?$")
 VOLUME_NAME = re.compile(r"^[a-z0-9_]{1,30}$")
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
 METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")  # Go's time.ParseDuration
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),

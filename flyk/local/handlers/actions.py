@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 import shlex
 import time
 from typing import Any
@@ -18,10 +17,9 @@ from flyk.local.records import (
     load_machine,
     save_machine,
 )
-from flyk.local.validate import check_fields
+from flyk.local.validate import DURATION, check_fields
 
 STOP_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM")
-DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 WAIT_STATES = frozenset(
     {"started", "stopped", "suspended", "destroyed", "failed", "settled", "created"}
 )

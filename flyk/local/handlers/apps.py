@@ -10,7 +10,7 @@ from flyk.local import ids
 from flyk.local.context import Ctx, Reply
 from flyk.local.errors import ApiError, bad_request
 from flyk.local.records import get_app, get_org, load_app_machines
-from flyk.local.validate import check_app_name, check_fields, require
+from flyk.local.validate import DURATION, check_app_name, check_fields, require
 
 CREATE_FIELDS = {"name": "str", "org_slug": "str", "network": "str?", "enable_subdomains": "bool?"}
 
@@ -75,14 +75,29 @@ def show_app(ctx: Ctx) -> Reply:
     return Reply(200, app_json(ctx.db, row))
 
 
+def create_deploy_token(ctx: Ctx) -> Reply:
+    """A deploy token for the app. The local backend accepts any token, so this one is only
+    shaped like Fly's (`FlyV1 fm2_…`); `expiry` must be a duration such as "720h"."""
+    name = get_app(ctx.db, ctx.params["app_name"])["name"]
+    body = ctx.json()
+    check_fields(body, {"expiry": "str?"}, "deploy token request")
+    expiry = body.get("expiry")
+    if expiry is not None and not DURATION.match(expiry):
+        raise bad_request(f'invalid expiry {expiry!r}: use a duration such as "720h"')
+    return Reply(200, {"token": f"FlyV1 fm2_local_{name}_{secrets.token_urlsafe(24)}"})
+
+
 def delete_app(ctx: Ctx) -> Reply:
     name = get_app(ctx.db, ctx.params["app_name"])["name"]
     machine_ids = [
         r[0] for r in ctx.db.execute("SELECT id FROM machines WHERE app = ?", (name,)).fetchall()
     ]
     for machine_id in machine_ids:
-        for table in ("machine_versions", "events", "leases"):
+        for table in ("machine_versions", "events", "leases", "machine_memory"):
             ctx.db.execute(f"DELETE FROM {table} WHERE machine_id = ?", (machine_id,))
+    ctx.db.execute(
+        "DELETE FROM snapshots WHERE volume_id IN (SELECT id FROM volumes WHERE app = ?)", (name,)
+    )
     for table in ("machines", "volumes", "secrets", "ips"):
         ctx.db.execute(f"DELETE FROM {table} WHERE app = ?", (name,))
     ctx.db.execute("DELETE FROM apps WHERE name = ?", (name,))

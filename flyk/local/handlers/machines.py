@@ -8,7 +8,6 @@ from typing import Any
 from flyk.local import ids
 from flyk.local.context import Ctx, Reply, ok
 from flyk.local.errors import (
-    ApiError,
     bad_request,
     conflict,
     insufficient_capacity,
@@ -27,11 +26,13 @@ from flyk.local.records import (
     insert_machine,
     load_app_machines,
     load_machine,
+    machine_events,
     machine_json,
     record_events,
     save_machine,
 )
 from flyk.local.regions import NEAREST, resolve_expression
+from flyk.local.store import loads
 from flyk.local.validate import check_fields, check_machine_name, validate_config
 
 CREATE_FIELDS = {
@@ -269,8 +270,6 @@ def destroy_machine(ctx: Ctx) -> Reply:
 
 
 def list_events(ctx: Ctx) -> Reply:
-    from flyk.local.records import machine_events
-
     m = load_machine(ctx)
     limit = ctx.q_int("limit")
     if limit is not None and limit < 0:
@@ -285,11 +284,4 @@ def list_versions(ctx: Ctx) -> Reply:
         " ORDER BY created_ms DESC, version DESC",
         (m.id,),
     ).fetchall()
-    from flyk.local.store import loads
-
     return Reply(200, [{"version": r["version"], "user_config": loads(r["config"])} for r in rows])
-
-
-def not_destroyed(m: MachineRecord) -> None:
-    if m.state == "destroyed":
-        raise ApiError(404, f"not_found: machine {m.id!r} not found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from typing import Any
 
@@ -177,6 +178,46 @@ def extend_volume(ctx: Ctx) -> Reply:
     return Reply(
         200, {"volume": volume_json(_reload(ctx, row["id"])), "needs_restart": needs_restart}
     )
+
+
+def snapshot_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "created_at": rfc3339(row["created_ms"]),
+        "digest": row["digest"],
+        "retention_days": row["retention_days"],
+        "size": row["size"],
+        "volume_size": row["volume_size"],
+        "status": "created",
+    }
+
+
+def list_snapshots(ctx: Ctx) -> Reply:
+    row = _get(ctx)
+    snapshots = ctx.db.execute(
+        "SELECT * FROM snapshots WHERE volume_id = ? ORDER BY created_ms, id", (row["id"],)
+    ).fetchall()
+    return Reply(200, [snapshot_json(s) for s in snapshots])
+
+
+def create_snapshot(ctx: Ctx) -> Reply:
+    """Record a snapshot (there is no data to copy: images and volumes are simulated)."""
+    row = _get(ctx)
+    snapshot_id = "vs_" + ids.volume_id().removeprefix("vol_")
+    ctx.db.execute(
+        "INSERT INTO snapshots (id, volume_id, size, volume_size, digest, retention_days,"
+        " created_ms) VALUES (?,?,?,?,?,?,?)",
+        (
+            snapshot_id,
+            row["id"],
+            0,
+            row["size_gb"] * 1024**3,
+            "sha256:" + hashlib.sha256(snapshot_id.encode()).hexdigest(),
+            row["snapshot_retention"],
+            ctx.now_ms,
+        ),
+    )
+    return Reply(200, {"ok": True})
 
 
 def delete_volume(ctx: Ctx) -> Reply:
