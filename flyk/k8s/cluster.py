@@ -879,21 +879,24 @@ def delete(
     leftovers: list[str] = []
     if plan.namespace_apps:
         pods = sum(n.machines for n in plan.namespace_apps)
-        with progress.step(
-            f"Removed {pods} pod machines and {len(plan.namespace_apps)} namespace apps"
-        ):
+        what = f"{_plural(pods, 'pod machine')} and {_plural(len(plan.namespace_apps), 'namespace app')}"
+        with progress.step(f"Removing {what}") as step:
             for group in _map(
                 lambda n: _remove_app_and_contents(client, n.app, keep_volumes=keep_volumes),
                 plan.namespace_apps,
             ):
                 leftovers.extend(group)
-    with progress.step("Removed control plane, volume, IPs and app") as step:
-        app = plan.cluster.app
+            step.update(f"Removed {what}")
+    app = plan.cluster.app
+    with progress.step(f"Removing the control plane, volume, IPs and app {app}") as step:
         if keep_volumes:
             _delete_secrets(client, app)
         leftovers.extend(_remove_app_and_contents(client, app, keep_volumes=keep_volumes))
-        if keep_volumes:
-            step.update(f"Removed control plane and IPs; kept app {app} with its volume")
+        step.update(
+            f"Removed the control plane, IPs and secrets; kept app {app} with its volume"
+            if keep_volumes
+            else f"Removed the control plane, volume, IPs and app {app}"
+        )
     removed = kc.remove(plan.cluster.name, explicit=kubeconfig.explicit, environ=kubeconfig.environ)
     return DeleteResult(plan=plan, leftovers=tuple(leftovers), kubeconfig=removed)
 
