@@ -879,7 +879,8 @@ def delete(
     leftovers: list[str] = []
     if plan.namespace_apps:
         pods = sum(n.machines for n in plan.namespace_apps)
-        what = f"{_plural(pods, 'pod machine')} and {_plural(len(plan.namespace_apps), 'namespace app')}"
+        namespaces = _plural(len(plan.namespace_apps), "namespace app")
+        what = f"{_plural(pods, 'pod machine')} and {namespaces}"
         with progress.step(f"Removing {what}") as step:
             for group in _map(
                 lambda n: _remove_app_and_contents(client, n.app, keep_volumes=keep_volumes),
