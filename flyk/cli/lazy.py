@@ -32,6 +32,10 @@ class LazyEntry:
 class LazyGroup(TyperGroup):
     lazy: ClassVar[Mapping[str, LazyEntry]] = {}
 
+    @classmethod
+    def alias_map(cls) -> dict[str, str]:
+        return {alias: name for name, e in cls.lazy.items() for alias in e.aliases}
+
     def _canonical(self, name: str) -> str | None:
         if name in self.lazy:
             return name
@@ -124,7 +128,9 @@ def aliased(aliases: Mapping[str, str]) -> type[TyperGroup]:
     """
 
     class AliasedGroup(TyperGroup):
+        command_aliases: ClassVar[Mapping[str, str]] = dict(aliases)
+
         def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
-            return super().get_command(ctx, aliases.get(cmd_name, cmd_name))
+            return super().get_command(ctx, self.command_aliases.get(cmd_name, cmd_name))
 
     return AliasedGroup

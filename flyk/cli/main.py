@@ -170,4 +170,11 @@ def main() -> NoReturn:
     if _wants_version_only(args):  # fast path: no Typer, no command tree
         sys.stdout.write(f"{PROG_NAME} {__version__}\n")
         sys.exit(0)
+    if os.environ.get(COMPLETE_VAR):  # fast path for TAB on command words (bash)
+        from flyk.cli.quickcomplete import answer
+
+        reply = answer(os.environ)
+        if reply is not None:
+            sys.stdout.write(reply)
+            sys.exit(0)
     sys.exit(run(args))

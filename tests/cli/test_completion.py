@@ -75,3 +75,66 @@ def test_completion_never_creates_the_local_database(flyk: Flyk, isolated_env: P
     result = _complete(flyk, "flyk apps show ")
     assert (result.exit_code, result.stdout.strip(), result.stderr) == (0, "", "")
     assert not (isolated_env / ".local" / "share" / "flyk" / "local.db").exists()
+
+
+# -- the TAB fast path (flyk.cli.quickcomplete) answers exactly as Typer would ------------------
+
+QUICK_CASES = [
+    "flyk ",
+    "flyk ma",
+    "flyk m st",
+    "flyk machines ",
+    "flyk machine leases ",
+    "flyk machine lease c",
+    "flyk apps ",
+    "flyk app d",
+    "flyk vol l",
+    "flyk regions ",
+    "flyk ext ",
+    "flyk auth w",
+    "flyk local r",
+    "flyk zz",
+]
+
+
+@pytest.mark.parametrize("words", QUICK_CASES)
+def test_quick_answers_match_typer(flyk: Flyk, words: str) -> None:
+    from flyk.cli.quickcomplete import answer
+
+    cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
+    env = {"_FLYK_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword}
+    quick = answer(env)
+    assert quick is not None
+    assert quick == flyk(env=env).stdout
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "flyk apps show ",  # argument values: dynamic, Typer answers
+        "flyk --local ap",  # options on the way: Typer parses them
+        "flyk machine -",  # options
+        "flyk ext k8s ",  # another engineer's tree
+        "flyk completion ",  # choices of an argument
+        "flyk 'apps' ",  # quoting
+    ],
+)
+def test_quick_path_leaves_the_rest_to_typer(words: str) -> None:
+    from flyk.cli.quickcomplete import answer
+
+    cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
+    assert (
+        answer({"_FLYK_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword})
+        is None
+    )
+    assert answer({"_FLYK_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "flyk "}) is None
+
+
+def test_word_table_is_current() -> None:
+    from flyk.cli import _words
+    from flyk.cli.quickcomplete import collect
+
+    assert (_words.WORDS, _words.ALIASES) == collect(), (
+        "flyk/cli/_words.py is stale: run "
+        "`python -m flyk.cli.quickcomplete > flyk/cli/_words.py && ruff format flyk/cli/_words.py`"
+    )
