@@ -23,12 +23,13 @@ from flyk.errors import (
     Interrupted,
     NotFoundError,
     UsageError,
+    WaitTimeoutError,
 )
 from flyk.k8s import cluster
 from flyk.k8s import controlplane as cp
 from flyk.k8s.plan import ClusterSpec
 from flyk.k8s.progress import RecordingProgress
-from flyk.local import LocalBackend
+from flyk.local import LocalBackend, Timing
 from tests.k8s.conftest import CountingTransport, InterruptingTransport, make_client
 
 KUBECTL = "/usr/bin/kubectl"
@@ -450,3 +451,12 @@ def test_create_and_delete_over_real_http(backend: LocalBackend, tmp_path: Path)
         client.close()
     finally:
         served.close()
+
+
+def test_timeout_rolls_back_and_exits_6(tmp_path: Path) -> None:
+    slow = LocalBackend(tmp_path / "slow", timing=Timing(boot=30.0))
+    client = make_client(slow.transport())
+    with pytest.raises(WaitTimeoutError) as info:
+        cluster.create(client, spec(), options(tmp_path, timeout=0.5))
+    assert info.value.exit_code == 6
+    assert footprint(client) == {}
