@@ -460,3 +460,22 @@ def test_timeout_rolls_back_and_exits_6(tmp_path: Path) -> None:
         cluster.create(client, spec(), options(tmp_path, timeout=0.5))
     assert info.value.exit_code == 6
     assert footprint(client) == {}
+
+
+def test_every_call_of_every_workflow_matches_the_machines_api_spec(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    from tests.spec_check import SpecCheckingTransport
+
+    client = make_client(SpecCheckingTransport(backend.transport()))
+    cluster.create(client, spec(), options(tmp_path))
+    cluster.create(client, spec("private", private=True, dedicated_ipv4=False), options(tmp_path))
+    cluster.list_clusters(client, ["personal"])
+    cluster.status(client, "demo", "personal", probe_api=False)
+    cluster.rebuild_kubeconfig(client, "demo", "personal")
+    for name in ("demo", "private"):
+        plan = cluster.plan_deletion(client, name, "personal")
+        cluster.delete(client, plan, kubeconfig=kube_options(tmp_path))
+    backend.capacity.set("iad", 0)
+    with pytest.raises(CapacityError):
+        cluster.create(client, spec("full"), options(tmp_path))
