@@ -170,6 +170,15 @@ def main() -> NoReturn:
     if _wants_version_only(args):  # fast path: no Typer, no command tree
         sys.stdout.write(f"{PROG_NAME} {__version__}\n")
         sys.exit(0)
+    if args in (["--help"], ["-h"]):  # fast path: the root help, rendered ahead of time
+        from shutil import get_terminal_size
+
+        from flyk.cli.quickcomplete import root_help
+
+        text = root_help(args, get_terminal_size().columns)
+        if text is not None:
+            sys.stdout.write(text)
+            sys.exit(0)
     if os.environ.get(COMPLETE_VAR):  # fast path for TAB on command words (bash)
         from flyk.cli.quickcomplete import answer
 

@@ -1,4 +1,4 @@
-"""Answer bash's TAB on command words without importing Typer.
+"""Answer bash's TAB on command words, and ``flyk --help``, without importing Typer.
 
 Completing ``flyk machine st<TAB>`` needs nothing but the names of ``machine``'s commands,
 yet going through Typer means importing it and building the group: several times Python's
@@ -86,6 +86,40 @@ def collect() -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
     return dict(sorted(words.items())), dict(sorted(aliases.items()))
 
 
+def render_root_help() -> str:
+    """``flyk --help`` as Typer prints it on an 80-column (or wider) terminal."""
+    import io
+    from contextlib import redirect_stdout
+
+    from typer.main import get_command
+
+    from flyk.cli.root import app
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        # Click's width on any terminal of 80 columns or more: min(columns, 80) - 2
+        get_command(app).main(
+            args=["--help"], prog_name="flyk", standalone_mode=False, terminal_width=HELP_WIDTH - 2
+        )
+    return buffer.getvalue()
+
+
+def root_help(args: list[str], columns: int) -> str | None:
+    """The root help for ``flyk --help`` / ``flyk -h`` without Typer, or None.
+
+    Click wraps help at min(terminal width, 80) columns, so the stored text is exact on any
+    terminal at least 80 columns wide; narrower ones get Typer's own rendering.
+    """
+    if args not in (["--help"], ["-h"]) or columns < HELP_WIDTH:
+        return None
+    from flyk.cli._words import ROOT_HELP
+
+    return ROOT_HELP
+
+
+HELP_WIDTH = 80
+
+
 def generate() -> str:
     """The source of ``flyk/cli/_words.py`` (then ``ruff format`` it)."""
     words, aliases = collect()
@@ -93,6 +127,8 @@ def generate() -> str:
         GENERATED_HEADER
         + f"\nWORDS: dict[str, list[str]] = {words!r}\n"
         + f"ALIASES: dict[str, dict[str, str]] = {aliases!r}\n"
+        + f"ROOT_HELP_LINES: list[str] = {render_root_help().splitlines()!r}\n"
+        + 'ROOT_HELP = "\\n".join(ROOT_HELP_LINES) + "\\n"\n'
     )
 
 

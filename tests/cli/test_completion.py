@@ -132,9 +132,19 @@ def test_quick_path_leaves_the_rest_to_typer(words: str) -> None:
 
 def test_word_table_is_current() -> None:
     from flyk.cli import _words
-    from flyk.cli.quickcomplete import collect
+    from flyk.cli.quickcomplete import collect, render_root_help
 
-    assert (_words.WORDS, _words.ALIASES) == collect(), (
+    assert (_words.WORDS, _words.ALIASES, _words.ROOT_HELP) == (*collect(), render_root_help()), (
         "flyk/cli/_words.py is stale: run "
         "`python -m flyk.cli.quickcomplete > flyk/cli/_words.py && ruff format flyk/cli/_words.py`"
     )
+
+
+def test_root_help_fast_path_is_typers_help() -> None:
+    from flyk.cli.quickcomplete import render_root_help, root_help
+
+    assert root_help(["--help"], 120) == render_root_help()
+    assert root_help(["-h"], 80) == render_root_help()
+    assert render_root_help().startswith("Usage: flyk [OPTIONS] COMMAND [ARGS]...\n")
+    assert root_help(["--help"], 79) is None  # narrower terminals: Typer wraps to fit
+    assert root_help(["apps", "--help"], 120) is None
