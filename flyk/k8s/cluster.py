@@ -363,8 +363,14 @@ def _provision(
             secrets[cp.KUBELET_TOKEN_SECRET] = options.kubelet_token
         made = _parallel(
             {
+                # `compute` places the volume on a host with room for the machine that must
+                # run beside it (a volume pins its machine to its host).
                 "volume": lambda: client.volumes.create(
-                    plan.app_name, VOLUME_NAME, spec.region, spec.volume_size_gb
+                    plan.app_name,
+                    VOLUME_NAME,
+                    spec.region,
+                    spec.volume_size_gb,
+                    compute=spec.guest,
                 ),
                 "secrets": lambda: client.secrets.set(plan.app_name, secrets),
                 "ips": lambda: _map(lambda t: client.ips.create(plan.app_name, t), plan.ip_types),
