@@ -10,7 +10,7 @@ from typing import Any
 from flyk.local.errors import bad_request
 from flyk.local.knobs import Capacity, Timing
 from flyk.local.store import Store
-from flyk.local.validate import parse_json_object
+from flyk.local.validate import MAX_INT, parse_json_object
 
 __all__ = ["Ctx", "Reply", "Settings"]
 
@@ -97,11 +97,14 @@ class Ctx:
         if value is None or value == "":
             return None
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise bad_request(
                 f"invalid query parameter {name}={value!r}: expected an integer"
             ) from None
+        if abs(number) > MAX_INT:
+            raise bad_request(f"invalid query parameter {name}={value!r}: out of range")
+        return number
 
     def nonce(self) -> str | None:
         return self.headers.get("fly-machine-lease-nonce") or None

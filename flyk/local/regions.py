@@ -71,7 +71,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "eu": tuple(c for c, r in REGIONS.items() if r.geo_region == _EU),
     "apac": tuple(c for c, r in REGIONS.items() if r.geo_region == _AP),
     "af": tuple(c for c, r in REGIONS.items() if r.geo_region == _AF),
-    "any": tuple(REGIONS),
+    "any": (NEAREST, *(code for code in REGIONS if code != NEAREST)),
 }
 
 

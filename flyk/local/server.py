@@ -19,18 +19,41 @@ def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True  # headers and body go out as separate small writes
         server_version = "flyk-local"
 
-        def _serve(self) -> None:
+        def _read_body(self) -> tuple[bytes, bool]:
+            """The body, and whether it was over the limit (then unread: the connection is
+            closed after the 413, since its remaining bytes cannot be trusted)."""
+            if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                return self._read_chunked()
             try:
                 length = max(0, int(self.headers.get("content-length") or 0))
             except ValueError:
                 length = 0
-            too_large = length > MAX_BODY_BYTES
-            if too_large:
-                # Answer 413 without reading the body; the connection cannot be reused after.
+            if length > MAX_BODY_BYTES:
                 self.close_connection = True
-                body = b""
-            else:
-                body = self.rfile.read(length) if length else b""
+                return b"", True
+            return (self.rfile.read(length) if length else b""), False
+
+        def _read_chunked(self) -> tuple[bytes, bool]:
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                try:
+                    size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
+                except ValueError:
+                    self.close_connection = True
+                    return b"", False
+                if size == 0:
+                    self.rfile.readline(64)  # the blank line after the last chunk
+                    return b"".join(chunks), False
+                total += size
+                if total > MAX_BODY_BYTES:
+                    self.close_connection = True
+                    return b"", True
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(64)  # CRLF after each chunk
+
+        def _serve(self) -> None:
+            body, too_large = self._read_body()
             url = urlsplit(self.path)
             request = LocalRequest(
                 method=self.command,

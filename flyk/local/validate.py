@@ -52,9 +52,15 @@ def parse_json_object(raw: bytes, *, allow_empty: bool = True) -> dict[str, Any]
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise bad_request("invalid JSON body: nested too deeply") from None
     if not isinstance(value, dict):
         raise bad_request("invalid JSON body: expected an object")
     return value
+
+
+# Integers beyond what SQLite (and Go's int64 on the real API) can hold are refused as input.
+MAX_INT = 2**53
 
 
 def _type_ok(value: Any, kind: str) -> bool:
@@ -63,6 +69,8 @@ def _type_ok(value: Any, kind: str) -> bool:
     if value is None:
         return nullable
     if isinstance(value, bool) and kind in {"int", "num"}:
+        return False
+    if isinstance(value, int) and abs(value) > MAX_INT:
         return False
     return isinstance(value, _PY_TYPES[kind])
 

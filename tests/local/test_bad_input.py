@@ -203,3 +203,37 @@ def test_secret_bad_input(raw: httpx.Client) -> None:
     assert_error(raw.post("/apps/demo/secrets", json={"values": {"A": 5}}), 400)
     assert_error(raw.post("/apps/demo/secrets", json={"values": "A=1"}), 400)
     assert_error(raw.post("/apps/demo/secrets/A", json={}), 400)
+
+
+def test_deeply_nested_json_is_400(raw: httpx.Client) -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    assert_error(raw.post("/apps", content=deep, headers=JSON), 400)
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/apps/demo/machines", {"config": {"image": "x"}, "lease_ttl": 10**30}),
+        ("/apps/demo/machines", {"config": {"image": "x"}, "lease_ttl": 10**9}),
+        ("/apps/demo/volumes", {"name": "d", "region": "iad", "snapshot_retention": 10**20}),
+        ("/apps/demo/machines", {"config": {"image": "x", "restart": {"max_retries": 10**40}}}),
+    ],
+    ids=["lease-ttl-overflow", "lease-ttl-too-long", "retention-overflow", "retries-overflow"],
+)
+def test_huge_numbers_are_400(raw: httpx.Client, url: str, body: dict[str, Any]) -> None:
+    make_app(raw)
+    assert_error(raw.post(url, json=body), 400)
+
+
+def test_huge_query_numbers_are_400(raw: httpx.Client, machine_base: str) -> None:
+    assert_error(raw.get(f"{machine_base}/events", params={"limit": 10**30}), 400)
+
+
+def test_chunked_body_over_http(backend: LocalBackend) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"name": "demo", '
+        yield b'"org_slug": "personal"}'
+
+    with backend.serve() as served, httpx.Client(base_url=f"{served.url}/v1") as client:
+        assert client.post("/apps", content=chunks(), headers=JSON).status_code == 201
+        assert client.get("/apps/demo").status_code == 200  # the connection is still sane

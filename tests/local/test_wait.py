@@ -124,3 +124,25 @@ def test_wait_from_event_id_needs_a_later_event(client: httpx.Client) -> None:
     assert client.get(f"{base}/wait", params=params).status_code == 408
     client.post(f"{base}/restart")
     assert client.get(f"{base}/wait", params=params).status_code == 200
+
+
+def test_wait_does_not_spin(backend: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wait with nothing due re-reads the database only on its bounded re-check interval."""
+    with checked_client(backend.transport()) as client:
+        make_app(client)
+        machine = make_machine(client, skip_launch=True)
+        store = backend.core.settings.store
+        reads = 0
+        original = store.transaction
+
+        def counting(*args: object, **kwargs: bool) -> object:
+            nonlocal reads
+            reads += 1
+            return original(**kwargs)
+
+        monkeypatch.setattr(store, "transaction", counting)
+        response = client.get(
+            f"/apps/demo/machines/{machine['id']}/wait", params={"state": "started", "timeout": 1}
+        )
+    assert response.status_code == 408
+    assert 2 <= reads <= 4  # 1 s of waiting, a re-check every 0.5 s

@@ -41,6 +41,7 @@ CREATE_FIELDS = {
     "skip_service_registration": "bool?",
 }  # fmt: skip
 UPDATE_FIELDS = {**CREATE_FIELDS, "current_version": "str?"}
+MAX_LEASE_TTL_SECONDS = 3600
 STATES = frozenset(
     {
         "created", "starting", "started", "stopping", "stopped", "suspending", "suspended",
@@ -189,8 +190,8 @@ def create_machine(ctx: Ctx) -> Reply:
 def _lease_on_create(ctx: Ctx, m: MachineRecord, ttl: int | None) -> str | None:
     if ttl is None:
         return None
-    if ttl <= 0:
-        raise bad_request("lease_ttl must be a positive number of seconds")
+    if not 1 <= ttl <= MAX_LEASE_TTL_SECONDS:
+        raise bad_request(f"lease_ttl must be 1 to {MAX_LEASE_TTL_SECONDS} seconds")
     nonce = ids.nonce()
     ctx.db.execute(
         "INSERT OR REPLACE INTO leases (machine_id, nonce, expires_ms, owner, description, version)"

@@ -21,6 +21,7 @@ CREATE_FIELDS = {
     "snapshot_retention": "int?", "source_volume_id": "str?", "unique_zone_app_wide": "bool?",
 }  # fmt: skip
 MAX_SIZE_GB = 500
+MAX_RETENTION_DAYS = 60
 BLOCK_SIZE = 4096
 
 
@@ -114,6 +115,8 @@ def create_volume(ctx: Ctx) -> Reply:
     if not 1 <= size <= MAX_SIZE_GB:
         raise bad_request(f"invalid volume size_gb {size}: use 1 to {MAX_SIZE_GB}")
     retention = body.get("snapshot_retention")
+    if retention is not None and not 1 <= retention <= MAX_RETENTION_DAYS:
+        raise bad_request(f"invalid snapshot_retention: use 1 to {MAX_RETENTION_DAYS} days")
     volume_id = ids.volume_id()
     ctx.db.execute(
         "INSERT INTO volumes (id, app, name, region, zone, size_gb, state, encrypted, fstype,"
@@ -138,8 +141,8 @@ def update_volume(ctx: Ctx) -> Reply:
     body = ctx.json()
     check_fields(body, {"auto_backup_enabled": "bool?", "snapshot_retention": "int?"}, "volume")
     retention = body.get("snapshot_retention")
-    if retention is not None and not 1 <= retention <= 60:
-        raise bad_request("invalid snapshot_retention: use 1 to 60 days")
+    if retention is not None and not 1 <= retention <= MAX_RETENTION_DAYS:
+        raise bad_request(f"invalid snapshot_retention: use 1 to {MAX_RETENTION_DAYS} days")
     if body.get("auto_backup_enabled") is not None:
         ctx.db.execute(
             "UPDATE volumes SET auto_backup_enabled = ? WHERE id = ?",
