@@ -31,7 +31,6 @@ from flyk.errors import (
     NetworkError,
     NotFoundError,
     ServerError,
-    WaitTimeoutError,
 )
 from flyk.kubelet import status as pod_status
 from flyk.kubelet import translate
@@ -50,6 +49,7 @@ MARKER_CLUSTER = "FLYK_CLUSTER"
 MARKER_NAMESPACE = "FLYK_NAMESPACE"
 MARKER_ORG = "FLYK_ORG"
 SETTLED_PHASES = ("Running", "Succeeded", "Failed")
+RECENT_CREATE_GRACE = 60.0  # seconds a created machine counts as existing without a list
 
 
 class Retry(Exception):
@@ -72,6 +72,9 @@ class Namespace:
     # Held by a list and by a create with its bookkeeping, so that a list that began
     # before a create cannot overwrite the record of the machine the create made.
     create_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Machines this kubelet created lately, by pod uid: a list may not show a new machine yet
+    # (the API is eventually consistent), and taking it for lost would make a second one.
+    recent: dict[str, tuple[float, JSON]] = field(default_factory=dict)
     app_ready: bool = False
     listed: bool = False
     first_resync_done: bool = False
@@ -164,6 +167,7 @@ class PodController:
         self._written: dict[str, JSON] = {}  # pod uid -> the status last written
         self._told: set[tuple[str, str, str]] = set()  # (uid, reason, message) events sent
         self._placements: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._stopping: dict[str, float] = {}  # pod uid -> when to stop waiting for the stop
         self.synced = threading.Event()  # the first list has filled the cache
         self.on_node_change: Callable[[], None] = lambda: None
 
@@ -376,6 +380,12 @@ class PodController:
                 self._destroy(space, drop, "a second machine for the same pod")
                 data = keep
             by_uid[uid] = data
+        now = time.monotonic()
+        for uid, (created, data) in list(space.recent.items()):
+            if uid in by_uid or now - created > RECENT_CREATE_GRACE:
+                del space.recent[uid]
+            else:
+                by_uid[uid] = data
         with space.lock:
             space.machines = by_uid
             space.listed = True
@@ -390,6 +400,7 @@ class PodController:
                 self._destroy(space, machine, "its pod no longer exists")
                 with space.lock:
                     space.machines.pop(uid, None)
+                    space.recent.pop(uid, None)
         busy = False
         for pod in pods.values():
             busy |= self._refresh(space, pod)
@@ -532,6 +543,7 @@ class PodController:
             data = machine.to_api()
             with space.lock:
                 space.machines[meta["uid"]] = data
+                space.recent[meta["uid"]] = (time.monotonic(), data)
         self.health.record(None)
         self._kube.patch_pod_annotations(
             meta["namespace"],
@@ -610,19 +622,22 @@ class PodController:
 
     # deletion ---------------------------------------------------------------------------
     def _delete(self, space: Namespace, pod: JSON) -> None:
-        """Stop within the grace period, destroy, then remove the pod (grace 0, its UID)."""
+        """Stop within the grace period, destroy, then remove the pod (grace 0, its UID).
+
+        The stop is not waited on by a blocked worker: the reconcile comes back (the namespace
+        is listed fast meanwhile) until the machine is stopped or the grace period plus
+        `stop_wait` is over, so many pods of a namespace shut down gracefully in parallel.
+        """
         meta = pod["metadata"]
         machine = space.machines.get(meta["uid"])
         if machine is not None:
-            grace = int(
-                meta.get("deletionGracePeriodSeconds")
-                or (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
-                or 0
-            )
-            self._stop_machine(space, machine, grace)
+            if not self._stopped_or_overdue(space, pod, machine):
+                self._soon(space)
+                raise Retry("waiting for the machine to stop", self._config.intervals.fast_resync)
             self._destroy(space, machine, "its pod was deleted")
             with space.lock:
                 space.machines.pop(meta["uid"], None)
+                space.recent.pop(meta["uid"], None)
         try:
             self._kube.delete_pod(meta["namespace"], meta["name"], meta["uid"])
         except KubeError as error:
@@ -631,20 +646,27 @@ class PodController:
         self._forget(meta["uid"])
         self._soon(space)
 
-    def _stop_machine(self, space: Namespace, machine: JSON, grace: int) -> None:
-        if machine.get("state") in ("stopped", "created", "failed", "suspended"):
-            return
-        self._fly.machines.stop(space.app, machine["id"], timeout=float(grace))
-        try:
-            self._fly.machines.wait(
-                space.app,
-                machine["id"],
-                "stopped",
-                version=machine.get("instance_id"),
-                timeout=grace + self._config.intervals.stop_wait,
+    def _stopped_or_overdue(self, space: Namespace, pod: JSON, machine: JSON) -> bool:
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        if machine.get("state") in ("stopped", "created", "failed", "suspended", "destroyed"):
+            return True
+        deadline = self._stopping.get(uid)
+        if deadline is None:
+            grace = int(
+                meta.get("deletionGracePeriodSeconds")
+                if meta.get("deletionGracePeriodSeconds") is not None
+                else (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
             )
-        except WaitTimeoutError:
+            if machine.get("state") != "stopping":  # a previous run of ours may have asked
+                self._fly.machines.stop(space.app, machine["id"], timeout=float(grace))
+            self._event(pod, "Normal", "Killing", f"stopping machine {machine['id']}")
+            self._stopping[uid] = time.monotonic() + grace + self._config.intervals.stop_wait
+            return False
+        if time.monotonic() > deadline:
             log.warning("machine %s did not stop in time; destroying it", machine["id"])
+            return True
+        return False
 
     def _destroy(self, space: Namespace, machine: JSON, why: str) -> None:
         log.info("destroying machine %s of %s: %s", machine.get("id"), space.app, why)
@@ -655,6 +677,7 @@ class PodController:
 
     def _forget(self, uid: str) -> None:
         self._written.pop(uid, None)
+        self._stopping.pop(uid, None)
         self._told = {told for told in self._told if told[0] != uid}
 
     # writing to the pod -----------------------------------------------------------------

@@ -148,3 +148,14 @@ def test_a_restarted_kubelet_takes_over_its_node(kube: FakeKube, kubeconfig: str
     assert {"type": "InternalIP", "address": "fdaa::3"} in node["status"]["addresses"]
     assert node["spec"].get("taints") is None
     api.close()
+
+
+def test_machines_api_reachability_comes_from_real_calls() -> None:
+    from flyk.api import FlyClient, RetryPolicy
+    from flyk.kubelet.pods import MachinesHealth
+
+    nowhere = FlyClient(base_url="http://127.0.0.1:9", retry=RetryPolicy.never())
+    health = MachinesHealth(nowhere, "personal", freshness=0.0)()
+    nowhere.close()
+    assert not health.reachable
+    assert health.reason == "MachinesAPIUnreachable"
