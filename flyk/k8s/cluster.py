@@ -49,6 +49,7 @@ MAX_WORKERS = 8
 _CHECK_POLL_FIRST, _CHECK_POLL_MAX = 0.2, 5.0
 _ROLLBACK_WAIT = 60.0
 _VOLUME_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
+CONTROL_PLANE_MACHINE_NAME = "control-plane"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +387,11 @@ def _provision(
     with progress.step("Starting the control plane") as step:
         config = plan.machine_config(volume.id, extra_sans=tuple(ip.ip for ip in ips if ip.ip))
         machine = client.machines.create(
-            plan.app_name, config, region=spec.region, min_secrets_version=made["secrets"]
+            plan.app_name,
+            config,
+            name=CONTROL_PLANE_MACHINE_NAME,
+            region=spec.region,
+            min_secrets_version=made["secrets"],
         )
         step.update(f"Starting the control plane (machine {machine.id})")
         client.machines.wait(
