@@ -16,7 +16,7 @@ from flyk import config
 from flyk.cli import views
 from flyk.cli.context import AppContext, app_context
 from flyk.cli.options import JsonOption
-from flyk.errors import AuthError
+from flyk.errors import AuthError, UsageError
 
 app = typer.Typer(name="auth", help="Log in to Fly.io and inspect the token in use.")
 app.info.no_args_is_help = True
@@ -29,10 +29,15 @@ def login(ctx: typer.Context, json: JsonOption = False) -> None:
     Example: fly tokens create org | flyk auth login
     """
     out = app_context(ctx).use_json(json)
-    if sys.stdin.isatty():
-        token = out.ask_secret("Fly.io API token (input hidden)", flag_name="stdin")
-    else:
+    if not sys.stdin.isatty():
         token = sys.stdin.read()
+    elif out.interactive:
+        token = out.ask_secret("Fly.io API token (input hidden)")
+    else:
+        raise UsageError(
+            "no token to store: pipe it on stdin when not running interactively",
+            hint="Example: fly tokens create org | flyk auth login",
+        )
     out.add_secret(token.strip())
     path = config.store_token(token)
     out.emit(

@@ -261,12 +261,8 @@ class Output:
         answer = sys.stdin.readline().strip().lower()
         return answer in {"y", "yes"}
 
-    def ask_secret(self, question: str, *, flag_name: str) -> str:
-        """A hidden prompt on a terminal; a non-interactive run must use ``flag_name``."""
-        if not self.interactive:
-            raise UsageError(
-                f"{flag_name} must be given when not running interactively",
-            )
+    def ask_secret(self, question: str) -> str:
+        """A hidden prompt; callers check ``interactive`` first and name their flag if not."""
         import getpass
 
         return getpass.getpass(f"{question}: ", stream=sys.stderr)

@@ -148,3 +148,11 @@ def test_root_help_fast_path_is_typers_help() -> None:
     assert render_root_help().startswith("Usage: flyk [OPTIONS] COMMAND [ARGS]...\n")
     assert root_help(["--help"], 79) is None  # narrower terminals: Typer wraps to fit
     assert root_help(["apps", "--help"], 120) is None
+
+
+def test_volume_ids_complete(flyk: Flyk) -> None:
+    flyk("--local", "apps", "create", "web")
+    volume_id = flyk(
+        "--local", "volumes", "create", "data", "-a", "web", "-r", "iad"
+    ).stdout.strip()
+    assert _complete(flyk, "flyk volumes show -a web vol_").stdout == volume_id + "\n"
