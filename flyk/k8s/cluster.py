@@ -49,7 +49,6 @@ MAX_WORKERS = 8
 _CHECK_POLL_FIRST, _CHECK_POLL_MAX = 0.2, 5.0
 _ROLLBACK_WAIT = 60.0
 _VOLUME_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
-CONTROL_PLANE_MACHINE_NAME = "control-plane"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +388,7 @@ def _provision(
         machine = client.machines.create(
             plan.app_name,
             config,
-            name=CONTROL_PLANE_MACHINE_NAME,
+            name=cp.MACHINE_NAME,
             region=spec.region,
             min_secrets_version=made["secrets"],
         )

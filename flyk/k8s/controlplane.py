@@ -61,6 +61,7 @@ META_PRIVATE = "flyk_private"
 ROLE_CONTROL_PLANE = "control-plane"
 
 CHECK_NAME = "k3s-api"
+MACHINE_NAME = "control-plane"
 
 # K3s add-ons a nodeless cluster cannot run or does not need (reference §3.1): traefik and
 # servicelb need a real node's network, local-storage a real disk, metrics-server a kubelet

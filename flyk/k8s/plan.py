@@ -174,6 +174,7 @@ class ClusterPlan:
                 *({"kind": "ip", "type": t, "app": self.app_name} for t in self.ip_types),
                 {
                     "kind": "machine",
+                    "name": cp.MACHINE_NAME,
                     "app": self.app_name,
                     "region": self.spec.region,
                     "config": self.machine_config().to_api(),
