@@ -263,7 +263,7 @@ class SpecCheckingTransport(httpx.BaseTransport):
 
     def _check_request_body(self, operation: Operation, request: httpx.Request) -> None:
         body_spec = operation.entry.get("requestBody")
-        raw = request.content
+        raw = request.read()  # also buffers a streamed body, so the inner transport can send it
         if body_spec is None:
             if raw:
                 raise self._fail(operation, "request: the operation takes no body")

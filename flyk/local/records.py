@@ -17,6 +17,8 @@ from flyk.local.store import dumps, loads
 __all__ = ["MachineRecord", "get_app", "load_machine"]
 
 RECENT_EVENTS_ON_MACHINE = 10
+# Events kept per machine: a long crash loop must not grow the database without bound.
+EVENTS_KEPT_PER_MACHINE = 500
 
 
 def get_app(conn: sqlite3.Connection, name: str) -> sqlite3.Row:
@@ -131,6 +133,12 @@ def record_events(conn: sqlite3.Connection, machine_id: str, events: list[Event]
                 event.timestamp,
                 None if event.request is None else dumps(event.request),
             ),
+        )
+    if events:
+        conn.execute(
+            "DELETE FROM events WHERE machine_id = ? AND seq <= ("
+            " SELECT seq FROM events WHERE machine_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            (machine_id, machine_id, EVENTS_KEPT_PER_MACHINE),
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -84,11 +85,16 @@ def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class ServedBackend:
     """A running server: `.url` (no trailing slash, without /v1), `.close()`; a context manager."""
 
     def __init__(self, core: Core, host: str, port: int) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler_class(core))
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self._server = server_class((host, port), _handler_class(core))
         self._server.daemon_threads = True
         bound_host, bound_port = self._server.server_address[:2]
         host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)

@@ -93,3 +93,13 @@ def test_coverage_and_unknown_admin_routes(served: tuple[httpx.Client, httpx.Cli
     assert admin.get("/_flyk/nope").status_code == 404
     assert admin.get("/_flyk/reset").status_code == 405
     assert admin.get("/elsewhere").status_code == 404
+
+
+def test_serve_on_ipv6_loopback(backend: LocalBackend) -> None:
+    try:
+        server = backend.serve(host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with server, httpx.Client(base_url=f"{server.url}/v1") as client:
+        assert server.url.startswith("http://[::1]:")
+        assert client.get("/platform/regions").status_code == 200

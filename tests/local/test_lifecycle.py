@@ -314,3 +314,12 @@ def test_a_failing_start_ends_in_failed(slow: httpx.Client, clock: FakeClock) ->
     base = f"/apps/demo/machines/{machine['id']}"
     assert slow.get(f"{base}/wait", params={"state": "settled", "timeout": 0}).status_code == 200
     assert slow.delete(base).status_code == 200  # a failed machine can be destroyed
+
+
+def test_event_history_is_bounded(slow: httpx.Client, clock: FakeClock) -> None:
+    config = {**sim_env(FLYK_SIM_RUN_SECONDS="1"), "restart": {"policy": "always"}}
+    machine = make_machine(slow, config=config)
+    for _ in range(30):
+        clock.advance(60)  # about 15 restarts a minute, 3 events each
+        state(slow, machine["id"])
+    assert len(events(slow, machine["id"])) == 500
