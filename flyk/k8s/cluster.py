@@ -808,23 +808,33 @@ def plan_deletion(client: FlyClient, name: str, org: str) -> DeletionPlan:
     ref = find_cluster(client, name, org, incomplete_ok=True)
     found = _parallel(
         {
-            "apps": lambda: client.apps.list(org),
+            "apps": lambda: _org_apps(client, org),
             "volumes": lambda: _volumes(client, ref.app),
             "ips": lambda: client.ips.list(ref.app),
         }
     )
-    # The kubelet names namespace apps `flyk-<cluster>-<namespace>-<hash>`; only those are
-    # looked into (one machine list each), never every app of the org.
-    others = [a.name for a in found["apps"] if a.name != ref.app and a.name.startswith("flyk-")]
-    namespace_apps = [
-        n for n in _map(lambda a: _namespace_app(client, a, name, org), others) if n is not None
-    ]
+    namespace_apps = _find_namespace_apps(client, ref.app, name, org, found["apps"])
     return DeletionPlan(
         cluster=ref,
         namespace_apps=tuple(namespace_apps),
         volumes=tuple(found["volumes"]),
         ips=tuple(found["ips"]),
     )
+
+
+def _find_namespace_apps(
+    client: FlyClient,
+    cluster_app: str,
+    cluster: str,
+    org: str,
+    apps: Sequence[App] | None = None,
+) -> list[NamespaceApp]:
+    """The kubelet names namespace apps `flyk-<cluster>-<namespace>-<hash>`; only those are
+    looked into (one machine list each), never every app of the org."""
+    listed = apps if apps is not None else _org_apps(client, org)
+    candidates = [a.name for a in listed if a.name != cluster_app and a.name.startswith("flyk-")]
+    found = _map(lambda a: _namespace_app(client, a, cluster, org), candidates)
+    return [n for n in found if n is not None]
 
 
 def _namespace_app(client: FlyClient, app: str, cluster: str, org: str) -> NamespaceApp | None:
@@ -882,34 +892,58 @@ def delete(
     kubeconfig: KubeconfigOptions | None = None,
     progress: Progress | None = None,
 ) -> DeleteResult:
-    """Remove the namespace apps, then the cluster's app and everything in it, then the
-    kubeconfig entries. Continues past failures and reports what is left."""
+    """Stop the control plane first (its kubelet would re-create the pods' machines), then
+    remove the namespace apps, the cluster's app and everything in it, and the kubeconfig
+    entries. Continues past failures and reports what is left."""
     progress = progress or NullProgress()
     kubeconfig = kubeconfig or KubeconfigOptions()
     leftovers: list[str] = []
-    if plan.namespace_apps:
-        pods = sum(n.machines for n in plan.namespace_apps)
-        namespaces = _plural(len(plan.namespace_apps), "namespace app")
-        what = f"{_plural(pods, 'pod machine')} and {namespaces}"
-        with progress.step(f"Removing {what}") as step:
-            for group in _map(
-                lambda n: _remove_app_and_contents(client, n.app, keep_volumes=keep_volumes),
-                plan.namespace_apps,
-            ):
-                leftovers.extend(group)
-            step.update(f"Removed {what}")
-    app = plan.cluster.app
-    with progress.step(f"Removing the control plane, volume, IPs and app {app}") as step:
+    ref = plan.cluster
+    if ref.machine is not None:
+        machine_id = ref.machine.id
+        with progress.step(f"Stopping the control plane (machine {machine_id})") as step:
+            _destroy_machine(client, ref.app, machine_id)
+            step.update(f"Stopped the control plane (machine {machine_id})")
+    # Namespaces made while the user was answering the prompt are found again now.
+    namespace_apps = _merge_namespace_apps(
+        plan.namespace_apps, _find_namespace_apps(client, ref.app, ref.name, ref.org)
+    )
+    if namespace_apps:
+        leftovers.extend(_remove_namespace_apps(client, namespace_apps, keep_volumes, progress))
+    with progress.step(f"Removing the volume, IPs and app {ref.app}") as step:
         if keep_volumes:
-            _delete_secrets(client, app)
-        leftovers.extend(_remove_app_and_contents(client, app, keep_volumes=keep_volumes))
+            _delete_secrets(client, ref.app)
+        leftovers.extend(_remove_app_and_contents(client, ref.app, keep_volumes=keep_volumes))
         step.update(
-            f"Removed the control plane, IPs and secrets; kept app {app} with its volume"
+            f"Removed the IPs and secrets; kept app {ref.app} with its volume"
             if keep_volumes
-            else f"Removed the control plane, volume, IPs and app {app}"
+            else f"Removed the volume, IPs and app {ref.app}"
         )
-    removed = kc.remove(plan.cluster.name, explicit=kubeconfig.explicit, environ=kubeconfig.environ)
+    removed = kc.remove(ref.name, explicit=kubeconfig.explicit, environ=kubeconfig.environ)
     return DeleteResult(plan=plan, leftovers=tuple(leftovers), kubeconfig=removed)
+
+
+def _merge_namespace_apps(
+    planned: Sequence[NamespaceApp], found: Sequence[NamespaceApp]
+) -> list[NamespaceApp]:
+    by_app = {n.app: n for n in planned}
+    by_app.update({n.app: n for n in found})
+    return sorted(by_app.values(), key=lambda n: n.app)
+
+
+def _remove_namespace_apps(
+    client: FlyClient, apps: Sequence[NamespaceApp], keep_volumes: bool, progress: Progress
+) -> list[str]:
+    pods = sum(n.machines for n in apps)
+    what = f"{_plural(pods, 'pod machine')} and {_plural(len(apps), 'namespace app')}"
+    leftovers: list[str] = []
+    with progress.step(f"Removing {what}") as step:
+        for group in _map(
+            lambda n: _remove_app_and_contents(client, n.app, keep_volumes=keep_volumes), apps
+        ):
+            leftovers.extend(group)
+        step.update(f"Removed {what}")
+    return leftovers
 
 
 def _delete_secrets(client: FlyClient, app: str) -> None:

@@ -479,3 +479,16 @@ def test_every_call_of_every_workflow_matches_the_machines_api_spec(
     backend.capacity.set("iad", 0)
     with pytest.raises(CapacityError):
         cluster.create(client, spec("full"), options(tmp_path))
+
+
+def test_delete_also_removes_namespaces_made_after_the_prompt(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    cluster.create(client, spec(), options(tmp_path))
+    plan = cluster.plan_deletion(client, "demo", "personal")
+    assert plan.namespace_apps == ()
+    _namespace_app(client, "demo", "flyk-demo-late", 1)  # the kubelet was still running
+    progress = RecordingProgress()
+    result = cluster.delete(client, plan, kubeconfig=kube_options(tmp_path), progress=progress)
+    assert result.leftovers == () and footprint(client) == {}
+    assert progress.steps[0].startswith("✓ Stopped the control plane")
