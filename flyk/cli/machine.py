@@ -27,7 +27,7 @@ from flyk.cli.options import (
     RegionOption,
     YesOption,
 )
-from flyk.errors import UsageError
+from flyk.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from flyk.api import FlyClient, GuestConfig, Machine, MachineConfig
@@ -236,7 +236,16 @@ def run(
     region_code = config.validate_region_code(region) if region else None
     client = context.client
     with out.step(f"Launching a machine in app {target_app}") as step:
-        machine = client.machines.create(target_app, machine_config, name=name, region=region_code)
+        try:
+            machine = client.machines.create(
+                target_app, machine_config, name=name, region=region_code
+            )
+        except NotFoundError as error:  # flyctl offers to create the app; we say how
+            raise NotFoundError(
+                error.message,
+                hint=f"Create the app first: flyk apps create {target_app}",
+                details=error.details,
+            ) from error
         step.update(f"Launched machine {machine.id} in {machine.region}")
     if not detach:
         with out.step(f"Waiting for machine {machine.id} to start") as step:

@@ -300,3 +300,11 @@ def test_exec_exits_with_the_remote_exit_code(flyk: Flyk, app: str, machine_id: 
     assert flyk("--local", "m", "exec", machine_id, "-a", "web", "--", "false").exit_code == 1
     result = flyk("--local", "m", "exec", machine_id, "-a", "web", "--json", "--", "echo", "hi")
     assert json.loads(result.stdout) == {"stdout": "hi\n", "stderr": "", "exit_code": 0}
+
+
+def test_run_in_a_missing_app_says_how_to_create_it(flyk: Flyk) -> None:
+    result = flyk("--local", "machine", "run", "nginx", "-a", "nope")
+    assert result.exit_code == 3
+    first, hint = result.stderr.splitlines()
+    assert first.startswith("Error: ") and "nope" in first and "(Request ID: " in first
+    assert hint == "       Create the app first: flyk apps create nope"
