@@ -10,16 +10,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from flyk.local.admin import AdminApi
 from flyk.local.context import Settings
 from flyk.local.core import Core
 from flyk.local.knobs import Capacity, Faults, RateLimits, Timing
 from flyk.local.store import Store
-from flyk.local.transport import LocalTransport
 
 if TYPE_CHECKING:
+    import httpx
+
     from flyk.local.server import ServedBackend
 
 __all__ = ["DB_ENV_VAR", "DEFAULT_ORGS", "LocalBackend", "default_path"]
@@ -91,6 +90,8 @@ class LocalBackend:
 
     def transport(self) -> httpx.BaseTransport:
         """An in-process httpx transport (base URL: any host; paths under /v1)."""
+        from flyk.local.transport import LocalTransport  # httpx only when a transport is made
+
         return LocalTransport(self._core)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> ServedBackend:

@@ -23,7 +23,7 @@ from flyk.local.context import Ctx, Reply, Settings
 from flyk.local.errors import ApiError
 from flyk.local.knobs import Faults, RateLimits
 from flyk.local.routes import OWNS_TRANSACTIONS, Route, match
-from flyk.local.validate import MAX_BODY_BYTES
+from flyk.local.validate import MAX_BODY_BYTES, parse_json_object
 
 __all__ = ["ADMIN_PREFIX", "API_PREFIX", "Core", "LocalRequest", "LocalResponse"]
 
@@ -173,6 +173,4 @@ class Core:
 
 
 def parse_admin_body(request: LocalRequest) -> dict[str, Any]:
-    from flyk.local.validate import parse_json_object
-
     return parse_json_object(request.body)

@@ -103,3 +103,16 @@ def test_serve_on_ipv6_loopback(backend: LocalBackend) -> None:
     with server, httpx.Client(base_url=f"{server.url}/v1") as client:
         assert server.url.startswith("http://[::1]:")
         assert client.get("/platform/regions").status_code == 200
+
+
+def test_import_is_light() -> None:
+    """`import flyk.local` loads neither httpx nor the HTTP server nor platformdirs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flyk.local; "
+        "print(sorted(m for m in ('httpx', 'http.server', 'platformdirs') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
