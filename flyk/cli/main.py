@@ -1,9 +1,11 @@
 """Entry point: ``flyk`` runs ``main()``; this is the only place an error becomes an exit code.
 
-Start-up is what a person feels at every TAB, so this module imports nothing heavy:
-``flyk --version`` answers before Typer is even imported, and the command tree
-(``flyk.cli.root``) is loaded only when a command, ``--help`` or a completion needs it.
-``flyk.cli.main.app`` is the root Typer app (loaded on first access).
+Start-up is what a person feels at every TAB, so this module imports nothing heavy.
+Three requests are answered before Typer is imported: ``flyk --version``, ``flyk --help``
+(pre-rendered) and bash completion of command words (``flyk.cli.quickcomplete``). The
+command tree (``flyk.cli.root``) is loaded for everything else, and each group in it only
+when the command line enters it (``flyk.cli.lazy``). ``flyk.cli.main.app`` is the root
+Typer app (loaded on first access).
 
 Global options (``-t/--access-token``, ``--verbose``, ``--local``) work anywhere before ``--``,
 as flyctl's persistent flags do: ``run()`` moves them in front of the sub-command.
