@@ -112,6 +112,9 @@ class RateLimits:
 
     ACTION = _Bucket(rate=1.0, burst=3)
     GET_MACHINE = _Bucket(rate=5.0, burst=10)
+    # A request this early is still let through: it absorbs the jitter between when a client's
+    # own limiter released a request and when the request arrives here.
+    TOLERANCE_SECONDS = 0.025
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -135,8 +138,8 @@ class RateLimits:
             key = (action, scope)
             tokens, at = self._tokens.get(key, (float(bucket.burst), now))
             tokens = min(float(bucket.burst), tokens + max(0.0, now - at) * bucket.rate)
-            if tokens >= 1.0:
-                self._tokens[key] = (tokens - 1.0, now)
+            if tokens >= 1.0 - self.TOLERANCE_SECONDS * bucket.rate:
+                self._tokens[key] = (max(0.0, tokens - 1.0), now)
                 return 0.0
             self._tokens[key] = (tokens, now)
             return (1.0 - tokens) / bucket.rate
