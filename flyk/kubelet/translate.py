@@ -416,9 +416,11 @@ def container_files(
     files: list[JSON] = []
     for index, mount in enumerate(container.get("volumeMounts") or []):
         volume = volumes.get(mount["name"])
-        if volume is None or not ("configMap" in volume or "secret" in volume):
-            warn.append(f"{path}.volumeMounts[{index}] ({mount['name']}) is not supported yet")
+        if volume is None:
+            warn.append(f"{path}.volumeMounts[{index}] names no volume ({mount['name']})")
             continue
+        if not ("configMap" in volume or "secret" in volume):
+            continue  # the volume itself is reported by unsupported_fields
         items = _volume_items(volume, sources) or []
         target, sub_path = mount["mountPath"].rstrip("/"), mount.get("subPath")
         for rel, content, mode in items:

@@ -283,6 +283,18 @@ def test_unsupported_fields_are_named(container, spec: dict[str, Any], warnings:
     assert tr.unsupported_fields(pod(container, **spec)) == warnings
 
 
+def test_a_mounted_unsupported_volume_is_reported_once():
+    container = app(volumeMounts=[{"name": "kube-api-access-x1", "mountPath": "/var/run/secrets"}])
+    plan = tr.build_plan(
+        pod(container, volumes=[{"name": "kube-api-access-x1", "projected": {}}]),
+        tr.Sources(),
+        NODE,
+    )
+    assert plan.warnings == (
+        "spec.volumes[0] (kube-api-access-x1, the service account token) is not supported yet",
+    )
+
+
 def test_spec_hash_changes_with_the_spec_only():
     one = tr.build_plan(pod(app()), tr.Sources(), NODE)
     same = tr.build_plan(pod(app()), tr.Sources(), NODE)
