@@ -263,7 +263,7 @@ class NodeController:
         intervals = self._config.intervals
         now = self._monotonic()
         try:
-            if now >= due["ping"]:
+            if now >= due["ping"] or self._wake.is_set():
                 due["ping"] = now + intervals.ping
                 if self.check_health():
                     self._wake.set()

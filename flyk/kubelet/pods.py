@@ -93,6 +93,7 @@ class MachinesHealth:
         self._freshness = freshness
         self._lock = threading.Lock()
         self._last: tuple[float, Health] | None = None
+        self.on_change: Callable[[], None] = lambda: None  # the node writes its status at once
 
     def record(self, error: Exception | None) -> None:
         if error is None:
@@ -104,7 +105,10 @@ class MachinesHealth:
         else:
             health = Health(reachable=True)  # the API answered, it just said no
         with self._lock:
+            changed = self._last is not None and self._last[1] != health
             self._last = (time.monotonic(), health)
+        if changed:
+            self.on_change()
 
     def __call__(self) -> Health:
         with self._lock:
@@ -169,7 +173,6 @@ class PodController:
         self._placements: dict[tuple[str, str], tuple[str, ...]] = {}
         self._stopping: dict[str, float] = {}  # pod uid -> when to stop waiting for the stop
         self.synced = threading.Event()  # the first list has filled the cache
-        self.on_node_change: Callable[[], None] = lambda: None
 
     # lifecycle --------------------------------------------------------------------------
     def start(self, stop: threading.Event) -> None:

@@ -27,7 +27,7 @@ class Kubelet:
             self.kube, self.fly, config, watch_kube=KubeApi(config.kubeconfig)
         )
         self.node = NodeController(self.kube, config, ping=self.pods.health)
-        self.pods.on_node_change = self.node.notify
+        self.pods.health.on_change = self.node.notify
         self._stop = threading.Event()
         self._node_thread = threading.Thread(
             target=self.node.run, args=(self._stop,), name="flyk-node", daemon=True

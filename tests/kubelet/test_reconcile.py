@@ -136,3 +136,22 @@ def test_under_faults_every_pod_converges_without_duplicates_or_leaks(harness: H
         eventually(lambda ns=namespace: harness.kube.list("pods", ns) == [], what="pods gone")
         eventually(lambda ns=namespace: harness.machines(ns) == [], what="machines gone")
     assert [rule.fired for rule in rules] == [rule.times for rule in rules]  # all injected
+
+
+def test_the_node_says_when_the_machines_api_fails_and_when_it_is_back(harness: Harness) -> None:
+    def ready() -> dict | None:
+        node = harness.kube.get("nodes", "flyk-node")
+        conditions = (node or {}).get("status", {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), None)
+
+    harness.start()
+    harness.create_pod("web")
+    harness.wait_phase("web", "Running")
+    assert (ready() or {}).get("status") == "True"
+    rule = harness.backend.faults.add("server_error", status=503, times=None)
+    condition = eventually(lambda: (c := ready()) and c["status"] == "False" and c, what="NotReady")
+    assert condition["reason"] == "MachinesAPIUnreachable"
+    harness.backend.faults.clear()
+    eventually(lambda: (ready() or {}).get("status") == "True", what="Ready again")
+    assert rule.fired > 0
+    assert harness.phase("web") == "Running"  # an outage is not a reason to touch pods
