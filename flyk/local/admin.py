@@ -48,6 +48,10 @@ class AdminApi:
             ("GET", "coverage"): self._coverage,
         }
 
+    def routes(self) -> list[tuple[str, str]]:
+        """(method, path) of every admin route."""
+        return [(method, f"/_flyk/{name}") for method, name in self._routes]
+
     def __call__(self, request: LocalRequest) -> Reply:
         name = request.path.removeprefix("/_flyk").strip("/")
         handler = self._routes.get((request.method, name))

@@ -52,3 +52,13 @@ def test_the_docs_name_every_simulation_knob() -> None:
         assert name in text, f"{name} is not documented"
     for word in ("FLYK_LOCAL_DB", "Timing.instant()", "Timing.realistic()", "/_flyk/", "0600"):
         assert word in text
+
+
+def test_the_docs_list_every_admin_route(tmp_path: Path) -> None:
+    from flyk.local import LocalBackend
+    from flyk.local.admin import AdminApi
+
+    text = DOC.read_text()
+    for method, path in AdminApi(LocalBackend(tmp_path / "db")).routes():
+        documented = [line for line in text.splitlines() if f"`{method}" in line or method in line]
+        assert any(path in line for line in documented), f"{method} {path} is not documented"
