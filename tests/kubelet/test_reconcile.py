@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from flyk.api import MachineConfig
+from flyk.api import MachineConfig, RateLimiter
 from flyk.kubelet.pods import MACHINE_ID_ANNOTATION
 from flyk.local import LocalBackend
 
@@ -155,3 +155,22 @@ def test_the_node_says_when_the_machines_api_fails_and_when_it_is_back(harness: 
     eventually(lambda: (ready() or {}).get("status") == "True", what="Ready again")
     assert rule.fired > 0
     assert harness.phase("web") == "Running"  # an outage is not a reason to touch pods
+
+
+def test_with_flys_limits_enforced_the_kubelet_gets_no_429(
+    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+) -> None:
+    backend.rate_limits.enable()  # the backend answers 429 past Fly's documented limits
+    harness = Harness(kube, kubeconfig, backend, rate_limiter=RateLimiter())  # Fly's limits
+    try:
+        harness.start()
+        for index in range(5):
+            harness.create_pod(f"p{index}")
+        for index in range(5):
+            harness.wait_phase(f"p{index}", "Running")
+        for index in range(5):
+            harness.delete_pod(f"p{index}", grace=1)
+        eventually(lambda: harness.kube.list("pods", "default") == [], what="pods gone")
+        assert [c for c in harness.calls.calls if c.status == 429] == []
+    finally:
+        harness.close()
