@@ -222,6 +222,17 @@ def test_secrets_version_feeds_min_secrets_version(client: FlyClient, app: str) 
     assert client.secrets.delete(app, "A") > later
 
 
+def test_secret_values_are_read_back_only_when_asked_for(client: FlyClient, app: str) -> None:
+    version = client.secrets.set(app, {"A": "one", "B": "two"})
+    assert [s.value for s in client.secrets.list(app)] == [None, None]
+    shown = client.secrets.list(app, show_secrets=True, min_version=version)
+    assert {s.name: s.value for s in shown} == {"A": "one", "B": "two"}
+    assert client.secrets.get(app, "B").value is None
+    assert client.secrets.get(app, "B", show_secrets=True).value == "two"
+    with pytest.raises(NotFoundError):
+        client.secrets.get(app, "C")
+
+
 def test_ips(client: FlyClient, app: str) -> None:
     ip = client.ips.create(app, "v6")
     assert ip.ip in [i.ip for i in client.ips.list(app)]

@@ -177,6 +177,27 @@ def test_secrets_return_the_version(client: FlyClient, script: Script, key: str)
     assert script.bodies("POST /apps/a/secrets") == [{"values": {"DB": "x", "OLD": None}}]
 
 
+def test_secret_values_are_sent_only_when_asked_for(client: FlyClient, script: Script) -> None:
+    listed = {"secrets": [{"name": "DB", "digest": "d", "value": "hunter2"}]}
+    script.on("GET /apps/a/secrets", reply(200, {"secrets": [{"name": "DB"}]}), reply(200, listed))
+    script.on("GET /apps/a/secrets/DB", reply(200, {"name": "DB", "value": "hunter2"}))
+    assert client.secrets.list("a")[0].value is None
+    assert client.secrets.list("a", show_secrets=True, min_version=7)[0].value == "hunter2"
+    one = client.secrets.get("a", "DB", show_secrets=True)
+    assert (one.name, one.value) == ("DB", "hunter2")
+    plain, shown = script.sent("GET /apps/a/secrets")
+    assert dict(plain.url.params) == {}
+    assert dict(shown.url.params) == {"show_secrets": "true", "min_version": "7"}
+    (get,) = script.sent("GET /apps/a/secrets/DB")
+    assert dict(get.url.params) == {"show_secrets": "true"}
+
+
+def test_a_missing_secret_is_not_found(client: FlyClient, script: Script) -> None:
+    script.on("GET /apps/a/secrets/NOPE", reply(404, {"error": "secret not found"}))
+    with pytest.raises(NotFoundError):
+        client.secrets.get("a", "NOPE")
+
+
 def test_secrets_write_without_version_is_an_error(client: FlyClient, script: Script) -> None:
     script.on("POST /apps/a/secrets", reply(200, {"secrets": []}))
     with pytest.raises(FlykError, match="secrets version"):
