@@ -40,6 +40,9 @@ Leniencies, each where the spec is known to be stale or to disagree with the liv
    errors and checked only for the error shape: 401, 403, 404, 405, 408 (wait timeout, §4), 409
    (leases, versions), 412, 413, 422 (name taken), 429 (rate limits), 5xx, and 501 (an operation
    the local backend does not serve).
+6. A property typed `object` whose `allOf` names a non-object schema (the Swagger 2 conversion
+   does this for `main.TokenAccess.action`, an integer enum `resset.Action`) matches nothing as
+   written; it is checked against the named schema only.
 """
 
 from __future__ import annotations
@@ -116,6 +119,22 @@ def _close_objects(schema: Any) -> None:
             _close_objects(value)
 
 
+def _drop_contradictory_object_types(node: Any, schemas: dict[str, Any]) -> None:
+    """`{"type": "object", "allOf": [{"$ref": X}]}` where X is not an object (the Swagger 2
+    conversion does this for enums such as `resset.Action`) can match nothing: keep the ref."""
+    if isinstance(node, dict):
+        refs = [part.get("$ref", "") for part in node.get("allOf", []) if isinstance(part, dict)]
+        if node.get("type") == "object" and len(refs) == 1 and refs[0]:
+            target = schemas.get(refs[0].rsplit("/", 1)[-1], {})
+            if target.get("type") not in (None, "object"):
+                del node["type"]
+        for value in node.values():
+            _drop_contradictory_object_types(value, schemas)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_contradictory_object_types(value, schemas)
+
+
 class Spec:
     """The spec, its operations, and validators for request and response schemas."""
 
@@ -143,6 +162,7 @@ class Spec:
             schemas[schema_name]["properties"][prop]["additionalProperties"] = {
                 "type": ["string", "null"]
             }
+        _drop_contradictory_object_types(components, schemas)  # leniency 6
         return components
 
     @cached_property

@@ -30,6 +30,7 @@ class Reply:
     status: int
     body: Any = None  # JSON-serialisable; None: an empty body
     headers: dict[str, str] = field(default_factory=dict)
+    text: str | None = None  # a text/plain body instead of JSON
 
 
 def ok() -> Reply:

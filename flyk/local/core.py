@@ -52,7 +52,10 @@ class LocalResponse:
 def _encode(reply: Reply) -> LocalResponse:
     headers = {"fly-request-id": ids.ulid()}
     body = b""
-    if reply.body is not None:
+    if reply.text is not None:
+        body = reply.text.encode()
+        headers["content-type"] = "text/plain; charset=utf-8"
+    elif reply.body is not None:
         body = json.dumps(reply.body, separators=(",", ":")).encode()
         headers["content-type"] = "application/json; charset=utf-8"
     headers.update(reply.headers)

@@ -16,6 +16,7 @@ from flyk.local.context import Ctx, Reply
 from flyk.local.handlers import (
     actions,
     apps,
+    certificates,
     ips,
     leases,
     machines,
@@ -23,7 +24,9 @@ from flyk.local.handlers import (
     orgs,
     platform,
     processes,
+    secretkeys,
     secrets,
+    tokens,
     volumes,
 )
 
@@ -165,6 +168,27 @@ HANDLERS: dict[str, Handler] = {
     "createVolumeSnapshot": volumes.create_snapshot,
     "Machines_org_list": orgs.list_org_machines,
     "Volumes_org_list": orgs.list_org_volumes,
+    "App_Certificates_list": certificates.list_certificates,
+    "App_Certificates_acme_create": certificates.create_acme,
+    "App_Certificates_custom_create": certificates.create_custom,
+    "App_Certificates_show": certificates.show_certificate,
+    "App_Certificates_delete": certificates.delete_certificate,
+    "App_Certificates_acme_delete": certificates.delete_acme,
+    "App_Certificates_check": certificates.check_certificate,
+    "App_Certificates_custom_delete": certificates.delete_custom,
+    "Secretkeys_list": secretkeys.list_keys,
+    "Secretkey_get": secretkeys.get_key,
+    "Secretkey_set": secretkeys.set_key,
+    "Secretkey_delete": secretkeys.delete_key,
+    "Secretkey_decrypt": secretkeys.decrypt,
+    "Secretkey_encrypt": secretkeys.encrypt,
+    "Secretkey_generate": secretkeys.generate_key,
+    "Secretkey_sign": secretkeys.sign,
+    "Secretkey_verify": secretkeys.verify,
+    "Tokens_authenticate": tokens.authenticate,
+    "Tokens_authorize": tokens.authorize,
+    "Tokens_request_Kms": tokens.kms_token,
+    "Tokens_request_OIDC": tokens.oidc_token,
 }
 
 # Routes that open their own short transactions (a long-poll must not hold the write lock).

@@ -70,6 +70,15 @@ CREATE TABLE IF NOT EXISTS snapshots (
     volume_size INTEGER NOT NULL, digest TEXT NOT NULL, retention_days INTEGER NOT NULL,
     created_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS secret_keys (
+    app TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, key TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (app, name)
+);
+CREATE TABLE IF NOT EXISTS certificates (
+    app TEXT NOT NULL, hostname TEXT NOT NULL, acme INTEGER NOT NULL, custom TEXT,
+    validated INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (app, hostname)
+);
 CREATE TABLE IF NOT EXISTS ips (
     app TEXT NOT NULL, ip TEXT NOT NULL, type TEXT NOT NULL, region TEXT NOT NULL,
     shared INTEGER NOT NULL, service_name TEXT NOT NULL, network TEXT NOT NULL,
@@ -79,7 +88,7 @@ CREATE TABLE IF NOT EXISTS ips (
 
 _DATA_TABLES = (
     "apps", "machines", "machine_versions", "events", "leases", "volumes", "secrets", "ips", "orgs",
-    "machine_memory", "snapshots",
+    "machine_memory", "snapshots", "secret_keys", "certificates",
 )  # fmt: skip
 
 

@@ -179,7 +179,10 @@ def test_wrong_method_is_405(raw: httpx.Client) -> None:
     assert_error(raw.patch("/apps/demo"), 405)
 
 
-def test_unserved_operation_is_501(raw: httpx.Client) -> None:
+def test_unserved_operation_is_501(raw: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flyk.local import routes
+
+    monkeypatch.delitem(routes.HANDLERS, "App_Certificates_list")
     make_app(raw)
     response = raw.get("/apps/demo/certificates")
     assert response.status_code == 501

@@ -98,7 +98,7 @@ def delete_app(ctx: Ctx) -> Reply:
     ctx.db.execute(
         "DELETE FROM snapshots WHERE volume_id IN (SELECT id FROM volumes WHERE app = ?)", (name,)
     )
-    for table in ("machines", "volumes", "secrets", "ips"):
+    for table in ("machines", "volumes", "secrets", "ips", "secret_keys", "certificates"):
         ctx.db.execute(f"DELETE FROM {table} WHERE app = ?", (name,))
     ctx.db.execute("DELETE FROM apps WHERE name = ?", (name,))
     return Reply(202)
