@@ -300,7 +300,13 @@ class Sim:
         return [event]
 
     def stop(self, now: int, timing: Timing, signal: str) -> list[Event]:
-        if self.state in {"stopped", "created", "failed", "stopping"}:
+        if self.state == "stopping":
+            # Already on the way down; a restart in progress becomes a plain stop.
+            for step in self.pending:
+                if step.kind == "restart":
+                    step.kind = "exit"
+            return []
+        if self.state in {"stopped", "created", "failed"}:
             return []
         if self.state == "suspended":
             return [self._begin(now, "stopped", "stop")]

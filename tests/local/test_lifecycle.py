@@ -323,3 +323,13 @@ def test_event_history_is_bounded(slow: httpx.Client, clock: FakeClock) -> None:
         clock.advance(60)  # about 15 restarts a minute, 3 events each
         state(slow, machine["id"])
     assert len(events(slow, machine["id"])) == 500
+
+
+def test_stop_during_a_restart_stops(slow: httpx.Client, clock: FakeClock) -> None:
+    machine = make_machine(slow)
+    base = f"/apps/demo/machines/{machine['id']}"
+    clock.advance(2)
+    slow.post(f"{base}/restart")
+    slow.post(f"{base}/stop")
+    clock.advance(10)
+    assert state(slow, machine["id"]) == "stopped"
