@@ -125,3 +125,64 @@ def test_reset_clears_state_and_knobs(backend: LocalBackend, client: httpx.Clien
     assert client.get("/apps", params={"org_slug": "personal"}).json()["apps"] == []
     assert backend.capacity.limit("iad") > 0 and not backend.rate_limits.enabled
     make_app(client)
+
+
+STOPPER = textwrap.dedent(
+    """
+    import sys, time, httpx
+    from flyk.local import LocalBackend
+    time.sleep(0.3)
+    backend = LocalBackend(sys.argv[1])
+    with httpx.Client(transport=backend.transport(), base_url="http://local/v1") as client:
+        assert client.post(f"/apps/demo/machines/{sys.argv[2]}/stop").status_code == 200
+    """
+)
+
+
+def test_wait_sees_a_write_by_another_process(db_path: Path, client: httpx.Client) -> None:
+    make_app(client)
+    machine = make_machine(client)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    stopper = subprocess.Popen(
+        [sys.executable, "-c", STOPPER, str(db_path), machine["id"]],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        response = client.get(
+            f"/apps/demo/machines/{machine['id']}/wait", params={"state": "stopped", "timeout": 30}
+        )
+    finally:
+        _, stderr = stopper.communicate(timeout=60)
+    assert stopper.returncode == 0, stderr.decode()
+    assert response.status_code == 200 and response.json()["state"] == "stopped"
+
+
+def test_many_threads_over_http(backend: LocalBackend) -> None:
+    with backend.serve() as served:
+        with checked_client(httpx.HTTPTransport(), served.url) as setup:
+            make_app(setup)
+        errors: list[BaseException] = []
+
+        def churn() -> None:
+            try:
+                with checked_client(httpx.HTTPTransport(), served.url) as client:
+                    for _ in range(5):
+                        machine = make_machine(client)["id"]
+                        base = f"/apps/demo/machines/{machine}"
+                        assert client.post(f"{base}/stop").status_code == 200
+                        waited = client.get(f"{base}/wait", params={"state": "stopped"})
+                        assert waited.status_code == 200
+                        assert client.delete(base).status_code == 200
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=churn) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with checked_client(httpx.HTTPTransport(), served.url) as check:
+            listed = check.get("/apps/demo/machines", params={"include_deleted": "true"}).json()
+            assert len(listed) == 40 and {m["state"] for m in listed} == {"destroyed"}
