@@ -50,7 +50,10 @@ def client(backend: LocalBackend) -> Iterator[httpx.Client]:
         yield c
 
 
-@pytest.fixture(params=["in-process", "served"])
+TARGETS = ["in-process", pytest.param("served", marks=pytest.mark.served)]
+
+
+@pytest.fixture(params=TARGETS)
 def any_client(request: pytest.FixtureRequest, backend: LocalBackend) -> Iterator[httpx.Client]:
     """The same client over the in-process transport and over real HTTP."""
     if request.param == "in-process":

@@ -12,12 +12,12 @@ import httpx
 import pytest
 
 from flyk.local import LocalBackend
-from tests.local.conftest import make_app, make_machine
+from tests.local.conftest import TARGETS, make_app, make_machine
 
 MiB = 1024 * 1024
 
 
-@pytest.fixture(params=["in-process", "served"])
+@pytest.fixture(params=TARGETS)
 def raw(request: pytest.FixtureRequest, backend: LocalBackend) -> Iterator[httpx.Client]:
     if request.param == "in-process":
         with httpx.Client(transport=backend.transport(), base_url="http://local/v1") as c:
