@@ -1,0 +1,95 @@
+"""The fake API server keeps the semantics the kubelet relies on (checked through the kubelet's
+own client, `flyk.kubelet.kube.KubeApi`, so both sides of the seam are exercised)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from flyk.kubelet.kube import KubeApi, KubeError
+
+from .fake_kube import FakeKube, make_pod
+
+
+@pytest.fixture
+def api(kubeconfig: str) -> Iterator[KubeApi]:
+    client = KubeApi(kubeconfig)
+    yield client
+    client.close()
+
+
+def test_field_selector_and_monotonic_resource_versions(kube: FakeKube, api: KubeApi) -> None:
+    ours = kube.create("pods", make_pod("a", node="n1"), "default")
+    kube.create("pods", make_pod("b", node="n2"), "default")
+    other_ns = kube.create("pods", make_pod("c", node="n1", namespace="shop"), "shop")
+    pods, version = api.list_pods("n1")
+    assert sorted(p["metadata"]["name"] for p in pods) == ["a", "c"]
+    assert (
+        int(version)
+        >= int(other_ns["metadata"]["resourceVersion"])
+        > int(ours["metadata"]["resourceVersion"])
+    )
+    assert ours["metadata"]["uid"] != other_ns["metadata"]["uid"]
+
+
+def test_watch_resumes_after_a_version_and_410_when_compacted(kube: FakeKube, api: KubeApi) -> None:
+    kube.create("pods", make_pod("a", node="n1"), "default")
+    _, version = api.list_pods("n1")
+    kube.create("pods", make_pod("x", node="other"), "default")  # filtered out
+    kube.create("pods", make_pod("b", node="n1"), "default")
+    events = api.watch_pods("n1", version, server_timeout=5)
+    kind, pod = next(events)
+    assert (kind, pod["metadata"]["name"]) == ("ADDED", "b")
+    events.close()
+    kube.store.compact()
+    with pytest.raises(KubeError) as gone:
+        next(api.watch_pods("n1", version, server_timeout=5))
+    assert gone.value.code == 410
+
+
+def test_status_subresource_changes_only_status(kube: FakeKube, api: KubeApi) -> None:
+    kube.create("pods", make_pod("a", node="n1"), "default")
+    api.patch_pod_status("default", "a", {"phase": "Running", "podIP": "fdaa::1"})
+    api.patch_pod_status("default", "a", {"podIP": None})
+    pod = kube.get("pods", "a", "default")
+    assert pod is not None
+    assert pod["status"] == {"phase": "Running"}  # null removed podIP (JSON merge patch)
+    assert pod["spec"]["containers"][0]["image"] == "nginx:1.27"
+    api.patch_pod_annotations("default", "a", {"k": "v"})
+    pod = kube.get("pods", "a", "default")
+    assert pod is not None and pod["metadata"]["annotations"] == {"k": "v"}
+    assert pod["status"]["phase"] == "Running"
+
+
+def test_graceful_delete_marks_then_uid_precondition_guards_the_final_delete(
+    kube: FakeKube, api: KubeApi
+) -> None:
+    old = kube.create("pods", make_pod("a", node="n1"), "default")
+    httpx.request(
+        "DELETE", f"{kube.url}/api/v1/namespaces/default/pods/a", json={"gracePeriodSeconds": 30}
+    )
+    marked = kube.get("pods", "a", "default")
+    assert marked is not None and marked["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert marked["metadata"]["deletionTimestamp"]
+    api.delete_pod("default", "a", old["metadata"]["uid"])
+    assert kube.get("pods", "a", "default") is None
+    new = kube.create("pods", make_pod("a", node="n1"), "default")  # same name, new pod
+    with pytest.raises(KubeError) as conflict:
+        api.delete_pod("default", "a", old["metadata"]["uid"])
+    assert conflict.value.code == 409
+    still = kube.get("pods", "a", "default")
+    assert still is not None and still["metadata"]["uid"] == new["metadata"]["uid"]
+
+
+def test_lease_replace_with_a_stale_version_conflicts(kube: FakeKube, api: KubeApi) -> None:
+    body = {
+        "metadata": {"name": "n1", "namespace": "kube-node-lease"},
+        "spec": {"holderIdentity": "n1"},
+    }
+    created = api.create_lease(body)
+    api.replace_lease({**created, "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40}})
+    with pytest.raises(KubeError) as conflict:
+        api.replace_lease(created)  # its resourceVersion is now stale
+    assert conflict.value.code == 409
