@@ -13,18 +13,26 @@ import pytest
 
 from flyk.local import LocalBackend
 from tests.local.conftest import TARGETS, make_app, make_machine
+from tests.spec_check import SpecCheckingTransport
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture(params=TARGETS)
 def raw(request: pytest.FixtureRequest, backend: LocalBackend) -> Iterator[httpx.Client]:
+    """Requests are not checked (they are bad on purpose); responses are."""
     if request.param == "in-process":
-        with httpx.Client(transport=backend.transport(), base_url="http://local/v1") as c:
+        inner: httpx.BaseTransport = backend.transport()
+        with responses_checked(inner, "http://local") as c:
             yield c
         return
-    with backend.serve() as served, httpx.Client(base_url=f"{served.url}/v1") as c:
+    with backend.serve() as served, responses_checked(httpx.HTTPTransport(), served.url) as c:
         yield c
+
+
+def responses_checked(inner: httpx.BaseTransport, base_url: str) -> httpx.Client:
+    transport = SpecCheckingTransport(inner, strict_errors=True, check_requests=False)
+    return httpx.Client(transport=transport, base_url=f"{base_url}/v1")
 
 
 @pytest.fixture
