@@ -23,6 +23,7 @@ from flyk.api._auth import (
 from flyk.api._constants import CONNECT_TIMEOUT, LEASE_NONCE_HEADER, READ_TIMEOUT
 from flyk.api._errors import error_from_response
 from flyk.api._ratelimit import RateLimiter, default_rate_limiter
+from flyk.api._redact import redact_body, token_parts
 from flyk.api._retry import RetryPolicy, fits_deadline, retry_delay, should_retry
 from flyk.errors import FlykError, NetworkError
 
@@ -77,6 +78,8 @@ class HttpCore:
         self.retry = retry
         self.rate_limiter = rate_limiter if rate_limiter is not None else default_rate_limiter()
         self._on_exchange = on_exchange
+        # what to cut out of logged bodies, should the API ever echo the token
+        self._token_parts = token_parts(token) if on_exchange is not None else ()
         headers = {"User-Agent": f"flyk/{__version__}", "Accept": "application/json"}
         auth = authorization_header(token)
         if auth is not None:
@@ -163,33 +166,32 @@ class HttpCore:
         return response
 
     def _report(self, request: httpx.Request, response: httpx.Response) -> None:
-        """Hand the hook copies with the token (and secret values) removed."""
+        """Hand the hook copies without credentials: no token, no secret values (`_redact`)."""
         assert self._on_exchange is not None
-        content = request.content
-        if "/secrets" in request.url.path and content:
-            content = b'"<redacted>"'
+        path = request.url.path
         safe_request = httpx.Request(
             request.method,
             request.url,
-            headers=redact_headers(dict(request.headers)),
-            content=content,
+            headers=redact_headers(_without_framing(request.headers)),
+            content=redact_body(path, request.content, self._token_parts),
         )
-        # The body is already decoded: drop the headers that describe the wire encoding.
-        response_headers = {
-            name: value
-            for name, value in response.headers.items()
-            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-        }
         safe_response = httpx.Response(
             response.status_code,
-            headers=redact_headers(response_headers),
-            content=response.content,
+            # the body is already decoded (and maybe redacted): the wire framing no longer fits
+            headers=redact_headers(_without_framing(response.headers)),
+            content=redact_body(path, response.content, self._token_parts),
             request=safe_request,
         )
         try:
             self._on_exchange(safe_request, safe_response)
         except Exception:  # a logging hook must never break a call
             log.exception("on_exchange hook failed")
+
+
+def _without_framing(headers: httpx.Headers) -> dict[str, str]:
+    """Headers minus those that describe the wire encoding of a body we re-make."""
+    framing = ("content-encoding", "content-length", "transfer-encoding")
+    return {name: value for name, value in headers.items() if name.lower() not in framing}
 
 
 def _query(params: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -37,7 +37,6 @@ from flyk.k8s.pki import TLS_FILES, ClusterPKI, issue_admin, recover_from_secret
 from flyk.k8s.plan import VOLUME_NAME, ClusterPlan, ClusterSpec, app_name_for, plan_cluster
 from flyk.k8s.probe import ApiProbe, probe_api_server
 from flyk.k8s.progress import NullProgress, Progress
-from flyk.k8s.secret_values import read_secret_values
 
 if TYPE_CHECKING:
     from flyk.api import FlyClient
@@ -158,7 +157,9 @@ def _holds_only_flyk_secrets(client: FlyClient, app: str) -> bool:
 
 
 def _secret_values(client: FlyClient, app: str) -> dict[str, str]:
-    return read_secret_values(client, app)
+    """Name → value of the app's secrets (the client keeps the values out of --verbose)."""
+    listed = client.secrets.list(app, show_secrets=True)
+    return {s.name: s.value for s in listed if s.value is not None}
 
 
 def rebuild_kubeconfig(client: FlyClient, name: str, org: str) -> kc.KubeconfigEntry:

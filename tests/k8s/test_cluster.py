@@ -417,24 +417,32 @@ def test_create_then_delete_then_create_again(client: FlyClient, tmp_path: Path)
 
 
 def test_secret_values_never_reach_the_verbose_log(backend: LocalBackend, tmp_path: Path) -> None:
+    """What `--verbose` prints is what the client's `on_exchange` hook is handed."""
+    token = "fm2_verbose-log-token"
     logged: list[str] = []
 
     def log(request: Any, response: Any) -> None:
+        logged.append(f"> {request.method} {request.url} {dict(request.headers)}")
         logged.append(request.content.decode(errors="replace"))
+        logged.append(f"< {response.status_code} {dict(response.headers)}")
         logged.append(response.content.decode(errors="replace"))
 
     client = FlyClient(
         base_url="http://local.flyk",
+        token=token,
         transport=backend.transport(),
         rate_limiter=RateLimiter.unlimited(),
         on_exchange=log,
     )
     cluster.create(client, spec(), options(tmp_path, kubelet_token="TOKEN-VALUE"))
-    cluster.rebuild_kubeconfig(client, "demo", "personal")
+    entry = cluster.rebuild_kubeconfig(client, "demo", "personal")
     cluster.status(client, "demo", "personal", probe_api=False)
+    assert entry.cluster == "demo"  # the values did reach the caller
     text = "\n".join(logged)
-    assert "show_secrets" not in text or "<redacted>" in text
-    for needle in ("LS0tLS1CRUdJTi", "PRIVATE KEY", "TOKEN-VALUE"):
+    # the secrets were written, and read back with their values, through the hook
+    assert "/secrets?show_secrets=true" in text
+    assert '"value":"<redacted>"' in text
+    for needle in ("LS0tLS1CRUdJTi", "PRIVATE KEY", "TOKEN-VALUE", token):
         assert needle not in text
 
 
