@@ -147,7 +147,7 @@ def test_the_node_says_when_the_machines_api_fails_and_when_it_is_back(harness: 
     harness.start()
     harness.create_pod("web")
     harness.wait_phase("web", "Running")
-    assert (ready() or {}).get("status") == "True"
+    eventually(lambda: (ready() or {}).get("status") == "True", what="Ready")
     rule = harness.backend.faults.add("server_error", status=503, times=None)
     condition = eventually(lambda: (c := ready()) and c["status"] == "False" and c, what="NotReady")
     assert condition["reason"] == "MachinesAPIUnreachable"
