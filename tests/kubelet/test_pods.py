@@ -275,3 +275,30 @@ def pod_status_patches(kube: FakeKube) -> int:
         for m, p in list(kube.requests)
         if m == "PATCH" and "/pods/" in p and p.endswith("/status")
     )
+
+
+@pytest.mark.parametrize(("check_status", "ready"), [("passing", "True"), ("critical", "False")])
+def test_readiness_probes_become_checks_that_drive_ready(
+    harness: Harness, check_status: str, ready: str
+) -> None:
+    harness.start()
+    container = {
+        "name": "web",
+        "image": "nginx",
+        "env": sim_env(check_status=check_status),
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+        "livenessProbe": {"tcpSocket": {"port": 8080}},
+    }
+    harness.create_pod("web", containers=[container])
+    pod = harness.wait_phase("web", "Running")
+    pod = eventually(
+        lambda: (
+            (p := harness.pod("web"))
+            and {c["type"]: c["status"] for c in p["status"]["conditions"]}["Ready"] == ready
+            and p
+        )
+    )
+    assert pod["status"]["containerStatuses"][0]["ready"] is (ready == "True")
+    machine = harness.machine_of("web")
+    assert machine is not None
+    assert set(machine["config"]["checks"]) == {"readiness-web", "liveness-web"}
