@@ -509,18 +509,25 @@ class PodController:
         sources = translate.Sources(secrets=secrets, config_maps=config_maps)
         return translate.build_plan(pod, sources, self._node)
 
-    def _plan_or_pending(self, pod: JSON) -> translate.MachinePlan:
+    def _plan_or_pending(self, pod: JSON, *, has_machine: bool = False) -> translate.MachinePlan:
+        """The pod's plan, with a Warning Event per unsupported field. When it cannot be
+        translated, a pod with no machine yet is Pending with the reason; a pod whose machine
+        runs keeps running as it is, and gets a Warning Event."""
         try:
             plan = self._plan(pod)
         except translate.TranslationError as error:
-            self._pending(pod, error.reason, error.message)
+            self._warn_unsupported(pod, translate.unsupported_fields(pod))
+            if has_machine:
+                self._event(pod, "Warning", "FailedUpdate", f"machine not updated: {error.message}")
+            else:
+                self._pending(pod, error.reason, error.message)
             raise Retry(error.message) from error
-        uid = pod["metadata"]["uid"]
-        for warning in plan.warnings:
-            self._event(pod, "Warning", "UnsupportedField", warning)
-        if plan.warnings:
-            log.info("pod %s: %d unsupported fields", uid, len(plan.warnings))
+        self._warn_unsupported(pod, plan.warnings)
         return plan
+
+    def _warn_unsupported(self, pod: JSON, warnings: Iterable[str]) -> None:
+        for warning in warnings:
+            self._event(pod, "Warning", "UnsupportedField", warning)
 
     def _create(self, space: Namespace, pod: JSON) -> None:
         plan = self._plan_or_pending(pod)
@@ -598,7 +605,7 @@ class PodController:
 
     def _update_if_changed(self, space: Namespace, pod: JSON, machine: JSON) -> None:
         metadata = (machine.get("config") or {}).get("metadata") or {}
-        plan = self._plan_or_pending(pod)
+        plan = self._plan_or_pending(pod, has_machine=True)
         if metadata.get(translate.META_SPEC_HASH) == plan.spec_hash:
             return
         config = MachineConfig.from_api(plan.config)
@@ -608,6 +615,13 @@ class PodController:
             updated = self._fly.machines.update(space.app, machine["id"], config, nonce=lease.nonce)
         with space.lock:
             space.machines[pod["metadata"]["uid"]] = updated.to_api()
+        annotations = pod["metadata"].get("annotations") or {}
+        if annotations.get(translate.CHOSEN_SIZE_ANNOTATION) != plan.size.label:
+            self._kube.patch_pod_annotations(
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+                {translate.CHOSEN_SIZE_ANNOTATION: plan.size.label},
+            )
         self._event(pod, "Normal", "Updated", f"machine {machine['id']} updated to the new spec")
         self._soon(space)
 

@@ -302,3 +302,22 @@ def test_readiness_probes_become_checks_that_drive_ready(
     machine = harness.machine_of("web")
     assert machine is not None
     assert set(machine["config"]["checks"]) == {"readiness-web", "liveness-web"}
+
+
+def test_a_running_pod_whose_secret_vanished_keeps_running_and_is_told(harness: Harness) -> None:
+    data = {"k": base64.b64encode(b"v").decode()}
+    harness.kube.create("secrets", {"metadata": {"name": "s"}, "data": data}, "default")
+    harness.start()
+    env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    harness.create_pod("app", containers=[{"name": "app", "image": "app:1", "env": env}])
+    harness.wait_phase("app", "Running")
+    harness.kube.store.remove("secrets", "default", "s")
+
+    def touch(pod: dict) -> dict:
+        pod["metadata"].setdefault("annotations", {})["touched"] = "yes"
+        return pod
+
+    harness.kube.store.modify("pods", "default", "app", touch)  # something makes it reconcile
+    (event,) = eventually(lambda: harness.events("app", "FailedUpdate"))
+    assert "Secret 's' not found" in event["message"]
+    assert harness.phase("app") == "Running"
