@@ -13,7 +13,6 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -64,6 +63,9 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     try:
         seconds = float(raw)
     except ValueError:
+        # an HTTP date is rare (Fly sends seconds): its parser is imported only for one
+        from email.utils import parsedate_to_datetime
+
         try:
             when = parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError):

@@ -5,22 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cached_property
 from types import TracebackType
-
-import httpx
+from typing import TYPE_CHECKING
 
 from flyk.api._http import ExchangeHook, HttpCore
-from flyk.api._ratelimit import RateLimiter
 from flyk.api._retry import RetryPolicy
-from flyk.api.apps import AppsResource
-from flyk.api.ips import IPsResource
-from flyk.api.machines import MachinesResource
-from flyk.api.platform import PlatformResource, TokensResource
-from flyk.api.secrets import SecretsResource
-from flyk.api.volumes import VolumesResource
+
+if TYPE_CHECKING:
+    import httpx
+
+    from flyk.api._ratelimit import RateLimiter
+    from flyk.api.apps import AppsResource
+    from flyk.api.ips import IPsResource
+    from flyk.api.machines import MachinesResource
+    from flyk.api.platform import PlatformResource, TokensResource
+    from flyk.api.secrets import SecretsResource
+    from flyk.api.volumes import VolumesResource
 
 
 class FlyClient:
     """Synchronous and thread-safe. The transport is the test seam.
+
+    Each resource (`apps`, `machines`, …) is imported when first used, so that a command
+    that only lists apps does not pay for the machine models.
 
     - `base_url`: None reads FLY_FLAPS_BASE_URL, then FLY_API_HOSTNAME, then uses
       https://api.machines.dev; `/v1` is added once.
@@ -71,30 +77,44 @@ class FlyClient:
 
     @cached_property
     def apps(self) -> AppsResource:
+        from flyk.api.apps import AppsResource
+
         return AppsResource(self._core)
 
     @cached_property
     def machines(self) -> MachinesResource:
+        from flyk.api.machines import MachinesResource
+
         return MachinesResource(self._core)
 
     @cached_property
     def volumes(self) -> VolumesResource:
+        from flyk.api.volumes import VolumesResource
+
         return VolumesResource(self._core)
 
     @cached_property
     def secrets(self) -> SecretsResource:
+        from flyk.api.secrets import SecretsResource
+
         return SecretsResource(self._core)
 
     @cached_property
     def ips(self) -> IPsResource:
+        from flyk.api.ips import IPsResource
+
         return IPsResource(self._core)
 
     @cached_property
     def platform(self) -> PlatformResource:
+        from flyk.api.platform import PlatformResource
+
         return PlatformResource(self._core)
 
     @cached_property
     def tokens(self) -> TokensResource:
+        from flyk.api.platform import TokensResource
+
         return TokensResource(self._core)
 
     def close(self) -> None:

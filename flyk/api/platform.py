@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyk.api._http import Call, path
 from flyk.api._resource import Resource, as_list, as_mapping
-from flyk.api.models import GuestConfig, Placement, Regions, TokenInfo
+from flyk.api.models import Placement, Regions, TokenInfo
+
+if TYPE_CHECKING:  # only the caller builds one: listing regions needs no machine models
+    from flyk.api.models import GuestConfig
 
 
 class PlatformResource(Resource):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyk.api._http import Call, path
 from flyk.api._resource import Resource, as_list, as_mapping
-from flyk.api.models import GuestConfig, Volume, VolumeExtension
+from flyk.api.models import Volume, VolumeExtension
+
+if TYPE_CHECKING:  # only the caller builds one: listing volumes needs no machine models
+    from flyk.api.models import GuestConfig
 
 
 class VolumesResource(Resource):
