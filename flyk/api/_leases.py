@@ -18,19 +18,27 @@ RELEASE_BUDGET = 5.0
 class LeaseKeeper:
     """Refreshes a lease every `every` seconds on a daemon thread until stopped.
 
-    The thread waits on an Event, so `stop()` ends it at once. A refresh that fails, or
-    that comes back with another nonce, is recorded in `error` and ends the refreshing: the
-    lease may be lost, and the holder's next mutation will be refused with a conflict.
+    The thread waits on an Event, so `stop()` ends it at once. When a refresh goes wrong the
+    refreshing ends, the reason is logged (warning) and kept in `error`, and `nonce` says which
+    lease to release on the way out:
+
+    - the refresh fails (the API refused it, e.g. 409 because someone else holds the lease now,
+      or it could not be reached within the retry deadline): `nonce` stays ours. The lease may
+      be lost; the holder's next mutation is refused with a conflict.
+    - the refresh answers with another nonce: our lease had lapsed and the API granted a new
+      one, to us. Mutations with the old nonce will be refused, so refreshing stops; `nonce`
+      becomes the new one, so that the release frees the machine instead of leaving it
+      locked until the new lease's TTL.
     """
 
     def __init__(
         self, *, refresh: Callable[[], Lease], nonce: str, every: float, name: str
     ) -> None:
         self._refresh = refresh
-        self._nonce = nonce
         self._every = every
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.nonce = nonce  # the lease to release: the one we hold last we heard
         self.refreshes = 0
         self.error: Exception | None = None
 
@@ -38,6 +46,7 @@ class LeaseKeeper:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop refreshing; once it returns, `error` and `nonce` no longer change."""
         self._stopped.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=RELEASE_BUDGET)
@@ -47,12 +56,16 @@ class LeaseKeeper:
             try:
                 lease = self._refresh()
             except FlykError as exc:
-                log.warning("could not refresh the lease: %s", exc.message)
+                log.warning("could not refresh the lease (it may be lost): %s", exc.message)
                 self.error = exc
                 return
-            if lease.nonce and lease.nonce != self._nonce:
-                self.error = FlykError("the lease was taken over by someone else")
+            if lease.nonce and lease.nonce != self.nonce:
+                self.error = FlykError(
+                    "the lease lapsed and the API granted a new one in its place: mutations "
+                    "with the old nonce will be refused"
+                )
                 log.warning("%s", self.error)
+                self.nonce = lease.nonce
                 return
             self.refreshes += 1
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 from flyk.api._constants import LAUNCH_ID_KEY, MAX_WAIT_SECONDS
@@ -25,11 +27,14 @@ from flyk.errors import (
     ConflictError,
     FlykError,
     InvalidRequestError,
+    LeaseHeldError,
     NetworkError,
     NotFoundError,
     ServerError,
     WaitTimeoutError,
 )
+
+log = logging.getLogger("flyk.api")
 
 # Failures after which a create may or may not have happened (reference §10).
 _AMBIGUOUS = (ServerError, NetworkError, WaitTimeoutError)
@@ -128,7 +133,8 @@ class MachinesResource(Resource):
         The config carries a launch id in `metadata[flyk_launch_id]` (kept if the caller set
         one, so a caller's own retry is deduplicated too). After an ambiguous failure (5xx,
         408, a connection dropped after the request left) the app's machines are listed and
-        the one with that id is returned before anything is sent again.
+        the one with that id is returned before anything is sent again. A machine found that
+        way carries no nonce: with `lease_ttl` a lease is acquired on it (see `_found`).
         """
         if not config.launch_id:
             config = config.with_metadata(**{LAUNCH_ID_KEY: new_launch_id()})
@@ -160,7 +166,7 @@ class MachinesResource(Resource):
             except _AMBIGUOUS:
                 existing = self.find_launched(app, launch_id)
                 if existing is not None:
-                    return existing
+                    return self._found(app, existing, lease_ttl, deadline)
                 if attempt >= self._core.retry.max_attempts or not pause(
                     self._core, attempt, deadline
                 ):
@@ -168,17 +174,61 @@ class MachinesResource(Resource):
                 # Look again after the pause: a list may lag the write it follows.
                 existing = self.find_launched(app, launch_id)
                 if existing is not None:
-                    return existing
+                    return self._found(app, existing, lease_ttl, deadline)
                 continue
             except ConflictError:
                 # A retry refused as a duplicate (a taken name): the first attempt made it.
                 existing = self.find_launched(app, launch_id) if attempt > 1 else None
                 if existing is None:
                     raise
-                return existing
+                return self._found(app, existing, lease_ttl, deadline)
             if not made.id:
                 raise FlykError(f"the API created a machine in {app} but did not say its id")
             return made
+
+    def _found(self, app: str, machine: Machine, lease_ttl: int | None, deadline: float) -> Machine:
+        """The machine a create made but whose answer was lost, leased if `lease_ttl` asks.
+
+        A listed machine carries no nonce, so the lease is acquired here. When it is held,
+        it is most likely the lease the lost create took for us; but nothing proves that, and
+        two holders of one lease would defeat it, so it is never adopted: we wait until it
+        expires (its `expires_at`, or the backoff if it does not say) and acquire our own.
+        Should that not fit before the create's deadline, the machine is returned without a
+        nonce and a warning is logged: the caller learns of the machine it made (raising
+        would make a retry create another), and its first mutation meets the conflict.
+        """
+        if lease_ttl is None:
+            return machine
+        policy = self._core.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                lease = self.acquire_lease(app, machine.id, ttl=lease_ttl)
+                return replace(machine, nonce=lease.nonce)
+            except LeaseHeldError:
+                held = self.get_lease(app, machine.id)
+                expires_at = held.expires_at if held is not None else None
+                wait = expires_at - policy.wall_clock() if expires_at is not None else 0.0
+                if wait > 0 and policy.clock() + wait < deadline:
+                    policy.sleep(wait)
+                    continue
+                if wait <= 0 and pause(self._core, attempt, deadline):
+                    continue
+                reason = "it is still leased (the lease the lost create took, most likely)"
+            except _AMBIGUOUS as exc:
+                # the acquire may have worked: the next attempt then meets our own lease
+                if pause(self._core, attempt, deadline):
+                    continue
+                reason = f"the lease could not be acquired ({exc.message})"
+            log.warning(
+                "machine %s of %s was created (its create's answer was lost) but %s: "
+                "it is returned without a lease nonce",
+                machine.id,
+                app,
+                reason,
+            )
+            return machine
 
     def find_launched(self, app: str, launch_id: str) -> Machine | None:
         """The machine a create with this launch id made, if it made one."""
@@ -566,11 +616,20 @@ def _held(
         keeper.start()
         try:
             yield lease
+        except BaseException as exc:
+            # The block's own error goes on unchanged; if the lease was lost meanwhile (the
+            # likely cause of a conflict inside the block), the error says so in a note.
+            keeper.stop()
+            if keeper.error is not None:
+                exc.add_note(f"The lease on machine {machine_id} was lost: {keeper.error}")
+            raise
         finally:
             keeper.stop()
+            # A block that ended normally does not raise for a lost lease: what it did was
+            # accepted under the nonce; the loss was logged when the refresh noticed it.
             keeper.release(
                 lambda deadline: machines.release_lease(
-                    app, machine_id, lease.nonce, deadline=deadline
+                    app, machine_id, keeper.nonce, deadline=deadline
                 ),
                 clock=machines._core.retry.clock,
             )

@@ -195,3 +195,106 @@ def test_a_named_retry_refused_as_taken_returns_the_first_attempts_machine() -> 
         machine = fly.machines.create("a", MachineConfig(image="nginx"), name="web")
     assert api.creates == 2 and len(api.machines) == 1
     assert machine.id == api.machines[0]["id"]
+
+
+class LeasingMachines(FlakyMachines):
+    """FlakyMachines with leases: a create with `lease_ttl` leases the machine it commits
+    (as the API does), and `/lease` acquires, shows and refuses as the API would.
+
+    Time is the test's FakeClock (`wall()`), so leases expire when the client sleeps.
+    """
+
+    def __init__(self, clock: FakeClock, *failures: str, lease_on_create: bool = True) -> None:
+        super().__init__(*failures)
+        self.clock = clock
+        self.lease_on_create = lease_on_create
+        self.leases: dict[str, dict[str, Any]] = {}
+        self.acquires = 0
+        self.acquire_failures: list[str] = []
+        self.granted = 0
+
+    def _grant(self, machine_id: str, ttl: int) -> dict[str, Any]:
+        self.granted += 1
+        lease = {"nonce": f"n{self.granted}", "expires_at": int(self.clock.wall()) + ttl}
+        self.leases[machine_id] = lease
+        return lease
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        parts = request.url.path.removeprefix("/v1/apps/a/machines").strip("/").split("/")
+        if len(parts) == 2 and parts[1] == "lease":
+            return self._lease(request, parts[0])
+        if request.method == "POST" and self.lease_on_create:
+            ttl = json.loads(request.content).get("lease_ttl")
+            committed = len(self.machines)
+            try:
+                return super().__call__(request)  # commits (then maybe fails the answer)
+            finally:
+                if ttl and len(self.machines) > committed:
+                    self._grant(self.machines[-1]["id"], ttl)
+        return super().__call__(request)
+
+    def _lease(self, request: httpx.Request, machine_id: str) -> httpx.Response:
+        held = self.leases.get(machine_id)
+        if held is not None and held["expires_at"] <= self.clock.wall():
+            del self.leases[machine_id]
+            held = None
+        if request.method == "GET":
+            return httpx.Response(200, json=held) if held else httpx.Response(404, json={})
+        self.acquires += 1
+        if self.acquire_failures:
+            failure = self.acquire_failures.pop(0)
+            if failure == "5xx-after":  # grants, then loses the answer
+                self._grant(machine_id, json.loads(request.content)["ttl"])
+            return httpx.Response(502, text="bad gateway")
+        if held is not None:
+            return httpx.Response(409, json={"error": "machine already has a lease"})
+        return httpx.Response(201, json=self._grant(machine_id, json.loads(request.content)["ttl"]))
+
+
+def test_a_machine_found_after_a_lost_answer_is_leased_when_lease_ttl_asks() -> None:
+    clock = FakeClock()
+    api = LeasingMachines(clock, "read", lease_on_create=False)  # the create took no lease
+    with make_client(api, clock) as fly:
+        machine = fly.machines.create("a", MachineConfig(image="nginx"), lease_ttl=30)
+    assert machine.id == "m1" and machine.nonce == api.leases["m1"]["nonce"]
+    assert api.creates == 1 and api.acquires == 1 and clock.sleeps == []
+
+
+def test_the_lease_the_lost_create_took_is_waited_out_never_adopted() -> None:
+    clock = FakeClock()
+    api = LeasingMachines(clock, "5xx")  # committed with a lease whose nonce we never saw
+    with make_client(api, clock) as fly:
+        machine = fly.machines.create("a", MachineConfig(image="nginx"), lease_ttl=20)
+    assert api.creates == 1 and api.granted == 2
+    assert machine.nonce == "n2"  # a lease of our own, not the create's "n1"
+    assert api.acquires == 2 and sum(clock.sleeps) >= 20
+
+
+def test_a_lease_that_outlives_the_deadline_returns_the_machine_without_a_nonce(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    api = LeasingMachines(clock, "read")
+    with make_client(api, clock, deadline=60.0) as fly:
+        machine = fly.machines.create("a", MachineConfig(image="nginx"), lease_ttl=600)
+    assert machine.id == "m1" and machine.nonce is None
+    assert api.creates == 1 and api.acquires == 1 and sum(clock.sleeps) < 60
+    assert "returned without a lease nonce" in caplog.text and "m1" in caplog.text
+
+
+def test_an_acquire_whose_answer_is_lost_is_retried_and_then_waited_out() -> None:
+    clock = FakeClock()
+    api = LeasingMachines(clock, "read", lease_on_create=False)
+    api.acquire_failures = ["5xx-after"]
+    with make_client(api, clock) as fly:
+        machine = fly.machines.create("a", MachineConfig(image="nginx"), lease_ttl=5)
+    assert api.creates == 1 and api.acquires == 3  # lost answer, held (by us), granted
+    assert machine.nonce == "n2"
+
+
+def test_without_lease_ttl_a_found_machine_is_not_leased() -> None:
+    clock = FakeClock()
+    api = LeasingMachines(clock, "read")
+    with make_client(api, clock) as fly:
+        assert fly.machines.create("a", MachineConfig(image="nginx")).nonce is None
+    assert api.acquires == 0

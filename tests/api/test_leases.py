@@ -116,3 +116,67 @@ def test_raw_lease_calls(client: FlyClient, script: Script) -> None:
 def test_no_lease_is_none(client: FlyClient, script: Script) -> None:
     script.on(f"GET {LEASE}", reply(404, {"error": "lease not found"}))
     assert client.machines.get_lease("a", "m1") is None
+
+
+class RefreshScript:
+    """Grants n1, answers each refresh as told, records releases; `refreshed` is set once the
+    first refresh has been answered."""
+
+    def __init__(self, refresh: httpx.Response, release_status: int = 200) -> None:
+        self.refresh = refresh
+        self.release_status = release_status
+        self.refreshed = threading.Event()
+        self.released: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        nonce = request.headers.get("fly-machine-lease-nonce")
+        if request.method == "POST" and nonce is None:
+            return httpx.Response(201, json=GRANT)
+        if request.method == "POST":
+            self.refreshed.set()
+            return self.refresh
+        if request.method == "DELETE":
+            self.released.append(nonce or "")
+            return httpx.Response(self.release_status, json={})
+        return httpx.Response(404, json={"error": "not in this script"})
+
+
+def _hold_until_refreshed(api: RefreshScript) -> None:
+    from .helpers import make_client
+
+    with make_client(api) as fly, fly.machines.lease("a", "m1", ttl=13, refresh_every=0.001):
+        assert api.refreshed.wait(timeout=10)
+
+
+def test_a_failed_refresh_is_logged_and_the_lease_still_released(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api = RefreshScript(httpx.Response(409, json={"error": "machine already has a lease"}))
+    _hold_until_refreshed(api)  # a block that ended normally does not raise
+    assert "could not refresh the lease" in caplog.text
+    assert api.released == ["n1"]
+
+
+def test_a_refresh_answered_with_another_nonce_releases_that_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api = RefreshScript(httpx.Response(201, json={"nonce": "n2", "expires_at": 1, "owner": "me"}))
+    _hold_until_refreshed(api)
+    assert "lease lapsed" in caplog.text
+    assert api.released == ["n2"]  # ours now: not left to lock the machine until its TTL
+
+
+def test_an_error_in_the_block_after_the_lease_was_lost_says_so() -> None:
+    from .helpers import make_client
+
+    api = RefreshScript(httpx.Response(409, json={"error": "machine already has a lease"}), 409)
+    with (
+        make_client(api) as fly,
+        pytest.raises(LeaseHeldError, match="update refused") as caught,
+        fly.machines.lease("a", "m1", refresh_every=0.001),
+    ):
+        assert api.refreshed.wait(timeout=10)
+        raise LeaseHeldError("update refused")
+    notes = getattr(caught.value, "__notes__", [])
+    assert len(notes) == 1 and "lease on machine m1 was lost" in notes[0]
+    assert api.released == ["n1"]  # tried; its 409 is logged, never raised over the error
