@@ -44,6 +44,7 @@ class Intervals:
     backoff_initial: float = 1.0  # retry of a failed reconcile (capacity, API errors)
     backoff_max: float = 300.0
     stop_wait: float = 10.0  # extra time, beyond the grace period, for a machine to stop
+    liveness_backoff: float = 10.0  # first wait between restarts for a failing liveness check
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,7 @@ class PodController:
         self._told: set[tuple[str, str, str]] = set()  # (uid, reason, message) events sent
         self._placements: dict[tuple[str, str], tuple[str, ...]] = {}
         self._stopping: dict[str, float] = {}  # pod uid -> when to stop waiting for the stop
+        self._liveness: dict[str, tuple[int, float]] = {}  # pod uid -> (restarts, next allowed)
         self.synced = threading.Event()  # the first list has filled the cache
 
     # lifecycle --------------------------------------------------------------------------
@@ -430,8 +431,40 @@ class PodController:
         machine = self._with_exit_events(space, machine)
         new = pod_status.pod_status(pod, machine, host_ip=self._config.node_ip)
         self._write_status(pod, new)
+        self._check_liveness(space, pod, machine)
         transient = new["phase"] == "Running" and machine.get("state") != "started"
         return new["phase"] == "Pending" or transient
+
+    def _check_liveness(self, space: Namespace, pod: JSON, machine: JSON) -> None:
+        """A critical liveness check restarts the machine, as a kubelet restarts the container
+        (with restartPolicy Never it stops it), spaced by a backoff so that a workload that
+        never gets healthy is not restarted in a tight loop."""
+        uid = pod["metadata"]["uid"]
+        failing = [
+            str(check.get("name"))
+            for check in machine.get("checks") or []
+            if str(check.get("name", "")).startswith("liveness-")
+            and check.get("status") == "critical"
+        ]
+        if not failing or machine.get("state") != "started":
+            return
+        count, not_before = self._liveness.get(uid, (0, 0.0))
+        now = time.monotonic()
+        if now < not_before:
+            return
+        never = (pod.get("spec") or {}).get("restartPolicy") == "Never"
+        action = "stopping" if never else "restarting"
+        self._event(
+            pod, "Warning", "Unhealthy", f"liveness check {failing[0]} failed; {action} the machine"
+        )
+        if never:
+            self._fly.machines.stop(space.app, machine["id"])
+        else:
+            self._fly.machines.restart(space.app, machine["id"])
+        intervals = self._config.intervals
+        delay = backoff(count + 1, intervals.liveness_backoff, intervals.backoff_max)
+        self._liveness[uid] = (count + 1, now + delay)
+        self._soon(space)
 
     def _with_exit_events(self, space: Namespace, machine: JSON) -> JSON:
         """A stopped machine whose list entry lacks its exit event gets its events fetched
@@ -695,6 +728,7 @@ class PodController:
     def _forget(self, uid: str) -> None:
         self._written.pop(uid, None)
         self._stopping.pop(uid, None)
+        self._liveness.pop(uid, None)
         self._told = {told for told in self._told if told[0] != uid}
 
     # writing to the pod -----------------------------------------------------------------

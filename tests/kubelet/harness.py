@@ -28,6 +28,7 @@ FAST = Intervals(
     backoff_initial=0.03,
     backoff_max=0.3,
     stop_wait=5.0,
+    liveness_backoff=0.2,
 )
 
 

@@ -321,3 +321,26 @@ def test_a_running_pod_whose_secret_vanished_keeps_running_and_is_told(harness: 
     (event,) = eventually(lambda: harness.events("app", "FailedUpdate"))
     assert "Secret 's' not found" in event["message"]
     assert harness.phase("app") == "Running"
+
+
+def test_a_failing_liveness_check_restarts_the_machine_with_backoff(harness: Harness) -> None:
+    harness.start()
+    container = {
+        "name": "web",
+        "image": "nginx",
+        "env": sim_env(check_status="critical"),
+        "livenessProbe": {"tcpSocket": {"port": 8080}},
+    }
+    harness.create_pod("web", containers=[container])
+    harness.wait_phase("web", "Running")
+    (event,) = eventually(lambda: harness.events("web", "Unhealthy"))
+    assert event["message"] == "liveness check liveness-web failed; restarting the machine"
+    machine = harness.machine_of("web")
+    assert machine is not None
+    restarts = eventually(
+        lambda: (
+            len(harness.calls.matching("POST", f"/machines/{machine['id']}/restart")) >= 2
+            and harness.calls.matching("POST", "/restart")
+        )
+    )
+    assert all(call.status == 200 for call in restarts)
