@@ -209,7 +209,8 @@ class MachinesResource(Resource):
             except LeaseHeldError:
                 held = self.get_lease(app, machine.id)
                 expires_at = held.expires_at if held is not None else None
-                wait = expires_at - policy.wall_clock() if expires_at is not None else 0.0
+                # expires_at is in whole seconds: one more makes sure it has passed
+                wait = expires_at + 1 - policy.wall_clock() if expires_at is not None else 0.0
                 if wait > 0 and policy.clock() + wait < deadline:
                     policy.sleep(wait)
                     continue
