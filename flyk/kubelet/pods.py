@@ -77,10 +77,8 @@ class Namespace:
     recent: dict[str, tuple[float, JSON]] = field(default_factory=dict)
     app_ready: bool = False
     listed: bool = False
-    first_resync_done: bool = False
     resync_pending: bool = False
     next_resync: float = 0.0
-    busy: bool = True  # some pod there is not settled: resync fast
 
 
 class MachinesHealth:
@@ -358,7 +356,6 @@ class PodController:
 
     def _soon(self, space: Namespace) -> None:
         """Something is changing in this namespace: look at its machines soon."""
-        space.busy = True
         space.next_resync = min(
             space.next_resync, time.monotonic() + self._config.intervals.fast_resync
         )
@@ -408,8 +405,6 @@ class PodController:
         busy = False
         for pod in pods.values():
             busy |= self._refresh(space, pod)
-        space.first_resync_done = True
-        space.busy = busy
         intervals = self._config.intervals
         space.next_resync = time.monotonic() + (intervals.fast_resync if busy else intervals.resync)
         space.resync_pending = False
@@ -796,8 +791,3 @@ class PodController:
             self._kube.create_event(meta["namespace"], event)
         except KubeError as error:
             log.warning("event for %s/%s not recorded: %s", meta["namespace"], meta["name"], error)
-
-    # for tests and the bench ------------------------------------------------------------
-    def namespaces(self) -> Iterable[Namespace]:
-        with self._lock:
-            return list(self._namespaces.values())

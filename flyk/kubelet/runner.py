@@ -60,16 +60,12 @@ class Kubelet:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def wait(self, stop: threading.Event) -> None:
-        """Block until `stop` is set (the CLI sets it on SIGTERM/SIGINT)."""
-        stop.wait()
-
 
 def run(config: KubeletConfig, *, stop: threading.Event | None = None) -> None:
     """Run the kubelet until `stop` is set (forever when None)."""
     stop = stop or threading.Event()
     kubelet = Kubelet(config).start()
     try:
-        kubelet.wait(stop)
+        stop.wait()
     finally:
         kubelet.stop()
