@@ -522,6 +522,9 @@ SPEC_KEYS = {
     "serviceAccount",
     "automountServiceAccountToken",
     "dnsPolicy",
+    # The scheduler matched these against the node's labels before binding the pod here.
+    "nodeSelector",
+    "os",
 }
 CONTAINER_KEYS = {
     "name",

@@ -270,6 +270,7 @@ UNSUPPORTED = [
     (app(), {"hostNetwork": True}, ["spec.hostNetwork is not supported yet"]),
     (app(), {"affinity": {"nodeAffinity": {}}}, ["spec.affinity is not supported yet"]),
     (app(), {"dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler", "tolerations": []}, []),
+    (app(), {"nodeSelector": {"kubernetes.io/os": "linux"}, "os": {"name": "linux"}}, []),
     (app(), {"dnsPolicy": "None"}, ["spec.dnsPolicy None is not supported yet"]),
     (app(), {"volumes": [{"name": "scratch", "emptyDir": {}}]}, ["spec.volumes[0].emptyDir (scratch) is not supported yet"]),
     (app(), {"volumes": [{"name": "kube-api-access-x1", "projected": {}}]}, ["spec.volumes[0] (kube-api-access-x1, the service account token) is not supported yet"]),
