@@ -18,7 +18,7 @@ def test_ci_runs_readme_test_command_verbatim() -> None:
     assert test_command in (ROOT / ".ci" / "run").read_text()
 
 
-def test_readme_main_job_runs_k8s_create_on_the_default_backend() -> None:
+def test_readme_main_job_is_k8s_create_on_the_default_backend() -> None:
     first = _readme_commands()[0]
     assert "flyk ext k8s create" in first
     assert "--access-token" not in first and "FLY_API_TOKEN" not in first
