@@ -132,3 +132,27 @@ def complete_volume_ids(ctx: typer.Context, incomplete: str) -> list[str]:
 
 def complete_regions(ctx: typer.Context, incomplete: str) -> list[str]:
     return _quietly(lambda: [r.code for r in _client(ctx).platform.regions().regions], incomplete)
+
+
+def complete_clusters(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Cluster names (``flyk ext k8s status|kubeconfig|delete NAME``), from the platform.
+
+    The orgs are ``--org``/``FLY_ORG`` when given, else the token's, else the personal org:
+    the same ones ``flyk ext k8s list`` looks in.
+    """
+
+    def fetch() -> list[str]:
+        from flyk.k8s.cluster import list_clusters
+
+        client = _client(ctx)
+        org = _option_value(ctx, "--org") or os.environ.get(EnvVar.ORG)
+        if org:
+            orgs = [org]
+        else:
+            try:
+                orgs = client.tokens.current().org_slugs or ["personal"]
+            except Exception:
+                orgs = ["personal"]
+        return [c.name for c in list_clusters(client, orgs)]
+
+    return _quietly(fetch, incomplete)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from flyk.api import machine_sizes
+from flyk.cli.completion import complete_clusters
 from flyk.cli.context import LOCAL_BASE_URL, AppContext, app_context
 from flyk.cli.kubelet import kubelet_command
 from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, RegionOption, YesOption
@@ -36,7 +37,10 @@ app = typer.Typer(
 )
 
 NameArgument = Annotated[
-    str, typer.Argument(metavar="NAME", help="Cluster name.", show_default=False)
+    str,
+    typer.Argument(
+        metavar="NAME", help="Cluster name.", show_default=False, autocompletion=complete_clusters
+    ),
 ]
 KubeconfigPathOption = Annotated[
     str | None,

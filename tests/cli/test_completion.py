@@ -156,3 +156,30 @@ def test_volume_ids_complete(flyk: Flyk) -> None:
         "--local", "volumes", "create", "data", "-a", "web", "-r", "iad"
     ).stdout.strip()
     assert _complete(flyk, "flyk volumes show -a web vol_").stdout == volume_id + "\n"
+
+
+@pytest.mark.parametrize("command", ["status", "kubeconfig", "delete"])
+def test_cluster_names_complete(flyk: Flyk, command: str) -> None:
+    for name in ("demo", "dev", "prod"):
+        assert flyk("ext", "k8s", "create", name).exit_code == 0
+    assert _complete(flyk, f"flyk ext k8s {command} ") == Result(0, "demo\ndev\nprod\n", "")
+    assert _complete(flyk, f"flyk ext k8s {command} d") == Result(0, "demo\ndev\n", "")
+
+
+def test_cluster_names_complete_in_the_org_given(flyk: Flyk) -> None:
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    assert _complete(flyk, "flyk ext k8s status -o personal ").stdout == "demo\n"
+    assert _complete(flyk, "flyk ext k8s status -o elsewhere ").stdout.strip() == ""
+
+
+def test_cluster_completion_is_silent_and_creates_nothing(flyk: Flyk, isolated_env: Path) -> None:
+    fresh = _complete(flyk, "flyk ext k8s status ")
+    assert (fresh.exit_code, fresh.stdout.strip(), fresh.stderr) == (0, "", "")
+    assert not (isolated_env / ".local" / "share" / "flyk" / "local.db").exists()
+    unreachable = _complete(
+        flyk,
+        "flyk ext k8s delete ",
+        FLY_FLAPS_BASE_URL="http://127.0.0.1:9",
+        FLY_API_TOKEN="fm2_x",
+    )
+    assert (unreachable.exit_code, unreachable.stdout.strip(), unreachable.stderr) == (0, "", "")
