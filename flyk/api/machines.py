@@ -420,8 +420,7 @@ class MachinesResource(Resource):
             if remaining <= 0:
                 raise WaitTimeoutError(
                     f"machine {machine_id} did not reach {' or '.join(states)} within "
-                    f"{timeout:g} s",
-                    hint="Check `flyk machine status`, or wait longer with --timeout.",
+                    f"{timeout:g} s"
                 )
             poll = max(1, min(MAX_WAIT_SECONDS, int(remaining)))
             params: dict[str, Any] = {

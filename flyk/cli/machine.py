@@ -27,7 +27,7 @@ from flyk.cli.options import (
     RegionOption,
     YesOption,
 )
-from flyk.errors import NotFoundError, UsageError
+from flyk.errors import NotFoundError, UsageError, WaitTimeoutError
 
 if TYPE_CHECKING:
     from flyk.api import FlyClient, GuestConfig, Machine, MachineConfig
@@ -82,7 +82,7 @@ RestartOption = Annotated[
 ]
 WaitTimeoutOption = Annotated[
     float,
-    typer.Option("-w", "--wait-timeout", help="Seconds to wait for the machine's state."),
+    typer.Option("-w", "--wait-timeout", min=0, help="Seconds to wait for the machine's state."),
 ]
 DetachOption = Annotated[
     bool, typer.Option("--detach", help="Return once the machine is created; do not wait.")
@@ -169,6 +169,19 @@ def leased(client: FlyClient, app_name: str, machine_id: str, why: str) -> Itera
         yield lease.nonce
 
 
+@contextmanager
+def wait_hint(app_name: str, machine_id: str) -> Iterator[None]:
+    """Name the flag that waits longer when a wait for ``machine_id`` times out."""
+    try:
+        yield
+    except WaitTimeoutError as error:
+        error.hint = (
+            f"Check `flyk machine status {machine_id} -a {app_name}`, "
+            "or wait longer with -w/--wait-timeout."
+        )
+        raise
+
+
 def _context(ctx: typer.Context, json: bool) -> AppContext:
     context = app_context(ctx)
     context.use_json(json)
@@ -249,7 +262,8 @@ def run(
         step.update(f"Launched machine {machine.id} in {machine.region}")
     if not detach:
         with out.step(f"Waiting for machine {machine.id} to start") as step:
-            client.machines.wait(target_app, machine.id, "started", timeout=wait_timeout)
+            with wait_hint(target_app, machine.id):
+                client.machines.wait(target_app, machine.id, "started", timeout=wait_timeout)
             step.update(f"Machine {machine.id} started")
         machine = client.machines.get(target_app, machine.id)
     _show_launched(context, machine)
@@ -552,9 +566,10 @@ def update(
         )
         if not detach and current.state == "started":
             step.update(f"Waiting for machine {machine_id} to restart")
-            client.machines.wait(
-                target, machine_id, "started", version=machine.version, timeout=wait_timeout
-            )
+            with wait_hint(target, machine_id):
+                client.machines.wait(
+                    target, machine_id, "started", version=machine.version, timeout=wait_timeout
+                )
         step.update(f"Updated machine {machine_id}")
     machine = client.machines.get(target, machine_id)
     views.MACHINE.show_one(out, machine)
@@ -606,7 +621,8 @@ def wait(
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
     with out.step(f"Waiting for machine {machine_id} to reach {state}") as step:
-        reached = context.client.machines.wait(target, machine_id, state, timeout=wait_timeout)
+        with wait_hint(target, machine_id):
+            reached = context.client.machines.wait(target, machine_id, state, timeout=wait_timeout)
         step.update(f"Machine {machine_id} is {reached}")
     out.emit({"id": machine_id, "state": reached}, lambda: out.line(reached))
 

@@ -308,3 +308,29 @@ def test_run_in_a_missing_app_says_how_to_create_it(flyk: Flyk) -> None:
     first, hint = result.stderr.splitlines()
     assert first.startswith("Error: ") and "nope" in first and "(Request ID: " in first
     assert hint == "       Create the app first: flyk apps create nope"
+
+
+def test_wait_timeout_names_the_wait_flag(flyk: Flyk, app: str, machine_id: str) -> None:
+    args = ("--local", "m", "wait", machine_id, "-a", "web", "--state", "stopped", "-w", "0")
+    result = flyk(*args)
+    assert result.exit_code == 6
+    assert "did not reach stopped within 0 s" in result.stderr
+    assert "wait longer with -w/--wait-timeout" in result.stderr
+    assert "with --timeout" not in result.stderr
+    document = json.loads(flyk(*args, "--json").stdout)
+    assert "-w/--wait-timeout" in document["error"]["hint"]
+
+
+@pytest.mark.parametrize("command", ["run", "update", "wait"])
+def test_negative_wait_timeout_is_refused_before_anything_happens(
+    flyk: Flyk, app: str, command: str
+) -> None:
+    args = {
+        "run": ["nginx"],
+        "update": ["148e21ea7d5789", "--image", "x"],
+        "wait": ["148e21ea7d5789"],
+    }
+    result = flyk("--local", "machine", command, *args[command], "-a", "web", "-w", "-1")
+    assert result.exit_code == 2
+    assert "--wait-timeout" in result.stderr
+    assert flyk("--local", "machine", "list", "-a", "web", "-q").stdout == ""
