@@ -645,7 +645,7 @@ def exec_command(
 ) -> None:
     """Run a command in a machine and print its output; exits with the command's exit code.
 
-    Example: flyk machine exec 148e21ea7d5789 -a web -- cat /etc/hostname
+    Example: flyk machine exec 148e21ea7d5789 -a web -- hostname
     """
     context = _context(ctx, json)
     out = context.output
