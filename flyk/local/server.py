@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 from flyk.local.core import Core, LocalRequest
 from flyk.local.validate import MAX_BODY_BYTES
 
 __all__ = ["ServedBackend"]
+
+# What a client that goes away mid-request looks like from the server's side (a reset, a
+# write to a closed peer, a read that times out): normal for a server, never a traceback.
+CLIENT_GONE = (ConnectionError, TimeoutError)
 
 
 def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
@@ -68,14 +74,17 @@ def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
             if response.drop_connection:
                 self.close_connection = True
                 return  # committed, but no response: the client sees the connection close
-            self.send_response(response.status)
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(response.body)))
-            if self.close_connection:
-                self.send_header("connection", "close")
-            self.end_headers()
-            self.wfile.write(response.body)
+            try:
+                self.send_response(response.status)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(response.body)))
+                if self.close_connection:
+                    self.send_header("connection", "close")
+                self.end_headers()
+                self.wfile.write(response.body)
+            except CLIENT_GONE:
+                self.close_connection = True  # the client left before its answer: normal
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -85,7 +94,16 @@ def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _IPv6Server(ThreadingHTTPServer):
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left (while its request was read, say) is not the server's error;
+        anything else is still printed with its traceback."""
+        if isinstance(sys.exc_info()[1], CLIENT_GONE):
+            return
+        super().handle_error(request, client_address)
+
+
+class _IPv6Server(_Server):
     address_family = socket.AF_INET6
 
 
@@ -93,7 +111,7 @@ class ServedBackend:
     """A running server: `.url` (no trailing slash, without /v1), `.close()`; a context manager."""
 
     def __init__(self, core: Core, host: str, port: int) -> None:
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        server_class = _IPv6Server if ":" in host else _Server
         self._server = server_class((host, port), _handler_class(core))
         self._server.daemon_threads = True
         bound_host, bound_port = self._server.server_address[:2]
