@@ -79,7 +79,6 @@ def destroy(
     out = context.use_json(json)
     validate_app_name(name)
     if not out.confirm(f"Destroy app {name} with all its machines and volumes?", yes=yes):
-        out.notice("Nothing destroyed.")
-        raise typer.Exit(1)
+        out.declined("Nothing destroyed.")
     context.client.apps.delete(name)
     out.emit({"name": name, "destroyed": True}, lambda: out.success(f"Destroyed app {name}"))

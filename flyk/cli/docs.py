@@ -1,5 +1,7 @@
 """Generate docs/cli.md from the command tree: ``python -m flyk.cli.docs > docs/cli.md``.
 
+``python -m flyk.cli.docs --exit-codes`` prints the exit-code table README's Usage shows.
+
 Everything in the reference comes from the code it documents: commands, arguments and
 options from the Typer tree, JSON keys from ``flyk.cli.views``, exit codes from
 ``flyk.errors.exit_code_table()``. ``tests/cli/test_docs.py`` fails when the file is stale.
@@ -146,11 +148,19 @@ def _json_docs() -> list[str]:
 
 
 def _exit_code_docs() -> list[str]:
+    return ["## Exit codes", "", *exit_code_markdown(), ""]
+
+
+def exit_code_markdown() -> list[str]:
+    """The exit-code notes and table, as docs/cli.md and README's Usage section show them.
+
+    README's copy: ``python -m flyk.cli.docs --exit-codes``; ``tests/cli/test_docs.py`` checks it.
+    """
     lines = [
-        "## Exit codes",
-        "",
         "Usage errors found by the argument parser also exit 2. `machine exec` exits with the",
-        "remote command's exit code when the command ran.",
+        "remote command's exit code when the command ran. Answering no at a confirmation prompt",
+        "exits 0 with nothing done (as flyctl and `kubectl delete --interactive` do); without a",
+        "terminal there is no prompt, and a missing `--yes` is a usage error (2).",
         "",
         "| code | meaning | errors |",
         "|---|---|---|",
@@ -158,8 +168,11 @@ def _exit_code_docs() -> list[str]:
     for row in exit_code_table():
         errors = ", ".join(f"`{name}`" for name in row.errors)
         lines.append(f"| {row.code} | {row.meaning} | {errors} |")
-    return [*lines, ""]
+    return lines
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    if sys.argv[1:] == ["--exit-codes"]:
+        sys.stdout.write("\n".join(exit_code_markdown()) + "\n")
+    else:
+        sys.stdout.write(render())

@@ -100,7 +100,6 @@ def reset(ctx: typer.Context, yes: YesOption = False, json: JsonOption = False) 
     out = context.use_json(json)
     path = config.local_db_path()
     if not out.confirm(f"Delete every app, machine and volume in {path}?", yes=yes):
-        out.notice("Nothing deleted.")
-        raise typer.Exit(1)
+        out.declined("Nothing deleted.")
     _backend().reset()
     out.emit({"data": str(path), "reset": True}, lambda: out.success(f"Reset {path}"))

@@ -508,8 +508,7 @@ def destroy(
     ids = [config.validate_machine_id(m) for m in machine_ids]
     question = f"Destroy {len(ids)} machine{'s' if len(ids) > 1 else ''} ({', '.join(ids)})?"
     if not context.output.confirm(question, yes=yes):
-        context.output.notice("Nothing destroyed.")
-        raise typer.Exit(1)
+        context.output.declined("Nothing destroyed.")
     _each_leased(
         context, target, ids, "destroy",
         lambda mid, nonce: client.machines.destroy(target, mid, force=force, nonce=nonce),
@@ -706,8 +705,7 @@ def lease_clear(
         return
     holder = lease.owner or "someone"
     if not out.confirm(f"Clear the lease {holder} holds on machine {machine_id}?", yes=yes):
-        out.notice("Lease left in place.")
-        raise typer.Exit(1)
+        out.declined("Lease left in place.")
     client.machines.release_lease(target, machine_id, lease.nonce)
     out.emit(
         {"id": machine_id, "cleared": True},

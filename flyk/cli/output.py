@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from flyk.errors import UsageError
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import httpx
 
 REDACTED = "<redacted>"
+DECLINED_EXIT_CODE = 0  # a "no" at a confirmation prompt: nothing done, as asked
 _SENSITIVE_HEADERS = {"authorization", "fly-machine-lease-nonce", "cookie", "set-cookie"}
 _RED, _YELLOW, _GREEN, _DIM, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[2m", "\x1b[0m"
 
@@ -260,6 +261,17 @@ class Output:
         self.stderr.flush()
         answer = sys.stdin.readline().strip().lower()
         return answer in {"y", "yes"}
+
+    def declined(self, notice: str) -> NoReturn:
+        """The person answered no: say what was left alone and exit 0 (nothing failed).
+
+        flyctl (``fly apps destroy``) and kubectl (``delete --interactive``) do the same.
+        Scripts never get here: without a terminal, ``confirm`` wants ``--yes`` (exit 2).
+        """
+        import typer
+
+        self.notice(notice)
+        raise typer.Exit(DECLINED_EXIT_CODE)
 
     def ask_secret(self, question: str) -> str:
         """A hidden prompt; callers check ``interactive`` first and name their flag if not."""

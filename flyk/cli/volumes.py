@@ -105,8 +105,7 @@ def destroy(
     out = context.use_json(json)
     target = require_app(app_name)
     if not out.confirm(f"Destroy volume {volume_id} and all its data?", yes=yes):
-        out.notice("Nothing destroyed.")
-        raise typer.Exit(1)
+        out.declined("Nothing destroyed.")
     context.client.volumes.delete(target, volume_id)
     out.emit(
         {"id": volume_id, "destroyed": True}, lambda: out.success(f"Destroyed volume {volume_id}")

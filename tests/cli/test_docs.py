@@ -38,3 +38,15 @@ def test_every_command_has_help() -> None:
     for section in sections:
         title, _, body = section.partition("\n")
         assert body.strip().split("\n", 1)[0] != "```", f"flyk{title} has no help text"
+
+
+def test_readme_usage_shows_the_exit_code_table() -> None:
+    from flyk.cli.docs import exit_code_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    usage = readme[readme.index("\n## Usage\n") :]
+    assert "\n".join(exit_code_markdown()) + "\n" in usage, (
+        "README's exit-code table is stale: paste `python -m flyk.cli.docs --exit-codes`"
+    )
+    for row in exit_code_table():
+        assert f"| {row.code} | {row.meaning} |" in usage
