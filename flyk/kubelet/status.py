@@ -1,9 +1,17 @@
 """Machine → PodStatus: pure functions (DESIGN.md "Machine | Pod status").
 
 Input is the machine as the Machines API returns it (JSON: `state`, `private_ip`, `events`,
-`checks`, `created_at`); output is the pod's `status` as the Kubernetes API spells it. The
-Machines API reports state per machine, not per container, so every container of a pod shares
-the machine's state; the exit code of the last exit event goes to every terminated container.
+`checks`, `created_at`); output is the pod's `status` as the Kubernetes API spells it.
+
+The Machines API reports state per machine, not per container (`Machine` has no container
+states; `events` and exit codes are the machine's), so per-container status is derived:
+
+- app containers share the machine's state, exit code and restart count; each one's `ready`
+  is its own readiness check (`readiness-<name>`);
+- init containers ran before the app containers (each `depends_on` the previous one with
+  `exited_successfully`), so once the machine has started they are `terminated` Completed
+  with exit code 0; before that they are `waiting` PodInitializing; a machine that failed
+  without ever starting gives them its failure, as it gives the app containers.
 """
 
 from __future__ import annotations
@@ -106,6 +114,33 @@ def _containers(pod: JSON) -> list[JSON]:
     return list((pod.get("spec") or {}).get("containers") or [])
 
 
+def _init_containers(pod: JSON) -> list[JSON]:
+    return list((pod.get("spec") or {}).get("initContainers") or [])
+
+
+COMPLETED: JSON = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+
+
+def ever_started(machine: JSON) -> bool:
+    """Whether the machine has run (so its init containers have completed): it is running or
+    stopped, it exited, or its events show a start."""
+    state = machine.get("state")
+    if state in RUNNING_STATES or state in STOPPED_STATES or last_exit(machine) is not None:
+        return True
+    return any(
+        e.get("type") == "start" and e.get("status") == "started" for e in _sorted_events(machine)
+    )
+
+
+def _init_status(container: JSON, state: JSON) -> JSON:
+    """An init container's status: `ready` once it completed successfully (as Kubernetes
+    reports init containers); init containers are never restarted (restart `no`)."""
+    terminated = state.get("terminated") or {}
+    status = _container_status(container, state, terminated.get("exitCode") == 0, 0, None)
+    status["started"] = False
+    return status
+
+
 def _container_status(
     container: JSON, state: JSON, ready: bool, restarts: int, last: JSON | None
 ) -> JSON:
@@ -137,9 +172,12 @@ def pod_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
     state = str(machine.get("state", ""))
     info = last_exit(machine)
     restarts = restart_count(machine)
+    inits = _init_containers(pod)
+    initialized = not inits or ever_started(machine)
+    creating = {"waiting": {"reason": "PodInitializing" if inits else "ContainerCreating"}}
     container_state: JSON
     if state in PENDING_STATES:
-        phase, container_state = "Pending", {"waiting": {"reason": "ContainerCreating"}}
+        phase, container_state = "Pending", creating
     elif state in RUNNING_STATES:
         phase = "Running"
         container_state = {"running": {"startedAt": last_start_time(machine)}}
@@ -154,7 +192,7 @@ def pod_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
             phase = "Succeeded" if info.exit_code == 0 and not info.oom_killed else "Failed"
             container_state = _terminated(info)
     else:
-        phase, container_state = "Pending", {"waiting": {"reason": "ContainerCreating"}}
+        phase, container_state = "Pending", creating
     last = _terminated(info) if info and phase == "Running" and restarts else None
     running = phase == "Running"
     statuses = []
@@ -167,12 +205,20 @@ def pod_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
         "hostIP": host_ip,
         "conditions": [
             _condition("PodScheduled", True),
-            _condition("Initialized", phase != "Pending", "ContainersNotInitialized"),
+            _condition("Initialized", initialized, "ContainersNotInitialized"),
             _condition("ContainersReady", all_ready, "ContainersNotReady"),
             _condition("Ready", all_ready, "ContainersNotReady"),
         ],
         "containerStatuses": statuses,
     }
+    if inits:
+        if initialized:
+            init_state = COMPLETED
+        elif phase == "Failed":
+            init_state = container_state  # the machine failed before anything ran
+        else:
+            init_state = {"waiting": {"reason": "PodInitializing"}}
+        status["initContainerStatuses"] = [_init_status(c, init_state) for c in inits]
     created = normalise_time(machine.get("created_at"))
     if created:
         status["startTime"] = created
@@ -196,7 +242,7 @@ def _launch_failed(machine: JSON) -> JSON:
 def _gone(pod: JSON, host_ip: str) -> JSON:
     state: JSON = {"terminated": {"exitCode": NOT_FOUND_EXIT_CODE, "reason": "NotFound"}}
     statuses = [_container_status(c, state, False, 0, None) for c in _containers(pod)]
-    return {
+    status: JSON = {
         "phase": "Failed",
         "reason": "NotFound",
         "message": "the pod's machine no longer exists",
@@ -208,6 +254,22 @@ def _gone(pod: JSON, host_ip: str) -> JSON:
         ],
         "containerStatuses": statuses,
     }
+    inits = _init_containers(pod)
+    if inits:
+        # Init containers seen completed stay so (they did run); the others went with it.
+        before = {
+            s.get("name"): s for s in (pod.get("status") or {}).get("initContainerStatuses") or []
+        }
+        status["initContainerStatuses"] = [
+            _init_status(c, COMPLETED if _completed(before.get(c["name"])) else state)
+            for c in inits
+        ]
+    return status
+
+
+def _completed(status: JSON | None) -> bool:
+    terminated = ((status or {}).get("state") or {}).get("terminated") or {}
+    return terminated.get("exitCode") == 0 and terminated.get("reason") == "Completed"
 
 
 def pending_status(pod: JSON, *, host_ip: str, reason: str, message: str) -> JSON:
@@ -215,7 +277,7 @@ def pending_status(pod: JSON, *, host_ip: str, reason: str, message: str) -> JSO
     every container (capacity, a missing Secret, a bad size)."""
     state: JSON = {"waiting": {"reason": reason, "message": message}}
     statuses = [_container_status(c, state, False, 0, None) for c in _containers(pod)]
-    return {
+    status: JSON = {
         "phase": "Pending",
         "reason": reason,
         "message": message,
@@ -227,6 +289,10 @@ def pending_status(pod: JSON, *, host_ip: str, reason: str, message: str) -> JSO
         ],
         "containerStatuses": statuses,
     }
+    inits = _init_containers(pod)
+    if inits:
+        status["initContainerStatuses"] = [_init_status(c, state) for c in inits]
+    return status
 
 
 def is_terminal(status: JSON | None) -> bool:

@@ -168,6 +168,10 @@ def test_several_containers_run_in_one_machine(harness: Harness) -> None:
     harness.create_pod("multi", containers=containers, initContainers=init)
     pod = harness.wait_phase("multi", "Running")
     assert [c["name"] for c in pod["status"]["containerStatuses"]] == ["web", "log"]
+    assert all("running" in c["state"] for c in pod["status"]["containerStatuses"])
+    (migrate,) = pod["status"]["initContainerStatuses"]
+    assert (migrate["name"], migrate["image"], migrate["ready"]) == ("migrate", "tool", True)
+    assert migrate["state"]["terminated"] == {"exitCode": 0, "reason": "Completed"}
     machine = harness.machine_of("multi")
     assert machine is not None
     assert [c["name"] for c in machine["config"]["containers"]] == ["migrate", "web", "log"]
