@@ -54,7 +54,9 @@ OutputFileOption = Annotated[
     str | None,
     typer.Option(
         "--output",
-        help="Write the cluster's kubeconfig to this file of its own instead of merging.",
+        help="Write a standalone kubeconfig holding only this cluster to FILE instead of "
+        "merging (refused if FILE holds anything else).",
+        metavar="FILE",
         show_default=False,
     ),
 ]
@@ -284,9 +286,7 @@ def _render_plan(out: Output, plan: ClusterPlan, kube: cluster.KubeconfigOptions
 
 def _render_created(out: Output, result: cluster.CreateResult, local: bool) -> None:
     merged = result.kubeconfig
-    where = ", ".join(_home(p) for p in merged.files) or "(already up to date)"
-    current = " (current)" if merged.current_context_file else ""
-    out.success(f"Kubeconfig: context {merged.context} merged into {where}{current}")
+    out.success(f"Kubeconfig: {_written(merged)}")
     name = result.plan.spec.name
     if local:
         out.notice(
@@ -295,8 +295,24 @@ def _render_created(out: Output, result: cluster.CreateResult, local: bool) -> N
             f"See: flyk ext k8s status {name}"
         )
         return
-    use = "" if current else f"kubectl config use-context {merged.context} && "
-    out.notice(f"Cluster {name} is ready. Try: {use}kubectl get nodes")
+    out.notice(f"Cluster {name} is ready. Try: {_try(merged)}kubectl get nodes")
+
+
+def _written(merged: kc.MergeResult) -> str:
+    where = ", ".join(_home(p) for p in merged.files) or "(already up to date)"
+    if merged.standalone:
+        return f"context {merged.context} written to {where} (a file of its own)"
+    current = " (current)" if merged.current_context_file else ""
+    return f"context {merged.context} merged into {where}{current}"
+
+
+def _try(merged: kc.MergeResult) -> str:
+    """What to put before `kubectl get nodes` so that it talks to this cluster."""
+    if merged.standalone and merged.files:
+        return f"KUBECONFIG={_home(merged.files[0])} "
+    if merged.current_context_file:
+        return ""
+    return f"kubectl config use-context {merged.context} && "
 
 
 def _home(path: Path) -> str:
@@ -410,9 +426,7 @@ def kubeconfig_command(
         "files": [str(p) for p in merged.files],
         "current_context": merged.current_context_file is not None,
     }
-    where = ", ".join(_home(p) for p in merged.files) or "(already up to date)"
-    current = " (current)" if merged.current_context_file else ""
-    out.emit(data, lambda: out.success(f"Context {merged.context} written to {where}{current}"))
+    out.emit(data, lambda: out.success(f"Kubeconfig: {_written(merged)}"))
 
 
 # ---------------------------------------------------------------------------------------------

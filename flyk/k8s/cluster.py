@@ -186,21 +186,33 @@ def rebuild_kubeconfig(client: FlyClient, name: str, org: str) -> kc.KubeconfigE
 
 @dataclass(frozen=True)
 class KubeconfigOptions:
-    """Where the kubeconfig goes: `--kubeconfig` (merge target), `--output` (own file)."""
+    """Where the kubeconfig goes: merged into `--kubeconfig` (else KUBECONFIG, else
+    ~/.kube/config), or `--output`: a standalone file holding only this cluster."""
 
     path: str | None = None
     output: str | None = None
     switch_context: bool = True
     environ: Mapping[str, str] | None = None
 
-    @property
-    def explicit(self) -> str | None:
-        return self.output or self.path
+    def __post_init__(self) -> None:
+        if self.path and self.output:
+            raise UsageError(
+                "--kubeconfig merges into a file, --output writes a file of its own; give one"
+            )
+
+    def check(self, cluster: str) -> None:
+        """Refuse before anything is provisioned what the write would refuse afterwards."""
+        if self.output:
+            kc.check_standalone(self.output, cluster)
+        else:
+            kc.check_writable(self.path, self.environ)
 
     def merge(self, entry: kc.KubeconfigEntry) -> kc.MergeResult:
+        if self.output:
+            return kc.write_standalone(entry, self.output)
         return kc.merge(
             entry,
-            explicit=self.explicit,
+            explicit=self.path,
             switch_context=self.switch_context,
             environ=self.environ,
         )
@@ -266,7 +278,7 @@ def create(
     options = options or CreateOptions()
     progress = progress or NullProgress()
     plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
-    kc.check_writable(options.kubeconfig.explicit, options.kubeconfig.environ)
+    options.kubeconfig.check(spec.name)
     deadline = time.monotonic() + options.timeout
     journal = _Journal(app=plan.app_name)
     try:
@@ -920,7 +932,7 @@ def delete(
             if keep_volumes
             else f"Removed the volume, IPs and app {ref.app}"
         )
-    removed = kc.remove(ref.name, explicit=kubeconfig.explicit, environ=kubeconfig.environ)
+    removed = kc.remove(ref.name, explicit=kubeconfig.path, environ=kubeconfig.environ)
     return DeleteResult(plan=plan, leftovers=tuple(leftovers), kubeconfig=removed)
 
 

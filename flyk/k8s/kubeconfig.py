@@ -18,8 +18,11 @@ flyk's entries are a cluster, a user and a context all named `flyk-NAME`. Their 
 one by one: the fields flyk owns are set, conflicting credentials on flyk's user are dropped, and
 anything else someone added (a namespace, a proxy-url, extensions) is kept. Every write goes to a
 temporary file in the target's directory, is flushed and renamed over the target (a symlink
-is followed, so the link stays a link), with mode 0600, under two locks: flyk's own (filelock)
-and client-go's `<file>.lock`, so that kubectl running at the same moment waits for us too.
+is followed, so the link stays a link), with mode 0600, under client-go's `<file>.lock`, so that
+kubectl running at the same moment waits for us and we for it; the lock is removed afterwards.
+
+`--output FILE` is different: a standalone file holding only the cluster, refused when FILE
+already holds anything else (it never merges; `--kubeconfig FILE` does).
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import filelock
 import yaml
 
 from flyk.errors import ConfigError
@@ -157,8 +159,11 @@ def _empty_document() -> Document:
     }
 
 
-def load(path: Path) -> Document | None:
-    """The parsed file, or None when it does not exist; a ConfigError when it is unusable."""
+def load(path: Path, *, chosen: bool = False) -> Document | None:
+    """The parsed file, or None when it does not exist; a ConfigError when it is unusable.
+
+    `chosen`: the user named this file (`--kubeconfig`/`--output`), so the hint does not tell
+    them to pass what they already passed."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -166,51 +171,57 @@ def load(path: Path) -> Document | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"cannot read kubeconfig {path}: {exc}",
-            hint="fix or move the file, or pass --kubeconfig/--output to write elsewhere",
+            hint=f"fix or move the file, {_elsewhere(chosen)}",
         ) from exc
-    return parse(text, path)
+    return parse(text, path, chosen=chosen)
 
 
-def parse(text: str, path: Path) -> Document:
+def _elsewhere(chosen: bool) -> str:
+    if chosen:
+        return "or choose another file"
+    return "or pass --kubeconfig (merge) or --output (a file of its own) to write elsewhere"
+
+
+def parse(text: str, path: Path, *, chosen: bool = False) -> Document:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise _malformed(path, f"not valid YAML ({_first_line(exc)})") from exc
+        raise _malformed(path, f"not valid YAML ({_first_line(exc)})", chosen) from exc
     if doc is None:
         return _empty_document()
     if not isinstance(doc, dict):
-        raise _malformed(path, "the top level is not a mapping")
+        raise _malformed(path, "the top level is not a mapping", chosen)
     for section, item_key in _SECTIONS.items():
-        _check_section(doc, section, item_key, path)
+        _check_section(doc, section, item_key, path, chosen)
     current = doc.get("current-context")
     if current is not None and not isinstance(current, str):
-        raise _malformed(path, "current-context is not a string")
+        raise _malformed(path, "current-context is not a string", chosen)
     return doc
 
 
-def _check_section(doc: Document, section: str, item_key: str, path: Path) -> None:
+def _check_section(doc: Document, section: str, item_key: str, path: Path, chosen: bool) -> None:
     items = doc.get(section)
     if items is None:
         return
     if not isinstance(items, list):
-        raise _malformed(path, f"{section} is not a list")
+        raise _malformed(path, f"{section} is not a list", chosen)
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise _malformed(path, f"{section}[{index}] has no name")
+            raise _malformed(path, f"{section}[{index}] has no name", chosen)
         body = item.get(item_key)
         if body is not None and not isinstance(body, dict):
-            raise _malformed(path, f"{section}[{index}].{item_key} is not a mapping")
+            raise _malformed(path, f"{section}[{index}].{item_key} is not a mapping", chosen)
 
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _malformed(path: Path, why: str) -> ConfigError:
+def _malformed(path: Path, why: str, chosen: bool = False) -> ConfigError:
     return ConfigError(
         f"kubeconfig {path} is malformed: {why}; flyk leaves it as it is",
         hint="fix the file (kubectl config view shows what kubectl makes of it), "
-        "or pass --kubeconfig/--output to write elsewhere",
+        + _elsewhere(chosen),
     )
 
 
@@ -253,7 +264,10 @@ def _fsync_dir(directory: Path) -> None:
 
 @contextlib.contextmanager
 def _client_go_lock(target: Path, timeout: float) -> Iterator[None]:
-    """client-go's protocol: create `<file>.lock` exclusively, remove it when done."""
+    """client-go's protocol: create `<file>.lock` exclusively, remove it when done.
+
+    A file lock has nothing to wait on but the file itself, so this polls (kubectl polls the
+    same lock); the wait is bounded by `timeout`."""
     lock = target.with_name(target.name + ".lock")
     deadline = time.monotonic() + timeout
     while True:
@@ -278,17 +292,15 @@ def _client_go_lock(target: Path, timeout: float) -> Iterator[None]:
 @contextlib.contextmanager
 def locked(paths: Sequence[Path], timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the files (whose directories exist), in one global order so that two writers
-    never deadlock."""
+    never deadlock.
+
+    client-go's `<file>.lock` is the only lock: kubectl honours it, flyk processes and threads
+    exclude each other with it too, and it is removed when done, so nothing of flyk's stays in
+    the user's kube directory. A lock left by a killed writer is reported after `timeout`
+    with its path (as kubectl does), never removed behind the user's back."""
     targets = sorted({Path(os.path.realpath(p)) for p in paths})
     with contextlib.ExitStack() as stack:
         for target in targets:
-            # flyk's own lock file is separate from client-go's: a leftover `.lock` would block
-            # kubectl forever, and filelock may leave its file behind.
-            own = filelock.FileLock(str(target.with_name(f".{target.name}.flyk-lock")))
-            try:
-                stack.enter_context(own.acquire(timeout=timeout))
-            except filelock.Timeout as exc:
-                raise ConfigError(f"timed out waiting for the lock on {target}") from exc
             stack.enter_context(_client_go_lock(target, timeout))
         yield
 
@@ -351,6 +363,7 @@ class MergeResult:
     files: tuple[Path, ...]  # the files written
     current_context_file: Path | None  # where current-context now points at the context
     switched: bool
+    standalone: bool = False  # a file of its own (`--output`), not a merge
 
 
 @dataclass(frozen=True)
@@ -363,9 +376,9 @@ class RemoveResult:
 class _Chain:
     """The chain's files loaded under the lock; edits are tracked per file."""
 
-    def __init__(self, chain: Sequence[Path]) -> None:
+    def __init__(self, chain: Sequence[Path], *, chosen: bool = False) -> None:
         self.paths = list(chain)
-        self.docs: dict[Path, Document | None] = {p: load(p) for p in self.paths}
+        self.docs: dict[Path, Document | None] = {p: load(p, chosen=chosen) for p in self.paths}
         self.changed: set[Path] = set()
 
     def holder(self, section: str, name: str) -> Path | None:
@@ -412,7 +425,7 @@ def merge(
     home.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # The files that exist, and the one a new entry would create: nothing else is written.
     with locked([*(p for p in chain if p.exists()), home]):
-        files = _Chain(chain)
+        files = _Chain(chain, chosen=bool(explicit))
         new_home = default_file(chain)
         pieces = (
             ("clusters", entry.cluster_fields(), _CONFLICTING_CLUSTER_FIELDS),
@@ -455,7 +468,7 @@ def remove(
     name = context_name(cluster)
     chain = resolve_chain(explicit, environ)
     with locked([p for p in chain if p.exists()]):
-        files = _Chain(chain)
+        files = _Chain(chain, chosen=bool(explicit))
         cleared = False
         for path in files.paths:
             doc = files.docs[path]
@@ -472,6 +485,69 @@ def remove(
     return RemoveResult(context=name, files=written, current_context_cleared=cleared)
 
 
+# ---------------------------------------------------------------------------------------------
+# A standalone file (`--output FILE`)
+
+# Top-level keys a standalone file may hold besides flyk's entries (what flyk writes itself).
+_STANDALONE_KEYS = frozenset({"apiVersion", "kind", "preferences", "current-context", *_SECTIONS})
+
+
+def _foreign_content(doc: Document, cluster: str) -> list[str]:
+    """What a file holds besides the cluster's own `flyk-NAME` entries."""
+    name = context_name(cluster)
+    found = [
+        f"{section[:-1]} {item.get('name')}"
+        for section in _SECTIONS
+        for item in doc.get(section) or []
+        if item.get("name") != name
+    ]
+    current = doc.get("current-context")
+    if current and current != name and not found:
+        found.append(f"current-context {current}")
+    found.extend(k for k, v in doc.items() if k not in _STANDALONE_KEYS and v)
+    if doc.get("preferences"):
+        found.append("preferences")
+    return found
+
+
+def check_standalone(path: str | os.PathLike[str], cluster: str) -> Path:
+    """Refuse (ConfigError, file untouched) unless FILE is missing, empty, or holds only this
+    cluster's own entries: `--output` writes a file of its own, it never merges."""
+    target = Path(path).expanduser()
+    doc = load(target, chosen=True)
+    if doc is None:
+        return target
+    foreign = _foreign_content(doc, cluster)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"--output {target} already holds other kubeconfig entries ({shown}); "
+            "flyk writes a file of its own there and leaves this one as it is",
+            hint=f"choose another path for --output, or merge into it with --kubeconfig {target}",
+        )
+    real = Path(os.path.realpath(target))
+    if real.exists() and not os.access(real, os.W_OK):
+        raise ConfigError(f"kubeconfig {target} is not writable")
+    return target
+
+
+def write_standalone(entry: KubeconfigEntry, path: str | os.PathLike[str]) -> MergeResult:
+    """Write a kubeconfig holding only this cluster (current-context set to it), replacing a
+    file that held only this cluster's entries before; anything else is refused."""
+    target = Path(path).expanduser()
+    Path(os.path.realpath(target)).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with locked([target]):
+        check_standalone(target, entry.cluster)  # again, under the lock
+        write_atomic(target, dump(entry.standalone()))
+    return MergeResult(
+        context=entry.name,
+        files=(target,),
+        current_context_file=target,
+        switched=True,
+        standalone=True,
+    )
+
+
 def check_writable(
     explicit: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -479,7 +555,7 @@ def check_writable(
     """Fail before provisioning when the chain cannot be merged into (malformed, unreadable)."""
     chain = resolve_chain(explicit, environ)
     for path in chain:
-        load(path)
+        load(path, chosen=bool(explicit))
         real = Path(os.path.realpath(path))
         if real.exists() and not os.access(real, os.W_OK):
             raise ConfigError(f"kubeconfig {path} is not writable")

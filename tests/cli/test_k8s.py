@@ -223,3 +223,70 @@ def test_parallel_create_processes_share_one_kubeconfig(isolated_env: Path) -> N
     contexts = set(kubectl("get-contexts", "-o", "name").split())
     assert contexts == {f"flyk-{n}" for n in names}
     assert (isolated_env / ".kube" / "config").stat().st_mode & 0o777 == 0o600
+
+
+FOREIGN_KUBECONFIG = b"""\
+apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster: {server: 'https://prod.example.com:6443'}
+contexts:
+- name: prod
+  context: {cluster: prod, user: prod}
+users:
+- name: prod
+  user: {token: abc}
+current-context: prod
+"""
+
+
+def test_output_writes_a_standalone_file_and_refuses_a_foreign_one(
+    flyk: Flyk, tmp_path: Path, isolated_env: Path
+) -> None:
+    foreign = tmp_path / "shared.yaml"
+    foreign.write_bytes(FOREIGN_KUBECONFIG)
+    refused = flyk("ext", "k8s", "create", "demo", "--output", str(foreign))
+    assert refused.exit_code == 2, refused.stderr
+    assert "already holds other kubeconfig entries" in refused.stderr
+    assert f"--kubeconfig {foreign}" in refused.stderr
+    assert foreign.read_bytes() == FOREIGN_KUBECONFIG
+    assert flyk("ext", "k8s", "list", "--json").stdout.strip() == "[]"  # nothing was created
+
+    own = tmp_path / "demo.yaml"
+    created = flyk("ext", "k8s", "create", "demo", "--output", str(own))
+    assert created.exit_code == 0, created.stderr
+    assert f"written to {own} (a file of its own)" in created.stderr
+    assert kubectl("get-contexts", "-o", "name", kubeconfig=own).split() == ["flyk-demo"]
+    assert (own.stat().st_mode & 0o777) == 0o600
+    assert not (isolated_env / ".kube").exists()
+
+    again = flyk("ext", "k8s", "kubeconfig", "demo", "--output", str(own))
+    assert again.exit_code == 0, again.stderr
+    assert kubectl("get-contexts", "-o", "name", kubeconfig=own).split() == ["flyk-demo"]
+    rebuilt = flyk("ext", "k8s", "kubeconfig", "demo", "--output", str(foreign))
+    assert rebuilt.exit_code == 2 and "--kubeconfig" in rebuilt.stderr
+    assert foreign.read_bytes() == FOREIGN_KUBECONFIG
+    merged = flyk("ext", "k8s", "kubeconfig", "demo", "--kubeconfig", str(foreign))
+    assert merged.exit_code == 0, merged.stderr
+    assert set(kubectl("get-contexts", "-o", "name", kubeconfig=foreign).split()) == {
+        "prod",
+        "flyk-demo",
+    }
+
+
+def test_create_and_delete_leave_only_the_config_in_the_kube_dir(
+    flyk: Flyk, isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    assert flyk("ext", "k8s", "delete", "demo", "--yes").exit_code == 0
+    assert sorted(p.name for p in (isolated_env / ".kube").iterdir()) == ["config"]
+    # a KUBECONFIG chain: nothing beside the files, written or not
+    other = tmp_path / "chain"
+    other.mkdir()
+    (other / "a").write_bytes(FOREIGN_KUBECONFIG)
+    monkeypatch.setenv("KUBECONFIG", f"{other / 'a'}{os.pathsep}{other / 'b'}")
+    assert flyk("ext", "k8s", "create", "two").exit_code == 0
+    assert flyk("ext", "k8s", "delete", "two", "--yes").exit_code == 0
+    assert sorted(p.name for p in other.iterdir()) == ["a"]
+    assert sorted(p.name for p in (isolated_env / ".kube").iterdir()) == ["config"]

@@ -500,3 +500,18 @@ def test_delete_also_removes_namespaces_made_after_the_prompt(
     result = cluster.delete(client, plan, kubeconfig=kube_options(tmp_path), progress=progress)
     assert result.leftovers == () and footprint(client) == {}
     assert progress.steps[0].startswith("✓ Stopped the control plane")
+
+
+def test_output_to_a_foreign_file_is_refused_before_anything_is_created(
+    counting: Callable[[], tuple[FlyClient, CountingTransport]], tmp_path: Path
+) -> None:
+    client, transport = counting()
+    target = tmp_path / "shared"
+    target.write_text("apiVersion: v1\nkind: Config\ncurrent-context: prod\n")
+    kube = cluster.KubeconfigOptions(output=str(target))
+    with pytest.raises(ConfigError, match="already holds"):
+        cluster.create(client, spec(), options(tmp_path, kubeconfig=kube))
+    assert transport.calls == []
+    assert target.read_text() == "apiVersion: v1\nkind: Config\ncurrent-context: prod\n"
+    with pytest.raises(UsageError, match="give one"):
+        cluster.KubeconfigOptions(path=str(target), output=str(tmp_path / "x"))

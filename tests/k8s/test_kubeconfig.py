@@ -393,4 +393,75 @@ def test_files_and_directories_outside_the_write_are_never_created(
     kc.merge(entry_for(pki), environ={"KUBECONFIG": chain})
     kc.remove("demo", environ={"KUBECONFIG": chain})
     kc.remove("demo", environ={"KUBECONFIG": str(tmp_path / "also-nowhere" / "config")})
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".config.flyk-lock", "config"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config"]
+
+
+# -- a standalone file (`--output FILE`) ----------------------------------------------------
+
+
+def test_standalone_file_holds_only_this_cluster(pki: ClusterPKI, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "demo.yaml"
+    result = kc.write_standalone(entry_for(pki), target)
+    assert result.standalone and result.files == (target,)
+    assert mode(target) == 0o600
+    seen = view(str(target))
+    assert seen["current-context"] == "flyk-demo"
+    for section in ("clusters", "users", "contexts"):
+        assert list(named(seen, section)) == ["flyk-demo"]
+    # its own entries again (a second `kubeconfig NAME --output FILE`): replaced, still alone
+    kc.write_standalone(entry_for(pki, server="https://elsewhere:6443"), target)
+    clusters = named(view(str(target)), "clusters")
+    assert list(clusters) == ["flyk-demo"]
+    assert clusters["flyk-demo"]["cluster"]["server"] == "https://elsewhere:6443"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        FOREIGN,
+        "apiVersion: v1\nkind: Config\ncurrent-context: prod\n",
+        "apiVersion: v1\nkind: Config\ncontexts:\n- name: flyk-other\n  context: {}\n",
+    ],
+    ids=["foreign-entries", "foreign-current-context", "another-flyk-cluster"],
+)
+def test_standalone_refuses_a_file_holding_anything_else(
+    pki: ClusterPKI, tmp_path: Path, content: str
+) -> None:
+    target = tmp_path / "config"
+    target.write_text(content)
+    before = target.read_bytes()
+    with pytest.raises(ConfigError, match="already holds other kubeconfig entries") as info:
+        kc.write_standalone(entry_for(pki), target)
+    assert "\n" not in info.value.message
+    assert info.value.hint and f"--kubeconfig {target}" in info.value.hint
+    with pytest.raises(ConfigError):
+        kc.check_standalone(target, "demo")
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config"]
+
+
+def test_standalone_takes_an_empty_file(pki: ClusterPKI, tmp_path: Path) -> None:
+    target = tmp_path / "config"
+    target.write_text("")
+    kc.write_standalone(entry_for(pki), target)
+    assert view(str(target))["current-context"] == "flyk-demo"
+
+
+def test_malformed_hint_does_not_suggest_the_flag_already_given(
+    pki: ClusterPKI, tmp_path: Path, isolated_env: Path
+) -> None:
+    target = tmp_path / "config"
+    target.write_text("clusters: {oops\n")
+    with pytest.raises(ConfigError) as chosen:
+        kc.merge(entry_for(pki), explicit=target)
+    assert chosen.value.hint and "--kubeconfig" not in chosen.value.hint
+    assert "another file" in chosen.value.hint
+    with pytest.raises(ConfigError) as standalone:
+        kc.check_standalone(target, "demo")
+    assert standalone.value.hint and "--output" not in standalone.value.hint
+    default = isolated_env / ".kube" / "config"
+    default.parent.mkdir()
+    default.write_text("clusters: {oops\n")
+    with pytest.raises(ConfigError) as implicit:
+        kc.merge(entry_for(pki))
+    assert implicit.value.hint and "--kubeconfig" in implicit.value.hint
