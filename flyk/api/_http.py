@@ -30,6 +30,9 @@ from flyk.errors import FlykError, NetworkError
 log = logging.getLogger("flyk.api")
 
 ExchangeHook = Callable[[httpx.Request, httpx.Response], None]
+# on_retry(attempt, reason, delay): attempt `attempt` (2, 3, ...) follows in `delay` seconds
+# because of `reason` ("connection refused", "HTTP 503"); a hook that raises is ignored
+RetryHook = Callable[[int, str, float], None]
 
 # Transport errors raised before a single byte of the request left: safe to repeat anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -73,11 +76,13 @@ class HttpCore:
         rate_limiter: RateLimiter | None,
         on_exchange: ExchangeHook | None,
         env: Mapping[str, str] | None = None,
+        on_retry: RetryHook | None = None,
     ) -> None:
         self.base_url = resolve_base_url(base_url, os.environ if env is None else env)
         self.retry = retry
         self.rate_limiter = rate_limiter if rate_limiter is not None else default_rate_limiter()
         self._on_exchange = on_exchange
+        self._on_retry = on_retry
         # what to cut out of logged bodies, should the API ever echo the token
         self._token_parts = token_parts(token) if on_exchange is not None else ()
         headers = {"User-Agent": f"flyk/{__version__}", "Accept": "application/json"}
@@ -126,6 +131,7 @@ class HttpCore:
                     delay = retry_delay(policy, attempt)
                     if delay is not None and fits_deadline(policy, deadline, delay):
                         log.debug("retrying %s %s after %r", call.method, call.path, exc)
+                        self._retrying(attempt + 1, _transport_reason(exc), delay)
                         policy.sleep(delay)
                         continue
                 raise NetworkError(
@@ -139,9 +145,18 @@ class HttpCore:
                 delay = retry_delay(policy, attempt, response.headers)
                 if delay is not None and fits_deadline(policy, deadline, delay):
                     log.debug("retrying %s %s after HTTP %d", call.method, call.path, status)
+                    self._retrying(attempt + 1, f"HTTP {status}", delay)
                     policy.sleep(delay)
                     continue
             raise error_from_response(response, region=call.region)
+
+    def _retrying(self, attempt: int, reason: str, delay: float) -> None:
+        if self._on_retry is None:
+            return
+        try:
+            self._on_retry(attempt, reason, delay)
+        except Exception:  # a notice must never break a call
+            log.exception("on_retry hook failed")
 
     def _send_once(self, call: Call) -> httpx.Response:
         headers = {LEASE_NONCE_HEADER: call.nonce} if call.nonce else None
@@ -186,6 +201,15 @@ class HttpCore:
             self._on_exchange(safe_request, safe_response)
         except Exception:  # a logging hook must never break a call
             log.exception("on_exchange hook failed")
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    """A short reason: "connection refused" rather than "[Errno 111] Connection refused"."""
+    text = str(exc).strip()
+    if text.startswith("[Errno") and "]" in text:
+        text = text.split("]", 1)[1].strip()
+    text = text or type(exc).__name__
+    return text[:1].lower() + text[1:]
 
 
 def _without_framing(headers: httpx.Headers) -> dict[str, str]:

@@ -7,7 +7,7 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from flyk.api._http import ExchangeHook, HttpCore
+from flyk.api._http import ExchangeHook, HttpCore, RetryHook
 from flyk.api._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ class FlyClient:
       responses), file contents of machine configs and issued tokens read `<redacted>`
       (`_redact` lists them; lease nonces are shown).
     - `env`: where to read the base URL variables (default `os.environ`).
+    - `on_retry(attempt, reason, delay)`: called before each retry's sleep (attempt 2, 3, …;
+      reason such as "connection refused" or "HTTP 503"), so a CLI can say it is retrying.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class FlyClient:
         rate_limiter: RateLimiter | None = None,
         on_exchange: ExchangeHook | None = None,
         env: Mapping[str, str] | None = None,
+        on_retry: RetryHook | None = None,
     ) -> None:
         self._core = HttpCore(
             base_url=base_url,
@@ -61,6 +64,7 @@ class FlyClient:
             rate_limiter=rate_limiter,
             on_exchange=on_exchange,
             env=env,
+            on_retry=on_retry,
         )
 
     @property

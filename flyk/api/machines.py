@@ -419,8 +419,7 @@ class MachinesResource(Resource):
             remaining = deadline - clock()
             if remaining <= 0:
                 raise WaitTimeoutError(
-                    f"machine {machine_id} did not reach {' or '.join(states)} within "
-                    f"{timeout:g} s"
+                    f"machine {machine_id} did not reach {' or '.join(states)} within {timeout:g} s"
                 )
             poll = max(1, min(MAX_WAIT_SECONDS, int(remaining)))
             params: dict[str, Any] = {

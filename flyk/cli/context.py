@@ -52,6 +52,7 @@ class AppContext:
         self._local_backend: Any = None
         self.announce = True  # say so on stderr when the local backend is chosen implicitly
         self.completing = False  # a shell is waiting: fail fast, say nothing
+        self._retry_noticed = False
         self.configure(options or GlobalOptions())
 
     def configure(self, options: GlobalOptions) -> None:
@@ -90,6 +91,8 @@ class AppContext:
             from flyk.api import RetryPolicy
 
             options.setdefault("retry", RetryPolicy(deadline=COMPLETION_DEADLINE, max_attempts=1))
+        else:
+            options.setdefault("on_retry", self._notice_retry)
         if target.is_local:
             transport = self._transport or self.local_backend().transport()
             if target.implicit and self.announce:
@@ -110,6 +113,13 @@ class AppContext:
             on_exchange=on_exchange,
             **options,
         )
+
+    def _notice_retry(self, attempt: int, reason: str, _delay: float) -> None:
+        """One line on stderr when the first retry starts, so a slow failure is not silent."""
+        if self._retry_noticed:
+            return
+        self._retry_noticed = True
+        self.output.notice(f"Retrying: {reason} (attempt {attempt})…")
 
     def force_local(self) -> None:
         """Talk to the embedded backend whatever the environment says (``flyk local …``)."""

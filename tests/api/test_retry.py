@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import httpx
 import pytest
 
-from flyk.api import RetryPolicy
+from flyk.api import FlyClient, RateLimiter, RetryPolicy
 from flyk.api._retry import backoff, parse_retry_after, retry_delay, should_retry
 from flyk.errors import NetworkError, RateLimitedError, ServerError, WaitTimeoutError
 
@@ -215,3 +216,64 @@ def test_never_policy_makes_one_attempt(script: Script) -> None:
         fly.apps.get("a")
     assert RetryPolicy.never().max_attempts == 1
     assert len(script.requests) == 1
+
+
+def _client_reporting_retries(
+    handler: Callable[[httpx.Request], httpx.Response],
+    clock: FakeClock,
+    retries: list[tuple[int, str, float]],
+) -> FlyClient:
+    return FlyClient(
+        base_url="https://api.test",
+        transport=httpx.MockTransport(handler),
+        retry=policy(clock),
+        rate_limiter=RateLimiter.unlimited(),
+        on_retry=lambda attempt, reason, delay: retries.append((attempt, reason, delay)),
+    )
+
+
+def test_on_retry_reports_each_retry_before_sleeping(clock: FakeClock) -> None:
+    retries: list[tuple[int, str, float]] = []
+    statuses = iter([503, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not retries:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        return httpx.Response(next(statuses), json={"name": "a"})
+
+    with _client_reporting_retries(handler, clock, retries) as fly:
+        fly.apps.get("a")
+    assert [(attempt, reason) for attempt, reason, _ in retries] == [
+        (2, "connection refused"),
+        (3, "HTTP 503"),
+    ]
+    assert [delay for _, _, delay in retries] == clock.sleeps
+
+
+def test_on_retry_is_not_called_without_retries_and_never_breaks_a_call(
+    clock: FakeClock,
+) -> None:
+    def failing_hook(attempt: int, reason: str, delay: float) -> None:
+        raise RuntimeError("hook failed")
+
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503 if len(calls) == 1 else 200, json={"name": "a"})
+
+    with FlyClient(
+        base_url="https://api.test",
+        transport=httpx.MockTransport(handler),
+        retry=policy(clock),
+        rate_limiter=RateLimiter.unlimited(),
+        on_retry=failing_hook,
+    ) as fly:
+        assert fly.apps.get("a").name == "a"
+    assert len(calls) == 2
+    quiet: list[tuple[int, str, float]] = []
+    with _client_reporting_retries(
+        lambda r: httpx.Response(200, json={"name": "a"}), clock, quiet
+    ) as fly:
+        fly.apps.get("a")
+    assert quiet == []

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from flyk import __version__
+from flyk.api import RetryPolicy
 from flyk.cli.main import EXIT_INTERRUPTED, INTERRUPTED, hoist_global_options
 from flyk.errors import exit_code_table
 from tests.cli.helpers import Flyk, Result, json_response, no_retries
@@ -64,6 +65,29 @@ def test_remote_target_without_token_is_an_auth_error(
         "       Run `flyk auth login`, set FLY_API_TOKEN, or pass --access-token "
         "(or use --local for the embedded backend).\n"
     )
+
+
+def test_retries_are_announced_once_on_stderr(flyk: Flyk) -> None:
+    attempts: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    result = flyk(
+        "apps",
+        "list",
+        "-t",
+        TOKEN,
+        transport=httpx.MockTransport(refuse),
+        client_options={"retry": RetryPolicy(max_attempts=4, sleep=lambda _s: None)},
+    )
+    assert result.exit_code == 9
+    assert len(attempts) == 4
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Retrying: connection refused (attempt 2)…"
+    assert lines[1].startswith("Error: ")
+    assert sum("Retrying" in line for line in lines) == 1
 
 
 def test_unreachable_api_is_a_network_error(flyk: Flyk) -> None:
