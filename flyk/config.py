@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -132,10 +133,8 @@ def update_config_file(path: Path, changes: Mapping[str, Any | None]) -> None:
     The file is replaced atomically and is readable only by its owner (it holds a token).
     A file that cannot be parsed is left alone and reported, never overwritten.
     """
-    from filelock import FileLock
-
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=10):
+    with _directory_lock(path.parent):
         data = read_config_file(path)
         for key, value in changes.items():
             if value is None:
@@ -143,6 +142,46 @@ def update_config_file(path: Path, changes: Mapping[str, Any | None]) -> None:
             else:
                 data[key] = value
         _write_private(path, _dump_yaml(data))
+
+
+LOCK_TIMEOUT = 10.0  # seconds to wait for another flyk writing the same config
+
+
+@contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` itself, so that no lock file is left beside
+    the config (POSIX ``flock`` on the directory; elsewhere a lock file removed afterwards)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None  # type: ignore[assignment]
+    if fcntl is None:
+        from filelock import FileLock
+
+        lock_file = directory / ".flyk-config.lock"
+        with FileLock(str(lock_file), timeout=LOCK_TIMEOUT):
+            yield
+        lock_file.unlink(missing_ok=True)
+        return
+    import time
+
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"{directory} is locked by another flyk for over {LOCK_TIMEOUT:g} s",
+                        hint="Retry once the other flyk command has finished.",
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _dump_yaml(data: Mapping[str, Any]) -> str:

@@ -90,6 +90,24 @@ def test_store_token_writes_0600_yaml_and_keeps_other_keys(isolated_env: Path) -
     assert not list(path.parent.glob("*.tmp"))
 
 
+def test_concurrent_writers_each_keep_their_key_and_leave_no_lock_file(
+    isolated_env: Path,
+) -> None:
+    import threading
+
+    path = config.flyk_config_file()
+    threads = [
+        threading.Thread(target=config.update_config_file, args=(path, {f"key{i}": str(i)}))
+        for i in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert config.read_config_file(path) == {f"key{i}": str(i) for i in range(8)}
+    assert [p.name for p in path.parent.iterdir()] == ["config.yml"]
+
+
 def test_forget_token_removes_only_the_token(isolated_env: Path) -> None:
     path = config.flyk_config_file()
     _write(path, "access_token: tok\ncolor: never\n")

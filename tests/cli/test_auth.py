@@ -28,6 +28,14 @@ def test_login_from_stdin_stores_0600_and_never_echoes(flyk: Flyk, isolated_env:
     assert path.read_text() == f"access_token: {TOKEN}\n"
 
 
+def test_login_and_logout_leave_nothing_beside_the_config(flyk: Flyk, isolated_env: Path) -> None:
+    path = _config_file(isolated_env)
+    assert flyk("auth", "login", input=TOKEN + "\n").exit_code == 0
+    assert sorted(p.name for p in path.parent.iterdir()) == ["config.yml"]
+    assert flyk("auth", "logout").exit_code == 0
+    assert sorted(p.name for p in path.parent.iterdir()) == ["config.yml"]
+
+
 def test_token_prints_only_when_asked(flyk: Flyk) -> None:
     assert flyk("auth", "token") == Result(
         4,
