@@ -63,7 +63,7 @@ def whoami(ctx: typer.Context, json: JsonOption = False) -> None:
     info = context.client.tokens.current()
     target = context.target
     source = target.token.describe_source() if target.token else None
-    document = views.token_document(info, source=source)
+    document = views.token_document(info, source=source, target=target.describe())
     out.emit(document, lambda: _show_whoami(context, document))
 
 

@@ -27,7 +27,13 @@ from flyk.cli.options import (
     RegionOption,
     YesOption,
 )
-from flyk.errors import NotFoundError, UsageError, WaitTimeoutError
+from flyk.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    UsageError,
+    WaitTimeoutError,
+)
 
 if TYPE_CHECKING:
     from flyk.api import FlyClient, GuestConfig, Machine, MachineConfig
@@ -259,6 +265,12 @@ def run(
                 hint=f"Create the app first: flyk apps create {target_app}",
                 details=error.details,
             ) from error
+        except InvalidRequestError as error:
+            if region_code is None or "region" not in error.message.lower():
+                raise
+            raise InvalidRequestError(
+                error.message, hint="`flyk regions list` shows the regions.", details=error.details
+            ) from error
         step.update(f"Launched machine {machine.id} in {machine.region}")
     if not detach:
         with out.step(f"Waiting for machine {machine.id} to start") as step:
@@ -352,8 +364,13 @@ def _each_leased(
     machine_ids: list[str],
     verb: str,
     act: Callable[[str, str], None],
+    *,
+    done_text: str | None = None,
 ) -> None:
-    """Apply ``act(machine_id, nonce)`` to each machine under its lease; report on stderr."""
+    """Apply ``act(machine_id, nonce)`` to each machine under its lease; report on stderr.
+
+    ``done_text`` says what was done ("Stopped"), when it is not simply the verb's past tense.
+    """
     target_app = require_app(app_name)
     ids = [config.validate_machine_id(m) for m in machine_ids]
     client = context.client
@@ -363,9 +380,9 @@ def _each_leased(
         with out.step(f"{verb.capitalize()} machine {machine_id}") as step:
             with leased(client, target_app, machine_id, f"machine {verb}") as nonce:
                 act(machine_id, nonce)
-            step.update(f"{_past(verb).capitalize()} machine {machine_id}")
+            step.update(f"{done_text or _past(verb).capitalize()} machine {machine_id}")
         if not out.progress:
-            out.notice(f"{_past(verb).capitalize()} machine {machine_id}")
+            out.notice(f"{done_text or _past(verb).capitalize()} machine {machine_id}")
         done.append(machine_id)
     if out.json_mode:
         out.json([{"id": m, "action": verb, "app": target_app} for m in done])
@@ -405,18 +422,31 @@ def stop(
         float | None,
         typer.Option("--timeout", help="Seconds before the machine is killed.", show_default=False),
     ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Return once the stop is asked for; do not wait.")
+    ] = False,
+    wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,
 ) -> None:
-    """Stop running machines."""
+    """Stop running machines and wait until they have stopped (unless --detach)."""
     context = _context(ctx, json)
     client = context.client
     target = require_app(app_name)
+
+    def stop_one(machine_id: str, nonce: str) -> None:
+        client.machines.stop(target, machine_id, signal=signal, timeout=timeout, nonce=nonce)
+        if not detach:
+            with wait_hint(target, machine_id):
+                client.machines.wait(target, machine_id, "stopped", timeout=wait_timeout)
+
     _each_leased(
-        context, target, machine_ids, "stop",
-        lambda mid, nonce: client.machines.stop(
-            target, mid, signal=signal, timeout=timeout, nonce=nonce
-        ),
-    )  # fmt: skip
+        context,
+        target,
+        machine_ids,
+        "stop",
+        stop_one,
+        done_text="Asked to stop" if detach else None,
+    )
 
 
 @app.command("restart")
@@ -509,10 +539,20 @@ def destroy(
     question = f"Destroy {len(ids)} machine{'s' if len(ids) > 1 else ''} ({', '.join(ids)})?"
     if not context.output.confirm(question, yes=yes):
         context.output.declined("Nothing destroyed.")
-    _each_leased(
-        context, target, ids, "destroy",
-        lambda mid, nonce: client.machines.destroy(target, mid, force=force, nonce=nonce),
-    )  # fmt: skip
+
+    def destroy_one(machine_id: str, nonce: str) -> None:
+        try:
+            client.machines.destroy(target, machine_id, force=force, nonce=nonce)
+        except ConflictError as error:
+            if force or "stop" not in error.message.lower():
+                raise
+            error.hint = (
+                f"Stop it first (flyk machine stop {machine_id} -a {target}), "
+                "or pass --force to kill it."
+            )
+            raise
+
+    _each_leased(context, target, ids, "destroy", destroy_one)
 
 
 @app.command("update")

@@ -116,6 +116,7 @@ def run(
 
 def _report(context: AppContext, error: FlykError) -> int:
     out = context.output
+    _add_hint(error)
     if out.verbose:
         import traceback
 
@@ -124,6 +125,21 @@ def _report(context: AppContext, error: FlykError) -> int:
     if out.json_mode:
         out.json({"error": error_document(error)})
     return error.exit_code
+
+
+def _add_hint(error: FlykError) -> None:
+    """Hints for API errors whose next step is always the same (the API's message stays)."""
+    import re
+
+    from flyk.errors import NotFoundError
+
+    if error.hint is not None or not isinstance(error, NotFoundError):
+        return
+    message = error.message.lower()
+    if re.search(r"\bapp\b[^,;]*\bnot found|could not find app", message) and not re.search(
+        r"\b(machine|volume|secret|certificate|lease)\b", message
+    ):
+        error.hint = "`flyk apps list` shows your apps."
 
 
 def _report_unexpected(context: AppContext, error: Exception, *, command_name: str) -> int:

@@ -16,7 +16,11 @@ app = typer.Typer(
 
 @app.command("list")
 def list_regions(ctx: typer.Context, json: JsonOption = False) -> None:
-    """List regions (the nearest one is named on stderr)."""
+    """List regions (the nearest one is named on stderr).
+
+    CAPACITY is how many more shared-cpu-1x machines the region can take now (empty when the
+    API does not say).
+    """
     context = app_context(ctx)
     out = context.use_json(json)
     regions = context.client.platform.regions()

@@ -110,11 +110,21 @@ def _env(machine: Machine) -> dict[str, str]:
     return dict(machine.config.env) if machine.config else {}
 
 
-def _checks(machine: Machine) -> str:
+def _checks(machine: Machine) -> str | None:
     if not machine.checks:
-        return ""
+        return None
     passing = sum(1 for c in machine.checks if c.status == "passing")
     return f"{passing}/{len(machine.checks)}"
+
+
+def _iso_from_ms(milliseconds: int | None) -> str | None:
+    """Epoch milliseconds as the API's other times are written: ``2026-01-02T03:04:05Z``."""
+    if milliseconds is None:
+        return None
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 APP: View[App] = View(
@@ -139,8 +149,8 @@ MACHINE: View[Machine] = View(
         Field("region", lambda m: m.region, "REGION", "region code"),
         Field("image", _image, "IMAGE", "image reference"),
         Field("size", lambda m: size_name(_guest(m)), "SIZE", "e.g. shared-cpu-1x:256MB"),
-        Field("private_ip", lambda m: m.private_ip, "IP ADDRESS", "6PN address"),
-        Field("checks", _checks, "CHECKS", "passing/total health checks"),
+        Field("private_ip", lambda m: m.private_ip, "PRIVATE IP", "6PN address"),
+        Field("checks", _checks, "CHECKS", "passing/total health checks (1/1), null when none"),
         Field("guest", _guest_document, None, "{cpu_kind, cpus, memory_mb}"),
         Field("command", _command, None, "entrypoint and cmd"),
         Field("restart", _restart, None, "restart policy"),
@@ -176,7 +186,8 @@ EVENT: View[MachineEvent] = View(
         Field("type", lambda e: e.type, "TYPE"),
         Field("status", lambda e: e.status, "STATUS"),
         Field("source", lambda e: e.source, "SOURCE"),
-        Field("timestamp", lambda e: e.timestamp, "TIMESTAMP", "milliseconds since the epoch"),
+        Field("time", lambda e: _iso_from_ms(e.timestamp), "TIME", "ISO 8601 time, UTC"),
+        Field("timestamp", lambda e: e.timestamp, None, "milliseconds since the epoch"),
     ),
 )
 
@@ -202,7 +213,12 @@ REGION: View[Region] = View(
         Field("name", lambda r: r.name, "NAME", "city"),
         Field("gateway_available", lambda r: r.gateway_available, "GATEWAY", "WireGuard gateway"),
         Field("requires_paid_plan", lambda r: r.requires_paid_plan, "PAID ONLY", "paid plans only"),
-        Field("capacity", lambda r: r.capacity, "CAPACITY", "free capacity when reported"),
+        Field(
+            "capacity",
+            lambda r: r.capacity,
+            "CAPACITY",
+            "how many more shared-cpu-1x machines fit now; null when not reported",
+        ),
         Field("deprecated", lambda r: r.deprecated, None, "being retired"),
     ),
 )
@@ -218,8 +234,9 @@ LEASE: View[Lease] = View(
 )
 
 
-def token_document(info: TokenInfo, *, source: str | None) -> dict[str, Any]:
+def token_document(info: TokenInfo, *, source: str | None, target: str) -> dict[str, Any]:
     return {
+        "target": target,
         "source": source,
         "orgs": info.org_slugs,
         "tokens": [
@@ -239,6 +256,7 @@ def token_document(info: TokenInfo, *, source: str | None) -> dict[str, Any]:
 ALL_VIEWS: Sequence[View[Any]] = (APP, MACHINE, VOLUME, REGION, LEASE, EVENT)
 EXTRA_SHAPES: Mapping[str, Sequence[tuple[str, str]]] = {
     "token (auth whoami)": (
+        ("target", "the API flyk talks to, as the table's Target line says"),
         ("source", "where the token came from (never the token)"),
         ("orgs", "organization slugs the token grants"),
         ("tokens", "[{token_id, org, user, apps, restricted_to_machine}]"),

@@ -50,6 +50,14 @@ def test_token_prints_only_when_asked(flyk: Flyk) -> None:
     assert document["source"].startswith("flyk config file (")
 
 
+def test_whoami_json_names_the_target_the_table_shows(flyk: Flyk) -> None:
+    transport = httpx.MockTransport(lambda request: json_response(200, CURRENT))
+    table = flyk("auth", "whoami", "-t", TOKEN, transport=transport)
+    target_line = next(line for line in table.stdout.splitlines() if line.startswith("Target"))
+    document = json.loads(flyk("auth", "whoami", "-j", "-t", TOKEN, transport=transport).stdout)
+    assert target_line.split(None, 1)[1] == document["target"]
+
+
 def test_logout_forgets_the_stored_token(flyk: Flyk, isolated_env: Path) -> None:
     flyk("auth", "login", input=TOKEN)
     path = _config_file(isolated_env)
@@ -69,6 +77,7 @@ def test_whoami_asks_the_api_and_says_where_the_token_came_from(flyk: Flyk) -> N
     assert result.exit_code == 0, result.stderr
     assert seen == [f"GET /v1/tokens/current FlyV1 {TOKEN}"]
     assert json.loads(result.stdout) == {
+        "target": "https://api.machines.dev",
         "source": "--access-token",
         "orgs": ["acme"],
         "tokens": [

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from flyk import config
-from flyk.api import FlyClient
-from flyk.local import LocalBackend
-from tests.cli.helpers import Flyk, Result
+from flyk.api import FlyClient, MachineConfig
+from flyk.local import LocalBackend, Timing
+from tests.cli.helpers import Flyk, Result, json_response, no_retries
 
 
 @pytest.fixture
@@ -334,3 +336,112 @@ def test_negative_wait_timeout_is_refused_before_anything_happens(
     assert result.exit_code == 2
     assert "--wait-timeout" in result.stderr
     assert flyk("--local", "machine", "list", "-a", "web", "-q").stdout == ""
+
+
+class _Recording(httpx.BaseTransport):
+    """The local backend, with a log of the requests flyk sent it."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.sent: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(f"{request.method} {request.url.path}?{request.url.query.decode()}")
+        return self.inner.handle_request(request)
+
+
+@pytest.fixture
+def slow_stop(tmp_path: Path) -> Iterator[tuple[_Recording, FlyClient, str]]:
+    """A backend where stopping takes a while, with app web and one started machine."""
+    backend = LocalBackend(tmp_path / "slow.db", timing=Timing(stop=0.3))
+    with FlyClient(base_url="http://local.flyk", transport=backend.transport()) as client:
+        client.apps.create("web", "personal")
+        machine = client.machines.create("web", MachineConfig(image="nginx"))
+        client.machines.wait("web", machine.id, "started")
+        yield _Recording(backend.transport()), client, machine.id
+
+
+def test_stop_waits_until_the_machine_has_stopped(
+    flyk: Flyk, slow_stop: tuple[_Recording, FlyClient, str]
+) -> None:
+    transport, client, machine_id = slow_stop
+    result = flyk("--local", "m", "stop", machine_id, "-a", "web", transport=transport)
+    assert result == Result(0, "", f"Stopped machine {machine_id}\n")
+    assert client.machines.get("web", machine_id).state == "stopped"
+    assert any("/wait?" in s and "state=stopped" in s for s in transport.sent)
+
+
+def test_stop_detach_does_not_wait_and_says_so(
+    flyk: Flyk, slow_stop: tuple[_Recording, FlyClient, str]
+) -> None:
+    transport, _, machine_id = slow_stop
+    result = flyk("--local", "m", "stop", machine_id, "-a", "web", "--detach", transport=transport)
+    assert result == Result(0, "", f"Asked to stop machine {machine_id}\n")
+    assert not any("/wait?" in s for s in transport.sent)
+
+
+def test_status_events_show_iso_times(flyk: Flyk, app: str, machine_id: str) -> None:
+    table = flyk("--local", "m", "status", machine_id, "-a", "web").stdout
+    header = next(line for line in table.splitlines() if line.startswith("TYPE"))
+    assert header.split() == ["TYPE", "STATUS", "SOURCE", "TIME"]
+    launch = next(line for line in table.splitlines() if line.startswith("launch"))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", launch.split()[-1])
+    document = json.loads(flyk("--local", "m", "status", machine_id, "-a", "web", "-j").stdout)
+    event = document["events"][-1]
+    assert isinstance(event["timestamp"], int)  # kept for scripts
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
+
+
+def test_one_name_for_the_private_ip_and_null_checks(flyk: Flyk, app: str, machine_id: str) -> None:
+    for args in (
+        ["list", "-a", "web"],
+        ["status", machine_id, "-a", "web"],
+        ["update", machine_id, "-a", "web", "-e", "A=1"],
+    ):
+        result = flyk("--local", "machine", *args)
+        assert result.exit_code == 0, result.stderr
+        assert "PRIVATE IP" in result.stdout and "IP ADDRESS" not in result.stdout, args
+    assert _run(flyk)["checks"] is None
+    listed = json.loads(flyk("--local", "m", "ls", "-a", "web", "-j").stdout)
+    assert {m["checks"] for m in listed} == {None}
+
+
+def test_unknown_app_and_running_destroy_have_hints(flyk: Flyk, app: str, machine_id: str) -> None:
+    missing = flyk("--local", "machine", "list", "-a", "ghost")
+    assert missing.exit_code == 3
+    assert missing.stderr.splitlines()[1].strip() == "`flyk apps list` shows your apps."
+    refused = flyk("--local", "m", "destroy", machine_id, "-a", "web", "-y")
+    assert refused.exit_code == 5
+    assert refused.stderr.splitlines()[1].strip() == (
+        f"Stop it first (flyk machine stop {machine_id} -a web), or pass --force to kill it."
+    )
+    gone = flyk("--local", "m", "status", "0123456789abcd", "-a", "web")
+    assert gone.exit_code == 3 and len(gone.stderr.splitlines()) == 1  # a machine: no apps hint
+
+
+def test_unknown_region_on_run_points_to_regions_list(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "machine", "run", "nginx", "-a", "web", "-r", "zzz")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].strip() == "`flyk regions list` shows the regions."
+
+
+def test_capacity_errors_in_json_carry_the_api_code_and_class(flyk: Flyk) -> None:
+    def full(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/machines") and request.method == "POST":
+            return json_response(
+                412,
+                {"error": "insufficient memory available", "status": "insufficient_capacity"},
+            )
+        return json_response(200, [])
+
+    result = flyk(
+        "machine", "run", "nginx", "-a", "web", "-r", "iad", "--json", "-t", "fm2_x",
+        transport=httpx.MockTransport(full), client_options=no_retries(),
+    )  # fmt: skip
+    assert result.exit_code == 8
+    error = json.loads(result.stdout)["error"]
+    assert (error["type"], error["code"], error["status"]) == (
+        "CapacityError",
+        "insufficient_capacity",
+        412,
+    )

@@ -21,3 +21,11 @@ def test_list_table_and_json(flyk: Flyk) -> None:
     assert set(regions[0]) == {
         "code", "name", "gateway_available", "requires_paid_plan", "capacity", "deprecated"
     }  # fmt: skip
+
+
+def test_capacity_states_its_unit(flyk: Flyk) -> None:
+    from flyk.cli.views import REGION
+
+    assert "shared-cpu-1x machines" in flyk("regions", "list", "--help").stdout
+    capacity = next(f for f in REGION.fields if f.key == "capacity")
+    assert "shared-cpu-1x machines" in capacity.doc
