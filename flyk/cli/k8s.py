@@ -27,7 +27,7 @@ from flyk.errors import FlykError, UsageError
 from flyk.k8s import cluster
 from flyk.k8s import controlplane as cp
 from flyk.k8s import kubeconfig as kc
-from flyk.k8s.plan import ClusterPlan, ClusterSpec, plan_cluster
+from flyk.k8s.plan import ClusterSpec
 from flyk.k8s.progress import StepHandle
 
 app = typer.Typer(
@@ -137,11 +137,18 @@ def create_command(
         str, typer.Option("--timeout", help="Give up (and roll back) after this long.")
     ] = "10m",
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan (secrets redacted); create nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Run the checks, print the plan (secrets redacted); create nothing.",
+        ),
     ] = False,
     keep_on_failure: Annotated[
         bool,
-        typer.Option("--keep-on-failure", help="On failure keep what was made, to look at it."),
+        typer.Option(
+            "--keep-on-failure",
+            help="On failure keep what was made; create NAME again resumes it.",
+        ),
     ] = False,
     private: Annotated[
         bool,
@@ -214,12 +221,12 @@ def create_command(
     token = kubelet_token if kubelet_token is not None else _user_token(context)
     out.add_secret(token)
     spec = ClusterSpec(region=region or _default_region(context), **spec_values)
-    if dry_run:  # reads at most the region list; writes nothing
-        _render_plan(out, plan_cluster(spec, with_kubelet_token=token is not None), kube)
-        return
     options = cluster.CreateOptions(
         timeout=seconds, keep_on_failure=keep_on_failure, kubelet_token=token, kubeconfig=kube
     )
+    if dry_run:  # create's read-only checks, then the plan; writes nothing
+        _render_plan(out, cluster.dry_run(context.client, spec, options), kube)
+        return
     result = cluster.create(context.client, spec, options, progress=Steps(out))
     out.emit(result.to_json(), lambda: _render_created(out, result, context.target.is_local))
 
@@ -259,10 +266,17 @@ def _default_region(context: AppContext) -> str:
     return nearest or "iad"
 
 
-def _render_plan(out: Output, plan: ClusterPlan, kube: cluster.KubeconfigOptions) -> None:
+def _render_plan(out: Output, checked: cluster.DryRun, kube: cluster.KubeconfigOptions) -> None:
+    plan = checked.plan
     described = plan.describe()
     target = kube.output or ", ".join(str(p) for p in kc.resolve_chain(kube.path))
-    described["kubeconfig"] = {"context": plan.context, "file": target}
+    described["kubeconfig"] = {
+        "context": plan.context,
+        "file": target,
+        "standalone": bool(kube.output),
+    }
+    resumes = checked.resuming.describe() if checked.resuming is not None else None
+    described["resumes"] = resumes
     if out.json_mode:
         out.json(described)
         return
@@ -270,6 +284,11 @@ def _render_plan(out: Output, plan: ClusterPlan, kube: cluster.KubeconfigOptions
     guest = spec.guest
     lines = [
         f"Plan for cluster {spec.name} (org {spec.org}, region {spec.region}); nothing is created.",
+        *(
+            [f"  resumes     the incomplete cluster: reuses {resumes}, creates what is missing"]
+            if resumes
+            else []
+        ),
         f"  app         {plan.app_name}",
         f"  volume      k3s_data, {spec.volume_size_gb} GB in {spec.region}",
         f"  secrets     {len(plan.secret_names)} (CA material"

@@ -34,7 +34,15 @@ from flyk.errors import (
 from flyk.k8s import controlplane as cp
 from flyk.k8s import kubeconfig as kc
 from flyk.k8s.pki import TLS_FILES, ClusterPKI, issue_admin, recover_from_secrets
-from flyk.k8s.plan import VOLUME_NAME, ClusterPlan, ClusterSpec, app_name_for, plan_cluster
+from flyk.k8s.plan import (
+    APP_PREFIX,
+    VOLUME_NAME,
+    ClusterPlan,
+    ClusterSpec,
+    app_name_for,
+    plan_cluster,
+    validate_cluster_name,
+)
 from flyk.k8s.probe import ApiProbe, probe_api_server
 from flyk.k8s.progress import NullProgress, Progress
 
@@ -44,10 +52,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 600.0
+DEFAULT_ORG = "personal"  # the CLI's default -o (flyk/cli/options.py); hints omit it
 MAX_WORKERS = 8
 _CHECK_POLL_FIRST, _CHECK_POLL_MAX = 0.2, 5.0
 _ROLLBACK_WAIT = 60.0
 _VOLUME_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
+# A kept control plane that is not running is started again when its create is resumed.
+_STARTABLE = frozenset({"created", "stopped", "suspended", "failed"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,12 +155,15 @@ def find_cluster(
     raise missing
 
 
+# The secrets a cluster's app holds; an app holding others is not (only) a flyk cluster.
+_FLYK_SECRETS = frozenset({*TLS_FILES.values(), cp.KUBELET_TOKEN_SECRET})
+
+
 def _holds_only_flyk_secrets(client: FlyClient, app: str) -> bool:
     """The remains of a create that stopped early: its app (named for this cluster), with no
     machine, and no secrets or only the cluster's CA secrets."""
     names = {s.name for s in client.secrets.list(app)}
-    ours = set(TLS_FILES.values()) | {cp.KUBELET_TOKEN_SECRET}
-    return names <= ours
+    return names <= _FLYK_SECRETS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,18 +268,40 @@ class CreateResult:
 
 @dataclass
 class _Journal:
-    """What this run made, so a failure undoes exactly that."""
+    """What this run made, so a failure undoes exactly that. A resumed create made none of
+    what it found, and keeps everything on failure: the cluster stays resumable."""
 
     app: str
     app_ours: bool = False
+    resuming: bool = False
 
-    def cleanup_hint(self, cluster: str, org: str) -> str:
-        return (
-            f"kept app {self.app} and what it holds (--keep-on-failure). "
-            f"Look: flyk ext k8s status {cluster} -o {org}; once healthy, "
-            f"flyk ext k8s kubeconfig {cluster} -o {org} writes its kubeconfig; "
-            f"clean up: flyk ext k8s delete {cluster} -o {org} --yes"
-        )
+
+def resume_hint(cluster: str, org: str) -> str:
+    """How to go on from a kept, incomplete cluster: resume it or remove it."""
+    org_flag = "" if org == DEFAULT_ORG else f" -o {org}"
+    return (
+        f"resume with flyk ext k8s create {cluster} (same flags), "
+        f"or clean up with flyk ext k8s delete {cluster}{org_flag} --yes"
+    )
+
+
+@dataclass(frozen=True)
+class _Existing:
+    """What an incomplete cluster already holds, for a create to reuse (see `_inspect`)."""
+
+    machine: Machine | None = None
+    volume: Volume | None = None
+    ips: tuple[IPAssignment, ...] = ()
+    pki: ClusterPKI | None = None  # the CAs stored as secrets, when all are there
+
+    def describe(self) -> str:
+        found = [
+            *([f"machine {self.machine.id} ({self.machine.state})"] if self.machine else []),
+            *([f"volume {self.volume.id}"] if self.volume else []),
+            *([_plural(len(self.ips), "IP")] if self.ips else []),
+            *(["its CAs"] if self.pki else []),
+        ]
+        return ", ".join(found) if found else "only its app"
 
 
 def create(
@@ -274,7 +310,11 @@ def create(
     options: CreateOptions | None = None,
     progress: Progress | None = None,
 ) -> CreateResult:
-    """Provision the cluster, wait until its control plane is healthy, write the kubeconfig."""
+    """Provision the cluster, wait until its control plane is healthy, write the kubeconfig.
+
+    An incomplete cluster of that name (the remains of a create kept with --keep-on-failure,
+    or a delete --keep-volumes) is resumed: what it holds is reused, its CAs included, and
+    what is missing is made. A complete one is an AlreadyExistsError and nothing changes."""
     options = options or CreateOptions()
     progress = progress or NullProgress()
     plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
@@ -283,23 +323,61 @@ def create(
     journal = _Journal(app=plan.app_name)
     try:
         with progress.step(f"Planning cluster {spec.name} in {spec.region}") as step:
-            pki = _preflight(client, plan)
+            pki, existing = _preflight(client, plan)
             step.update(f"Planned cluster {spec.name} in {spec.region} (app {plan.app_name})")
-        return _provision(client, plan, pki, journal, options, deadline, progress)
+        if existing is not None:
+            journal.resuming = True
+            progress.notice(
+                f"Resuming the incomplete cluster {spec.name} (app {plan.app_name}): reusing "
+                f"{existing.describe()}; creating what is missing"
+            )
+        return _provision(client, plan, pki, existing, journal, options, deadline, progress)
     except BaseException as exc:
         raise _failed(client, plan, journal, exc, options, progress) from exc
 
 
-def _preflight(client: FlyClient, plan: ClusterPlan) -> ClusterPKI:
+@dataclass(frozen=True)
+class DryRun:
+    """What `create --dry-run` found: the plan, and whether create would resume."""
+
+    plan: ClusterPlan
+    resuming: _Existing | None
+
+
+def dry_run(client: FlyClient, spec: ClusterSpec, options: CreateOptions | None = None) -> DryRun:
+    """Create's read-only checks (kubeconfig, region, org, name, capacity), no writes: the
+    same errors and exit codes a real create would give, before it made anything."""
+    options = options or CreateOptions()
+    plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
+    options.kubeconfig.check(spec.name)
+    existing = _checks(client, plan)
+    return DryRun(plan=plan, resuming=existing)
+
+
+def _preflight(client: FlyClient, plan: ClusterPlan) -> tuple[ClusterPKI, _Existing | None]:
     """Everything that can be known before the first write, asked side by side."""
+    results = _parallel(
+        {
+            "checks": lambda: _checks(client, plan),
+            "pki": lambda: ClusterPKI.generate(plan.spec.name),
+        }
+    )
+    existing: _Existing | None = results["checks"]
+    stored = existing.pki if existing is not None else None
+    pki: ClusterPKI = stored or results["pki"]
+    return pki, existing
+
+
+def _checks(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
+    """The read-only checks: region, organization, name (free, or an incomplete cluster to
+    resume), room. Raises what a create would; returns what there is to resume."""
     spec = plan.spec
     results = _parallel(
         {
             "regions": client.platform.regions,
-            "exists": lambda: _app_exists(client, plan.app_name),
+            "existing": lambda: _inspect(client, plan),
             "org": lambda: _check_org(client, spec.org),
             "room": lambda: _has_room(client, plan),
-            "pki": lambda: ClusterPKI.generate(spec.name),
         }
     )
     codes = results["regions"].codes()
@@ -308,21 +386,83 @@ def _preflight(client: FlyClient, plan: ClusterPlan) -> ClusterPKI:
             f"unknown region {spec.region!r}",
             hint=f"regions: {', '.join(sorted(codes))} (flyk regions list)",
         )
-    if results["exists"]:
-        raise AlreadyExistsError(
-            f"cluster {spec.name} already exists in organization {spec.org} "
-            f"(app {plan.app_name}); nothing was changed",
-            hint=f"flyk ext k8s kubeconfig {spec.name} writes its kubeconfig again; "
-            f"flyk ext k8s delete {spec.name} removes it",
+    existing: _Existing | None = results["existing"]
+    needs_room = existing is None or existing.machine is None
+    if needs_room and not results["room"]:
+        raise _with_alternatives(
+            client,
+            plan,
+            CapacityError(
+                f"{spec.region} has no capacity for {_size(spec.guest)} right now "
+                "(the placements check found no room)",
+                region=spec.region,
+            ),
         )
-    if not results["room"]:
-        raise CapacityError(
-            f"{spec.region} has no capacity for {_size(spec.guest)} right now "
-            "(the placements check found no room)",
-            region=spec.region,
-        )
-    pki: ClusterPKI = results["pki"]
-    return pki
+    return existing
+
+
+def _already_exists(plan: ClusterPlan, why: str = "") -> AlreadyExistsError:
+    spec = plan.spec
+    org_flag = "" if spec.org == DEFAULT_ORG else f" -o {spec.org}"
+    return AlreadyExistsError(
+        f"cluster {spec.name} already exists in organization {spec.org} "
+        f"(app {plan.app_name}{why}); nothing was changed",
+        hint=f"flyk ext k8s kubeconfig {spec.name}{org_flag} writes its kubeconfig again; "
+        f"flyk ext k8s delete {spec.name}{org_flag} removes it",
+    )
+
+
+def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
+    """None when the cluster's app does not exist. An app holding a healthy control plane is
+    a complete cluster (AlreadyExistsError), as is an app that is not flyk's (other machines
+    or secrets). Otherwise it is incomplete: what it holds, for create to reuse."""
+    spec = plan.spec
+    app = plan.app_name
+    if not _app_exists(client, app):
+        return None
+    found = _parallel(
+        {
+            "machines": lambda: client.machines.list(app),
+            "secrets": lambda: client.secrets.list(app),
+            "volumes": lambda: _volumes(client, app),
+            "ips": lambda: client.ips.list(app),
+        }
+    )
+    machines: list[Machine] = found["machines"]
+    planes = [m for m in machines if _is_control_plane(m, spec.name)]
+    names = {s.name for s in found["secrets"]}
+    if len(planes) != len(machines) or not names <= _FLYK_SECRETS:
+        raise _already_exists(plan, ", which holds more than a flyk cluster")
+    machine = planes[0] if planes else None
+    if machine is not None:
+        machine = client.machines.get(app, machine.id)
+        if _healthy(machine):
+            raise _already_exists(plan)
+        if machine.region and machine.region != spec.region:
+            raise _elsewhere(plan, f"machine {machine.id}", machine.region)
+    volumes = [v for v in found["volumes"] if v.name == VOLUME_NAME]
+    volume = next((v for v in volumes if v.region == spec.region), None)
+    if volume is None and volumes:
+        raise _elsewhere(plan, f"volume {volumes[0].id}", volumes[0].region or "?")
+    pki = None
+    if set(TLS_FILES.values()) <= names:
+        pki = ClusterPKI.from_secrets(_secret_values(client, app))
+    return _Existing(machine=machine, volume=volume, ips=tuple(found["ips"]), pki=pki)
+
+
+def _elsewhere(plan: ClusterPlan, what: str, region: str) -> UsageError:
+    spec = plan.spec
+    return UsageError(
+        f"the incomplete cluster {spec.name} has its {what} in {region}, not {spec.region}; "
+        "nothing was changed",
+        hint=f"resume it with -r {region}, or clean up with flyk ext k8s delete {spec.name} "
+        f"-o {spec.org} --yes",
+    )
+
+
+def _healthy(machine: Machine) -> bool:
+    check = next((c for c in machine.checks if c.name == cp.CHECK_NAME), None)
+    return machine.state == "started" and check is not None and check.status == "passing"
 
 
 def _has_room(client: FlyClient, plan: ClusterPlan) -> bool:
@@ -350,19 +490,43 @@ def _check_org(client: FlyClient, org: str) -> None:
 
 
 def _org_apps(client: FlyClient, org: str) -> list[App]:
+    """The org's apps. An org the API does not know is a NotFoundError (exit 3, as for
+    `flyk apps list -o ORG`); one the token may not use stays a ForbiddenError (exit 4)."""
     try:
         return client.apps.list(org)
     except (NotFoundError, ForbiddenError) as exc:
-        raise UsageError(
+        kind = NotFoundError if isinstance(exc, NotFoundError) else ForbiddenError
+        raise kind(
             f"unknown organization {org!r} (or this token cannot use it)",
-            hint="pass -o/--org with one of your organizations (flyk auth whoami shows them)",
+            hint=_orgs_hint(client),
+            details=exc.details,
         ) from exc
+
+
+def _orgs_hint(client: FlyClient) -> str:
+    try:
+        slugs = sorted(client.tokens.current().org_slugs)
+    except FlykError:
+        slugs = []
+    usable = f"this token can use: {', '.join(slugs)}; " if slugs else ""
+    return f"pass -o/--org with one of your organizations ({usable}flyk auth whoami shows them)"
+
+
+def _ip_kind(ip: IPAssignment) -> str:
+    """v6, v4 or private_v6: the API's `type` when it sends one, else from the address."""
+    kind = ip.extra.get("type")
+    if isinstance(kind, str) and kind:
+        return kind
+    if "." in ip.ip:
+        return "v4"
+    return "private_v6" if ip.ip.lower().startswith("fdaa:") else "v6"
 
 
 def _provision(
     client: FlyClient,
     plan: ClusterPlan,
     pki: ClusterPKI,
+    existing: _Existing | None,
     journal: _Journal,
     options: CreateOptions,
     deadline: float,
@@ -370,41 +534,52 @@ def _provision(
 ) -> CreateResult:
     spec = plan.spec
     with progress.step("Creating app, volume, API address and secrets") as step:
-        _create_app(client, plan, journal)
-        secrets = pki.to_secrets()
+        if existing is None:
+            _create_app(client, plan, journal)
+            existing = _Existing()
+        # CAs already stored are never replaced: kubeconfigs signed with them stay valid.
+        secrets = {} if existing.pki is not None else pki.to_secrets()
         if options.kubelet_token is not None:
             secrets[cp.KUBELET_TOKEN_SECRET] = options.kubelet_token
-        made = _parallel(
-            {
-                # `compute` places the volume on a host with room for the machine that must
-                # run beside it (a volume pins its machine to its host).
-                "volume": lambda: client.volumes.create(
-                    plan.app_name,
-                    VOLUME_NAME,
-                    spec.region,
-                    spec.volume_size_gb,
-                    compute=spec.guest,
-                ),
-                "secrets": lambda: client.secrets.set(plan.app_name, secrets),
-                "ips": lambda: _map(lambda t: client.ips.create(plan.app_name, t), plan.ip_types),
-            }
-        )
-        volume: Volume = made["volume"]
-        ips: list[IPAssignment] = made["ips"]
+        have = {_ip_kind(ip) for ip in existing.ips}
+        missing_ips = [t for t in plan.ip_types if t not in have]
+        calls: dict[str, Callable[[], Any]] = {
+            "ips": lambda: _map(lambda t: client.ips.create(plan.app_name, t), missing_ips)
+        }
+        if existing.volume is None:
+            # `compute` places the volume on a host with room for the machine that must
+            # run beside it (a volume pins its machine to its host).
+            calls["volume"] = lambda: client.volumes.create(
+                plan.app_name,
+                VOLUME_NAME,
+                spec.region,
+                spec.volume_size_gb,
+                compute=spec.guest,
+            )
+        if secrets:
+            calls["secrets"] = lambda: client.secrets.set(plan.app_name, secrets)
+        made = _parallel(calls)
+        volume: Volume = existing.volume or made["volume"]
+        ips: list[IPAssignment] = [*existing.ips, *made["ips"]]
+        verb = "Completed" if journal.resuming else "Created"
         step.update(
-            f"Created app {plan.app_name}, volume {VOLUME_NAME} "
+            f"{verb} app {plan.app_name}, volume {VOLUME_NAME} "
             f"({volume.size_gb or spec.volume_size_gb} GB), "
             f"API address {', '.join(ip.ip for ip in ips)}, secrets"
         )
     with progress.step("Starting the control plane") as step:
-        config = plan.machine_config(volume.id, extra_sans=tuple(ip.ip for ip in ips if ip.ip))
-        machine = client.machines.create(
-            plan.app_name,
-            config,
-            name=cp.MACHINE_NAME,
-            region=spec.region,
-            min_secrets_version=made["secrets"],
-        )
+        machine = existing.machine
+        if machine is None:
+            config = plan.machine_config(volume.id, extra_sans=tuple(ip.ip for ip in ips if ip.ip))
+            machine = client.machines.create(
+                plan.app_name,
+                config,
+                name=cp.MACHINE_NAME,
+                region=spec.region,
+                min_secrets_version=made.get("secrets"),
+            )
+        elif machine.state in _STARTABLE:
+            client.machines.start(plan.app_name, machine.id)
         step.update(f"Starting the control plane (machine {machine.id})")
         client.machines.wait(
             plan.app_name, machine.id, "started", timeout=_remaining(deadline, "to start")
@@ -494,10 +669,15 @@ def _failed(
     error = _as_flyk_error(exc)
     if isinstance(error, CapacityError):
         error = _with_alternatives(client, plan, error)
+    if journal.resuming:
+        # Nothing of it was this run's to remove: it stays as it was, resumable.
+        error.hint = _joined(error.hint, resume_hint(plan.spec.name, plan.spec.org))
+        return _interrupted(error, f"the incomplete cluster {plan.spec.name} is kept")
     if not journal.app_ours:
         return _interrupted(error, "before anything was created")
     if options.keep_on_failure:
-        error.hint = journal.cleanup_hint(plan.spec.name, plan.spec.org)
+        kept = f"kept app {plan.app_name} and what it holds (--keep-on-failure); "
+        error.hint = _joined(error.hint, kept + resume_hint(plan.spec.name, plan.spec.org))
         return _interrupted(error, f"kept app {plan.app_name} (--keep-on-failure)")
     with progress.step(f"Removing what this run created (app {plan.app_name})") as step:
         leftovers = _remove_app_and_contents(client, plan.app_name, keep_volumes=False)
@@ -511,6 +691,10 @@ def _failed(
         error.hint = f"{error.hint}\n{extra}" if error.hint else extra
         return _interrupted(error, "some of what this run created is left")
     return _interrupted(error, "what this run created has been removed")
+
+
+def _joined(hint: str | None, more: str) -> str:
+    return f"{hint}\n{more}" if hint else more
 
 
 def _as_flyk_error(exc: BaseException) -> FlykError:
@@ -686,13 +870,34 @@ def list_clusters(client: FlyClient, orgs: Sequence[str]) -> list[ClusterSummary
     def control_planes(item: tuple[str, str]) -> list[ClusterSummary]:
         org, app = item
         try:
-            machines = client.machines.list(app, metadata={cp.META_ROLE: cp.ROLE_CONTROL_PLANE})
+            machines = client.machines.list(app)
+            planes = [m for m in machines if _is_control_plane(m)]
+            if planes:
+                return [_summary(app, m, org) for m in planes if m.metadata.get(cp.META_CLUSTER)]
+            name = _cluster_named_by(app, org)
+            if machines or name is None or not _holds_only_flyk_secrets(client, app):
+                return []
         except NotFoundError:  # deleted meanwhile
             return []
-        return [_summary(app, m, org) for m in machines if m.metadata.get(cp.META_CLUSTER)]
+        return [_incomplete_summary(ClusterRef(name=name, org=org, app=app, machine=None))]
 
     found = [s for group in _map(control_planes, candidates) for s in group]
     return sorted(found, key=lambda s: (s.org, s.name))
+
+
+def _cluster_named_by(app: str, org: str) -> str | None:
+    """The cluster whose app this is, for an app with no control plane to say so (metadata
+    is the record; an incomplete cluster has none). Checked by deriving the app name again, so
+    only a name that maps to exactly this app is returned; hashed (long) names give None."""
+    suffix = f"-{org}"
+    if not app.startswith(APP_PREFIX) or not app.endswith(suffix):
+        return None
+    name = app[len(APP_PREFIX) : -len(suffix)]
+    try:
+        validate_cluster_name(name)
+    except UsageError:
+        return None
+    return name if app_name_for(name, org) == app else None
 
 
 def _plural(count: int, word: str) -> str:
@@ -756,8 +961,8 @@ def _probe(client: FlyClient, name: str, org: str, timeout: float) -> ApiProbe:
     return probe_api_server(entry, timeout=timeout)
 
 
-def _incomplete_status(ref: ClusterRef) -> ClusterStatus:
-    summary = ClusterSummary(
+def _incomplete_summary(ref: ClusterRef) -> ClusterSummary:
+    return ClusterSummary(
         name=ref.name,
         org=ref.org,
         region="",
@@ -768,11 +973,13 @@ def _incomplete_status(ref: ClusterRef) -> ClusterStatus:
         created_at=None,
         flyk_version="",
     )
-    detail = (
-        "no control-plane machine: a create stopped before it; "
-        f"flyk ext k8s delete {ref.name} -o {ref.org} removes what is left"
+
+
+def _incomplete_status(ref: ClusterRef) -> ClusterStatus:
+    detail = "no control-plane machine: a create stopped before it; " + resume_hint(
+        ref.name, ref.org
     )
-    return ClusterStatus(summary=summary, checks=(), api=ApiProbe(False, detail))
+    return ClusterStatus(summary=_incomplete_summary(ref), checks=(), api=ApiProbe(False, detail))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -925,10 +1132,16 @@ def delete(
         leftovers.extend(_remove_namespace_apps(client, namespace_apps, keep_volumes, progress))
     with progress.step(f"Removing the volume, IPs and app {ref.app}") as step:
         if keep_volumes:
-            _delete_secrets(client, ref.app)
+            # The kept volume holds K3s's data and its CAs (server/tls, placed on the first
+            # boot and never replaced), so the CA secrets stay with it: `create NAME` then
+            # resumes with them and the volume's data is usable again. Whoever can read the
+            # app's secrets could attach the volume and read the same keys there. The kubelet's
+            # API token goes.
+            _delete_secrets(client, ref.app, keep=frozenset(TLS_FILES.values()))
         leftovers.extend(_remove_app_and_contents(client, ref.app, keep_volumes=keep_volumes))
         step.update(
-            f"Removed the IPs and secrets; kept app {ref.app} with its volume"
+            f"Removed the IPs and the kubelet's token; kept app {ref.app} with its volume "
+            "and CAs (flyk ext k8s create resumes it)"
             if keep_volumes
             else f"Removed the volume, IPs and app {ref.app}"
         )
@@ -959,10 +1172,10 @@ def _remove_namespace_apps(
     return leftovers
 
 
-def _delete_secrets(client: FlyClient, app: str) -> None:
-    """With --keep-volumes the app stays; its CA keys must not."""
+def _delete_secrets(client: FlyClient, app: str, *, keep: frozenset[str] = frozenset()) -> None:
+    """With --keep-volumes the app stays; its secrets go, except `keep`."""
     try:
-        names = [s.name for s in client.secrets.list(app)]
+        names = [s.name for s in client.secrets.list(app) if s.name not in keep]
         if names:
             client.secrets.set(app, dict.fromkeys(names))
     except NotFoundError:

@@ -310,6 +310,35 @@ class ClusterPKI:
     def admin_credentials(self) -> KeyPair:
         return issue_admin(self.client_ca)
 
+    @classmethod
+    def from_secrets(cls, values: Mapping[str, str]) -> ClusterPKI:
+        """The CAs a create stored as app secrets (base64 PEM), so that resuming a create
+        reuses them: kubeconfigs already signed stay valid. A missing or broken one is a
+        ConfigError."""
+        missing = [name for name in TLS_FILES.values() if not values.get(name)]
+        if missing:
+            raise ConfigError(f"the cluster's secrets lack {', '.join(missing)}")
+
+        def pem(path: str) -> bytes:
+            try:
+                return base64.b64decode(values[TLS_FILES[path]], validate=True)
+            except ValueError as exc:
+                raise ConfigError(f"secret {TLS_FILES[path]} is not base64") from exc
+
+        def ca(stem: str) -> CertificateAuthority:
+            return CertificateAuthority.from_pem(pem(f"{stem}.crt"), pem(f"{stem}.key"), stem)
+
+        service_key = pem("service.key")
+        _load_key(service_key, "service-account key")
+        return cls(
+            server_ca=ca("server-ca"),
+            client_ca=ca("client-ca"),
+            request_header_ca=ca("request-header-ca"),
+            etcd_peer_ca=ca("etcd/peer-ca"),
+            etcd_server_ca=ca("etcd/server-ca"),
+            service_account_key_pem=service_key,
+        )
+
 
 def issue_admin(client_ca: CertificateAuthority) -> KeyPair:
     """The kubeconfig's user: cluster-admin through the system:masters group."""

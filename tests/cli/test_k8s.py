@@ -90,7 +90,7 @@ def test_second_create_exits_5(flyk: Flyk) -> None:
         (("create", "demo", "--timeout", "soon"), "--timeout"),
         (("create", "demo", "--vm-memory", "100"), "memory"),
         (("create", "a", "-n", "b"), "two names"),
-        (("create", "demo", "-o", "nope"), "unknown organization"),
+        (("create", "demo", "--output", "a", "--kubeconfig", "b"), "give one"),
     ],
 )
 def test_bad_input_exits_2(flyk: Flyk, args: tuple[str, ...], needle: str) -> None:
@@ -182,9 +182,12 @@ def test_kubelet_api_url_follows_the_target(flyk: Flyk, tmp_path: Path) -> None:
         )  # fmt: skip
         assert result.exit_code == 0, result.stderr
         assert api_url(result.stdout) == served.url
+        # A Fly.io target (a token, the default API URL), answered here by a local backend:
+        # the dry run's checks read the platform.
         fly = flyk(
             "ext", "k8s", "create", "demo", "-r", "iad", "--dry-run", "--json",
             env={"FLY_API_TOKEN": "fo1_not_a_real_token"},
+            transport=LocalBackend(tmp_path / "fly", timing=Timing.instant()).transport(),
         )  # fmt: skip
         assert fly.exit_code == 0, fly.stderr
         assert api_url(fly.stdout) == "http://_api.internal:4280"
@@ -290,3 +293,48 @@ def test_create_and_delete_leave_only_the_config_in_the_kube_dir(
     assert flyk("ext", "k8s", "delete", "two", "--yes").exit_code == 0
     assert sorted(p.name for p in other.iterdir()) == ["a"]
     assert sorted(p.name for p in (isolated_env / ".kube").iterdir()) == ["config"]
+
+
+def test_keep_on_failure_says_how_to_resume_and_create_resumes(flyk: Flyk, tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "db", timing=Timing.instant())
+    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
+    failed = flyk(
+        "ext", "k8s", "create", "demo", "--keep-on-failure",
+        transport=backend.transport(), client_options=no_retries(),
+    )  # fmt: skip
+    assert failed.exit_code != 0
+    assert (
+        "resume with flyk ext k8s create demo (same flags), "
+        "or clean up with flyk ext k8s delete demo --yes"
+    ) in " ".join(failed.stderr.split())
+    backend.faults.clear()
+    listed = flyk("ext", "k8s", "list", "--json", transport=backend.transport())
+    assert [(c["name"], c["state"]) for c in json.loads(listed.stdout)] == [("demo", "incomplete")]
+    table = flyk("ext", "k8s", "list", transport=backend.transport())
+    assert table.stdout.splitlines()[1].split()[:3] == ["demo", "personal", "incomplete"]
+    resumed = flyk("ext", "k8s", "create", "demo", transport=backend.transport())
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "Resuming the incomplete cluster demo" in resumed.stderr
+    assert kubectl("current-context").strip() == "flyk-demo"
+    again = flyk("ext", "k8s", "create", "demo", transport=backend.transport())
+    assert again.exit_code == 5 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["create", "dry-run"])
+def test_unknown_org_exits_3_like_apps_list(flyk: Flyk, dry_run: tuple[str, ...]) -> None:
+    apps = flyk("apps", "list", "-o", "nope")
+    result = flyk("ext", "k8s", "create", "demo", "-o", "nope", *dry_run)
+    assert result.exit_code == apps.exit_code == 3, result.stderr
+    assert "unknown organization 'nope'" in result.stderr
+    assert "flyk auth whoami" in result.stderr
+
+
+def test_dry_run_of_an_existing_cluster_exits_5_and_changes_nothing(
+    flyk: Flyk, isolated_env: Path
+) -> None:
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    config = isolated_env / ".kube" / "config"
+    before = config.read_bytes()
+    result = flyk("ext", "k8s", "create", "demo", "--dry-run")
+    assert result.exit_code == 5 and "already exists" in result.stderr
+    assert config.read_bytes() == before

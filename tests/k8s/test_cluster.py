@@ -27,6 +27,7 @@ from flyk.errors import (
 )
 from flyk.k8s import cluster
 from flyk.k8s import controlplane as cp
+from flyk.k8s.pki import TLS_FILES
 from flyk.k8s.plan import ClusterSpec
 from flyk.k8s.progress import RecordingProgress
 from flyk.local import LocalBackend, Timing
@@ -208,7 +209,14 @@ def test_keep_on_failure_keeps_and_says_how_to_clean_up(
     with pytest.raises(FlykError) as info:
         cluster.create(client, spec(), options(tmp_path, keep_on_failure=True))
     assert "flyk-demo-personal" in footprint(client)
-    assert info.value.hint and "flyk ext k8s delete demo" in info.value.hint
+    assert (
+        info.value.hint
+        and (
+            "resume with flyk ext k8s create demo (same flags), "
+            "or clean up with flyk ext k8s delete demo --yes"
+        )
+        in info.value.hint
+    )
     # What the hint promises works on the remains: status says what it is, delete removes it.
     backend.faults.clear()
     state = cluster.status(client, "demo", "personal", probe_api=False)
@@ -236,9 +244,11 @@ def test_unknown_region_is_refused_before_anything_is_created(
 def test_unknown_org_is_refused_before_anything_is_created(
     client: FlyClient, tmp_path: Path
 ) -> None:
-    with pytest.raises(UsageError, match="unknown organization 'nope'"):
+    with pytest.raises(NotFoundError, match="unknown organization 'nope'") as info:
         cluster.create(client, spec(org="nope"), options(tmp_path))
-    with pytest.raises(UsageError, match="unknown organization"):
+    assert info.value.exit_code == 3
+    assert info.value.hint and "flyk auth whoami" in info.value.hint
+    with pytest.raises(NotFoundError, match="unknown organization"):
         cluster.list_clusters(client, ["nope"])
     assert footprint(client) == {}
 
@@ -275,15 +285,48 @@ def test_parallel_creates_never_corrupt_the_kubeconfig(client: FlyClient, tmp_pa
     assert contexts == {f"flyk-{n}" for n in names}
 
 
-def test_dry_run_plan_writes_nothing(
-    counting: Callable[[], tuple[FlyClient, CountingTransport]],
-) -> None:
-    from flyk.k8s.plan import plan_cluster
+def _writes_besides_placements(transport: CountingTransport) -> list[tuple[str, str]]:
+    """Placements is a POST that only reads (where a machine would fit)."""
+    return [w for w in transport.writes() if not w[1].endswith("/platform/placements")]
 
-    _client, transport = counting()
-    described = plan_cluster(spec()).describe()
-    assert described["resources"][-1]["config"]["image"]
-    assert transport.writes() == []
+
+def test_dry_run_plan_writes_nothing(
+    counting: Callable[[], tuple[FlyClient, CountingTransport]], tmp_path: Path
+) -> None:
+    client, transport = counting()
+    checked = cluster.dry_run(client, spec(), options(tmp_path))
+    assert checked.plan.describe()["resources"][-1]["config"]["image"]
+    assert checked.resuming is None
+    assert ("GET", "/v1/apps/flyk-demo-personal") in transport.calls  # it did check
+    assert _writes_besides_placements(transport) == []
+    assert footprint(client) == {} and not (tmp_path / "kubeconfig").exists()
+
+
+def test_dry_run_gives_the_errors_a_create_would_and_writes_nothing(
+    backend: LocalBackend,
+    counting: Callable[[], tuple[FlyClient, CountingTransport]],
+    tmp_path: Path,
+) -> None:
+    client, transport = counting()
+    with pytest.raises(NotFoundError) as unknown_org:
+        cluster.dry_run(client, spec(org="nope"), options(tmp_path))
+    with pytest.raises(NotFoundError) as real_org:
+        cluster.create(client, spec(org="nope"), options(tmp_path))
+    assert unknown_org.value.exit_code == real_org.value.exit_code == 3
+    assert unknown_org.value.message == real_org.value.message
+    cluster.create(client, spec(), options(tmp_path))
+    before, kube_before = footprint(client), (tmp_path / "kubeconfig").read_bytes()
+    transport.calls.clear()
+    with pytest.raises(AlreadyExistsError):
+        cluster.dry_run(client, spec(), options(tmp_path))
+    backend.capacity.set("ams", 0)
+    with pytest.raises(CapacityError) as full:
+        cluster.dry_run(client, spec("other", region="ams"), options(tmp_path))
+    assert full.value.exit_code == 8 and full.value.region == "ams"
+    assert full.value.alternatives and "ams" not in full.value.alternatives
+    assert _writes_besides_placements(transport) == []
+    assert footprint(client) == before
+    assert (tmp_path / "kubeconfig").read_bytes() == kube_before
 
 
 # -- list, status, kubeconfig -------------------------------------------------------------
@@ -395,16 +438,40 @@ def test_delete_leaves_nothing_behind(client: FlyClient, tmp_path: Path) -> None
         cluster.plan_deletion(client, "demo", "personal")
 
 
-def test_delete_keep_volumes_keeps_the_volume_and_drops_the_keys(
+def test_delete_keep_volumes_keeps_the_volume_and_its_cas_and_create_resumes(
     client: FlyClient, tmp_path: Path
 ) -> None:
     created = cluster.create(client, spec(), options(tmp_path))
+    ca_before = kubectl_view(tmp_path / "kubeconfig")["clusters"][0]["cluster"]
     plan = cluster.plan_deletion(client, "demo", "personal")
     result = cluster.delete(client, plan, keep_volumes=True, kubeconfig=kube_options(tmp_path))
     left = footprint(client)["flyk-demo-personal"]
     assert left["volumes"] == [created.volume.id]
-    assert left["machines"] == [] and left["ips"] == [] and left["secrets"] == []
+    assert left["machines"] == [] and left["ips"] == []
+    # the CAs stay with the volume (K3s keeps its CAs there); the kubelet's token goes
+    assert set(left["secrets"]) == set(TLS_FILES.values())
     assert any("kept" in item for item in result.leftovers)
+    assert [(c.name, c.state) for c in cluster.list_clusters(client, ["personal"])] == [
+        ("demo", "incomplete")
+    ]
+    progress = RecordingProgress()
+    again = cluster.create(client, spec(), options(tmp_path), progress)
+    assert again.volume.id == created.volume.id  # the kept data is used again
+    assert any("Resuming the incomplete cluster demo" in n for n in progress.notices)
+    ca_after = kubectl_view(tmp_path / "kubeconfig")["clusters"][0]["cluster"]
+    assert ca_after["certificate-authority-data"] == ca_before["certificate-authority-data"]
+    # a kept volume in another region is not silently abandoned
+    cluster.delete(
+        client,
+        cluster.plan_deletion(client, "demo", "personal"),
+        keep_volumes=True,
+        kubeconfig=kube_options(tmp_path),
+    )
+    before = footprint(client)
+    with pytest.raises(UsageError, match="in iad, not ams") as info:
+        cluster.create(client, spec(region="ams"), options(tmp_path))
+    assert info.value.hint and "-r iad" in info.value.hint
+    assert footprint(client) == before
 
 
 def test_create_then_delete_then_create_again(client: FlyClient, tmp_path: Path) -> None:
@@ -515,3 +582,68 @@ def test_output_to_a_foreign_file_is_refused_before_anything_is_created(
     assert target.read_text() == "apiVersion: v1\nkind: Config\ncurrent-context: prod\n"
     with pytest.raises(UsageError, match="give one"):
         cluster.KubeconfigOptions(path=str(target), output=str(tmp_path / "x"))
+
+
+def _secret_values(client: FlyClient, app: str) -> dict[str, str]:
+    return {s.name: s.value or "" for s in client.secrets.list(app, show_secrets=True)}
+
+
+def test_keep_on_failure_then_create_resumes_with_the_same_cas(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
+    with pytest.raises(FlykError):
+        cluster.create(client, spec(), options(tmp_path, keep_on_failure=True))
+    backend.faults.clear()
+    app = "flyk-demo-personal"
+    kept = footprint(client)[app]
+    stored = _secret_values(client, app)
+    assert [c.to_json()["state"] for c in cluster.list_clusters(client, ["personal"])] == [
+        "incomplete"
+    ]
+    progress = RecordingProgress()
+    result = cluster.create(client, spec(), options(tmp_path), progress)
+    assert any("Resuming the incomplete cluster demo" in n for n in progress.notices)
+    now = footprint(client)[app]
+    assert now["volumes"] == kept["volumes"] and now["ips"] == kept["ips"]
+    assert len(now["machines"]) == 1
+    after = _secret_values(client, app)
+    assert {k: after[k] for k in TLS_FILES.values()} == {k: stored[k] for k in TLS_FILES.values()}
+    view = kubectl_view(tmp_path / "kubeconfig")
+    assert view["current-context"] == "flyk-demo"
+    assert result.machine.state == "started"
+    assert [(c.name, c.state) for c in cluster.list_clusters(client, ["personal"])] == [
+        ("demo", "started")
+    ]
+    # complete now: a further create changes nothing
+    before = footprint(client)
+    with pytest.raises(AlreadyExistsError):
+        cluster.create(client, spec(), options(tmp_path))
+    assert footprint(client) == before
+
+
+def test_resume_reuses_a_kept_control_plane_machine(backend: LocalBackend, tmp_path: Path) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="GET", path=r"/wait$", times=None)
+    with pytest.raises(FlykError):
+        cluster.create(client, spec(), options(tmp_path, keep_on_failure=True))
+    backend.faults.clear()
+    (machine_id,) = footprint(client)["flyk-demo-personal"]["machines"]
+    client.machines.stop("flyk-demo-personal", machine_id)
+    client.machines.wait("flyk-demo-personal", machine_id, "stopped")
+    result = cluster.create(client, spec(), options(tmp_path))
+    assert result.machine.id == machine_id and result.machine.state == "started"
+    assert footprint(client)["flyk-demo-personal"]["machines"] == [machine_id]
+
+
+def test_a_failed_resume_keeps_the_cluster_resumable(backend: LocalBackend, tmp_path: Path) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
+    with pytest.raises(FlykError):
+        cluster.create(client, spec(), options(tmp_path, keep_on_failure=True))
+    kept = footprint(client)
+    with pytest.raises(FlykError) as info:
+        cluster.create(client, spec(), options(tmp_path))  # no --keep-on-failure: still kept
+    assert footprint(client) == kept
+    assert info.value.hint and "resume with flyk ext k8s create demo" in info.value.hint
