@@ -82,6 +82,8 @@ class HttpCore:
         self.retry = retry
         self.rate_limiter = rate_limiter if rate_limiter is not None else default_rate_limiter()
         self._on_exchange = on_exchange
+        # the `server` header of the latest response that had one (FlyClient.server_kind)
+        self.server: str | None = None
         self._on_retry = on_retry
         # what to cut out of logged bodies, should the API ever echo the token
         self._token_parts = token_parts(token) if on_exchange is not None else ()
@@ -176,6 +178,9 @@ class HttpCore:
             response.read()
         finally:
             response.close()
+        server = response.headers.get("server")
+        if server:
+            self.server = server
         if self._on_exchange is not None:
             self._report(request, response)
         return response

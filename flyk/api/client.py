@@ -72,6 +72,14 @@ class FlyClient:
         return self._core.base_url
 
     @property
+    def server_kind(self) -> str | None:
+        """What answers: the product of the latest response's `server` header, without its
+        version or comments (`flyk-local` for `flyk local serve`); None before the first
+        response, or when the API sends no such header."""
+        header = self._core.server
+        return header.split()[0].split("/")[0] if header else None
+
+    @property
     def retry(self) -> RetryPolicy:
         return self._core.retry
 

@@ -228,7 +228,10 @@ def create_command(
         _render_plan(out, cluster.dry_run(context.client, spec, options), kube)
         return
     result = cluster.create(context.client, spec, options, progress=Steps(out))
-    out.emit(result.to_json(), lambda: _render_created(out, result, context.target.is_local))
+    # The in-process backend is known by how it was reached; a served one (`flyk local serve`
+    # behind FLY_FLAPS_BASE_URL) by what it answered.
+    local = context.target.is_local or cluster.on_local_backend(context.client)
+    out.emit(result.to_json(), lambda: _render_created(out, result, local))
 
 
 def _cluster_name(argument: str | None, option: str | None) -> str:

@@ -931,6 +931,15 @@ NAMESPACE_MARKER_CLUSTER = "FLYK_CLUSTER"
 NAMESPACE_MARKER_ORG = "FLYK_ORG"
 
 SIMULATED = "simulated: the local backend does not run images, so there is no API server to ask"
+# The `server` header of `flyk local serve` (flyk/local/server.py).
+LOCAL_BACKEND_SERVER = "flyk-local"
+
+
+def on_local_backend(client: FlyClient) -> bool:
+    """Whether the API that answered this client is flyk's local backend (which runs no
+    images, so no API server will ever answer), as its responses say: `flyk local serve`
+    names itself in the `server` header, whichever URL it was reached by."""
+    return client.server_kind == LOCAL_BACKEND_SERVER
 
 
 def status(
@@ -946,7 +955,7 @@ def status(
         return _incomplete_status(ref)
     machine = client.machines.get(ref.app, ref.machine.id)
     checks = tuple((c.name or "", c.status or "unknown") for c in machine.checks)
-    if not probe_api:
+    if not probe_api or on_local_backend(client):
         api = ApiProbe(reachable=False, detail=SIMULATED)
     else:
         api = _probe(client, name, org, probe_timeout)

@@ -338,3 +338,21 @@ def test_dry_run_of_an_existing_cluster_exits_5_and_changes_nothing(
     result = flyk("ext", "k8s", "create", "demo", "--dry-run")
     assert result.exit_code == 5 and "already exists" in result.stderr
     assert config.read_bytes() == before
+
+
+@pytest.mark.served
+def test_a_served_local_backend_gets_the_honest_notice(flyk: Flyk, tmp_path: Path) -> None:
+    """`flyk local serve` behind FLY_FLAPS_BASE_URL runs no images either: create must not
+    claim the cluster is ready, status must not try an API server that cannot exist."""
+    served = LocalBackend(tmp_path / "db", timing=Timing.instant()).serve()
+    env = {"FLY_FLAPS_BASE_URL": served.url}
+    try:
+        created = flyk("ext", "k8s", "create", "demo", env=env)
+        assert created.exit_code == 0, created.stderr
+        assert "is ready" not in created.stderr
+        assert "runs no images" in created.stderr
+        status = flyk("ext", "k8s", "status", "demo", "--json", env=env)
+        assert status.exit_code == 0, status.stderr
+        assert "simulated" in json.loads(status.stdout)["api_server"]["detail"]
+    finally:
+        served.close()
