@@ -14,6 +14,8 @@ Reported, from one run:
 - Machines API calls per pod over its life (create → Running → delete → gone);
 - steady-state Machines API calls per minute with every pod idle (should follow the number of
   namespaces, not of pods), and how many pods were written in that window (should be 0);
+  with `--liveness-period P` every pod has a liveness probe, and each namespace is listed every
+  max(5, 3 P) s instead of every 30 s (still one list per namespace);
 - the kubelet process's resident memory.
 
     .venv/bin/python bench/bench_kubelet.py                       # 1,000 pods, 10 namespaces
@@ -171,8 +173,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         child.wait(30)
 
 
-def create_pods(kube: str, count: int, namespaces: int) -> list[int]:
+def create_pods(kube: str, count: int, namespaces: int, liveness_period: int = 0) -> list[int]:
     per_namespace = [0] * namespaces
+    container: dict[str, Any] = {"name": "app", "image": "nginx:1.27"}
+    if liveness_period:
+        container["livenessProbe"] = {
+            "tcpSocket": {"port": 8080},
+            "periodSeconds": liveness_period,
+        }
     with httpx.Client(base_url=kube, timeout=60) as http:
         for index in range(count):
             namespace = f"ns{index % namespaces}"
@@ -182,7 +190,7 @@ def create_pods(kube: str, count: int, namespaces: int) -> list[int]:
                 "spec": {
                     "nodeName": NODE,
                     "terminationGracePeriodSeconds": 1,
-                    "containers": [{"name": "app", "image": "nginx:1.27"}],
+                    "containers": [container],
                 },
             }
             http.post(f"/api/v1/namespaces/{namespace}/pods", json=body).raise_for_status()
@@ -191,7 +199,7 @@ def create_pods(kube: str, count: int, namespaces: int) -> list[int]:
 
 def measure(args: argparse.Namespace, kube: str, calls: Calls, rss_before: float) -> dict[str, Any]:
     start = time.monotonic()
-    per_namespace = create_pods(kube, args.pods, args.namespaces)
+    per_namespace = create_pods(kube, args.pods, args.namespaces, args.liveness_period)
     wait_until(lambda: sum(p["status"].get("phase") == "Running" for p in pods(kube)) == args.pods)
     to_running = time.monotonic() - start
     create_calls, _ = calls.snapshot()
@@ -222,6 +230,7 @@ def measure(args: argparse.Namespace, kube: str, calls: Calls, rss_before: float
         "pods": args.pods,
         "namespaces": args.namespaces,
         "boot_seconds": args.boot,
+        "liveness_period_seconds": args.liveness_period or "none",
         "seconds_to_all_running": round(to_running, 1),
         "floor_seconds_machine_creates": round(floor, 1),
         "ratio_to_machine_creates_floor": round(to_running / floor, 2),
@@ -250,6 +259,12 @@ def main() -> None:
     parser.add_argument("--boot", type=float, default=1.0, help="machine boot seconds")
     parser.add_argument("--idle", type=float, default=60.0, help="idle window seconds")
     parser.add_argument("--workers", type=int, default=4, help="workers per namespace")
+    parser.add_argument(
+        "--liveness-period",
+        type=int,
+        default=0,
+        help="give every pod a tcpSocket liveness probe with this periodSeconds (0: none)",
+    )
     parser.add_argument("--serve-fakes", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fakes:

@@ -45,6 +45,10 @@ class Intervals:
     backoff_max: float = 300.0
     stop_wait: float = 10.0  # extra time, beyond the grace period, for a machine to stop
     liveness_backoff: float = 10.0  # first wait between restarts for a failing liveness check
+    # A settled namespace whose running pods have liveness probes is listed at the probes'
+    # pace (period × failureThreshold; the period alone while a check fails), never more
+    # often than this: one list per namespace, so the call rate still ignores the pod count.
+    liveness_floor: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ work queue. Keys are pod names; a key is never held by two workers at once.
 
 Manners toward the Machines API: every call goes through `FlyClient` (its shared rate
 limiter, retries and idempotent create). Machine state is learnt from ONE list per namespace
-app per resync interval (fast while a pod there is changing, slow when all are settled),
+app per resync interval (fast while a pod there is changing, slow when all are settled,
+at the pace of its liveness probes when it has some),
 never from one GET per pod, so the steady-state call rate grows with the number of
 namespaces, not with the number of pods. A reconcile whose pod and machine agree makes no
 Machines call at all.
@@ -18,7 +19,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,7 @@ from flyk.errors import (
 )
 from flyk.kubelet import status as pod_status
 from flyk.kubelet import translate
-from flyk.kubelet.config import KubeletConfig, namespace_app_name
+from flyk.kubelet.config import Intervals, KubeletConfig, namespace_app_name
 from flyk.kubelet.kube import KubeApi, KubeError
 from flyk.kubelet.node import Health
 from flyk.kubelet.workqueue import WorkQueue, backoff
@@ -121,6 +122,38 @@ class MachinesHealth:
         with self._lock:
             assert self._last is not None
             return self._last[1]
+
+
+def settled_interval(
+    pods: Iterable[JSON], machines: Mapping[str, JSON], intervals: Intervals
+) -> float:
+    """Seconds until a namespace whose pods are all settled is listed again.
+
+    `resync`, unless a running pod there has a liveness probe that became a check: then the
+    probe's own pace, period × failureThreshold (how long Kubernetes takes to act on a failing
+    probe), or the period alone while the check is already `warning` or `critical`; never
+    below `liveness_floor`. One list per namespace still carries every pod's checks."""
+    interval = intervals.resync
+    for pod in pods:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        if meta.get("deletionTimestamp") or pod_status.is_terminal(pod.get("status")):
+            continue
+        machine = machines.get(str(meta.get("uid")))
+        if machine is None or machine.get("state") != "started":
+            continue
+        failing = any(
+            str(check.get("name", "")).startswith("liveness-")
+            and check.get("status") in ("warning", "critical")
+            for check in machine.get("checks") or []
+        )
+        for container in spec.get("containers") or []:
+            probe = container.get("livenessProbe") or {}
+            if not ("httpGet" in probe or "tcpSocket" in probe):
+                continue  # not a check (exec and gRPC probes are reported unsupported)
+            period = float(probe.get("periodSeconds", translate.DEFAULT_PROBE_PERIOD))
+            threshold = 1 if failing else int(probe.get("failureThreshold", 3))
+            interval = min(interval, max(intervals.liveness_floor, period * threshold))
+    return interval
 
 
 def _now_iso() -> str:
@@ -393,6 +426,9 @@ class PodController:
 
     def _resync(self, space: Namespace) -> None:
         self.synced.wait()
+        # A `_soon` from a worker while this runs must survive it (min() below); the timer
+        # does not read next_resync while this resync is pending.
+        space.next_resync = float("inf")
         self._ensure_app(space)
         self._list_machines(space)
         pods = {p["metadata"]["uid"]: p for p in self.pods(space.name)}
@@ -406,7 +442,12 @@ class PodController:
         for pod in pods.values():
             busy |= self._refresh(space, pod)
         intervals = self._config.intervals
-        space.next_resync = time.monotonic() + (intervals.fast_resync if busy else intervals.resync)
+        pause = (
+            intervals.fast_resync
+            if busy
+            else settled_interval(pods.values(), space.machines, intervals)
+        )
+        space.next_resync = min(space.next_resync, time.monotonic() + pause)
         space.resync_pending = False
 
     def _refresh(self, space: Namespace, pod: JSON) -> bool:

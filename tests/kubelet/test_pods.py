@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
 
+from flyk.api import MachineConfig
 from flyk.kubelet.pods import MACHINE_ID_ANNOTATION
 from flyk.local import LocalBackend
 
 from .conftest import eventually
 from .fake_kube import FakeKube
-from .harness import Harness
+from .harness import FAST, Harness
 
 
 @pytest.fixture
@@ -348,3 +350,37 @@ def test_a_failing_liveness_check_restarts_the_machine_with_backoff(harness: Har
         )
     )
     assert all(call.status == 200 for call in restarts)
+
+
+def test_a_liveness_check_that_fails_later_is_noticed_at_the_probes_pace(
+    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+) -> None:
+    """A settled namespace is listed at its liveness probes' pace, not at the slow resync
+    (here an hour, so only the probe's pace can notice the failure)."""
+    intervals = dataclasses.replace(FAST, resync=3600.0, liveness_floor=0.05)
+    harness = Harness(kube, kubeconfig, backend, intervals=intervals)
+    try:
+        harness.start()
+        probe = {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 1}
+        container = {"name": "web", "image": "nginx", "livenessProbe": probe}
+        harness.create_pod("web", containers=[container])
+        harness.wait_phase("web", "Running")
+        lists = harness.calls.matching("GET", f"/apps/{harness.app()}/machines")
+        # One more list once Running: the namespace has settled (the create's fast resync
+        # is over), so what comes next is paced by the settled interval.
+        eventually(
+            lambda: (
+                len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines")) > len(lists)
+            )
+        )
+        machine = harness.machine_of("web")
+        assert machine is not None and machine["checks"][0]["status"] == "passing"
+        # The workload turns unhealthy behind the kubelet's back (same spec hash: no revert).
+        config = dict(machine["config"])
+        config["env"] = {**(config.get("env") or {}), "FLYK_SIM_CHECK_STATUS": "critical"}
+        harness.fly.machines.update(harness.app(), machine["id"], MachineConfig.from_api(config))
+        (event,) = eventually(lambda: harness.events("web", "Unhealthy"))
+        assert event["message"] == "liveness check liveness-web failed; restarting the machine"
+        assert not harness.calls.matching("GET", f"/machines/{machine['id']}")  # lists only
+    finally:
+        harness.close()
