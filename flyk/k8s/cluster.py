@@ -13,12 +13,15 @@ and undoes everything it made when anything fails, Ctrl-C included.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+# pure functions of the client's RetryPolicy, so that waits here are paced as the client's own
+from flyk.api._retry import backoff, fits_deadline, retry_delay
 from flyk.api.models import App, GuestConfig, IPAssignment, Machine, Volume
 from flyk.errors import (
     AlreadyExistsError,
@@ -54,9 +57,7 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_ORG = "personal"  # the CLI's default -o (flyk/cli/options.py); hints omit it
 MAX_WORKERS = 8
-_CHECK_POLL_FIRST, _CHECK_POLL_MAX = 0.2, 5.0
 _ROLLBACK_WAIT = 60.0
-_VOLUME_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
 # A kept control plane that is not running is started again when its create is resumed.
 _STARTABLE = frozenset({"created", "stopped", "suspended", "failed"})
 
@@ -623,8 +624,14 @@ def _remaining(deadline: float, what: str) -> float:
 
 
 def _wait_check_passing(client: FlyClient, app: str, machine_id: str, deadline: float) -> Machine:
-    """Poll the machine until its API-server check passes (Fly reports checks on the machine)."""
-    pause = _CHECK_POLL_FIRST
+    """Read the machine until its API-server check passes.
+
+    The Machines API's `/wait` long-poll waits for machine states only; checks have no
+    server-side wait (and no event stream), so this polls, paced like the client's retries:
+    its RetryPolicy's jittered backoff (initial_delay growing to max_delay) and its sleep,
+    until the create's deadline."""
+    policy = client.retry
+    attempt = 0
     while True:
         machine = client.machines.get(app, machine_id)
         check = next((c for c in machine.checks if c.name == cp.CHECK_NAME), None)
@@ -636,14 +643,15 @@ def _wait_check_passing(client: FlyClient, app: str, machine_id: str, deadline: 
             )
         if check is not None and check.status == "passing":
             return machine
+        attempt += 1
+        pause = backoff(attempt, policy.rng, initial=policy.initial_delay, maximum=policy.max_delay)
         if time.monotonic() + pause > deadline:
             last = f" (last: {check.status}: {check.output})" if check else ""
             raise WaitTimeoutError(
                 f"the control plane's API check did not pass within --timeout{last}",
                 hint="retry with a longer --timeout, or --keep-on-failure to look at it",
             )
-        time.sleep(pause)
-        pause = min(_CHECK_POLL_MAX, pause * 2)
+        policy.sleep(pause)
 
 
 def _kubeconfig_entry(plan: ClusterPlan, pki: ClusterPKI) -> kc.KubeconfigEntry:
@@ -786,14 +794,32 @@ def _remove_app_and_contents(client: FlyClient, app: str, *, keep_volumes: bool)
 
 
 def _delete_volume(client: FlyClient, app: str, volume_id: str) -> None:
-    """A volume stays attached for a moment after its machine is destroyed (412/409)."""
-    for pause in _VOLUME_RETRY_PAUSES:
+    """Delete a volume whose machine is being destroyed.
+
+    The API refuses (412, "in use") while the volume's machine is not `destroyed`: that is
+    waited for with the API's own `/wait`, then the delete is sent. Fly releases the volume a
+    moment after the machine is gone, so a 412/409 after that is retried with the client's
+    backoff, within its retry policy's attempts and deadline (no fixed pauses)."""
+    try:
+        holder = client.volumes.get(app, volume_id).attached_machine_id
+    except NotFoundError:
+        return
+    if holder:
+        with contextlib.suppress(NotFoundError):
+            client.machines.wait(app, holder, "destroyed", timeout=_ROLLBACK_WAIT)
+    policy = client.retry
+    deadline = policy.clock() + policy.deadline
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             client.volumes.delete(app, volume_id)
             return
         except ConflictError:
-            time.sleep(pause)
-    client.volumes.delete(app, volume_id)
+            delay = retry_delay(policy, attempt)
+            if delay is None or not fits_deadline(policy, deadline, delay):
+                raise
+            policy.sleep(delay)
 
 
 def _volumes(client: FlyClient, app: str) -> list[Volume]:

@@ -647,3 +647,62 @@ def test_a_failed_resume_keeps_the_cluster_resumable(backend: LocalBackend, tmp_
         cluster.create(client, spec(), options(tmp_path))  # no --keep-on-failure: still kept
     assert footprint(client) == kept
     assert info.value.hint and "resume with flyk ext k8s create demo" in info.value.hint
+
+
+class VolumeStillInUse(httpx.BaseTransport):
+    """Fly releases a volume a moment after its machine is destroyed: the first deletes of a
+    volume answer 412 "in use", as the API does meanwhile."""
+
+    def __init__(self, inner: httpx.BaseTransport, refusals: int) -> None:
+        self.inner = inner
+        self.refusals = refusals
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE" and "/volumes/" in request.url.path and self.refusals:
+            self.refusals -= 1
+            return httpx.Response(412, json={"error": "volume is in use"})
+        return self.inner.handle_request(request)
+
+
+class CheckNotYetPassing(httpx.BaseTransport):
+    """The control plane's check is `critical` for the first reads of the machine."""
+
+    def __init__(self, inner: httpx.BaseTransport, reads: int) -> None:
+        self.inner = inner
+        self.reads = reads
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        parts = request.url.path.split("/")
+        if request.method == "GET" and parts[-2:-1] == ["machines"] and self.reads:
+            self.reads -= 1
+            body = json.loads(response.read())
+            for check in body.get("checks") or []:
+                check["status"] = "critical"
+            return httpx.Response(response.status_code, json=body)
+        return response
+
+
+def test_waits_are_paced_by_the_client_policy_not_fixed_sleeps(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    slept: list[float] = []
+    retry = RetryPolicy(sleep=slept.append)
+    transport = CheckNotYetPassing(VolumeStillInUse(backend.transport(), refusals=2), reads=3)
+    client = make_client(transport, retry)
+    cluster.create(client, spec(), options(tmp_path))
+    assert len(slept) == 3  # the check was read again three times, paced by the policy
+    assert all(0 < s <= retry.max_delay for s in slept)
+    slept.clear()
+    plan = cluster.plan_deletion(client, "demo", "personal")
+    assert cluster.delete(client, plan, kubeconfig=kube_options(tmp_path)).leftovers == ()
+    assert len(slept) == 2  # each 412 "in use" was retried after the policy's backoff
+    assert footprint(client) == {}
+    # a volume that stays in use is given up on after the policy's attempts (the app's
+    # delete then removes it with the app)
+    stuck = VolumeStillInUse(backend.transport(), refusals=100)
+    client = make_client(stuck, RetryPolicy(max_attempts=3, sleep=slept.append))
+    cluster.create(client, spec(), options(tmp_path))
+    plan = cluster.plan_deletion(client, "demo", "personal")
+    cluster.delete(client, plan, kubeconfig=kube_options(tmp_path))
+    assert stuck.refusals == 100 - 3
