@@ -675,7 +675,21 @@ class PodController:
     def _update_if_changed(self, space: Namespace, pod: JSON, machine: JSON) -> None:
         metadata = (machine.get("config") or {}).get("metadata") or {}
         plan = self._plan_or_pending(pod, has_machine=True)
-        if metadata.get(translate.META_SPEC_HASH) == plan.spec_hash:
+        stored = metadata.get(translate.META_SPEC_HASH)
+        if stored == plan.spec_hash:
+            return
+        if stored == plan.config_hash:
+            # Made by a flyk that hashed the config, and the config is what we would send:
+            # record the pod's hash in place (a metadata write does not restart the machine).
+            self._fly.machines.set_metadata(
+                space.app, machine["id"], translate.META_SPEC_HASH, plan.spec_hash
+            )
+            recorded = {**metadata, translate.META_SPEC_HASH: plan.spec_hash}
+            with space.lock:
+                space.machines[pod["metadata"]["uid"]] = {
+                    **machine,
+                    "config": {**(machine.get("config") or {}), "metadata": recorded},
+                }
             return
         config = MachineConfig.from_api(plan.config)
         with self._fly.machines.lease(

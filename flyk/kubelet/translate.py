@@ -29,7 +29,11 @@ META_CLUSTER = "flyk_cluster"
 META_NAMESPACE = "flyk_namespace"
 META_POD = "flyk_pod"
 META_POD_UID = "flyk_pod_uid"
-META_SPEC_HASH = "flyk_spec_hash"  # hash of the desired config: a change means "update the machine"
+META_SPEC_HASH = "flyk_spec_hash"  # hash of the pod's inputs: a change means "update the machine"
+# Part of the spec hash. Bump it only when a change of the translation must reach machines that
+# already run (it restarts every pod's machine once); otherwise a new flyk version's translation
+# reaches a machine when its pod next changes.
+SPEC_HASH_SCHEME = 1
 
 MEMORY_STEP_MB = 256
 DEFAULT_GRACE_SECONDS = 30
@@ -94,6 +98,9 @@ class MachinePlan:
     size: GuestSize
     spec_hash: str
     warnings: tuple[str, ...]
+    # The hash flyk versions before the pod-spec hash stored (of the config itself): a machine
+    # carrying it already has this very config, and only needs the new hash recorded.
+    config_hash: str = ""
 
 
 # --------------------------------------------------------------------------- guest size
@@ -678,16 +685,61 @@ def build_plan(pod: JSON, sources: Sources, node: NodeFacts) -> MachinePlan:
         _single_container(config, apps[0])
     else:
         _multi_container(config, inits, apps)
-    spec_hash = config_hash(config)
-    config["metadata"][META_SPEC_HASH] = spec_hash
+    legacy_hash = config_hash(config)
+    hashed = spec_hash(pod, [*inits, *apps])
+    config["metadata"][META_SPEC_HASH] = hashed
     return MachinePlan(
         name=machine_name(pod),
         region=pod_region(pod, node.region),
         config=config,
         size=size,
-        spec_hash=spec_hash,
+        spec_hash=hashed,
         warnings=tuple(dict.fromkeys([*warnings, *warn])),
+        config_hash=legacy_hash,
     )
+
+
+# Spec keys the scheduler reads (and the API server may add to, as with tolerations): changing
+# them changes nothing on the machine.
+SCHEDULER_KEYS = frozenset(
+    {
+        "nodeName",
+        "schedulerName",
+        "priority",
+        "priorityClassName",
+        "preemptionPolicy",
+        "tolerations",
+        "nodeSelector",
+        "os",
+    }
+)
+
+
+def spec_hash(pod: JSON, containers: list[_Container]) -> str:
+    """What decides whether a machine must be updated (restarted): the pod's spec (less the
+    scheduler's keys), its `fly.io/size` annotation, and the content resolved for each
+    container (env from Secrets, ConfigMaps and the downward API; files from volumes), under
+    `SPEC_HASH_SCHEME`. Not the machine config: a flyk upgrade that translates the same pod
+    differently does not restart its machine. (The region annotation is left out: an update
+    does not move a machine.)"""
+    spec = {k: v for k, v in (pod.get("spec") or {}).items() if k not in SCHEDULER_KEYS}
+    annotations = pod["metadata"].get("annotations") or {}
+    inputs = {
+        "scheme": SPEC_HASH_SCHEME,
+        "spec": spec,
+        "size": annotations.get(SIZE_ANNOTATION),
+        "resolved": [
+            {
+                "name": c.name,
+                "init": c.init,
+                "env": c.env.values,
+                "env_from": c.env.from_machine,
+                "files": c.files,
+            }
+            for c in containers
+        ],
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _base_config(pod: JSON, spec: JSON, size: GuestSize, node: NodeFacts) -> JSON:
@@ -774,7 +826,8 @@ def _container_entry(item: _Container) -> JSON:
 
 
 def config_hash(config: JSON) -> str:
-    """A short stable hash of a machine config, without the hash itself."""
+    """A short stable hash of a machine config, without the hash itself (what flyk stored as
+    `flyk_spec_hash` before it hashed the pod instead; kept to recognise those machines)."""
     clean = dict(config)
     clean["metadata"] = {k: v for k, v in config.get("metadata", {}).items() if k != META_SPEC_HASH}
     digest = hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from flyk.api import MachineConfig, RateLimiter
+from flyk.kubelet import translate as tr
 from flyk.kubelet.pods import MACHINE_ID_ANNOTATION
 from flyk.local import LocalBackend
 
@@ -174,3 +175,44 @@ def test_with_flys_limits_enforced_the_kubelet_gets_no_429(
         assert [c for c in harness.calls.calls if c.status == 429] == []
     finally:
         harness.close()
+
+
+def test_a_machine_from_a_flyk_that_hashed_the_config_is_not_restarted(harness: Harness) -> None:
+    """Before the pod-spec hash, `flyk_spec_hash` was the config's hash. A machine carrying it
+    whose config is what this flyk would send gets the pod's hash recorded by a metadata write,
+    not an update (which would restart it)."""
+    harness.start()
+    harness.create_pod("web")
+    pod = harness.wait_phase("web", "Running")
+    machine = harness.machine_of("web")
+    assert machine is not None
+    node = tr.NodeFacts(
+        cluster=harness.config.cluster,
+        node_name=harness.config.node_name,
+        node_ip=harness.config.node_ip,
+        region=harness.config.region,
+    )
+    plan = tr.build_plan(pod, tr.Sources(), node)
+    assert machine["config"]["metadata"]["flyk_spec_hash"] == plan.spec_hash != plan.config_hash
+    harness.stop()
+    # What the previous flyk stored.
+    harness.fly.machines.set_metadata(
+        harness.app(), machine["id"], "flyk_spec_hash", plan.config_hash
+    )
+    calls_before = len(harness.calls.calls)
+    harness.start()
+    eventually(
+        lambda: (
+            harness.fly.machines.metadata(harness.app(), machine["id"]).get("flyk_spec_hash")
+            == plan.spec_hash
+        ),
+        what="the pod's hash recorded",
+    )
+    since = harness.calls.calls[calls_before:]
+    machine_path = f"/apps/{harness.app()}/machines/{machine['id']}"
+    assert not [c for c in since if c.method == "POST" and c.path == machine_path]  # no update
+    assert not [c for c in since if c.path.startswith(machine_path + "/lease")]
+    assert not harness.events("web", "Updated")
+    after = harness.machine_of("web")
+    assert after is not None and after["state"] == "started"
+    assert after["instance_id"] == machine["instance_id"]  # the same version: never restarted

@@ -406,3 +406,55 @@ def test_unchanged_status_is_not_rewritten():
     assert st.status_differs(stopped, first)
     ready = {c["type"]: c["lastTransitionTime"] for c in stopped["conditions"]}
     assert ready["PodScheduled"] == "T1" and ready["Ready"] == "T3"
+
+
+# --------------------------------------------------------------------------- the spec hash
+
+
+def hashed(p: dict[str, Any], sources: tr.Sources | None = None) -> str:
+    return tr.build_plan(p, sources or tr.Sources(), NODE).spec_hash
+
+
+SECRET = {"s": {"data": {"k": b64("v1"), "unused": b64("x")}}}
+WITH_SECRET = pod(
+    app(env=[{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}])
+)
+
+
+def test_the_spec_hash_is_pinned() -> None:
+    """The hash of a pod must not move when only flyk changes: a new value here means every
+    machine is restarted by the upgrade. Change it only together with SPEC_HASH_SCHEME, when a
+    change of the translation must reach running machines."""
+    probe = {"httpGet": {"path": "/", "port": 80}}
+    rich = pod(
+        app(livenessProbe=probe, volumeMounts=[{"name": "c", "mountPath": "/etc/c"}], **resources({"memory": "1Gi"})),
+        volumes=[{"name": "c", "configMap": {"name": "c"}}],
+        restartPolicy="OnFailure",
+    )  # fmt: skip
+    sources = tr.Sources(config_maps={"c": {"data": {"f": "x"}}})
+    assert tr.SPEC_HASH_SCHEME == 1
+    assert hashed(rich, sources) == "9a4b169818e863cd"
+    assert hashed(pod(app())) == "0adfabac2b6a0d96"
+
+
+@pytest.mark.parametrize(
+    ("changed", "restarts"),
+    [
+        (pod(app(image="nginx:1.28")), True),
+        (pod(app(), annotations={"fly.io/size": "performance-1x"}), True),
+        (pod(app(), terminationGracePeriodSeconds=5), True),
+        # the scheduler's keys and the region change nothing on the machine
+        (pod(app(), tolerations=[{"key": "k", "operator": "Exists"}], nodeName="n2", priority=5), False),
+        (pod(app(), annotations={"fly.io/region": "lhr", "fly.io/machine-size": "x"}), False),
+    ],
+)  # fmt: skip
+def test_what_moves_the_spec_hash(changed: dict[str, Any], restarts: bool) -> None:
+    assert (hashed(changed) != hashed(pod(app()))) is restarts
+
+
+def test_the_spec_hash_follows_the_content_the_pod_uses() -> None:
+    before = hashed(WITH_SECRET, tr.Sources(secrets=SECRET))
+    used = {"s": {"data": {"k": b64("v2"), "unused": b64("x")}}}
+    unused = {"s": {"data": {"k": b64("v1"), "unused": b64("y")}}}
+    assert hashed(WITH_SECRET, tr.Sources(secrets=used)) != before
+    assert hashed(WITH_SECRET, tr.Sources(secrets=unused)) == before
