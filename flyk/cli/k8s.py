@@ -123,7 +123,7 @@ class Steps:
 def create_command(
     ctx: typer.Context,
     name_argument: Annotated[
-        str | None, typer.Argument(metavar="[NAME]", help="Cluster name.", show_default=False)
+        str | None, typer.Argument(metavar="NAME", help="Cluster name.", show_default=False)
     ] = None,
     name: Annotated[
         str | None, typer.Option("-n", "--name", help="Cluster name.", show_default=False)
@@ -199,7 +199,8 @@ def create_command(
     json: JsonOption = False,
 ) -> None:
     """Create a cluster: app, volume, API address, CA secrets and the control-plane Machine;
-    wait until it is healthy; merge its kubeconfig (context flyk-NAME)."""
+    wait until it is healthy; merge its kubeconfig (context flyk-NAME). An incomplete cluster
+    of that name (kept by --keep-on-failure) is resumed."""
     context = app_context(ctx)
     out = context.use_json(json)
     cluster_name = _cluster_name(name_argument, name)
@@ -464,7 +465,15 @@ def delete_command(
     keep_volumes: Annotated[
         bool, typer.Option("--keep-volumes", help="Keep volumes (and the apps holding them).")
     ] = False,
-    kubeconfig: KubeconfigPathOption = None,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            "--kubeconfig",
+            help="Kubeconfig file to remove the cluster's entries from "
+            "(default: every file in KUBECONFIG, else ~/.kube/config).",
+            show_default=False,
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Delete a cluster: namespace apps and their machines, volumes, IPs, secrets, its app,

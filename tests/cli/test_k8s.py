@@ -104,6 +104,7 @@ def test_malformed_kubeconfig_is_refused_and_kept(flyk: Flyk, tmp_path: Path) ->
     target.write_bytes(b"apiVersion: v1\nclusters: [\n")
     result = flyk("ext", "k8s", "create", "demo", "--kubeconfig", str(target))
     assert result.exit_code == 2 and "malformed" in result.stderr and str(target) in result.stderr
+    assert "pass --kubeconfig" not in result.stderr  # it was passed already
     assert target.read_bytes() == b"apiVersion: v1\nclusters: [\n"
     assert flyk("ext", "k8s", "list", "--json").stdout.strip() == "[]"
 
@@ -356,3 +357,11 @@ def test_a_served_local_backend_gets_the_honest_notice(flyk: Flyk, tmp_path: Pat
         assert "simulated" in json.loads(status.stdout)["api_server"]["detail"]
     finally:
         served.close()
+
+
+def test_help_wording(flyk: Flyk) -> None:
+    create = flyk("ext", "k8s", "create", "--help").stdout
+    assert "[NAME]" in create and "[[NAME]]" not in create
+    delete = " ".join(flyk("ext", "k8s", "delete", "--help").stdout.split())
+    assert "file to merge into" not in delete
+    assert "remove the cluster's entries from" in delete
