@@ -555,6 +555,13 @@ DEFAULT_VALUES: dict[str, tuple[Any, ...]] = {
     "dnsPolicy": ("ClusterFirst", "Default"),
 }
 SERVICE_ACCOUNT_VOLUME = re.compile(r"^kube-api-access-")
+# volumeMounts: configMap and secret files are read-only in Kubernetes anyway, so `readOnly`
+# changes nothing; `subPathExpr` and mount propagation are not carried over.
+MOUNT_KEYS = {"name", "mountPath", "subPath", "readOnly"}
+MOUNT_DEFAULTS: dict[str, tuple[Any, ...]] = {
+    "mountPropagation": ("None",),
+    "recursiveReadOnly": ("Disabled",),
+}
 
 
 def unsupported_fields(pod: JSON) -> list[str]:
@@ -593,10 +600,23 @@ def _unsupported_container_fields(container: JSON, path: str) -> list[str]:
         if key not in CONTAINER_KEYS:
             out.append(f"{path}.{key} is not supported yet")
     resources = container.get("resources") or {}
+    for section in resources:
+        if section not in ("limits", "requests"):
+            out.append(f"{path}.resources.{section} is not supported yet")
     for section in ("limits", "requests"):
         for name in resources.get(section) or {}:
             if name not in ("cpu", "memory"):
                 out.append(f"{path}.resources.{section}.{name} is not supported yet")
+    for index, mount in enumerate(container.get("volumeMounts") or []):
+        for key, value in mount.items():
+            if key not in MOUNT_KEYS and value not in MOUNT_DEFAULTS.get(key, ()):
+                out.append(f"{path}.volumeMounts[{index}].{key} is not supported yet")
+    for probe_key in ("readinessProbe", "livenessProbe"):
+        probe = container.get(probe_key) or {}
+        if "host" in (probe.get("httpGet") or {}):
+            out.append(f"{path}.{probe_key}.httpGet.host is not supported yet")
+        if "terminationGracePeriodSeconds" in probe:
+            out.append(f"{path}.{probe_key}.terminationGracePeriodSeconds is not supported yet")
     return out
 
 

@@ -276,6 +276,12 @@ UNSUPPORTED = [
     (app(), {"volumes": [{"name": "kube-api-access-x1", "projected": {}}]}, ["spec.volumes[0] (kube-api-access-x1, the service account token) is not supported yet"]),
     (app(**resources({"nvidia.com/gpu": "1"})), {}, ["spec.containers[0].resources.limits.nvidia.com/gpu is not supported yet"]),
     (app(startupProbe={"tcpSocket": {"port": 1}}), {}, ["spec.containers[0].startupProbe is not supported yet"]),
+    (app(volumeMounts=[{"name": "c", "mountPath": "/c", "readOnly": True, "mountPropagation": "None"}]), {}, []),
+    (app(volumeMounts=[{"name": "c", "mountPath": "/c", "subPathExpr": "$(POD)"}]), {}, ["spec.containers[0].volumeMounts[0].subPathExpr is not supported yet"]),
+    (app(volumeMounts=[{"name": "c", "mountPath": "/c", "mountPropagation": "HostToContainer"}]), {}, ["spec.containers[0].volumeMounts[0].mountPropagation is not supported yet"]),
+    (app(livenessProbe={"httpGet": {"host": "example.com", "port": 80}, "terminationGracePeriodSeconds": 5}), {}, ["spec.containers[0].livenessProbe.httpGet.host is not supported yet", "spec.containers[0].livenessProbe.terminationGracePeriodSeconds is not supported yet"]),
+    (app(resources={"claims": [{"name": "gpu"}], "limits": {"cpu": "1"}}), {}, ["spec.containers[0].resources.claims is not supported yet"]),
+    (app(), {"imagePullSecrets": [{"name": "regcred"}], "shareProcessNamespace": True}, ["spec.imagePullSecrets is not supported yet", "spec.shareProcessNamespace is not supported yet"]),
 ]  # fmt: skip
 
 
