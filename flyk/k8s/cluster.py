@@ -36,7 +36,13 @@ from flyk.errors import (
 )
 from flyk.k8s import controlplane as cp
 from flyk.k8s import kubeconfig as kc
-from flyk.k8s.pki import TLS_FILES, ClusterPKI, issue_admin, recover_from_secrets
+from flyk.k8s.pki import (
+    TLS_FILES,
+    ClusterPKI,
+    cluster_named_in,
+    issue_admin,
+    recover_from_secrets,
+)
 from flyk.k8s.plan import (
     APP_PREFIX,
     VOLUME_NAME,
@@ -183,7 +189,13 @@ def rebuild_kubeconfig(client: FlyClient, name: str, org: str) -> kc.KubeconfigE
     The client CA's key is in the app's secrets; a new admin certificate is signed with it, so
     a lost kubeconfig is never "game over" and no long-lived admin key is stored anywhere.
     """
-    ref = find_cluster(client, name, org)
+    ref = find_cluster(client, name, org, incomplete_ok=True)
+    if ref.machine is None:
+        raise NotFoundError(
+            f"cluster {name} is incomplete (a create stopped before its control plane); "
+            "it has no API server to write a kubeconfig for",
+            hint=resume_hint(name, org),
+        )
     cas = recover_from_secrets(_secret_values(client, ref.app))
     admin = issue_admin(cas.client_ca)
     return kc.KubeconfigEntry(
@@ -900,8 +912,10 @@ def list_clusters(client: FlyClient, orgs: Sequence[str]) -> list[ClusterSummary
             planes = [m for m in machines if _is_control_plane(m)]
             if planes:
                 return [_summary(app, m, org) for m in planes if m.metadata.get(cp.META_CLUSTER)]
-            name = _cluster_named_by(app, org)
-            if machines or name is None or not _holds_only_flyk_secrets(client, app):
+            if machines or not _holds_only_flyk_secrets(client, app):
+                return []
+            name = _cluster_named_by(client, app, org)
+            if name is None:
                 return []
         except NotFoundError:  # deleted meanwhile
             return []
@@ -911,19 +925,26 @@ def list_clusters(client: FlyClient, orgs: Sequence[str]) -> list[ClusterSummary
     return sorted(found, key=lambda s: (s.org, s.name))
 
 
-def _cluster_named_by(app: str, org: str) -> str | None:
+def _cluster_named_by(client: FlyClient, app: str, org: str) -> str | None:
     """The cluster whose app this is, for an app with no control plane to say so (metadata
-    is the record; an incomplete cluster has none). Checked by deriving the app name again, so
-    only a name that maps to exactly this app is returned; hashed (long) names give None."""
+    is the record; an incomplete cluster has none): the name in the app's name, else, for a
+    long name hashed into it, the one in its stored server CA. Either is checked by deriving
+    the app name again, so only a name that maps to exactly this app is returned."""
     suffix = f"-{org}"
-    if not app.startswith(APP_PREFIX) or not app.endswith(suffix):
-        return None
-    name = app[len(APP_PREFIX) : -len(suffix)]
+    if app.startswith(APP_PREFIX) and app.endswith(suffix):
+        name = app[len(APP_PREFIX) : -len(suffix)]
+        if _names_app(name, org, app):
+            return name
+    named = cluster_named_in(_secret_values(client, app))
+    return named if named is not None and _names_app(named, org, app) else None
+
+
+def _names_app(name: str, org: str, app: str) -> bool:
     try:
         validate_cluster_name(name)
     except UsageError:
-        return None
-    return name if app_name_for(name, org) == app else None
+        return False
+    return app_name_for(name, org) == app
 
 
 def _plural(count: int, word: str) -> str:

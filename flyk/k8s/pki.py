@@ -356,6 +356,22 @@ class RecoveredCAs:
         return "RecoveredCAs(<redacted>)"
 
 
+def cluster_named_in(values: Mapping[str, str]) -> str | None:
+    """The cluster a stored server CA was made for (its common name is
+    `flyk-NAME-server-ca`), or None when there is none or it says something else."""
+    try:
+        pem = base64.b64decode(values.get(TLS_FILES["server-ca.crt"], ""), validate=True)
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    common = str(names[0].value) if names else ""
+    prefix, suffix = "flyk-", "-server-ca"
+    if not (common.startswith(prefix) and common.endswith(suffix)):
+        return None
+    return common[len(prefix) : -len(suffix)] or None
+
+
 def recover_from_secrets(values: Mapping[str, str]) -> RecoveredCAs:
     """Decode the recovery secrets (base64 PEM) back into CAs; a missing one is a ConfigError."""
     missing = [name for name in RECOVERY_SECRETS if not values.get(name)]

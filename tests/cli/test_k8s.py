@@ -313,6 +313,14 @@ def test_keep_on_failure_says_how_to_resume_and_create_resumes(flyk: Flyk, tmp_p
     assert [(c["name"], c["state"]) for c in json.loads(listed.stdout)] == [("demo", "incomplete")]
     table = flyk("ext", "k8s", "list", transport=backend.transport())
     assert table.stdout.splitlines()[1].split()[:3] == ["demo", "personal", "incomplete"]
+    rebuilt = flyk("ext", "k8s", "kubeconfig", "demo", transport=backend.transport())
+    assert rebuilt.exit_code == 3 and "incomplete" in rebuilt.stderr
+    assert "resume with flyk ext k8s create demo" in " ".join(rebuilt.stderr.split())
+    planned = flyk(
+        "ext", "k8s", "create", "demo", "--dry-run", "--json", transport=backend.transport()
+    )
+    assert planned.exit_code == 0, planned.stderr
+    assert "volume" in json.loads(planned.stdout)["resumes"]
     resumed = flyk("ext", "k8s", "create", "demo", transport=backend.transport())
     assert resumed.exit_code == 0, resumed.stderr
     assert "Resuming the incomplete cluster demo" in resumed.stderr

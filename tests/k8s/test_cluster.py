@@ -706,3 +706,19 @@ def test_waits_are_paced_by_the_client_policy_not_fixed_sleeps(
     plan = cluster.plan_deletion(client, "demo", "personal")
     cluster.delete(client, plan, kubeconfig=kube_options(tmp_path))
     assert stuck.refusals == 100 - 3
+
+
+def test_list_names_an_incomplete_cluster_whose_app_name_is_hashed(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    org = "a-rather-long-organization-slug"
+    backend.add_org(org, "Long")
+    name = "a-cluster-name-long-enough-to-be-hashed"
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
+    with pytest.raises(FlykError):
+        cluster.create(client, spec(name, org=org), options(tmp_path, keep_on_failure=True))
+    backend.faults.clear()
+    (found,) = cluster.list_clusters(client, [org])
+    assert found.app != f"flyk-{name}-{org}"  # hashed: the name is not in it
+    assert (found.name, found.org, found.state) == (name, org, "incomplete")
