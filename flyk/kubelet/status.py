@@ -174,10 +174,14 @@ def pod_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
     restarts = restart_count(machine)
     inits = _init_containers(pod)
     initialized = not inits or ever_started(machine)
-    creating = {"waiting": {"reason": "PodInitializing" if inits else "ContainerCreating"}}
+    waiting_for = "ContainerCreating" if initialized else "PodInitializing"
+    creating: JSON = {"waiting": {"reason": waiting_for}}
     container_state: JSON
     if state in PENDING_STATES:
-        phase, container_state = "Pending", creating
+        # A pod never goes back to Pending: a machine starting again after it ran (a restart)
+        # keeps the pod Running, its containers waiting, the last exit as lastState.
+        phase = "Running" if ever_started(machine) else "Pending"
+        container_state = creating
     elif state in RUNNING_STATES:
         phase = "Running"
         container_state = {"running": {"startedAt": last_start_time(machine)}}

@@ -60,8 +60,8 @@ TABLE = [
     # machine, phase, each init container, each app container, Initialized
     (machine("created"), "Pending", ("waiting", "PodInitializing", None), ("waiting", "PodInitializing", None), "False"),
     (machine("starting"), "Pending", ("waiting", "PodInitializing", None), ("waiting", "PodInitializing", None), "False"),
-    # starting again after a run (a restart): the init containers did complete
-    (machine("starting", START, exit_event(1, restarting=True)), "Pending", ("terminated", "Completed", 0), ("waiting", "PodInitializing", None), "True"),
+    # starting again after a run (a restart): still Running, the init containers did complete
+    (machine("starting", START, exit_event(1, restarting=True)), "Running", ("terminated", "Completed", 0), ("waiting", "ContainerCreating", None), "True"),
     (machine("started", START), "Running", ("terminated", "Completed", 0), ("running", None, None), "True"),
     (machine("stopping", START), "Running", ("terminated", "Completed", 0), ("running", None, None), "True"),
     (machine("stopped", START, exit_event(0)), "Succeeded", ("terminated", "Completed", 0), ("terminated", "Completed", 0), "True"),
@@ -160,3 +160,19 @@ def test_a_pod_without_init_containers_has_no_init_statuses_and_is_initialized()
     assert "initContainerStatuses" not in st.pending_status(
         single, host_ip="h", reason="R", message="m"
     )
+
+
+def test_a_restarting_machine_keeps_the_pod_running_with_the_last_exit() -> None:
+    """Kubernetes never moves a pod from Running back to Pending."""
+    single = {
+        "metadata": {"name": "p", "namespace": "n", "uid": "u"},
+        "spec": {"containers": APPS[:1]},
+    }
+    m = machine("starting", START, exit_event(1, restarting=True, at=1500))
+    status = st.pod_status(single, m, host_ip="h")
+    assert status["phase"] == "Running"
+    (container,) = status["containerStatuses"]
+    assert brief(container) == ("waiting", "ContainerCreating", None)
+    assert container["ready"] is False and container["restartCount"] == 1
+    assert container["lastState"]["terminated"]["exitCode"] == 1
+    assert condition(status, "Ready") == "False"
