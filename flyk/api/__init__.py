@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     )
     from flyk.api._constants import LAUNCH_ID_KEY, LEASE_NONCE_HEADER
     from flyk.api._ratelimit import Limit, RateLimiter, default_rate_limiter
-    from flyk.api._retry import RetryPolicy
+    from flyk.api._retry import RetryPolicy, backoff, fits_deadline, retry_delay
     from flyk.api.client import FlyClient
     from flyk.api.models import (
         App,
@@ -70,6 +70,10 @@ _MODULE_OF: dict[str, str] = {
     "RateLimiter": "_ratelimit",
     "default_rate_limiter": "_ratelimit",
     "RetryPolicy": "_retry",
+    # the retry policy's pacing, for workflows that poll what the API cannot wait on
+    "backoff": "_retry",
+    "fits_deadline": "_retry",
+    "retry_delay": "_retry",
     "FlyClient": "client",
 }
 # Public submodules, reachable as attributes once `flyk.api` is imported (as they always were).
@@ -133,9 +137,12 @@ __all__ = [
     "Volume",
     "VolumeExtension",
     "authorization_header",
+    "backoff",
     "default_rate_limiter",
+    "fits_deadline",
     "go_duration",
     "redact_headers",
     "redact_text",
     "resolve_base_url",
+    "retry_delay",
 ]

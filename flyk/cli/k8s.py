@@ -483,8 +483,7 @@ def delete_command(
     plan = cluster.plan_deletion(context.client, name, _org(org))
     question = f"Delete cluster {name}: {plan.describe()}?"
     if not out.confirm(question, yes=yes):
-        out.notice("Nothing was deleted.")
-        raise typer.Exit(1)
+        out.declined("Nothing was deleted.")
     result = cluster.delete(
         context.client,
         plan,

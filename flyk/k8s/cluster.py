@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 # pure functions of the client's RetryPolicy, so that waits here are paced as the client's own
-from flyk.api._retry import backoff, fits_deadline, retry_delay
+from flyk.api import backoff, fits_deadline, retry_delay
 from flyk.api.models import App, GuestConfig, IPAssignment, Machine, Volume
 from flyk.errors import (
     AlreadyExistsError,
@@ -36,6 +36,7 @@ from flyk.errors import (
 )
 from flyk.k8s import controlplane as cp
 from flyk.k8s import kubeconfig as kc
+from flyk.k8s import records
 from flyk.k8s.pki import (
     TLS_FILES,
     ClusterPKI,
@@ -103,9 +104,9 @@ def _map(function: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
 
 def _is_control_plane(machine: Machine, cluster: str | None = None) -> bool:
     meta = machine.metadata
-    if meta.get(cp.META_ROLE) != cp.ROLE_CONTROL_PLANE:
+    if meta.get(records.META_ROLE) != records.ROLE_CONTROL_PLANE:
         return False
-    return cluster is None or meta.get(cp.META_CLUSTER) == cluster
+    return cluster is None or meta.get(records.META_CLUSTER) == cluster
 
 
 def _age(created_at: str | None, now: datetime.datetime | None = None) -> str:
@@ -136,7 +137,7 @@ class ClusterRef:
 
     @property
     def api_endpoint(self) -> str:
-        return self.machine.metadata.get(cp.META_ENDPOINT, "") if self.machine else ""
+        return self.machine.metadata.get(records.META_ENDPOINT, "") if self.machine else ""
 
 
 def find_cluster(
@@ -155,7 +156,7 @@ def find_cluster(
         raise missing from None
     planes = [m for m in machines if _is_control_plane(m, name)]
     if planes:
-        mine = [m for m in planes if m.metadata.get(cp.META_ORG) == org] or planes
+        mine = [m for m in planes if m.metadata.get(records.META_ORG) == org] or planes
         return ClusterRef(name=name, org=org, app=app, machine=mine[0])
     if incomplete_ok and not machines and _holds_only_flyk_secrets(client, app):
         return ClusterRef(name=name, org=org, app=app, machine=None)
@@ -886,15 +887,15 @@ class ClusterSummary:
 def _summary(app: str, machine: Machine, org: str) -> ClusterSummary:
     meta = machine.metadata
     return ClusterSummary(
-        name=meta.get(cp.META_CLUSTER, ""),
-        org=meta.get(cp.META_ORG, org),
+        name=meta.get(records.META_CLUSTER, ""),
+        org=meta.get(records.META_ORG, org),
         region=machine.region or "",
         state=machine.state or "unknown",
-        api_endpoint=meta.get(cp.META_ENDPOINT, ""),
+        api_endpoint=meta.get(records.META_ENDPOINT, ""),
         app=app,
         machine_id=machine.id,
         created_at=machine.created_at,
-        flyk_version=meta.get(cp.META_VERSION, ""),
+        flyk_version=meta.get(records.META_VERSION, ""),
     )
 
 
@@ -911,7 +912,9 @@ def list_clusters(client: FlyClient, orgs: Sequence[str]) -> list[ClusterSummary
             machines = client.machines.list(app)
             planes = [m for m in machines if _is_control_plane(m)]
             if planes:
-                return [_summary(app, m, org) for m in planes if m.metadata.get(cp.META_CLUSTER)]
+                return [
+                    _summary(app, m, org) for m in planes if m.metadata.get(records.META_CLUSTER)
+                ]
             if machines or not _holds_only_flyk_secrets(client, app):
                 return []
             name = _cluster_named_by(client, app, org)
@@ -972,10 +975,6 @@ class ClusterStatus:
             },
         }
 
-
-# Secrets the kubelet sets on each namespace app it creates (flyk/kubelet/pods.py).
-NAMESPACE_MARKER_CLUSTER = "FLYK_CLUSTER"
-NAMESPACE_MARKER_ORG = "FLYK_ORG"
 
 SIMULATED = "simulated: the local backend does not run images, so there is no API server to ask"
 # The `server` header of `flyk local serve` (flyk/local/server.py).
@@ -1121,7 +1120,7 @@ def _namespace_app(client: FlyClient, app: str, cluster: str, org: str) -> Names
         machines = client.machines.list(app)
     except NotFoundError:
         return None
-    owners = {m.metadata.get(cp.META_CLUSTER) for m in machines} - {None}
+    owners = {m.metadata.get(records.META_CLUSTER) for m in machines} - {None}
     if owners - {cluster}:
         return None  # another cluster's, or shared with one: never ours to delete
     if not owners and not _marked_for(client, app, cluster, org):
@@ -1132,14 +1131,13 @@ def _namespace_app(client: FlyClient, app: str, cluster: str, org: str) -> Names
 def _marked_for(client: FlyClient, app: str, cluster: str, org: str) -> bool:
     try:
         names = {s.name for s in client.secrets.list(app)}
-        if NAMESPACE_MARKER_CLUSTER not in names:
+        if records.MARKER_CLUSTER not in names:
             return False
         values = _secret_values(client, app)
     except NotFoundError:
         return False
     return (
-        values.get(NAMESPACE_MARKER_CLUSTER) == cluster
-        and values.get(NAMESPACE_MARKER_ORG, org) == org
+        values.get(records.MARKER_CLUSTER) == cluster and values.get(records.MARKER_ORG, org) == org
     )
 
 

@@ -51,14 +51,6 @@ FLY_INTERNAL_API_URL = "http://_api.internal:4280"
 # App secrets the control plane reads besides the PKI files.
 KUBELET_TOKEN_SECRET = "FLYK_KUBELET_TOKEN"
 
-# Machine metadata: the platform is the record of which clusters exist (DESIGN.md).
-META_CLUSTER = "flyk_cluster"
-META_ORG = "flyk_org"
-META_ROLE = "flyk_role"
-META_VERSION = "flyk_version"
-META_ENDPOINT = "flyk_api_endpoint"
-META_PRIVATE = "flyk_private"
-ROLE_CONTROL_PLANE = "control-plane"
 
 CHECK_NAME = "k3s-api"
 MACHINE_NAME = "control-plane"

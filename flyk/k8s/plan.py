@@ -17,6 +17,7 @@ from flyk.api import machine_sizes
 from flyk.api.models import GuestConfig, MachineConfig
 from flyk.errors import UsageError
 from flyk.k8s import controlplane as cp
+from flyk.k8s import records
 from flyk.k8s.pki import TLS_FILES
 
 APP_PREFIX = "flyk-"
@@ -121,12 +122,12 @@ class ClusterPlan:
 
     def metadata(self) -> dict[str, str]:
         return {
-            cp.META_CLUSTER: self.spec.name,
-            cp.META_ORG: self.spec.org,
-            cp.META_ROLE: cp.ROLE_CONTROL_PLANE,
-            cp.META_VERSION: __version__,
-            cp.META_ENDPOINT: self.api_endpoint,
-            cp.META_PRIVATE: "true" if self.spec.private else "false",
+            records.META_CLUSTER: self.spec.name,
+            records.META_ORG: self.spec.org,
+            records.META_ROLE: records.ROLE_CONTROL_PLANE,
+            records.META_VERSION: __version__,
+            records.META_ENDPOINT: self.api_endpoint,
+            records.META_PRIVATE: "true" if self.spec.private else "false",
         }
 
     def env(self) -> dict[str, str]:

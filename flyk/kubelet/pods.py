@@ -33,6 +33,7 @@ from flyk.errors import (
     NotFoundError,
     ServerError,
 )
+from flyk.k8s import records
 from flyk.kubelet import status as pod_status
 from flyk.kubelet import translate
 from flyk.kubelet.config import Intervals, KubeletConfig, namespace_app_name
@@ -45,10 +46,6 @@ log = logging.getLogger("flyk.kubelet.pods")
 
 MACHINE_ID_ANNOTATION = "fly.io/machine-id"  # written by the kubelet once the machine exists
 RESYNC = "\0resync"  # the queue key of "list this namespace's machines"
-# App secrets that mark an app as a namespace of a cluster (flyk.k8s delete looks for them).
-MARKER_CLUSTER = "FLYK_CLUSTER"
-MARKER_NAMESPACE = "FLYK_NAMESPACE"
-MARKER_ORG = "FLYK_ORG"
 SETTLED_PHASES = ("Running", "Succeeded", "Failed")
 RECENT_CREATE_GRACE = 60.0  # seconds a created machine counts as existing without a list
 
@@ -399,13 +396,13 @@ class PodController:
 
     def _list_machines_locked(self, space: Namespace) -> None:
         machines = self._fly.machines.list(
-            space.app, metadata={translate.META_CLUSTER: self._config.cluster}
+            space.app, metadata={records.META_CLUSTER: self._config.cluster}
         )
         self.health.record(None)
         by_uid: dict[str, JSON] = {}
         for machine in machines:
             data = machine.to_api()
-            uid = machine.metadata.get(translate.META_POD_UID, "")
+            uid = machine.metadata.get(records.META_POD_UID, "")
             if machine.state in ("destroyed",):
                 continue
             if uid in by_uid:  # two machines for one pod: keep the older, drop the newer
@@ -553,9 +550,9 @@ class PodController:
                 self._fly.secrets.set(
                     space.app,
                     {
-                        MARKER_CLUSTER: self._config.cluster,
-                        MARKER_NAMESPACE: space.name,
-                        MARKER_ORG: self._config.org,
+                        records.MARKER_CLUSTER: self._config.cluster,
+                        records.MARKER_NAMESPACE: space.name,
+                        records.MARKER_ORG: self._config.org,
                     },
                 )
                 log.info("created app %s for namespace %s", space.app, space.name)
@@ -675,16 +672,16 @@ class PodController:
     def _update_if_changed(self, space: Namespace, pod: JSON, machine: JSON) -> None:
         metadata = (machine.get("config") or {}).get("metadata") or {}
         plan = self._plan_or_pending(pod, has_machine=True)
-        stored = metadata.get(translate.META_SPEC_HASH)
+        stored = metadata.get(records.META_SPEC_HASH)
         if stored == plan.spec_hash:
             return
         if stored == plan.config_hash:
             # Made by a flyk that hashed the config, and the config is what we would send:
             # record the pod's hash in place (a metadata write does not restart the machine).
             self._fly.machines.set_metadata(
-                space.app, machine["id"], translate.META_SPEC_HASH, plan.spec_hash
+                space.app, machine["id"], records.META_SPEC_HASH, plan.spec_hash
             )
-            recorded = {**metadata, translate.META_SPEC_HASH: plan.spec_hash}
+            recorded = {**metadata, records.META_SPEC_HASH: plan.spec_hash}
             with space.lock:
                 space.machines[pod["metadata"]["uid"]] = {
                     **machine,

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flyk.k8s import records
+
 JSON = dict[str, Any]
 
 # Pod annotations users set, and the one flyk writes back.
@@ -24,12 +26,6 @@ REGION_ANNOTATION = "fly.io/region"  # "iad", or a region list "iad,ord" that al
 SIZE_ANNOTATION = "fly.io/size"  # a preset such as "performance-2x" overrides the resources rule
 CHOSEN_SIZE_ANNOTATION = "fly.io/machine-size"  # written by the kubelet: "shared-cpu-1x:256MB"
 
-# Machine metadata that ties a machine to its pod (and lets GetPods list by metadata).
-META_CLUSTER = "flyk_cluster"
-META_NAMESPACE = "flyk_namespace"
-META_POD = "flyk_pod"
-META_POD_UID = "flyk_pod_uid"
-META_SPEC_HASH = "flyk_spec_hash"  # hash of the pod's inputs: a change means "update the machine"
 # Part of the spec hash. Bump it only when a change of the translation must reach machines that
 # already run (it restarts every pod's machine once); otherwise a new flyk version's translation
 # reaches a machine when its pod next changes.
@@ -707,7 +703,7 @@ def build_plan(pod: JSON, sources: Sources, node: NodeFacts) -> MachinePlan:
         _multi_container(config, inits, apps)
     legacy_hash = config_hash(config)
     hashed = spec_hash(pod, [*inits, *apps])
-    config["metadata"][META_SPEC_HASH] = hashed
+    config["metadata"][records.META_SPEC_HASH] = hashed
     return MachinePlan(
         name=machine_name(pod),
         region=pod_region(pod, node.region),
@@ -770,10 +766,10 @@ def _base_config(pod: JSON, spec: JSON, size: GuestSize, node: NodeFacts) -> JSO
         "restart": {"policy": RESTART_POLICIES.get(spec.get("restartPolicy", "Always"), "always")},
         "stop_config": {"signal": "SIGTERM", "timeout": f"{grace}s"},
         "metadata": {
-            META_CLUSTER: node.cluster,
-            META_NAMESPACE: meta["namespace"],
-            META_POD: meta["name"],
-            META_POD_UID: meta["uid"],
+            records.META_CLUSTER: node.cluster,
+            records.META_NAMESPACE: meta["namespace"],
+            records.META_POD: meta["name"],
+            records.META_POD_UID: meta["uid"],
         },
     }
 
@@ -849,7 +845,9 @@ def config_hash(config: JSON) -> str:
     """A short stable hash of a machine config, without the hash itself (what flyk stored as
     `flyk_spec_hash` before it hashed the pod instead; kept to recognise those machines)."""
     clean = dict(config)
-    clean["metadata"] = {k: v for k, v in config.get("metadata", {}).items() if k != META_SPEC_HASH}
+    clean["metadata"] = {
+        k: v for k, v in config.get("metadata", {}).items() if k != records.META_SPEC_HASH
+    }
     digest = hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()
     return digest[:16]
 

@@ -46,6 +46,11 @@ def _answer_at_a_terminal(args: list[str], answer: str, cwd: Path) -> tuple[int,
             "Nothing destroyed.",
         ),
         ([["apps", "create", "web"]], ["local", "reset"], "Nothing deleted."),
+        (
+            [["apps", "create", "web"], ["ext", "k8s", "create", "demo"]],
+            ["ext", "k8s", "delete", "demo"],
+            "Nothing was deleted.",
+        ),
     ],
 )
 def test_no_at_the_prompt_exits_0_and_changes_nothing(
@@ -64,6 +69,8 @@ def test_no_at_the_prompt_exits_0_and_changes_nothing(
     assert "web" in flyk("--local", "apps", "list").stdout
     if args[0] == "volumes":
         assert printed in flyk("--local", "volumes", "list", "-a", "web").stdout
+    if args[0] == "ext":
+        assert "demo" in flyk("--local", "ext", "k8s", "list").stdout
 
 
 def test_yes_at_the_prompt_goes_ahead(flyk: Flyk, isolated_env: Path) -> None:

@@ -25,7 +25,7 @@ from flyk.errors import (
     UsageError,
     WaitTimeoutError,
 )
-from flyk.k8s import cluster
+from flyk.k8s import cluster, records
 from flyk.k8s import controlplane as cp
 from flyk.k8s.pki import TLS_FILES
 from flyk.k8s.plan import ClusterSpec
@@ -94,8 +94,8 @@ def test_create_makes_every_resource_and_a_real_kubeconfig(
     (machine,) = client.machines.list(app)
     assert machine.state == "started" and machine.region == "iad"
     meta = machine.metadata
-    assert meta[cp.META_CLUSTER] == "demo" and meta[cp.META_ORG] == "personal"
-    assert meta[cp.META_ROLE] == "control-plane"
+    assert meta[records.META_CLUSTER] == "demo" and meta[records.META_ORG] == "personal"
+    assert meta[records.META_ROLE] == "control-plane"
     config = machine.config
     assert config is not None and config.mounts[0].volume == result.volume.id
     assert config.restart is not None and config.restart.policy == "always"

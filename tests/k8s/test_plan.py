@@ -9,6 +9,7 @@ import pytest
 from flyk.api import GuestConfig, machine_sizes
 from flyk.errors import UsageError
 from flyk.k8s import controlplane as cp
+from flyk.k8s import records
 from flyk.k8s.pki import TLS_FILES
 from flyk.k8s.plan import (
     APP_NAME_LIMIT,
@@ -88,8 +89,8 @@ def test_private_plan_uses_flycast_only() -> None:
 
 def test_metadata_records_org_and_name_separately() -> None:
     meta = plan_cluster(spec()).machine_config().metadata
-    assert meta[cp.META_CLUSTER] == "demo" and meta[cp.META_ORG] == "personal"
-    assert meta[cp.META_ROLE] == "control-plane" and meta[cp.META_VERSION]
+    assert meta[records.META_CLUSTER] == "demo" and meta[records.META_ORG] == "personal"
+    assert meta[records.META_ROLE] == "control-plane" and meta[records.META_VERSION]
 
 
 def test_pki_files_come_from_secrets_and_are_private() -> None:

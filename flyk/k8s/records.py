@@ -1,0 +1,29 @@
+"""The names flyk records on Fly, so that the platform stays the source of truth (DESIGN.md).
+
+Which clusters exist, which apps are a cluster's namespaces and which machine runs which pod
+are read back from these keys, never from a local file or parsed out of an app name. The
+cluster workflows (`flyk.k8s`) and the kubelet (`flyk.kubelet`) both use this one list.
+"""
+
+from __future__ import annotations
+
+# Machine metadata of the control plane.
+META_CLUSTER = "flyk_cluster"  # also on every pod machine
+META_ORG = "flyk_org"
+META_ROLE = "flyk_role"
+META_VERSION = "flyk_version"
+META_ENDPOINT = "flyk_api_endpoint"
+META_PRIVATE = "flyk_private"
+ROLE_CONTROL_PLANE = "control-plane"
+
+# Machine metadata that ties a pod's machine to its pod.
+META_NAMESPACE = "flyk_namespace"
+META_POD = "flyk_pod"
+META_POD_UID = "flyk_pod_uid"
+META_SPEC_HASH = "flyk_spec_hash"  # hash of the pod's inputs: a change means "update the machine"
+
+# App secrets that mark an app as a namespace of a cluster, set by the kubelet when it creates
+# the app; cluster delete finds namespace apps by them even when no machine is left.
+MARKER_CLUSTER = "FLYK_CLUSTER"
+MARKER_NAMESPACE = "FLYK_NAMESPACE"
+MARKER_ORG = "FLYK_ORG"
