@@ -152,7 +152,9 @@ MOUNT_FIELDS = {
 RESTART_FIELDS = {"gpu_bid_price": "num?", "max_retries": "int?", "policy": "str?"}
 RESTART_POLICIES = ("no", "always", "on-failure", "spot-price")
 CPU_KINDS = {"shared": (256, 2048), "performance": (2048, 8192)}  # MB per CPU, min and max
-CPU_COUNTS = (1, 2, 4, 8, 16)
+# The CPU counts of Fly's presets (fly-go machine_types.go: shared-cpu-{1,2,4,6,8}x,
+# performance-{1,2,4,6,8,10,12,14,16}x).
+CPU_COUNTS = {"shared": (1, 2, 4, 6, 8), "performance": (1, 2, 4, 6, 8, 10, 12, 14, 16)}
 DEFAULT_GUEST = {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256}
 
 
@@ -185,8 +187,9 @@ def _validate_guest(guest: Any) -> dict[str, Any]:
     kind, cpus, memory = merged["cpu_kind"], merged["cpus"], merged["memory_mb"]
     if kind not in CPU_KINDS:
         raise bad_request(f"invalid config.guest.cpu_kind {kind!r}: use shared or performance")
-    if cpus not in CPU_COUNTS:
-        raise bad_request(f"invalid config.guest.cpus {cpus}: use one of 1, 2, 4, 8, 16")
+    if cpus not in CPU_COUNTS[kind]:
+        choices = ", ".join(map(str, CPU_COUNTS[kind]))
+        raise bad_request(f"invalid config.guest.cpus {cpus} for {kind}: use one of {choices}")
     if memory <= 0 or memory % 256:
         raise bad_request(f"invalid config.guest.memory_mb {memory}: must be a multiple of 256")
     low, high = CPU_KINDS[kind]

@@ -99,6 +99,11 @@ MACHINE_CASES: list[tuple[str, dict[str, Any], int]] = [
     ("too-little-memory", {"config": {"image": "x", "guest": {**GUEST, "cpus": 4}}}, 400),
     ("bad-cpu-kind", {"config": {"image": "x", "guest": {**GUEST, "cpu_kind": "gpu"}}}, 400),
     ("bad-cpus", {"config": {"image": "x", "guest": {**GUEST, "cpus": 3}}}, 400),
+    (
+        "shared-cpus-beyond-8x",
+        {"config": {"image": "x", "guest": {"cpu_kind": "shared", "cpus": 16, "memory_mb": 4096}}},
+        400,
+    ),
     ("bad-policy", {"config": {"image": "x", "restart": {"policy": "sometimes"}}}, 400),
     ("env-not-strings", {"config": {"image": "x", "env": {"A": 1}}}, 400),
     ("two-mounts", {"config": {"image": "x", "mounts": [{"volume": "a", "path": "/a"}] * 2}}, 400),
@@ -120,6 +125,21 @@ def test_bad_machine_create(raw: httpx.Client, body: dict[str, Any], status: int
     make_app(raw)
     assert_error(raw.post("/apps/demo/machines", json=body), status)
     assert raw.get("/apps/demo/machines").json() == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "cpus", "memory_mb"),
+    [("shared", 6, 1536), ("performance", 6, 12288), ("performance", 10, 20480)],
+)
+def test_every_fly_preset_cpu_count_is_accepted(
+    raw: httpx.Client, kind: str, cpus: int, memory_mb: int
+) -> None:
+    """Fly's presets include shared-cpu-6x and performance-6x…14x (fly-go machine_types.go)."""
+    make_app(raw)
+    guest = {"cpu_kind": kind, "cpus": cpus, "memory_mb": memory_mb}
+    response = raw.post("/apps/demo/machines", json={"config": {"image": "x", "guest": guest}})
+    assert response.status_code == 200, response.text
+    assert response.json()["config"]["guest"]["cpus"] == cpus
 
 
 def test_oversized_body_is_413(raw: httpx.Client) -> None:
