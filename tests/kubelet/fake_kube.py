@@ -14,13 +14,16 @@ Semantics kept from the real API server (and checked by tests of their own):
   with a grace period only gets `deletionTimestamp`; grace 0 removes it; a wrong uid is 409;
 - PUT with a stale resourceVersion is 409 (leases rely on it); create of an existing name 409.
 Resources: pods, nodes, leases (coordination.k8s.io/v1), events, secrets, configmaps,
-namespaces. Anything else is 404. `requests` records (method, path) for call counting.
+namespaces. Anything else is 404. `requests` records (method, path) for call counting,
+`bodies` (method, path, body) for what was sent; `fail(...)` scripts refusals (a test's seam
+for an API server that is down or that rejects one object).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import time
 import uuid
@@ -217,12 +220,34 @@ class Store:
         return [e for e in self.history if e.rv > rv]
 
 
+@dataclass
+class Failure:
+    """A scripted refusal: requests whose method matches and whose path matches `path` (a
+    regular expression, searched) are answered `code`, `times` times (None: forever)."""
+
+    method: str
+    path: str
+    code: int
+    times: int | None = 1
+    fired: int = 0
+
+    def take(self, method: str, path: str) -> bool:
+        if method != self.method or not re.search(self.path, path):
+            return False
+        if self.times is not None and self.fired >= self.times:
+            return False
+        self.fired += 1
+        return True
+
+
 class FakeKube:
     """The server; `url` for clients, `store` for tests to arrange and inspect state."""
 
     def __init__(self, *, history_limit: int = 10_000) -> None:
         self.store = Store(history_limit=history_limit)
         self.requests: list[tuple[str, str]] = []
+        self.bodies: list[tuple[str, str, Any]] = []
+        self.failures: list[Failure] = []
         self._requests_lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -258,6 +283,29 @@ class FakeKube:
     def record(self, method: str, path: str) -> None:
         with self._requests_lock:
             self.requests.append((method, path))
+
+    def record_body(self, method: str, path: str, body: Any) -> None:
+        with self._requests_lock:
+            self.bodies.append((method, path, copy.deepcopy(body)))
+
+    def sent(self, method: str, fragment: str = "") -> list[Any]:
+        """The bodies of the requests with this method whose path contains `fragment`."""
+        with self._requests_lock:
+            return [b for m, p, b in self.bodies if m == method and fragment in p]
+
+    def fail(self, method: str, path: str, code: int, *, times: int | None = 1) -> Failure:
+        """Answer `code` to the next `times` requests matching (None: until removed)."""
+        failure = Failure(method, path, code, times)
+        with self._requests_lock:
+            self.failures.append(failure)
+        return failure
+
+    def _failure(self, method: str, path: str) -> int | None:
+        with self._requests_lock:
+            for failure in self.failures:
+                if failure.take(method, path):
+                    return failure.code
+        return None
 
     def count(self, method: str, fragment: str = "") -> int:
         with self._requests_lock:
@@ -333,6 +381,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             route = parse_path(url.path)
             body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+            self.fake.record_body(method, url.path, body)
+            code = self.fake._failure(method, url.path)
+            if code is not None:
+                raise ApiFailure(code, "Injected", f"injected failure {code}")
             if method == "GET" and watching:
                 self._watch(route, query)
                 return

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from flyk.api import FlyClient, RateLimiter, RetryPolicy
+from flyk.errors import NotFoundError
 from flyk.kubelet import Intervals, KubeletConfig, namespace_app_name
 from flyk.kubelet.runner import Kubelet
 from flyk.local import LocalBackend
@@ -75,11 +76,20 @@ class Harness:
         self.kube = kube
         self.backend = backend
         self.calls = Recorder()
-        self.fly = FlyClient(
+        retry = RetryPolicy(deadline=30.0, initial_delay=0.01, max_delay=0.05)
+        # The kubelet's client: every exchange it makes is in `calls`.
+        self.kubelet_fly = FlyClient(
             transport=backend.transport(),
-            retry=RetryPolicy(deadline=30.0, initial_delay=0.01, max_delay=0.05),
+            retry=retry,
             rate_limiter=rate_limiter or RateLimiter.unlimited(),
             on_exchange=self.calls,
+        )
+        # The test's own client, for arranging and polling: a second backend on the same
+        # database file (same state, same clock), so that what the test does is not in `calls`,
+        # takes none of the faults or rate limits scripted on `backend`, and vice versa.
+        self.observer = LocalBackend(backend.path, backend.timing, clock=backend.clock)
+        self.fly = FlyClient(
+            transport=self.observer.transport(), retry=retry, rate_limiter=RateLimiter.unlimited()
         )
         self.config = KubeletConfig(
             cluster=CLUSTER,
@@ -95,7 +105,7 @@ class Harness:
 
     # the kubelet ------------------------------------------------------------------------
     def start(self) -> Harness:
-        self.kubelet = Kubelet(self.config, fly=self.fly).start()
+        self.kubelet = Kubelet(self.config, fly=self.kubelet_fly).start()
         return self
 
     def stop(self) -> None:
@@ -105,6 +115,7 @@ class Harness:
 
     def close(self) -> None:
         self.stop()
+        self.kubelet_fly.close()
         self.fly.close()
 
     # pods -------------------------------------------------------------------------------
@@ -147,7 +158,7 @@ class Harness:
     def machines(self, namespace: str = "default") -> list[dict[str, Any]]:
         try:
             return [m.to_api() for m in self.fly.machines.list(self.app(namespace))]
-        except Exception:  # the app does not exist yet
+        except NotFoundError:  # the app does not exist yet
             return []
 
     def machine_of(self, name: str, namespace: str = "default") -> dict[str, Any] | None:

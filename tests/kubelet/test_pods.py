@@ -93,7 +93,7 @@ def test_delete_stops_within_the_grace_period_destroys_and_removes_the_pod(
 ) -> None:
     harness.start()
     harness.create_pod("web", terminationGracePeriodSeconds=20)
-    harness.wait_phase("web", "Running")
+    uid = harness.wait_phase("web", "Running")["metadata"]["uid"]
     machine = harness.machine_of("web")
     assert machine is not None
     harness.delete_pod("web", grace=7)
@@ -109,7 +109,10 @@ def test_delete_stops_within_the_grace_period_destroys_and_removes_the_pod(
     (stop,) = harness.calls.matching("POST", f"{machine_path}/stop")
     assert stop.body == {"timeout": "7s"}
     # the pod object was removed with grace 0 and its UID as precondition
-    assert harness.kube.count("DELETE", "/pods/web") == 2
+    user, kubelet = harness.kube.sent("DELETE", "/pods/web")
+    assert user == {"gracePeriodSeconds": 7}
+    assert kubelet["gracePeriodSeconds"] == 0
+    assert kubelet["preconditions"] == {"uid": uid}
 
 
 def test_env_and_files_are_resolved_from_secrets_config_maps_and_the_downward_api(
