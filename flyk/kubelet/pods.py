@@ -201,6 +201,9 @@ class PodController:
         self._placements: dict[tuple[str, str], tuple[str, ...]] = {}
         self._stopping: dict[str, float] = {}  # pod uid -> when to stop waiting for the stop
         self._liveness: dict[str, tuple[int, float]] = {}  # pod uid -> (restarts, next allowed)
+        # pod uid -> the id of the machine this kubelet saw for it (made or listed): with the
+        # `fly.io/machine-id` annotation, what tells a lost machine from one never made.
+        self._had: dict[str, str] = {}
         self.synced = threading.Event()  # the first list has filled the cache
 
     # lifecycle --------------------------------------------------------------------------
@@ -403,7 +406,7 @@ class PodController:
         for machine in machines:
             data = machine.to_api()
             uid = machine.metadata.get(records.META_POD_UID, "")
-            if machine.state in ("destroyed",):
+            if machine.state in pod_status.GONE_STATES:  # going: counts as lost, not as a twin
                 continue
             if uid in by_uid:  # two machines for one pod: keep the older, drop the newer
                 keep = min(by_uid[uid], data, key=lambda m: str(m.get("created_at")))
@@ -415,8 +418,20 @@ class PodController:
         for uid, (created, data) in list(space.recent.items()):
             if uid in by_uid or now - created > RECENT_CREATE_GRACE:
                 del space.recent[uid]
+                continue
+            # Made lately and not listed: maybe not visible to lists yet, maybe destroyed
+            # since. A GET of that one machine says which (only in this rare case).
+            try:
+                fetched = self._fly.machines.get(space.app, str(data.get("id"))).to_api()
+            except NotFoundError:
+                fetched = None
+            if fetched is None or fetched.get("state") in pod_status.GONE_STATES:
+                del space.recent[uid]
             else:
-                by_uid[uid] = data
+                by_uid[uid] = fetched
+        for uid, data in by_uid.items():
+            if uid:
+                self._had[uid] = str(data.get("id"))
         with space.lock:
             space.machines = by_uid
             space.listed = True
@@ -534,7 +549,35 @@ class PodController:
         self._update_if_changed(space, pod, machine)
 
     def _had_machine(self, pod: JSON) -> bool:
-        return MACHINE_ID_ANNOTATION in (pod["metadata"].get("annotations") or {})
+        """Whether the pod had a machine: its annotation says so, or this kubelet made or
+        listed one for it (the annotation may not have been written: the API server was down)."""
+        return self._lost_id(pod) is not None
+
+    def _lost_id(self, pod: JSON) -> str | None:
+        annotations = pod["metadata"].get("annotations") or {}
+        return annotations.get(MACHINE_ID_ANNOTATION) or self._had.get(pod["metadata"]["uid"])
+
+    def _record_machine(self, pod: JSON, machine: JSON, plan: translate.MachinePlan) -> None:
+        """Write the machine id and size on the pod when they are missing or stale (the write
+        after the create may have failed), with the `Created` Event that went with it."""
+        meta = pod["metadata"]
+        annotations = meta.get("annotations") or {}
+        if annotations.get(MACHINE_ID_ANNOTATION) == machine["id"]:
+            return
+        self._kube.patch_pod_annotations(
+            meta["namespace"],
+            meta["name"],
+            {
+                MACHINE_ID_ANNOTATION: machine["id"],
+                translate.CHOSEN_SIZE_ANNOTATION: plan.size.label,
+            },
+        )
+        self._created_event(pod, machine["id"], plan)
+
+    def _created_event(self, pod: JSON, machine_id: str, plan: translate.MachinePlan) -> None:
+        self._event(
+            pod, "Normal", "Created", f"machine {machine_id} ({plan.size.label}) in {plan.region}"
+        )
 
     def _ensure_app(self, space: Namespace) -> None:
         """The namespace's app, created on first use and marked as the cluster's."""
@@ -620,18 +663,9 @@ class PodController:
             with space.lock:
                 space.machines[meta["uid"]] = data
                 space.recent[meta["uid"]] = (time.monotonic(), data)
+            self._had[meta["uid"]] = machine.id
         self.health.record(None)
-        self._kube.patch_pod_annotations(
-            meta["namespace"],
-            meta["name"],
-            {
-                MACHINE_ID_ANNOTATION: machine.id,
-                translate.CHOSEN_SIZE_ANNOTATION: plan.size.label,
-            },
-        )
-        self._event(
-            pod, "Normal", "Created", f"machine {machine.id} ({plan.size.label}) in {plan.region}"
-        )
+        self._record_machine(pod, data, plan)  # if this fails, the retry's reconcile repeats it
         self._write_status(pod, pod_status.pod_status(pod, data, host_ip=self._config.node_ip))
         self._soon(space)
 
@@ -672,6 +706,7 @@ class PodController:
     def _update_if_changed(self, space: Namespace, pod: JSON, machine: JSON) -> None:
         metadata = (machine.get("config") or {}).get("metadata") or {}
         plan = self._plan_or_pending(pod, has_machine=True)
+        self._record_machine(pod, machine, plan)
         stored = metadata.get(records.META_SPEC_HASH)
         if stored == plan.spec_hash:
             return
@@ -709,7 +744,7 @@ class PodController:
         """The pod had a machine and it is gone: recreate it unless the pod never restarts."""
         meta = pod["metadata"]
         policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
-        lost = meta.get("annotations", {}).get(MACHINE_ID_ANNOTATION)
+        lost = self._lost_id(pod)
         if policy == "Never":
             self._event(pod, "Warning", "MachineLost", f"machine {lost} no longer exists")
             self._write_status(pod, pod_status.pod_status(pod, None, host_ip=self._config.node_ip))
@@ -776,6 +811,7 @@ class PodController:
         self._written.pop(uid, None)
         self._stopping.pop(uid, None)
         self._liveness.pop(uid, None)
+        self._had.pop(uid, None)
         self._told = {told for told in self._told if told[0] != uid}
 
     # writing to the pod -----------------------------------------------------------------

@@ -216,3 +216,44 @@ def test_a_machine_from_a_flyk_that_hashed_the_config_is_not_restarted(harness: 
     after = harness.machine_of("web")
     assert after is not None and after["state"] == "started"
     assert after["instance_id"] == machine["instance_id"]  # the same version: never restarted
+
+
+def test_the_machine_id_is_written_again_when_the_first_write_failed(harness: Harness) -> None:
+    """The annotation write after the create fails (the API server is down a moment): the
+    retry writes it, with the `Created` Event, and a machine destroyed later is noticed."""
+    failure = harness.kube.fail("PATCH", r"/namespaces/default/pods/web$", 503)
+    harness.start()
+    harness.create_pod("web", restartPolicy="Never")
+    harness.wait_phase("web", "Running")
+    machine = harness.machine_of("web")
+    assert machine is not None
+
+    def annotations() -> dict[str, str]:
+        return (harness.pod("web") or {}).get("metadata", {}).get("annotations") or {}
+
+    eventually(lambda: MACHINE_ID_ANNOTATION in annotations(), what="the machine id written")
+    assert failure.fired == 1
+    assert annotations()[MACHINE_ID_ANNOTATION] == machine["id"]
+    assert annotations()["fly.io/machine-size"] == "shared-cpu-1x:256MB"
+    (created,) = eventually(lambda: harness.events("web", "Created"))
+    assert machine["id"] in created["message"]
+    harness.fly.machines.destroy(harness.app(), machine["id"], force=True)
+    pod = harness.wait_phase("web", "Failed")
+    assert pod["status"]["reason"] == "NotFound"
+
+
+def test_a_lost_machine_is_noticed_even_if_its_id_could_never_be_written(
+    harness: Harness,
+) -> None:
+    harness.kube.fail("PATCH", r"/namespaces/default/pods/web$", 422, times=None)
+    harness.start()
+    harness.create_pod("web", restartPolicy="Never")
+    harness.wait_phase("web", "Running")
+    machine = harness.machine_of("web")
+    assert machine is not None
+    harness.fly.machines.destroy(harness.app(), machine["id"], force=True)
+    pod = harness.wait_phase("web", "Failed")
+    assert pod["status"]["reason"] == "NotFound"
+    assert MACHINE_ID_ANNOTATION not in (pod["metadata"].get("annotations") or {})
+    (lost,) = harness.events("web", "MachineLost")
+    assert machine["id"] in lost["message"]
