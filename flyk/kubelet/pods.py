@@ -77,6 +77,9 @@ class Namespace:
     listed: bool = False
     resync_pending: bool = False
     next_resync: float = 0.0
+    # pod uid -> (consecutive failures, not before): a pod whose refresh keeps failing (its
+    # status write refused) is backed off alone; the namespace's other pods go on.
+    refresh_backoff: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 class MachinesHealth:
@@ -451,8 +454,32 @@ class PodController:
                     space.machines.pop(uid, None)
                     space.recent.pop(uid, None)
         busy = False
-        for pod in pods.values():
-            busy |= self._refresh(space, pod)
+        now = time.monotonic()
+        for uid, pod in pods.items():
+            failures, not_before = space.refresh_backoff.get(uid, (0, 0.0))
+            if now < not_before:
+                continue
+            try:
+                busy |= self._refresh(space, pod)
+                space.refresh_backoff.pop(uid, None)
+            except (FlykError, KubeError) as error:
+                if isinstance(error, FlykError):
+                    self.health.record(error)
+                    if isinstance(error, NetworkError | ServerError | AuthError):
+                        raise  # the API is down for every pod: the resync backs off as one
+                intervals = self._config.intervals
+                delay = backoff(failures + 1, intervals.backoff_initial, intervals.backoff_max)
+                space.refresh_backoff[uid] = (failures + 1, now + delay)
+                name = pod["metadata"]["name"]
+                log.warning(
+                    "%s/%s: status not refreshed (again in %.1fs): %s",
+                    space.name,
+                    name,
+                    delay,
+                    error,
+                )
+        for uid in [u for u in space.refresh_backoff if u not in pods]:
+            space.refresh_backoff.pop(uid, None)
         intervals = self._config.intervals
         pause = (
             intervals.fast_resync
@@ -742,7 +769,6 @@ class PodController:
 
     def _machine_lost(self, space: Namespace, pod: JSON) -> None:
         """The pod had a machine and it is gone: recreate it unless the pod never restarts."""
-        meta = pod["metadata"]
         policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
         lost = self._lost_id(pod)
         if policy == "Never":

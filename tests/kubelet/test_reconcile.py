@@ -257,3 +257,19 @@ def test_a_lost_machine_is_noticed_even_if_its_id_could_never_be_written(
     assert MACHINE_ID_ANNOTATION not in (pod["metadata"].get("annotations") or {})
     (lost,) = harness.events("web", "MachineLost")
     assert machine["id"] in lost["message"]
+
+
+def test_one_pod_whose_status_is_refused_does_not_hold_up_its_namespace(
+    harness: Harness,
+) -> None:
+    refused = harness.kube.fail("PATCH", r"/namespaces/default/pods/bad/status$", 422, times=None)
+    harness.start()
+    harness.create_pod("bad")  # first in the namespace: its refresh comes first
+    eventually(lambda: harness.machine_of("bad"), what="bad's machine")
+    env = [{"name": "FLYK_SIM_RUN_SECONDS", "value": "0.3"}]
+    harness.create_pod(
+        "good", restartPolicy="Never", containers=[{"name": "job", "image": "x", "env": env}]
+    )
+    harness.wait_phase("good", "Succeeded")
+    assert refused.fired >= 2  # tried again, not given up on
+    assert harness.phase("bad") == "Pending"  # never written
