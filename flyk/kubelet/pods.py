@@ -34,6 +34,8 @@ from flyk.errors import (
     ServerError,
 )
 from flyk.k8s import records
+from flyk.k8s.cluster import _find_namespace_apps  # the rule `flyk ext k8s delete` follows
+from flyk.k8s.plan import app_name_for
 from flyk.kubelet import status as pod_status
 from flyk.kubelet import translate
 from flyk.kubelet.config import Intervals, KubeletConfig, namespace_app_name
@@ -219,23 +221,52 @@ class PodController:
     def _discover(self) -> None:
         """Start-up: visit the app of every namespace that has one, even with no pod left
         there, so that machines whose pods vanished while the kubelet was away are found
-        (the first resync destroys them). Namespace apps are recognised by their derived
-        name; retried until both APIs answer."""
+        (the first resync destroys them); and destroy the machines left in the apps of
+        namespaces deleted while it was away (`_clear_deleted_namespaces`). Retried until
+        both APIs answer."""
         failures = 0
+        cluster, org = self._config.cluster, self._config.org
         while not self._stop.is_set():
             try:
+                apps = {app.name for app in self._fly.apps.list(org)}
                 namespaces = self._kube.list_namespaces()
-                apps = {app.name for app in self._fly.apps.list(self._config.org)}
+                for namespace in namespaces:
+                    if namespace_app_name(cluster, namespace, org) in apps:
+                        self._space(namespace).app_ready = True
+                self._clear_deleted_namespaces(namespaces)
             except (KubeError, FlykError) as error:
                 failures += 1
                 log.warning("discovering namespace apps: %s", error)
                 self._stop.wait(backoff(failures, self._config.intervals.backoff_initial, 30.0))
                 continue
-            cluster, org = self._config.cluster, self._config.org
-            for namespace in namespaces:
-                if namespace_app_name(cluster, namespace, org) in apps:
-                    self._space(namespace).app_ready = True
             return
+
+    def _clear_deleted_namespaces(self, namespaces: Iterable[str]) -> None:
+        """The cluster's namespace apps (found as `flyk ext k8s delete` finds them: machines
+        carrying `flyk_cluster`, or the marker secrets) whose namespace no longer exists get
+        their machines destroyed. The app itself stays, empty, as it does when a namespace is
+        deleted while the kubelet runs: it is reused if the namespace comes back, and removed
+        with the cluster."""
+        cluster, org = self._config.cluster, self._config.org
+        live = {namespace_app_name(cluster, namespace, org) for namespace in namespaces}
+        for found in _find_namespace_apps(self._fly, app_name_for(cluster, org), cluster, org):
+            with self._lock:
+                known = {space.app for space in self._namespaces.values()}
+            if found.app in live or found.app in known or not found.machines:
+                continue  # (known: a namespace the watch saw after the list)
+            machines = self._fly.machines.list(found.app, metadata={records.META_CLUSTER: cluster})
+            for machine in machines:
+                if machine.state in pod_status.GONE_STATES:
+                    continue
+                log.info(
+                    "destroying machine %s of %s: its namespace no longer exists",
+                    machine.id,
+                    found.app,
+                )
+                try:
+                    self._fly.machines.destroy(found.app, machine.id, force=True)
+                except NotFoundError:
+                    pass
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

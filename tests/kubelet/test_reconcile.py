@@ -273,3 +273,30 @@ def test_one_pod_whose_status_is_refused_does_not_hold_up_its_namespace(
     harness.wait_phase("good", "Succeeded")
     assert refused.fired >= 2  # tried again, not given up on
     assert harness.phase("bad") == "Pending"  # never written
+
+
+def test_machines_of_a_namespace_deleted_while_the_kubelet_was_away_are_destroyed(
+    harness: Harness,
+) -> None:
+    harness.kube.create("namespaces", {"metadata": {"name": "tmp"}})
+    # Another cluster's namespace app of the same org, with its marker and a machine: not ours.
+    other = "flyk-other-tmp-00000000"
+    harness.fly.apps.create(other, ORG)
+    harness.fly.secrets.set(other, {"FLYK_CLUSTER": "other", "FLYK_ORG": ORG})
+    config = MachineConfig.from_api(
+        {"image": "nginx", "metadata": {"flyk_cluster": "other", "flyk_pod_uid": "x"}}
+    )
+    harness.fly.machines.create(other, config, region="iad")
+    harness.start()
+    harness.create_pod("web", namespace="tmp")
+    harness.wait_phase("web", "Running", "tmp")
+    harness.stop()
+    # While it is away: the namespace goes, with its pods.
+    harness.kube.store.remove("pods", "tmp", "web")
+    harness.kube.store.remove("namespaces", "", "tmp")
+    harness.start()
+    eventually(lambda: harness.machines("tmp") == [], what="the machine destroyed")
+    # The app stays, empty and still marked, as after a namespace deleted while running.
+    secrets = {s.name for s in harness.fly.secrets.list(harness.app("tmp"))}
+    assert {"FLYK_CLUSTER", "FLYK_NAMESPACE", "FLYK_ORG"} <= secrets
+    assert [m.state for m in harness.fly.machines.list(other)] == ["started"]
