@@ -29,6 +29,7 @@ from flyk.errors import (
     AuthError,
     CapacityError,
     FlykError,
+    InvalidRequestError,
     NetworkError,
     NotFoundError,
     ServerError,
@@ -713,6 +714,14 @@ class PodController:
                 )
             except CapacityError as error:
                 self._no_capacity(pod, plan, error)
+                raise Retry(error.message) from error
+            except InvalidRequestError as error:
+                # Refused as invalid (400/422): said on the pod, as virtual-kubelet providers
+                # do (ProviderFailed); retried with backoff (a Secret or the spec may change),
+                # the Event told once per distinct message.
+                message = f"the Machines API refused the machine: {error.message}"
+                self._event(pod, "Warning", "FailedCreate", message)
+                self._pending(pod, "ProviderFailed", message)
                 raise Retry(error.message) from error
             except FlykError:
                 space.listed = False  # it may exist after all: list before creating again

@@ -387,3 +387,31 @@ def test_a_liveness_check_that_fails_later_is_noticed_at_the_probes_pace(
         assert not harness.calls.matching("GET", f"/machines/{machine['id']}")  # lists only
     finally:
         harness.close()
+
+
+def test_a_create_refused_by_the_api_is_told_on_the_pod_and_retried(harness: Harness) -> None:
+    """An image the Machines API refuses (400): a Warning Event `FailedCreate` with the API's
+    message, once, and Pending with reason ProviderFailed, while the create is retried."""
+    harness.start()
+    harness.create_pod("bad", containers=[{"name": "app", "image": " "}])
+    pod = eventually(
+        lambda: (p := harness.pod("bad")) and p["status"].get("reason") == "ProviderFailed" and p,
+        what="ProviderFailed",
+    )
+    assert pod["status"]["phase"] == "Pending"
+    assert "image" in pod["status"]["message"]
+    (state,) = [c["state"] for c in pod["status"]["containerStatuses"]]
+    assert state["waiting"]["reason"] == "ProviderFailed"
+    (event,) = harness.events("bad", "FailedCreate")
+    assert event["type"] == "Warning"
+    assert event["message"] == pod["status"]["message"]
+    refused = [c for c in harness.calls.matching("POST", "/machines") if c.status == 400]
+    eventually(
+        lambda: (
+            len([c for c in harness.calls.matching("POST", "/machines") if c.status == 400])
+            > len(refused)
+        ),
+        what="a retry",
+    )
+    assert len(harness.events("bad", "FailedCreate")) == 1  # not one per attempt
+    assert harness.machines() == []
