@@ -44,7 +44,9 @@ class Intervals:
     backoff_initial: float = 1.0  # retry of a failed reconcile (capacity, API errors)
     backoff_max: float = 300.0
     stop_wait: float = 10.0  # extra time, beyond the grace period, for a machine to stop
-    liveness_backoff: float = 10.0  # first wait between restarts for a failing liveness check
+    # First wait between the kubelet's own restarts: for a failing liveness check, and for a
+    # stopped machine whose pod restarts (CrashLoopBackOff's 10 s, doubling to backoff_max).
+    liveness_backoff: float = 10.0
     # A settled namespace whose running pods have liveness probes is listed at the probes'
     # pace (period × failureThreshold; the period alone while a check fails), never more
     # often than this: one list per namespace, so the call rate still ignores the pod count.

@@ -210,6 +210,7 @@ class PodController:
         # pod uid -> the id of the machine this kubelet saw for it (made or listed): with the
         # `fly.io/machine-id` annotation, what tells a lost machine from one never made.
         self._had: dict[str, str] = {}
+        self._restarts: dict[str, tuple[int, float]] = {}  # uid -> (starts again, next allowed)
         self.synced = threading.Event()  # the first list has filled the cache
 
     # lifecycle --------------------------------------------------------------------------
@@ -538,6 +539,8 @@ class PodController:
         machine = self._with_exit_events(space, machine)
         new = pod_status.pod_status(pod, machine, host_ip=self._config.node_ip)
         self._write_status(pod, new)
+        if pod_status.restarts_when_stopped(pod, machine):
+            return self._start_again(space, pod, machine)
         self._check_liveness(space, pod, machine)
         transient = new["phase"] == "Running" and machine.get("state") != "started"
         return new["phase"] == "Pending" or transient
@@ -572,6 +575,34 @@ class PodController:
         delay = backoff(count + 1, intervals.liveness_backoff, intervals.backoff_max)
         self._liveness[uid] = (count + 1, now + delay)
         self._soon(space)
+
+    def _start_again(self, space: Namespace, pod: JSON, machine: JSON) -> bool:
+        """A machine stopped (by someone else, or by Fly giving up on `on-failure`) whose pod
+        Kubernetes would restart: start it, at once the first time, then spaced like
+        CrashLoopBackOff (`liveness_backoff` doubling to `backoff_max`). True: look again soon."""
+        uid = pod["metadata"]["uid"]
+        count, not_before = self._restarts.get(uid, (0, 0.0))
+        now = time.monotonic()
+        if now < not_before:
+            space.next_resync = min(space.next_resync, not_before)
+            return False
+        if now > not_before + 2 * self._config.intervals.backoff_max:
+            count = 0  # it ran a good while since: the backoff starts over, as Kubernetes does
+        info = pod_status.last_exit(machine)
+        why = "no exit code" if info is None else f"exit code {info.exit_code}"
+        policy = pod_status.restart_policy(pod)
+        self._event(
+            pod,
+            "Warning",
+            "MachineStopped",
+            f"machine {machine['id']} stopped ({why}); starting it again (restartPolicy {policy})",
+        )
+        self._fly.machines.start(space.app, machine["id"])
+        intervals = self._config.intervals
+        delay = backoff(count + 1, intervals.liveness_backoff, intervals.backoff_max)
+        self._restarts[uid] = (count + 1, now + delay)
+        self._soon(space)
+        return True
 
     def _with_exit_events(self, space: Namespace, machine: JSON) -> JSON:
         """A stopped machine whose list entry lacks its exit event gets its events fetched
@@ -878,6 +909,7 @@ class PodController:
         self._stopping.pop(uid, None)
         self._liveness.pop(uid, None)
         self._had.pop(uid, None)
+        self._restarts.pop(uid, None)
         self._told = {told for told in self._told if told[0] != uid}
 
     # writing to the pod -----------------------------------------------------------------

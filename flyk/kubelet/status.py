@@ -76,13 +76,41 @@ def last_exit(machine: JSON) -> ExitInfo | None:
 
 
 def restart_count(machine: JSON) -> int:
-    """Exits after which the machine restarted itself (the events list may be truncated)."""
+    """Exits after which the machine ran again: those it restarted itself after (`restarting`)
+    and those followed by a start (the kubelet started a stopped machine again). The events
+    list may be truncated."""
     count = 0
+    exited = False
     for event in _sorted_events(machine):
+        kind = event.get("type")
         exit_event = (event.get("request") or {}).get("exit_event") or {}
-        if event.get("type") == "exit" and exit_event.get("restarting"):
-            count += 1
+        if kind == "exit" and exit_event.get("restarting"):
+            count, exited = count + 1, False
+        elif kind == "exit":
+            exited = True
+        elif kind == "start" and event.get("status") == "started" and exited:
+            count, exited = count + 1, False
     return count
+
+
+def restart_policy(pod: JSON) -> str:
+    return str((pod.get("spec") or {}).get("restartPolicy") or "Always")
+
+
+def restarts_when_stopped(pod: JSON, machine: JSON) -> bool:
+    """Whether Kubernetes would run this stopped machine's containers again: always with
+    `restartPolicy: Always`, after a failure (exit ≠ 0, OOM, or no exit known) with
+    `OnFailure`. Then the kubelet starts the machine again and the pod stays Running (Fly does
+    not restart a machine someone stopped, and gives up on `on-failure` after `max_retries`)."""
+    if machine.get("state") not in STOPPED_STATES:
+        return False
+    policy = restart_policy(pod)
+    if policy == "Always":
+        return True
+    if policy != "OnFailure":
+        return False
+    info = last_exit(machine)
+    return info is None or info.exit_code != 0 or info.oom_killed
 
 
 def last_start_time(machine: JSON) -> str | None:
@@ -188,6 +216,10 @@ def pod_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
     elif state in FAILED_STATES:
         phase = "Failed"
         container_state = _terminated(info) if info else _launch_failed(machine)
+    elif state in STOPPED_STATES and restarts_when_stopped(pod, machine):
+        # To be started again by the kubelet: Running, waiting, the exit as lastState.
+        phase = "Running"
+        container_state = creating
     elif state in STOPPED_STATES:
         if info is None:
             phase = "Failed"
@@ -198,6 +230,8 @@ def pod_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
     else:
         phase, container_state = "Pending", creating
     last = _terminated(info) if info and phase == "Running" and restarts else None
+    if phase == "Running" and state in STOPPED_STATES:
+        last = _terminated(info) if info else {"terminated": {"exitCode": 143, "reason": "Stopped"}}
     running = phase == "Running"
     statuses = []
     for container in _containers(pod):

@@ -415,3 +415,51 @@ def test_a_create_refused_by_the_api_is_told_on_the_pod_and_retried(harness: Har
     )
     assert len(harness.events("bad", "FailedCreate")) == 1  # not one per attempt
     assert harness.machines() == []
+
+
+def test_an_always_pod_whose_machine_is_stopped_by_someone_else_keeps_running(
+    harness: Harness,
+) -> None:
+    harness.start()
+    harness.create_pod("web", restartPolicy="Always")
+    harness.wait_phase("web", "Running")
+    machine = harness.machine_of("web")
+    assert machine is not None
+    harness.fly.machines.stop(harness.app(), machine["id"])
+    (event,) = eventually(lambda: harness.events("web", "MachineStopped"))
+    assert event["type"] == "Warning" and "restartPolicy Always" in event["message"]
+
+    def restarted() -> dict | None:
+        pod = harness.pod("web") or {}
+        (container,) = pod.get("status", {}).get("containerStatuses") or [{}]
+        return container if container.get("restartCount") == 1 and container["ready"] else None
+
+    container = eventually(restarted, what="running again after one restart")
+    assert "running" in container["state"]
+    assert container["lastState"]["terminated"]["exitCode"] == 0
+    assert harness.calls.matching("POST", f"/machines/{machine['id']}/start")
+    assert (harness.machine_of("web") or {})["state"] == "started"
+    assert "Succeeded" not in phases_written(harness.kube, "web")
+    assert harness.phase("web") == "Running"
+
+
+def test_an_on_failure_pod_is_started_again_after_fly_gives_up(harness: Harness) -> None:
+    """Fly's `on-failure` stops retrying after `max_retries`; Kubernetes would go on (with
+    backoff), so the kubelet starts the machine again and the pod never turns Failed."""
+    harness.start()
+    env = sim_env(run_seconds="0.02", exit_code="3")
+    harness.create_pod(
+        "job", restartPolicy="OnFailure", containers=[{"name": "job", "image": "x", "env": env}]
+    )
+    machine = eventually(lambda: harness.machine_of("job"))
+    assert machine["config"]["restart"]["policy"] == "on-failure"
+    eventually(lambda: harness.events("job", "MachineStopped"), what="Fly gave up")
+    eventually(
+        lambda: harness.calls.matching("POST", f"/machines/{machine['id']}/start"),
+        what="started again",
+    )
+    pod = harness.pod("job")
+    assert pod is not None and pod["status"]["phase"] == "Running"
+    assert "Failed" not in phases_written(harness.kube, "job")
+    (container,) = pod["status"]["containerStatuses"]
+    assert container["restartCount"] >= 1

@@ -20,7 +20,7 @@ APPS = [{"name": "web", "image": "nginx:1.27"}, {"name": "log", "image": "fluent
 def multi_pod(status: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "metadata": {"name": "multi", "namespace": "shop", "uid": "u-1"},
-        "spec": {"initContainers": INITS, "containers": APPS},
+        "spec": {"initContainers": INITS, "containers": APPS, "restartPolicy": "Never"},
     }
     if status is not None:
         body["status"] = status
@@ -176,3 +176,56 @@ def test_a_restarting_machine_keeps_the_pod_running_with_the_last_exit() -> None
     assert container["ready"] is False and container["restartCount"] == 1
     assert container["lastState"]["terminated"]["exitCode"] == 1
     assert condition(status, "Ready") == "False"
+
+
+def one(policy: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p", "namespace": "n", "uid": "u"},
+        "spec": {"containers": APPS[:1], "restartPolicy": policy},
+    }
+
+
+STOPPED = [
+    # policy, machine, phase, container state (kind, reason, exit code), lastState exit code
+    ("Always", machine("stopped", START, exit_event(0)), "Running", ("waiting", "ContainerCreating", None), 0),
+    ("Always", machine("stopped", START, exit_event(3)), "Running", ("waiting", "ContainerCreating", None), 3),
+    ("Always", machine("stopped", START), "Running", ("waiting", "ContainerCreating", None), 143),
+    ("Always", machine("suspended", START), "Running", ("waiting", "ContainerCreating", None), 143),
+    ("OnFailure", machine("stopped", START, exit_event(0)), "Succeeded", ("terminated", "Completed", 0), None),
+    ("OnFailure", machine("stopped", START, exit_event(3)), "Running", ("waiting", "ContainerCreating", None), 3),
+    ("OnFailure", machine("stopped", START), "Running", ("waiting", "ContainerCreating", None), 143),
+    ("Never", machine("stopped", START, exit_event(0)), "Succeeded", ("terminated", "Completed", 0), None),
+    ("Never", machine("stopped", START, exit_event(3)), "Failed", ("terminated", "Error", 3), None),
+    # a failed machine is not a stopped one: Failed whatever the policy
+    ("Always", machine("failed", START, exit_event(2)), "Failed", ("terminated", "Error", 2), None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("policy", "m", "phase", "state", "last"), STOPPED)
+def test_a_stopped_machine_follows_the_restart_policy(policy: str, m, phase, state, last) -> None:
+    pod = one(policy)
+    status = st.pod_status(pod, m, host_ip="h")
+    assert status["phase"] == phase
+    (container,) = status["containerStatuses"]
+    assert brief(container) == state
+    assert st.restarts_when_stopped(pod, m) is (phase == "Running")
+    if last is None:
+        assert "lastState" not in container
+    else:
+        assert container["lastState"]["terminated"]["exitCode"] == last
+        assert container["ready"] is False
+
+
+def test_an_exit_followed_by_a_start_is_a_restart() -> None:
+    """The kubelet started a stopped machine again: that exit counts, as Fly's own restarts
+    (`restarting`) do, and each once."""
+    m = machine(
+        "started",
+        START,
+        exit_event(0, at=1500),  # stopped by someone, started again by the kubelet
+        {**START, "timestamp": 1600},
+        exit_event(1, restarting=True, at=1700),  # Fly's own restart
+        {**START, "timestamp": 1800},
+        exit_event(0, at=1900),  # stopped, not started again (yet)
+    )
+    assert st.restart_count(m) == 2
