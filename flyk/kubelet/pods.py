@@ -77,6 +77,7 @@ class Namespace:
     # (the API is eventually consistent), and taking it for lost would make a second one.
     recent: dict[str, tuple[float, JSON]] = field(default_factory=dict)
     app_ready: bool = False
+    marked: bool = False  # the app carries the marker secrets (checked once per kubelet run)
     listed: bool = False
     resync_pending: bool = False
     next_resync: float = 0.0
@@ -670,26 +671,31 @@ class PodController:
         )
 
     def _ensure_app(self, space: Namespace) -> None:
-        """The namespace's app, created on first use and marked as the cluster's."""
-        if space.app_ready:
+        """The namespace's app, created on first use, and marked as the cluster's: the marker
+        secrets are set whenever they are missing (a create that stopped between the app and
+        its secrets, an app made by an older flyk), checked once per kubelet run."""
+        if space.app_ready and space.marked:
             return
         with space.lock:
-            if space.app_ready:
+            if not space.app_ready:
+                try:
+                    self._fly.apps.get(space.app)
+                except NotFoundError:
+                    self._fly.apps.create(space.app, self._config.org)
+                    log.info("created app %s for namespace %s", space.app, space.name)
+                    space.marked = False
+                space.app_ready = True
+            if space.marked:
                 return
-            try:
-                self._fly.apps.get(space.app)
-            except NotFoundError:
-                self._fly.apps.create(space.app, self._config.org)
-                self._fly.secrets.set(
-                    space.app,
-                    {
-                        records.MARKER_CLUSTER: self._config.cluster,
-                        records.MARKER_NAMESPACE: space.name,
-                        records.MARKER_ORG: self._config.org,
-                    },
-                )
-                log.info("created app %s for namespace %s", space.app, space.name)
-            space.app_ready = True
+            markers = {
+                records.MARKER_CLUSTER: self._config.cluster,
+                records.MARKER_NAMESPACE: space.name,
+                records.MARKER_ORG: self._config.org,
+            }
+            names = {secret.name for secret in self._fly.secrets.list(space.app)}
+            if not set(markers) <= names:
+                self._fly.secrets.set(space.app, markers)
+            space.marked = True
 
     def _plan(self, pod: JSON) -> translate.MachinePlan:
         """Translate, after fetching the Secrets and ConfigMaps the pod references."""

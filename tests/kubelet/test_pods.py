@@ -463,3 +463,15 @@ def test_an_on_failure_pod_is_started_again_after_fly_gives_up(harness: Harness)
     assert "Failed" not in phases_written(harness.kube, "job")
     (container,) = pod["status"]["containerStatuses"]
     assert container["restartCount"] >= 1
+
+
+def test_an_app_that_lacks_its_marker_secrets_gets_them(harness: Harness) -> None:
+    """The app exists without the markers (a create that stopped between the two): the kubelet
+    sets them, so that `flyk ext k8s delete` still finds the app once its machines are gone."""
+    harness.fly.apps.create(harness.app("shop"), "personal")
+    harness.kube.create("namespaces", {"metadata": {"name": "shop"}})
+    harness.start()
+    harness.create_pod("web", namespace="shop")
+    harness.wait_phase("web", "Running", "shop")
+    secrets = {s.name for s in harness.fly.secrets.list(harness.app("shop"))}
+    assert {"FLYK_CLUSTER", "FLYK_NAMESPACE", "FLYK_ORG"} <= secrets
