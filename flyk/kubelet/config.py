@@ -51,6 +51,9 @@ class Intervals:
     # pace (period × failureThreshold; the period alone while a check fails), never more
     # often than this: one list per namespace, so the call rate still ignores the pod count.
     liveness_floor: float = 5.0
+    # How long the regions a placement query named as having room are believed (capacity
+    # moves; pods waiting on capacity are told current alternatives, asked at most this often).
+    placements_ttl: float = 300.0
 
 
 @dataclass(frozen=True)

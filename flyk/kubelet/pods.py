@@ -205,7 +205,8 @@ class PodController:
         self._stop = threading.Event()
         self._written: dict[str, JSON] = {}  # pod uid -> the status last written
         self._told: set[tuple[str, str, str]] = set()  # (uid, reason, message) events sent
-        self._placements: dict[tuple[str, str], tuple[str, ...]] = {}
+        # (region, size) -> (when asked, regions that had room): asked again once stale
+        self._placements: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
         self._stopping: dict[str, float] = {}  # pod uid -> when to stop waiting for the stop
         self._liveness: dict[str, tuple[int, float]] = {}  # pod uid -> (restarts, next allowed)
         # pod uid -> the id of the machine this kubelet saw for it (made or listed): with the
@@ -331,7 +332,10 @@ class PodController:
         fresh = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in pods}
         with self._lock:
             gone = [key for key in self._pods if key not in fresh]
+            gone_uids = [self._pods[key]["metadata"]["uid"] for key in gone]
             self._pods = fresh
+        for uid in gone_uids:
+            self._forget(uid)
         for namespace, name in [*gone, *fresh]:
             self._enqueue(namespace, name)
         self.synced.set()
@@ -347,6 +351,8 @@ class PodController:
                     del self._pods[key]
             else:
                 self._pods[key] = pod
+        if kind == "DELETED":
+            self._forget(meta["uid"])  # force-deleted pods too; its machine goes at the resync
         if kind == "DELETED" or before is None or _spec_view(before) != _spec_view(pod):
             self._enqueue(*key)
 
@@ -487,6 +493,7 @@ class PodController:
                 with space.lock:
                     space.machines.pop(uid, None)
                     space.recent.pop(uid, None)
+                self._forget(uid)
         busy = False
         now = time.monotonic()
         for uid, pod in pods.items():
@@ -775,10 +782,15 @@ class PodController:
 
     def _alternatives(self, plan: translate.MachinePlan, error: CapacityError) -> tuple[str, ...]:
         """Regions that could take this machine now: the API's own list, else a placement
-        query (asked once per pod and size; capacity failures are retried with backoff)."""
+        query (asked once per region and size every `placements_ttl`, however many pods wait;
+        capacity failures are retried with backoff)."""
         if error.alternatives:
             return tuple(error.alternatives)
         key = (plan.region, plan.size.label)
+        now = time.monotonic()
+        ttl = self._config.intervals.placements_ttl
+        for stale in [k for k, (asked, _) in self._placements.items() if now - asked > ttl]:
+            self._placements.pop(stale, None)
         if key not in self._placements:
             try:
                 placements = self._fly.platform.placements(
@@ -791,8 +803,8 @@ class PodController:
                 log.info("placement query failed: %s", failure)
                 found = []
             wanted = set(translate.allowed_regions(plan.region))
-            self._placements[key] = tuple(r for r in found if r not in wanted)
-        return self._placements[key]
+            self._placements[key] = (now, tuple(r for r in found if r not in wanted))
+        return self._placements[key][1]
 
     def _no_capacity(self, pod: JSON, plan: translate.MachinePlan, error: CapacityError) -> None:
         region = error.region or plan.region
@@ -909,6 +921,14 @@ class PodController:
             self._fly.machines.destroy(space.app, machine["id"], force=True)
         except NotFoundError:
             pass
+
+    def tracked(self) -> set[str]:
+        """The pod UIDs this kubelet keeps something about (status written, events told, …):
+        the pods it knows, and for a moment those being deleted; never all it ever saw."""
+        with self._lock:
+            uids = {*self._written, *self._stopping, *self._liveness, *self._had}
+            uids |= {*self._restarts, *(told[0] for told in self._told)}
+        return uids
 
     def _forget(self, uid: str) -> None:
         self._written.pop(uid, None)

@@ -475,3 +475,24 @@ def test_an_app_that_lacks_its_marker_secrets_gets_them(harness: Harness) -> Non
     harness.wait_phase("web", "Running", "shop")
     secrets = {s.name for s in harness.fly.secrets.list(harness.app("shop"))}
     assert {"FLYK_CLUSTER", "FLYK_NAMESPACE", "FLYK_ORG"} <= secrets
+
+
+def test_regions_with_room_are_asked_again_once_stale(
+    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+) -> None:
+    """A pod waiting on capacity is told current alternatives: the placement query's answer
+    is kept `placements_ttl` (here nothing), not for the kubelet's life."""
+    harness = Harness(
+        kube, kubeconfig, backend, intervals=dataclasses.replace(FAST, placements_ttl=0.0)
+    )
+    try:
+        backend.capacity.set("iad", 0)
+        harness.start()
+        harness.create_pod("web")
+        eventually(lambda: harness.events("web", "InsufficientCapacity"))
+        eventually(
+            lambda: len(harness.calls.matching("POST", "/platform/placements")) >= 2,
+            what="a second placement query",
+        )
+    finally:
+        harness.close()

@@ -300,3 +300,21 @@ def test_machines_of_a_namespace_deleted_while_the_kubelet_was_away_are_destroye
     secrets = {s.name for s in harness.fly.secrets.list(harness.app("tmp"))}
     assert {"FLYK_CLUSTER", "FLYK_NAMESPACE", "FLYK_ORG"} <= secrets
     assert [m.state for m in harness.fly.machines.list(other)] == ["started"]
+
+
+def test_nothing_is_kept_about_pods_that_are_gone(harness: Harness) -> None:
+    """Per-pod records (statuses written, events told, machines seen) go with the pod: a
+    force-deleted pod (its machine then destroyed as an orphan) and a deleted one alike."""
+    kubelet = harness.start().kubelet
+    assert kubelet is not None
+    for name in ("a", "b"):
+        harness.create_pod(name)
+    for name in ("a", "b"):
+        harness.wait_phase(name, "Running")
+    uids = {harness.pod(n)["metadata"]["uid"] for n in ("a", "b")}  # type: ignore[index]
+    assert uids <= kubelet.pods.tracked()
+    harness.delete_pod("a", grace=0)  # force: the pod object is gone at once
+    harness.delete_pod("b", grace=1)
+    eventually(lambda: harness.machines() == [], what="both machines destroyed")
+    eventually(lambda: harness.pod("b") is None, what="b removed")
+    eventually(lambda: not kubelet.pods.tracked() & uids, what="nothing kept")
