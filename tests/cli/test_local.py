@@ -50,8 +50,14 @@ def test_flyk_local_db_moves_the_state(
 def test_serve_speaks_the_machines_api_over_http(isolated_env: Path) -> None:
     flyk = [sys.executable, "-m", "flyk"]
     env = dict(os.environ)
+    # Ctrl-C is SIGINT with Python's default handler, whatever this process inherited: a test
+    # run started as a background job (or under nohup) ignores SIGINT, and so would the server.
+    serve = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'flyk'; runpy.run_module('flyk', run_name='__main__', alter_sys=True)"
+    )
     server = subprocess.Popen(
-        [*flyk, "local", "serve", "--port", "0", "--timing", "instant"],
+        [sys.executable, "-c", serve, "local", "serve", "--port", "0", "--timing", "instant"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -74,6 +80,11 @@ def test_serve_speaks_the_machines_api_over_http(isolated_env: Path) -> None:
         assert json.loads(created.stdout)["name"] == "served"
     finally:
         server.send_signal(signal.SIGINT)
-        _, stderr = server.communicate(timeout=10)
+        try:
+            _, stderr = server.communicate(timeout=60)
+        finally:
+            if server.poll() is None:  # never leave it running for a later test to trip on
+                server.kill()
+                server.communicate()
     assert server.returncode == 0
     assert stderr.splitlines()[-1] == "Stopped."
