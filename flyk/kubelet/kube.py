@@ -126,6 +126,9 @@ class KubeApi:
         except (ApiError, httpx2.HTTPError) as error:
             raise _wrap(error) from error
 
+    def namespace_exists(self, name: str) -> bool:
+        return self._get_optional(Namespace, name, None) is not None
+
     # things pods reference --------------------------------------------------------------
     def get_secret(self, namespace: str, name: str) -> JSON | None:
         return self._get_optional(Secret, name, namespace)

@@ -274,7 +274,9 @@ class PodController:
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
-        self._threads.append(thread)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
         thread.start()
 
     def join(self, timeout: float) -> None:
@@ -378,7 +380,31 @@ class PodController:
         return space
 
     def _enqueue(self, namespace: str, name: str) -> None:
-        self._space(namespace).queue.add(name)
+        while True:
+            space = self._space(namespace)
+            with self._lock:  # against `_prune`: a key is never added to a queue being closed
+                if self._namespaces.get(namespace) is space:
+                    space.queue.add(name)
+                    return
+
+    def _prune(self, space: Namespace) -> None:
+        """A namespace with no pod and no machine left that no longer exists in the API loses
+        its workers and its lists: they follow existing namespaces, not every one ever seen
+        (one that comes back starts afresh)."""
+        try:
+            if self._kube.namespace_exists(space.name):
+                return
+        except KubeError as error:
+            log.info("namespace %s: %s", space.name, error)
+            return
+        with self._lock:
+            if self._namespaces.get(space.name) is not space or len(space.queue):
+                return
+            if any(namespace == space.name for namespace, _ in self._pods):
+                return
+            del self._namespaces[space.name]
+            space.queue.close()  # its workers end
+        log.info("namespace %s no longer exists; its workers stop", space.name)
 
     def _work(self, space: Namespace) -> None:
         while (key := space.queue.get(self._stop)) is not None:
@@ -529,6 +555,8 @@ class PodController:
         )
         space.next_resync = min(space.next_resync, time.monotonic() + pause)
         space.resync_pending = False
+        if not pods and not space.machines and not space.recent:
+            self._prune(space)
 
     def _refresh(self, space: Namespace, pod: JSON) -> bool:
         """Bring one pod's status up to date from the listed machine; True while unsettled."""

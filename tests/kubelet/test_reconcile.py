@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -318,3 +319,38 @@ def test_nothing_is_kept_about_pods_that_are_gone(harness: Harness) -> None:
     eventually(lambda: harness.machines() == [], what="both machines destroyed")
     eventually(lambda: harness.pod("b") is None, what="b removed")
     eventually(lambda: not kubelet.pods.tracked() & uids, what="nothing kept")
+
+
+def test_a_deleted_namespace_loses_its_workers_and_its_lists(harness: Harness) -> None:
+    harness.kube.create("namespaces", {"metadata": {"name": "default"}})
+    harness.kube.create("namespaces", {"metadata": {"name": "tmp"}})
+    harness.start()
+    harness.create_pod("web")
+    harness.create_pod("job", namespace="tmp")
+    harness.wait_phase("web", "Running")
+    harness.wait_phase("job", "Running", "tmp")
+
+    def workers(namespace: str) -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith(f"flyk-{namespace}-")]
+
+    assert workers("tmp") and workers("default")
+    # The namespace is deleted: its pods first (the kubelet destroys their machines), then it.
+    harness.delete_pod("job", "tmp", grace=0)
+    eventually(lambda: harness.machines("tmp") == [], what="tmp's machine destroyed")
+    harness.kube.store.remove("namespaces", "", "tmp")
+    eventually(lambda: not workers("tmp"), what="tmp's workers stopped")
+    tmp_lists = len(harness.calls.matching("GET", f"/apps/{harness.app('tmp')}/machines"))
+    default_lists = len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines"))
+    eventually(
+        lambda: (
+            len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines"))
+            >= default_lists + 5
+        ),
+        what="default listed on",
+    )
+    assert len(harness.calls.matching("GET", f"/apps/{harness.app('tmp')}/machines")) == tmp_lists
+    assert workers("default")  # an existing namespace keeps its workers, empty or not
+    # A namespace of that name made again starts afresh.
+    harness.kube.create("namespaces", {"metadata": {"name": "tmp"}})
+    harness.create_pod("again", namespace="tmp")
+    harness.wait_phase("again", "Running", "tmp")
