@@ -217,8 +217,9 @@ def machine_name(pod: JSON) -> str:
 
 
 def pod_region(pod: JSON, default_region: str) -> str:
-    """The cluster's region, or the `fly.io/region` annotation (a list like "iad,ord" allows
-    fallback; anything else never moves)."""
+    """The cluster's region, or the `fly.io/region` annotation, sent as written: a list like
+    "iad,ord" allows fallback, and so does an expression the API resolves ("any", a group);
+    a region code never moves (docs/kubernetes.md)."""
     annotations = pod["metadata"].get("annotations") or {}
     value = str(annotations.get(REGION_ANNOTATION, "")).replace(" ", "")
     return value or default_region
