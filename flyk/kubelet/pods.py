@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from flyk.api import LAUNCH_ID_KEY, FlyClient, GuestConfig, MachineConfig
+from flyk.api import LAUNCH_ID_KEY, App, FlyClient, GuestConfig, MachineConfig
 from flyk.errors import (
     AuthError,
     CapacityError,
@@ -232,12 +232,13 @@ class PodController:
         cluster, org = self._config.cluster, self._config.org
         while not self._stop.is_set():
             try:
-                apps = {app.name for app in self._fly.apps.list(org)}
+                listed = self._fly.apps.list(org)
+                apps = {app.name for app in listed}
                 namespaces = self._kube.list_namespaces()
                 for namespace in namespaces:
                     if namespace_app_name(cluster, namespace, org) in apps:
                         self._space(namespace).app_ready = True
-                self._clear_deleted_namespaces(namespaces)
+                self._clear_deleted_namespaces(namespaces, listed)
             except (KubeError, FlykError) as error:
                 failures += 1
                 log.warning("discovering namespace apps: %s", error)
@@ -245,7 +246,7 @@ class PodController:
                 continue
             return
 
-    def _clear_deleted_namespaces(self, namespaces: Iterable[str]) -> None:
+    def _clear_deleted_namespaces(self, namespaces: Iterable[str], apps: list[App]) -> None:
         """The cluster's namespace apps (found as `flyk ext k8s delete` finds them: machines
         carrying `flyk_cluster`, or the marker secrets) whose namespace no longer exists get
         their machines destroyed. The app itself stays, empty, as it does when a namespace is
@@ -253,7 +254,8 @@ class PodController:
         with the cluster."""
         cluster, org = self._config.cluster, self._config.org
         live = {namespace_app_name(cluster, namespace, org) for namespace in namespaces}
-        for found in _find_namespace_apps(self._fly, app_name_for(cluster, org), cluster, org):
+        cluster_app = app_name_for(cluster, org)
+        for found in _find_namespace_apps(self._fly, cluster_app, cluster, org, apps):
             with self._lock:
                 known = {space.app for space in self._namespaces.values()}
             if found.app in live or found.app in known or not found.machines:
