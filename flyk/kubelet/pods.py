@@ -204,7 +204,10 @@ class PodController:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._written: dict[str, JSON] = {}  # pod uid -> the status last written
-        self._told: set[tuple[str, str, str]] = set()  # (uid, reason, message) events sent
+        # pod uid -> (reason, message) of the events sent; the reflector forgets a pod while
+        # workers tell, hence the lock.
+        self._told: dict[str, set[tuple[str, str]]] = {}
+        self._told_lock = threading.Lock()
         # (region, size) -> (when asked, regions that had room): asked again once stale
         self._placements: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
         self._stopping: dict[str, float] = {}  # pod uid -> when to stop waiting for the stop
@@ -957,7 +960,9 @@ class PodController:
         the pods it knows, and for a moment those being deleted; never all it ever saw."""
         with self._lock:
             uids = {*self._written, *self._stopping, *self._liveness, *self._had}
-            uids |= {*self._restarts, *(told[0] for told in self._told)}
+            uids |= {*self._restarts}
+        with self._told_lock:
+            uids |= {*self._told}
         return uids
 
     def _forget(self, uid: str) -> None:
@@ -966,7 +971,8 @@ class PodController:
         self._liveness.pop(uid, None)
         self._had.pop(uid, None)
         self._restarts.pop(uid, None)
-        self._told = {told for told in self._told if told[0] != uid}
+        with self._told_lock:
+            self._told.pop(uid, None)
 
     # writing to the pod -----------------------------------------------------------------
     def _pending(self, pod: JSON, reason: str, message: str) -> None:
@@ -1000,10 +1006,11 @@ class PodController:
     def _event(self, pod: JSON, kind: str, reason: str, message: str) -> None:
         """A pod Event; each (reason, message) is told once per pod. Events are best effort."""
         meta = pod["metadata"]
-        told = (meta["uid"], reason, message)
-        if told in self._told:
-            return
-        self._told.add(told)
+        with self._told_lock:
+            told = self._told.setdefault(meta["uid"], set())
+            if (reason, message) in told:
+                return
+            told.add((reason, message))
         stamp = _now_iso()
         event = {
             "apiVersion": "v1",
