@@ -51,6 +51,7 @@ MACHINE_ID_ANNOTATION = "fly.io/machine-id"  # written by the kubelet once the m
 RESYNC = "\0resync"  # the queue key of "list this namespace's machines"
 SETTLED_PHASES = ("Running", "Succeeded", "Failed")
 RECENT_CREATE_GRACE = 60.0  # seconds a created machine counts as existing without a list
+DISCOVER_CLEANUP_ATTEMPTS = 8  # tries at start-up to clear the apps of deleted namespaces
 
 
 class Retry(Exception):
@@ -233,21 +234,35 @@ class PodController:
         both APIs answer."""
         failures = 0
         cluster, org = self._config.cluster, self._config.org
+        initial = self._config.intervals.backoff_initial
+        listed: list[App] = []
+        namespaces: list[str] = []
         while not self._stop.is_set():
             try:
                 listed = self._fly.apps.list(org)
                 apps = {app.name for app in listed}
                 namespaces = self._kube.list_namespaces()
-                for namespace in namespaces:
-                    if namespace_app_name(cluster, namespace, org) in apps:
-                        self._space(namespace).app_ready = True
-                self._clear_deleted_namespaces(namespaces, listed)
             except (KubeError, FlykError) as error:
                 failures += 1
                 log.warning("discovering namespace apps: %s", error)
-                self._stop.wait(backoff(failures, self._config.intervals.backoff_initial, 30.0))
+                self._stop.wait(backoff(failures, initial, 30.0))
                 continue
-            return
+            for namespace in namespaces:
+                if namespace_app_name(cluster, namespace, org) in apps:
+                    self._space(namespace).app_ready = True
+            break
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._clear_deleted_namespaces(namespaces, listed)
+                return
+            except (KubeError, FlykError) as error:
+                failures += 1
+                if isinstance(error, AuthError) or failures >= DISCOVER_CLEANUP_ATTEMPTS:
+                    log.warning("machines of deleted namespaces left (giving up): %s", error)
+                    return
+                log.warning("looking for machines of deleted namespaces: %s", error)
+                self._stop.wait(backoff(failures, initial, 30.0))
 
     def _clear_deleted_namespaces(self, namespaces: Iterable[str], apps: list[App]) -> None:
         """The cluster's namespace apps (found as `flyk ext k8s delete` finds them: machines
