@@ -252,6 +252,8 @@ class PodController:
                     self._space(namespace).app_ready = True
             break
         failures = 0
+        while not self._stop.is_set() and not self.synced.wait(0.1):
+            pass  # the pods first: a namespace with pods is never taken for a deleted one
         while not self._stop.is_set():
             try:
                 self._clear_deleted_namespaces(namespaces, listed)
@@ -277,11 +279,15 @@ class PodController:
             with self._lock:
                 known = {space.app for space in self._namespaces.values()}
             if found.app in live or found.app in known or not found.machines:
-                continue  # (known: a namespace the watch saw after the list)
+                continue  # (known: a namespace with pods, or one the watch saw after the list)
             machines = self._fly.machines.list(found.app, metadata={records.META_CLUSTER: cluster})
+            with self._lock:
+                pod_uids = {pod["metadata"]["uid"] for pod in self._pods.values()}
             for machine in machines:
                 if machine.state in pod_status.GONE_STATES:
                     continue
+                if machine.metadata.get(records.META_POD_UID) in pod_uids:
+                    continue  # a pod has it: never ours to clear here
                 log.info(
                     "destroying machine %s of %s: its namespace no longer exists",
                     machine.id,
