@@ -1088,7 +1088,7 @@ def plan_deletion(client: FlyClient, name: str, org: str) -> DeletionPlan:
             "ips": lambda: client.ips.list(ref.app),
         }
     )
-    namespace_apps = _find_namespace_apps(client, ref.app, name, org, found["apps"])
+    namespace_apps = find_namespace_apps(client, ref.app, name, org, found["apps"])
     return DeletionPlan(
         cluster=ref,
         namespace_apps=tuple(namespace_apps),
@@ -1097,7 +1097,7 @@ def plan_deletion(client: FlyClient, name: str, org: str) -> DeletionPlan:
     )
 
 
-def _find_namespace_apps(
+def find_namespace_apps(
     client: FlyClient,
     cluster_app: str,
     cluster: str,
@@ -1180,7 +1180,7 @@ def delete(
             step.update(f"Stopped the control plane (machine {machine_id})")
     # Namespaces made while the user was answering the prompt are found again now.
     namespace_apps = _merge_namespace_apps(
-        plan.namespace_apps, _find_namespace_apps(client, ref.app, ref.name, ref.org)
+        plan.namespace_apps, find_namespace_apps(client, ref.app, ref.name, ref.org)
     )
     if namespace_apps:
         leftovers.extend(_remove_namespace_apps(client, namespace_apps, keep_volumes, progress))

@@ -35,7 +35,7 @@ from flyk.errors import (
     ServerError,
 )
 from flyk.k8s import records
-from flyk.k8s.cluster import _find_namespace_apps  # the rule `flyk ext k8s delete` follows
+from flyk.k8s.cluster import find_namespace_apps  # the rule `flyk ext k8s delete` follows
 from flyk.k8s.plan import app_name_for
 from flyk.kubelet import status as pod_status
 from flyk.kubelet import translate
@@ -275,7 +275,7 @@ class PodController:
         cluster, org = self._config.cluster, self._config.org
         live = {namespace_app_name(cluster, namespace, org) for namespace in namespaces}
         cluster_app = app_name_for(cluster, org)
-        for found in _find_namespace_apps(self._fly, cluster_app, cluster, org, apps):
+        for found in find_namespace_apps(self._fly, cluster_app, cluster, org, apps):
             with self._lock:
                 known = {space.app for space in self._namespaces.values()}
             if found.app in live or found.app in known or not found.machines:
