@@ -15,7 +15,8 @@ def _readme_commands() -> list[str]:
 def test_ci_runs_readme_test_command_verbatim() -> None:
     commands = _readme_commands()
     test_command = next(c for c in commands if "pytest" in c)
-    assert test_command in (ROOT / ".ci" / "run").read_text()
+    # in a subshell: under `set -e` a failed install early in the && chain would not stop CI
+    assert f"({test_command})" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_readme_main_job_is_k8s_create_on_the_default_backend() -> None:
