@@ -26,6 +26,7 @@ from flyk.api.models import App, GuestConfig, IPAssignment, Machine, Volume
 from flyk.errors import (
     AlreadyExistsError,
     CapacityError,
+    ConfigError,
     ConflictError,
     FlykError,
     ForbiddenError,
@@ -231,7 +232,7 @@ class KubeconfigOptions:
     def check(self, cluster: str) -> None:
         """Refuse before anything is provisioned what the write would refuse afterwards."""
         if self.output:
-            kc.check_standalone(self.output, cluster)
+            kc.check_file_writable(kc.check_standalone(self.output, cluster))
         else:
             kc.check_writable(self.path, self.environ)
 
@@ -288,6 +289,7 @@ class _Journal:
     app: str
     app_ours: bool = False
     resuming: bool = False
+    healthy: bool = False  # the control plane passed its check: nothing is undone after that
 
 
 def resume_hint(cluster: str, org: str) -> str:
@@ -602,11 +604,33 @@ def _provision(
     with progress.step("Waiting for the control plane to be healthy") as step:
         machine = _wait_check_passing(client, plan.app_name, machine.id, deadline)
         step.update("Control plane healthy")
-    entry = _kubeconfig_entry(plan, pki)
-    result = options.kubeconfig.merge(entry)
+    journal.healthy = True
+    with progress.step("Writing the kubeconfig") as step:
+        result = _write_kubeconfig(options.kubeconfig, _kubeconfig_entry(plan, pki), plan)
+        step.update(f"Wrote the kubeconfig (context {result.context})")
     return CreateResult(
         plan=plan, machine=machine, volume=volume, ips=tuple(ips), kubeconfig=result
     )
+
+
+def _write_kubeconfig(
+    kube: KubeconfigOptions, entry: kc.KubeconfigEntry, plan: ClusterPlan
+) -> kc.MergeResult:
+    """The last step. The cluster is healthy by now, so a write that fails (checked before
+    provisioning, but a file can change meanwhile) keeps it and says how to get the entry."""
+    try:
+        return kube.merge(entry)
+    except FlykError as exc:
+        spec = plan.spec
+        org_flag = "" if spec.org == DEFAULT_ORG else f" -o {spec.org}"
+        raise ConfigError(
+            f"cluster {spec.name} is ready, but its kubeconfig was not written: {exc.message}",
+            hint=_joined(
+                exc.hint,
+                f"the cluster is kept; write its kubeconfig with flyk ext k8s kubeconfig "
+                f"{spec.name}{org_flag}",
+            ),
+        ) from exc
 
 
 def _create_app(client: FlyClient, plan: ClusterPlan, journal: _Journal) -> App:
@@ -688,6 +712,15 @@ def _failed(
 ) -> BaseException:
     """Undo (or keep) what this run made; return the error to raise."""
     error = _as_flyk_error(exc)
+    if journal.healthy:
+        # Only the kubeconfig write (or a Ctrl-C during it) is left: a healthy cluster stays.
+        if isinstance(error, Interrupted):
+            org_flag = "" if plan.spec.org == DEFAULT_ORG else f" -o {plan.spec.org}"
+            error.hint = _joined(
+                error.hint,
+                f"flyk ext k8s kubeconfig {plan.spec.name}{org_flag} writes its kubeconfig",
+            )
+        return _interrupted(error, f"cluster {plan.spec.name} is ready and kept")
     if isinstance(error, CapacityError):
         error = _with_alternatives(client, plan, error)
     if journal.resuming:

@@ -44,6 +44,9 @@ from flyk.errors import ConfigError
 
 CONTEXT_PREFIX = "flyk-"
 LOCK_TIMEOUT = 30.0
+# Before provisioning, a lock held longer than this is taken to be stale (a writer holds it for
+# milliseconds); reported then rather than after a cluster was made.
+CHECK_LOCK_TIMEOUT = 3.0
 _CLIENT_GO_LOCK_POLL = 0.05
 
 Document = dict[str, Any]
@@ -232,8 +235,13 @@ def dump(doc: Document) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Replace the file's content in one rename; 0600; a symlink stays a symlink."""
     target = Path(os.path.realpath(path))
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    make_parent(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     try:
         # mkstemp creates the file 0600 whatever the umask, so the content is never exposed.
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -242,11 +250,30 @@ def write_atomic(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o600)
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from exc
         raise
     _fsync_dir(target.parent)
+
+
+def make_parent(path: Path) -> None:
+    """The directory the (symlink-resolved) file goes in, created 0700 if missing."""
+    try:
+        Path(os.path.realpath(path)).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
+
+
+def _unwritable(path: Path, exc: OSError) -> ConfigError:
+    why = exc.strerror or type(exc).__name__
+    return ConfigError(
+        f"cannot write kubeconfig {path}: {why}",
+        hint="fix its directory's permissions, or pass --kubeconfig (merge) or --output "
+        "(a file of its own) to write elsewhere",
+    )
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -262,13 +289,21 @@ def _fsync_dir(directory: Path) -> None:
 # Locks
 
 
+def lock_files(path: Path) -> list[Path]:
+    """The `<file>.lock`s that guard a file: client-go locks the path as kubectl was given it
+    (a symlink's own name); flyk also locks the file the link resolves to, so that writers
+    reaching it by another name (the target itself, another link) are excluded too."""
+    given = Path(os.path.abspath(path))
+    real = Path(os.path.realpath(path))
+    return sorted({p.with_name(p.name + ".lock") for p in (given, real)})
+
+
 @contextlib.contextmanager
-def _client_go_lock(target: Path, timeout: float) -> Iterator[None]:
+def _client_go_lock(lock: Path, timeout: float) -> Iterator[None]:
     """client-go's protocol: create `<file>.lock` exclusively, remove it when done.
 
-    A file lock has nothing to wait on but the file itself, so this polls (kubectl polls the
-    same lock); the wait is bounded by `timeout`."""
-    lock = target.with_name(target.name + ".lock")
+    A file lock has nothing to wait on but the file itself, so this polls (kubectl gives up
+    at once instead); the wait is bounded by `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -281,6 +316,8 @@ def _client_go_lock(target: Path, timeout: float) -> Iterator[None]:
                     hint=f"if no kubectl or flyk is running, remove {lock} and retry",
                 ) from None
             time.sleep(_CLIENT_GO_LOCK_POLL)
+        except OSError as exc:
+            raise _unwritable(lock.with_name(lock.name.removesuffix(".lock")), exc) from exc
     os.close(fd)
     try:
         yield
@@ -297,11 +334,11 @@ def locked(paths: Sequence[Path], timeout: float = LOCK_TIMEOUT) -> Iterator[Non
     client-go's `<file>.lock` is the only lock: kubectl honours it, flyk processes and threads
     exclude each other with it too, and it is removed when done, so nothing of flyk's stays in
     the user's kube directory. A lock left by a killed writer is reported after `timeout`
-    with its path (as kubectl does), never removed behind the user's back."""
-    targets = sorted({Path(os.path.realpath(p)) for p in paths})
+    with its path (kubectl reports it at once), never removed behind the user's back."""
+    locks = sorted({lock for p in paths for lock in lock_files(p)})
     with contextlib.ExitStack() as stack:
-        for target in targets:
-            stack.enter_context(_client_go_lock(target, timeout))
+        for lock in locks:
+            stack.enter_context(_client_go_lock(lock, timeout))
         yield
 
 
@@ -421,8 +458,8 @@ def merge(
 ) -> MergeResult:
     """Upsert the cluster's entries into the kubeconfig chain (see the module's rules)."""
     chain = resolve_chain(explicit, environ)
-    home = Path(os.path.realpath(default_file(chain)))
-    home.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    home = default_file(chain)
+    make_parent(home)
     # The files that exist, and the one a new entry would create: nothing else is written.
     with locked([*(p for p in chain if p.exists()), home]):
         files = _Chain(chain, chosen=bool(explicit))
@@ -535,7 +572,7 @@ def write_standalone(entry: KubeconfigEntry, path: str | os.PathLike[str]) -> Me
     """Write a kubeconfig holding only this cluster (current-context set to it), replacing a
     file that held only this cluster's entries before; anything else is refused."""
     target = Path(path).expanduser()
-    Path(os.path.realpath(target)).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_parent(target)
     with locked([target]):
         check_standalone(target, entry.cluster)  # again, under the lock
         write_atomic(target, dump(entry.standalone()))
@@ -552,11 +589,32 @@ def check_writable(
     explicit: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Fail before provisioning when the chain cannot be merged into (malformed, unreadable)."""
+    """Fail before provisioning when the chain cannot be merged into: a file malformed or
+    unreadable, one a merge may write (every existing file, and the one a new entry goes to)
+    not writable, or its lock held for longer than a writer holds it."""
     chain = resolve_chain(explicit, environ)
     for path in chain:
         load(path, chosen=bool(explicit))
-        real = Path(os.path.realpath(path))
-        if real.exists() and not os.access(real, os.W_OK):
-            raise ConfigError(f"kubeconfig {path} is not writable")
+    for path in [*(p for p in chain if p.exists()), default_file(chain)]:
+        check_file_writable(path)
     return chain
+
+
+def check_file_writable(path: Path) -> None:
+    """Whether flyk could write PATH now, found out without changing anything that stays: the
+    lock is taken and released (proving the directory writable and the lock free), or, for a
+    directory still to be made, its nearest existing parent is tried with an unnamed file."""
+    real = Path(os.path.realpath(path))
+    if real.exists() and not os.access(real, os.W_OK):
+        raise ConfigError(f"kubeconfig {path} is not writable")
+    if real.parent.is_dir():
+        with locked([path], timeout=CHECK_LOCK_TIMEOUT):
+            return
+    parent = real.parent
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc

@@ -108,7 +108,7 @@ def test_create_makes_every_resource_and_a_real_kubeconfig(
     view = kubectl_view(tmp_path / "kubeconfig")
     assert view["current-context"] == "flyk-demo"
     assert view["clusters"][0]["cluster"]["server"] == "https://flyk-demo-personal.fly.dev:6443"
-    assert all(step.startswith("✓") for step in progress.steps) and len(progress.steps) == 4
+    assert all(step.startswith("✓") for step in progress.steps) and len(progress.steps) == 5
     assert (tmp_path / "kubeconfig").stat().st_mode & 0o777 == 0o600
 
 
@@ -263,6 +263,58 @@ def test_malformed_kubeconfig_is_refused_before_anything_is_created(
         cluster.create(client, spec(), options(tmp_path))
     assert transport.calls == []
     assert target.read_text() == "clusters: {oops\n"
+
+
+def test_a_held_kubeconfig_lock_is_refused_before_anything_is_created(
+    counting: Callable[[], tuple[FlyClient, CountingTransport]], tmp_path: Path
+) -> None:
+    client, transport = counting()
+    (tmp_path / "kubeconfig.lock").write_text("")
+    with pytest.raises(ConfigError, match=r"kubeconfig\.lock exists") as info:
+        cluster.create(client, spec(), options(tmp_path))
+    assert info.value.exit_code == 2
+    assert transport.calls == []
+
+
+def test_an_unwritable_kubeconfig_place_is_refused_before_anything_is_created(
+    counting: Callable[[], tuple[FlyClient, CountingTransport]], tmp_path: Path
+) -> None:
+    client, transport = counting()
+    kube = cluster.KubeconfigOptions(path="/proc/flyk-no-such.yaml")
+    with pytest.raises(ConfigError, match="cannot write kubeconfig /proc/flyk-no-such.yaml"):
+        cluster.create(client, spec(), options(tmp_path, kubeconfig=kube))
+    assert transport.calls == []
+
+
+class SpoilsTheKubeconfig(httpx.BaseTransport):
+    """Breaks the kubeconfig file once the control plane is being waited for: a file that
+    changes between the pre-provisioning check and the write."""
+
+    def __init__(self, inner: httpx.BaseTransport, target: Path) -> None:
+        self.inner = inner
+        self.target = target
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/wait"):
+            self.target.write_text("clusters: {oops\n")
+        return self.inner.handle_request(request)
+
+
+def test_a_kubeconfig_write_failing_after_provisioning_keeps_the_healthy_cluster(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    target = tmp_path / "kubeconfig"
+    client = make_client(SpoilsTheKubeconfig(backend.transport(), target))
+    with pytest.raises(ConfigError, match="cluster demo is ready, but its kubeconfig") as info:
+        cluster.create(client, spec(), options(tmp_path))
+    assert info.value.hint and "flyk ext k8s kubeconfig demo" in info.value.hint
+    assert target.read_text() == "clusters: {oops\n"
+    ref = cluster.find_cluster(client, "demo", "personal")
+    assert ref.machine is not None and ref.machine.state == "started"
+    # What the hint says works once the file is fixed.
+    target.unlink()
+    kube_options(tmp_path).merge(cluster.rebuild_kubeconfig(client, "demo", "personal"))
+    assert kubectl_view(target)["current-context"] == "flyk-demo"
 
 
 def test_parallel_creates_never_corrupt_the_kubeconfig(client: FlyClient, tmp_path: Path) -> None:

@@ -376,6 +376,30 @@ def test_a_held_client_go_lock_is_waited_for_then_reported(pki: ClusterPKI, tmp_
     assert target.read_text() == FOREIGN
 
 
+def test_check_writable_reports_a_held_lock_and_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "config"
+    target.write_text(FOREIGN)
+    assert kc.check_writable(explicit=target) == [target]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config"]
+    (tmp_path / "config.lock").write_text("")
+    with pytest.raises(ConfigError, match=r"config\.lock exists"):
+        kc.check_writable(explicit=target)
+
+
+def test_unwritable_places_are_config_errors_naming_the_path(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="cannot write kubeconfig /proc/flyk-x.yaml"):
+        kc.check_writable(explicit="/proc/flyk-x.yaml")
+    with pytest.raises(ConfigError, match="cannot write kubeconfig /proc/flyk-x.yaml"):
+        kc.merge(entry_for(pki), explicit="/proc/flyk-x.yaml")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for call in (kc.check_writable, lambda explicit: kc.merge(entry_for(pki), explicit=explicit)):
+        with pytest.raises(ConfigError, match=r"kubeconfig \S+/file/sub/config: "):
+            call(explicit=blocker / "sub" / "config")
+
+
 def test_resolve_chain_follows_kubectl(tmp_path: Path) -> None:
     home = {"HOME": str(tmp_path)}
     assert kc.resolve_chain(None, home) == [tmp_path / ".kube" / "config"]
