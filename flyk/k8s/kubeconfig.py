@@ -237,9 +237,7 @@ def write_atomic(path: Path, text: str) -> None:
     target = Path(os.path.realpath(path))
     make_parent(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-        )
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise _unwritable(path, exc) from exc
     try:

@@ -281,7 +281,7 @@ def test_an_unwritable_kubeconfig_place_is_refused_before_anything_is_created(
 ) -> None:
     client, transport = counting()
     kube = cluster.KubeconfigOptions(path="/proc/flyk-no-such.yaml")
-    with pytest.raises(ConfigError, match="cannot write kubeconfig /proc/flyk-no-such.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot write kubeconfig /proc/flyk-no-such\.yaml"):
         cluster.create(client, spec(), options(tmp_path, kubeconfig=kube))
     assert transport.calls == []
 

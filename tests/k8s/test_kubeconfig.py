@@ -389,9 +389,9 @@ def test_check_writable_reports_a_held_lock_and_leaves_nothing(tmp_path: Path) -
 def test_unwritable_places_are_config_errors_naming_the_path(
     pki: ClusterPKI, tmp_path: Path
 ) -> None:
-    with pytest.raises(ConfigError, match="cannot write kubeconfig /proc/flyk-x.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot write kubeconfig /proc/flyk-x\.yaml"):
         kc.check_writable(explicit="/proc/flyk-x.yaml")
-    with pytest.raises(ConfigError, match="cannot write kubeconfig /proc/flyk-x.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot write kubeconfig /proc/flyk-x\.yaml"):
         kc.merge(entry_for(pki), explicit="/proc/flyk-x.yaml")
     blocker = tmp_path / "file"
     blocker.write_text("")
