@@ -23,7 +23,7 @@ from flyk.cli.kubelet import kubelet_command
 from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, RegionOption, YesOption
 from flyk.cli.output import Output
 from flyk.config import is_loopback_url
-from flyk.errors import FlykError, UsageError
+from flyk.errors import FlykError, NotFoundError, UsageError
 from flyk.k8s import cluster
 from flyk.k8s import controlplane as cp
 from flyk.k8s import kubeconfig as kc
@@ -480,7 +480,15 @@ def delete_command(
     and its kubeconfig entries."""
     context = app_context(ctx)
     out = context.use_json(json)
-    plan = cluster.plan_deletion(context.client, name, _org(org))
+    kube = cluster.KubeconfigOptions(path=kubeconfig)
+    try:
+        plan = cluster.plan_deletion(context.client, name, _org(org), kube)
+    except NotFoundError:
+        stale = cluster.stale_kubeconfig_files(name, kube)
+        if not stale:
+            raise
+        _delete_stale_entries(out, name, _org(org), kube, stale, yes)
+        return
     question = f"Delete cluster {name}: {plan.describe()}?"
     if not out.confirm(question, yes=yes):
         out.declined("Nothing was deleted.")
@@ -488,10 +496,41 @@ def delete_command(
         context.client,
         plan,
         keep_volumes=keep_volumes,
-        kubeconfig=cluster.KubeconfigOptions(path=kubeconfig),
+        kubeconfig=kube,
         progress=Steps(out),
     )
     out.emit(result.to_json(), lambda: _render_deleted(out, result))
+
+
+def _delete_stale_entries(
+    out: Output,
+    name: str,
+    org: str,
+    kube: cluster.KubeconfigOptions,
+    files: list[Path],
+    yes: bool,
+) -> None:
+    """No such cluster on the platform, but its kubeconfig entries are still there: remove
+    them (exit 0: afterwards nothing of the cluster is left, which is what delete is for)."""
+    where = ", ".join(_home(p) for p in files)
+    question = (
+        f"No cluster {name} in organization {org}; remove its stale kubeconfig entries "
+        f"(context {kc.context_name(name)} in {where})?"
+    )
+    if not out.confirm(question, yes=yes):
+        out.declined("Nothing was removed.")
+    stale = cluster.remove_stale_entries(name, org, kube)
+    removed = stale.removed
+
+    def render() -> None:
+        cleared = " (current-context cleared)" if removed.current_context_cleared else ""
+        out.warn(f"no cluster {name} in organization {org} on the platform")
+        out.success(
+            f"Removed its stale context {removed.context} from "
+            f"{', '.join(_home(p) for p in removed.files)}{cleared}"
+        )
+
+    out.emit(stale.to_json(), render)
 
 
 def _render_deleted(out: Output, result: cluster.DeleteResult) -> None:

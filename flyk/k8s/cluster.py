@@ -18,6 +18,7 @@ import datetime
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 # pure functions of the client's RetryPolicy, so that waits here are paced as the client's own
@@ -235,6 +236,13 @@ class KubeconfigOptions:
             kc.check_file_writable(kc.check_standalone(self.output, cluster))
         else:
             kc.check_writable(self.path, self.environ)
+
+    def check_removal(self) -> None:
+        """Refuse before a delete destroys anything what its kubeconfig step would refuse."""
+        kc.check_removable(self.path, self.environ)
+
+    def remove(self, cluster: str) -> kc.RemoveResult:
+        return kc.remove(cluster, explicit=self.path, environ=self.environ)
 
     def merge(self, entry: kc.KubeconfigEntry) -> kc.MergeResult:
         if self.output:
@@ -1111,8 +1119,13 @@ class DeletionPlan:
         }
 
 
-def plan_deletion(client: FlyClient, name: str, org: str) -> DeletionPlan:
-    """What delete would remove; NotFoundError if there is no such cluster."""
+def plan_deletion(
+    client: FlyClient, name: str, org: str, kubeconfig: KubeconfigOptions | None = None
+) -> DeletionPlan:
+    """What delete would remove; NotFoundError if there is no such cluster. The kubeconfig
+    chain is checked first: a delete must not destroy the cluster and then fail on a file
+    it cannot clean (leaving entries that point at nothing)."""
+    (kubeconfig or KubeconfigOptions()).check_removal()
     ref = find_cluster(client, name, org, incomplete_ok=True)
     found = _parallel(
         {
@@ -1232,8 +1245,36 @@ def delete(
             if keep_volumes
             else f"Removed the volume, IPs and app {ref.app}"
         )
-    removed = kc.remove(ref.name, explicit=kubeconfig.path, environ=kubeconfig.environ)
+    removed = kubeconfig.remove(ref.name)
     return DeleteResult(plan=plan, leftovers=tuple(leftovers), kubeconfig=removed)
+
+
+@dataclass(frozen=True)
+class StaleEntries:
+    """A cluster the platform does not know, whose kubeconfig entries were still there."""
+
+    name: str
+    org: str
+    removed: kc.RemoveResult
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "org": self.org,
+            "found_on_platform": False,
+            "kubeconfig_files": [str(p) for p in self.removed.files],
+            "current_context_cleared": self.removed.current_context_cleared,
+        }
+
+
+def stale_kubeconfig_files(name: str, kubeconfig: KubeconfigOptions) -> list[Path]:
+    """The files still holding entries of a cluster that is gone from the platform (deleted
+    elsewhere, or a delete that stopped before its last step)."""
+    return kc.holders(name, kubeconfig.path, kubeconfig.environ)
+
+
+def remove_stale_entries(name: str, org: str, kubeconfig: KubeconfigOptions) -> StaleEntries:
+    return StaleEntries(name=name, org=org, removed=kubeconfig.remove(name))
 
 
 def _merge_namespace_apps(

@@ -616,3 +616,38 @@ def check_file_writable(path: Path) -> None:
             pass
     except OSError as exc:
         raise _unwritable(path, exc) from exc
+
+
+def check_removable(
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Fail before delete destroys anything when its last step, removing the entries, could
+    not be done: a file of the chain malformed or unreadable, or an existing one not writable."""
+    chain = resolve_chain(explicit, environ)
+    for path in chain:
+        load(path, chosen=bool(explicit))
+    for path in chain:
+        if path.exists():
+            check_file_writable(path)
+    return chain
+
+
+def holders(
+    cluster: str,
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """The files of the chain holding any of the cluster's entries (or pointing
+    current-context at them)."""
+    name = context_name(cluster)
+    found = []
+    for path in resolve_chain(explicit, environ):
+        doc = load(path, chosen=bool(explicit))
+        if doc is None:
+            continue
+        if doc.get("current-context") == name or any(
+            _find(doc, section, name) is not None for section in _SECTIONS
+        ):
+            found.append(path)
+    return found

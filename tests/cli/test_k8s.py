@@ -138,6 +138,44 @@ def test_delete_of_a_missing_cluster_exits_3(flyk: Flyk) -> None:
     assert result.exit_code == 3 and "no cluster ghost" in result.stderr
 
 
+def test_delete_refuses_a_malformed_kubeconfig_before_destroying_anything(
+    flyk: Flyk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    monkeypatch.setenv("KUBECONFIG", f"{good}{os.pathsep}{bad}")
+    good.write_text("")  # the first that exists takes new entries
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    bad.write_text("clusters: {oops\n")
+    refused = flyk("ext", "k8s", "delete", "demo", "--yes")
+    assert refused.exit_code == 2 and "malformed" in refused.stderr
+    assert json.loads(flyk("ext", "k8s", "list", "--json").stdout)[0]["name"] == "demo"
+    assert "flyk-demo" in kubectl("get-contexts", kubeconfig=good)
+    bad.unlink()
+    deleted = flyk("ext", "k8s", "delete", "demo", "--yes")
+    assert deleted.exit_code == 0, deleted.stderr
+    assert "flyk-demo" not in kubectl("get-contexts", kubeconfig=good)
+
+
+def test_delete_of_a_cluster_gone_from_the_platform_removes_its_stale_entries(
+    flyk: Flyk, tmp_path: Path
+) -> None:
+    kept, other = tmp_path / "kept", tmp_path / "other"
+    assert flyk("ext", "k8s", "create", "demo", "--kubeconfig", str(kept)).exit_code == 0
+    # Deleted with another kubeconfig: the cluster is gone, its entries in `kept` are not.
+    assert flyk("ext", "k8s", "delete", "demo", "--kubeconfig", str(other), "-y").exit_code == 0
+    assert "flyk-demo" in kubectl("get-contexts", kubeconfig=kept)
+    asked = flyk("ext", "k8s", "delete", "demo", "--kubeconfig", str(kept))
+    assert asked.exit_code == 2 and "--yes" in asked.stderr
+    cleaned = flyk("ext", "k8s", "delete", "demo", "--kubeconfig", str(kept), "-y", "--json")
+    assert cleaned.exit_code == 0, cleaned.stderr
+    data = json.loads(cleaned.stdout)
+    assert data["found_on_platform"] is False and data["kubeconfig_files"] == [str(kept)]
+    assert data["current_context_cleared"] is True
+    assert "flyk-demo" not in kubectl("get-contexts", kubeconfig=kept)
+    again = flyk("ext", "k8s", "delete", "demo", "--kubeconfig", str(kept), "-y")
+    assert again.exit_code == 3 and "no cluster demo" in again.stderr
+
+
 def test_status_json(flyk: Flyk) -> None:
     assert flyk("ext", "k8s", "create", "demo").exit_code == 0
     data = json.loads(flyk("ext", "k8s", "status", "demo", "--json").stdout)
