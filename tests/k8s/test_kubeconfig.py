@@ -400,6 +400,27 @@ def test_unwritable_places_are_config_errors_naming_the_path(
             call(explicit=blocker / "sub" / "config")
 
 
+def test_a_symlinked_kubeconfig_is_locked_by_the_name_kubectl_locks(tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "kubeconfig"
+    real.parent.mkdir()
+    real.write_text(FOREIGN)
+    link = tmp_path / "config"
+    link.symlink_to(real)
+    env = {**os.environ, "KUBECONFIG": str(link)}
+    change = [KUBECTL, "config", "set-context", "prod", "--namespace=other"]
+    with kc.locked([link]):
+        # kubectl (client-go) takes `<path as given>.lock`: it must find flyk holding it.
+        blocked = subprocess.run(change, capture_output=True, text=True, env=env, check=False)
+        assert blocked.returncode != 0 and "config.lock" in blocked.stderr
+        # and a writer reaching the same file by its real name is held off too
+        with pytest.raises(ConfigError, match=r"kubeconfig\.lock exists"):
+            with kc.locked([real], timeout=0.1):
+                pass
+    assert real.read_text() == FOREIGN
+    subprocess.run(change, capture_output=True, env=env, check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "dotfiles"]
+
+
 def test_resolve_chain_follows_kubectl(tmp_path: Path) -> None:
     home = {"HOME": str(tmp_path)}
     assert kc.resolve_chain(None, home) == [tmp_path / ".kube" / "config"]
