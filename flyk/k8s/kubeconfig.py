@@ -12,7 +12,7 @@ Rules (client-go's `clientcmd`, which kubectl follows):
   context is updated in that file.
 * A new entry goes to the explicit file; with a one-item `KUBECONFIG` to that file; with several,
   to the first one that exists, or the last one when none exists (`GetDefaultFilename`).
-* `current-context` is written to the first file that sets one, else to that default file.
+* `current-context` is written to the first file of the chain that exists (the default file).
 
 flyk's entries are a cluster, a user and a context all named `flyk-NAME`. Their fields are merged
 one by one: the fields flyk owns are set, conflicting credentials on flyk's user are dropped, and
@@ -476,7 +476,10 @@ def merge(
             files.document(home).setdefault("kind", "Config")
         current_file = files.current_context_file()
         if switch_context:
-            current_file = current_file or new_home
+            # kubectl (`use-context`, client-go's writeCurrentContext) writes it to the first
+            # file of the chain that exists, whichever file set it before: that is the
+            # default file, which the entries above just created if none existed.
+            current_file = new_home
             doc = files.document(current_file)
             if doc.get("current-context") != entry.name:
                 doc["current-context"] = entry.name

@@ -182,6 +182,32 @@ def test_kubeconfig_chain_new_entries_go_where_kubectl_puts_them(
     assert "prod" in named(seen, "clusters")
 
 
+def test_current_context_goes_where_kubectl_use_context_puts_it(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    """The first existing file takes current-context even when a later one set it: checked
+    against what the real kubectl does with the same files."""
+    first_text = (
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster: {server: https://a}\n"
+    )
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for directory in (ours, theirs):
+        directory.mkdir()
+        (directory / "a").write_text(first_text)
+        (directory / "b").write_text(FOREIGN)  # current-context: prod
+    kc.merge(entry_for(pki), environ={"KUBECONFIG": f"{ours}/a{os.pathsep}{ours}/b"})
+    chain = f"{theirs}/a{os.pathsep}{theirs}/b"
+    kubectl("set-context", "flyk-demo", "--cluster=a", env={"KUBECONFIG": chain})
+    kubectl("use-context", "flyk-demo", env={"KUBECONFIG": chain})
+    for name in ("a", "b"):
+        mine = yaml.safe_load((ours / name).read_text()).get("current-context")
+        kubectls = yaml.safe_load((theirs / name).read_text()).get("current-context")
+        assert mine == kubectls, name
+    assert kubectl("current-context", env={"KUBECONFIG": f"{ours}/a{os.pathsep}{ours}/b"}) == (
+        "flyk-demo\n"
+    )
+
+
 def test_chain_with_no_existing_file_writes_the_last_one(pki: ClusterPKI, tmp_path: Path) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
     chain = f"{first}{os.pathsep}{second}"
