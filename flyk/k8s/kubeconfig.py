@@ -185,9 +185,48 @@ def _elsewhere(chosen: bool) -> str:
     return "or pass --kubeconfig (merge) or --output (a file of its own) to write elsewhere"
 
 
+class Verbatim(str):
+    """A plain scalar YAML 1.1 would read as something other than a string: a timestamp
+    (`expiry: 2024-01-01T00:00:00Z`), an octal or other number (`namespace: 0123`), a bool
+    (`true`, `yes`). kubectl reads most such fields as the text written (its YAML goes through
+    the field's Go type), so flyk keeps the text and its tag and writes it back as it was:
+    nobody's entry changes because flyk merged beside it."""
+
+    tag: str
+
+    def __new__(cls, text: str, tag: str) -> Verbatim:
+        scalar = super().__new__(cls, text)
+        scalar.tag = tag
+        return scalar
+
+    def __reduce__(self) -> tuple[type[Verbatim], tuple[str, str]]:
+        return (Verbatim, (str(self), self.tag))
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader, with the non-string scalars kept verbatim."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that writes a verbatim scalar back plain, with the tag it was read with."""
+
+
+def _construct_verbatim(_loader: yaml.SafeLoader, node: yaml.Node) -> Verbatim:
+    return Verbatim(str(node.value), node.tag)
+
+
+def _represent_verbatim(dumper: yaml.SafeDumper, data: Verbatim) -> yaml.Node:
+    return dumper.represent_scalar(data.tag, str(data))
+
+
+for _tag in ("bool", "int", "float", "timestamp"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _construct_verbatim)
+_Dumper.add_representer(Verbatim, _represent_verbatim)
+
+
 def parse(text: str, path: Path, *, chosen: bool = False) -> Document:
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         raise _malformed(path, f"not valid YAML ({_first_line(exc)})", chosen) from exc
     if doc is None:
@@ -229,7 +268,9 @@ def _malformed(path: Path, why: str, chosen: bool = False) -> ConfigError:
 
 
 def dump(doc: Document) -> str:
-    return yaml.safe_dump(doc, default_flow_style=False, sort_keys=False, allow_unicode=True)
+    return yaml.dump(
+        doc, Dumper=_Dumper, default_flow_style=False, sort_keys=False, allow_unicode=True
+    )
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -132,6 +132,64 @@ def test_foreign_entries_come_out_unchanged(pki: ClusterPKI, tmp_path: Path) -> 
     assert view(str(target))["current-context"] == "prod"
 
 
+# Scalars YAML 1.1 would type (a timestamp, an octal, yes/no, a float) in someone's entries.
+TYPED_SCALARS = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: legacy
+  cluster:
+    server: https://legacy.example.com
+    insecure-skip-tls-verify: true
+users:
+- name: oidc
+  user:
+    auth-provider:
+      name: oidc
+      config:
+        expiry: 2024-01-01T00:00:00Z
+        issued: 2023-12-31
+        idp-issuer-url: https://idp.example.com
+contexts:
+- name: legacy
+  context:
+    cluster: legacy
+    user: oidc
+current-context: legacy
+"""
+
+
+def test_typed_looking_scalars_of_others_come_out_as_kubectl_read_them(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    target = tmp_path / "config"
+    target.write_text(TYPED_SCALARS)
+    before = view(str(target))
+    kc.merge(entry_for(pki), explicit=target)
+    after = view(str(target))
+    for section in ("clusters", "users", "contexts"):
+        assert (
+            named(after, section)["legacy" if section != "users" else "oidc"]
+            == named(before, section)["legacy" if section != "users" else "oidc"]
+        )
+    written = target.read_text()
+    for line in ("expiry: 2024-01-01T00:00:00Z", "issued: 2023-12-31", "verify: true"):
+        assert line in written
+
+
+def test_a_scalar_kubectl_cannot_read_is_still_written_back_as_it_was(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    """`namespace: 0123` is the owner's to fix (kubectl refuses it); flyk neither turns it
+    into 83 nor drops it."""
+    target = tmp_path / "config"
+    target.write_text(
+        TYPED_SCALARS.replace("    user: oidc\n", "    user: oidc\n    namespace: 0123\n")
+    )
+    kc.merge(entry_for(pki), explicit=target)
+    assert "    namespace: 0123\n" in target.read_text()
+
+
 def test_no_switch_context_keeps_the_current_one(pki: ClusterPKI, tmp_path: Path) -> None:
     target = tmp_path / "config"
     target.write_text(FOREIGN)
