@@ -491,12 +491,15 @@ def _healthy(machine: Machine) -> bool:
 
 def _has_room(client: FlyClient, plan: ClusterPlan) -> bool:
     """Ask the platform where the machine would go, so that a full region fails before
-    anything is created. A placements endpoint that cannot answer does not block the create:
-    the machine create itself is the final word."""
+    anything is created. A placements endpoint that cannot answer (missing, refused, a 5xx,
+    rate-limited, unreachable) does not block the create: it is a hint, and the machine
+    create itself is the final word."""
     spec = plan.spec
     try:
         placements = client.platform.placements(spec.org, region=spec.region, compute=spec.guest)
-    except (NotFoundError, ForbiddenError, UsageError):
+    except Interrupted:
+        raise
+    except FlykError:
         return True
     return any(p.region == spec.region for p in placements)
 

@@ -164,6 +164,15 @@ def test_capacity_failure_at_machine_create_rolls_back_and_names_alternatives(
     assert footprint(client) == {}
 
 
+def test_a_failing_placements_hint_does_not_fail_the_create(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/platform/placements$", times=None)
+    result = cluster.create(client, spec(), options(tmp_path))
+    assert result.machine.state == "started"
+
+
 def test_failure_rolls_back_everything(backend: LocalBackend, tmp_path: Path) -> None:
     client = make_client(backend.transport(), RetryPolicy.never())
     backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
