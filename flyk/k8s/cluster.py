@@ -15,7 +15,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,13 +340,14 @@ def create(
     what is missing is made. A complete one is an AlreadyExistsError and nothing changes."""
     options = options or CreateOptions()
     progress = progress or NullProgress()
+    deadline = Deadline(options.timeout, client.retry.clock)
     plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
     options.kubeconfig.check(spec.name)
-    deadline = time.monotonic() + options.timeout
     journal = _Journal(app=plan.app_name)
     try:
         with progress.step(f"Planning cluster {spec.name} in {spec.region}") as step:
             pki, existing = _preflight(client, plan)
+            deadline.check("the checks before creating anything did not finish")
             step.update(f"Planned cluster {spec.name} in {spec.region} (app {plan.app_name})")
         if existing is not None:
             journal.resuming = True
@@ -556,11 +556,12 @@ def _provision(
     existing: _Existing | None,
     journal: _Journal,
     options: CreateOptions,
-    deadline: float,
+    deadline: Deadline,
     progress: Progress,
 ) -> CreateResult:
     spec = plan.spec
     with progress.step("Creating app, volume, API address and secrets") as step:
+        creating = "creating the app, volume, API address and secrets did not finish"
         if existing is None:
             _create_app(client, plan, journal)
             existing = _Existing()
@@ -586,6 +587,7 @@ def _provision(
         if secrets:
             calls["secrets"] = lambda: client.secrets.set(plan.app_name, secrets)
         made = _parallel(calls)
+        deadline.check(creating)
         volume: Volume = existing.volume or made["volume"]
         ips: list[IPAssignment] = [*existing.ips, *made["ips"]]
         verb = "Completed" if journal.resuming else "Created"
@@ -595,6 +597,7 @@ def _provision(
             f"API address {', '.join(ip.ip for ip in ips)}, secrets"
         )
     with progress.step("Starting the control plane") as step:
+        starting = "the control plane did not start"
         machine = existing.machine
         if machine is None:
             config = plan.machine_config(volume.id, extra_sans=tuple(ip.ip for ip in ips if ip.ip))
@@ -608,11 +611,15 @@ def _provision(
         elif machine.state in _STARTABLE:
             client.machines.start(plan.app_name, machine.id)
         step.update(f"Starting the control plane (machine {machine.id})")
-        client.machines.wait(
-            plan.app_name, machine.id, "started", timeout=_remaining(deadline, "to start")
-        )
+        try:
+            client.machines.wait(
+                plan.app_name, machine.id, "started", timeout=deadline.remaining(starting)
+            )
+        except WaitTimeoutError as exc:
+            raise deadline.expired(starting) from exc
         step.update(f"Control plane started (machine {machine.id}, {_size(spec.guest)})")
     with progress.step("Waiting for the control plane to be healthy") as step:
+        deadline.check("the control plane's API check did not pass")
         machine = _wait_check_passing(client, plan.app_name, machine.id, deadline)
         step.update("Control plane healthy")
     journal.healthy = True
@@ -661,17 +668,52 @@ def _size(guest: GuestConfig) -> str:
     return f"{kind}-{guest.cpus}x, {guest.memory_mb} MB"
 
 
-def _remaining(deadline: float, what: str) -> float:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise WaitTimeoutError(
-            f"the control plane did not come up {what} within --timeout",
-            hint="retry with a longer --timeout, or --keep-on-failure to look at it",
+def format_duration(seconds: float) -> str:
+    """A --timeout as people write it: 0.5s, 45s, 1m30s, 10m, 1h."""
+    if seconds < 10:
+        return f"{seconds:.1f}".removesuffix(".0") + "s"
+    whole = round(seconds)
+    parts = [(whole // 3600, "h"), (whole % 3600 // 60, "m"), (whole % 60, "s")]
+    return "".join(f"{value}{unit}" for value, unit in parts if value)
+
+
+class Deadline:
+    """`--timeout` over the whole create, on the client's clock (the one its waits use).
+
+    It is checked when each step starts and ends and bounds every wait; a single API call
+    already sent is bounded by the client's own timeouts, so a step may end a little late,
+    and is then reported as the step that ran out of time."""
+
+    def __init__(self, total: float, clock: Callable[[], float]) -> None:
+        self.total = total
+        self.clock = clock
+        self.at = clock() + total
+
+    def remaining(self, what: str) -> float:
+        """Seconds left; WaitTimeoutError naming `what` (what did not happen) when none."""
+        left = self.at - self.clock()
+        if left <= 0:
+            raise self.expired(what)
+        return left
+
+    def check(self, what: str) -> None:
+        self.remaining(what)
+
+    def fits(self, pause: float) -> bool:
+        return self.clock() + pause <= self.at
+
+    def expired(self, what: str, last: str = "") -> WaitTimeoutError:
+        longer = format_duration(max(2 * self.total, 60.0))
+        return WaitTimeoutError(
+            f"{what} within --timeout {format_duration(self.total)}{last}",
+            hint=f"retry with a longer --timeout (e.g. --timeout {longer}), or with "
+            "--keep-on-failure to keep what was made and look at it",
         )
-    return remaining
 
 
-def _wait_check_passing(client: FlyClient, app: str, machine_id: str, deadline: float) -> Machine:
+def _wait_check_passing(
+    client: FlyClient, app: str, machine_id: str, deadline: Deadline
+) -> Machine:
     """Read the machine until its API-server check passes.
 
     The Machines API's `/wait` long-poll waits for machine states only; checks have no
@@ -693,12 +735,9 @@ def _wait_check_passing(client: FlyClient, app: str, machine_id: str, deadline: 
             return machine
         attempt += 1
         pause = backoff(attempt, policy.rng, initial=policy.initial_delay, maximum=policy.max_delay)
-        if time.monotonic() + pause > deadline:
+        if not deadline.fits(pause):
             last = f" (last: {check.status}: {check.output})" if check else ""
-            raise WaitTimeoutError(
-                f"the control plane's API check did not pass within --timeout{last}",
-                hint="retry with a longer --timeout, or --keep-on-failure to look at it",
-            )
+            raise deadline.expired("the control plane's API check did not pass", last)
         policy.sleep(pause)
 
 

@@ -595,7 +595,60 @@ def test_timeout_rolls_back_and_exits_6(tmp_path: Path) -> None:
     with pytest.raises(WaitTimeoutError) as info:
         cluster.create(client, spec(), options(tmp_path, timeout=0.5))
     assert info.value.exit_code == 6
+    assert info.value.message == "the control plane did not start within --timeout 0.5s"
+    assert info.value.hint and "--timeout 1m" in info.value.hint
     assert footprint(client) == {}
+
+
+class Clock:
+    """Seconds that move only when told (the client's policy clock, shared with its sleeps)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class SlowCall(httpx.BaseTransport):
+    """Makes one kind of call take `seconds` on the clock."""
+
+    def __init__(self, inner: httpx.BaseTransport, clock: Clock, path: str, seconds: float):
+        self.inner, self.clock, self.path, self.seconds = inner, clock, path, seconds
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "POST" and request.url.path.endswith(self.path):
+            self.clock.advance(self.seconds)
+        return response
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/platform/placements", "the checks before creating anything did not finish"),
+        ("/volumes", "creating the app, volume, API address and secrets did not finish"),
+    ],
+)
+def test_timeout_bounds_the_steps_before_the_wait_and_names_the_step(
+    backend: LocalBackend, tmp_path: Path, path: str, message: str
+) -> None:
+    clock = Clock()
+    retry = RetryPolicy(clock=clock, sleep=clock.advance)
+    client = make_client(SlowCall(backend.transport(), clock, path, 95.0), retry)
+    with pytest.raises(WaitTimeoutError) as info:
+        cluster.create(client, spec(), options(tmp_path, timeout=90.0))
+    assert info.value.message == f"{message} within --timeout 1m30s"
+    assert info.value.hint and "--timeout 3m" in info.value.hint
+    assert footprint(client) == {}
+
+
+def test_durations_read_as_people_write_them() -> None:
+    shown = [cluster.format_duration(s) for s in (0.5, 1.80689, 45, 90, 600, 3600, 5400.4)]
+    assert shown == ["0.5s", "1.8s", "45s", "1m30s", "10m", "1h", "1h30m"]
 
 
 def test_every_call_of_every_workflow_matches_the_machines_api_spec(
