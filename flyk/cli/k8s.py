@@ -223,7 +223,11 @@ def create_command(
     out.add_secret(token)
     spec = ClusterSpec(region=region or _default_region(context), **spec_values)
     options = cluster.CreateOptions(
-        timeout=seconds, keep_on_failure=keep_on_failure, kubelet_token=token, kubeconfig=kube
+        timeout=seconds,
+        keep_on_failure=keep_on_failure,
+        kubelet_token=token,
+        kubeconfig=kube,
+        api_check=None if context.target.is_local else cluster.ask_readyz,
     )
     if dry_run:  # create's read-only checks, then the plan; writes nothing
         _render_plan(out, cluster.dry_run(context.client, spec, options), kube)

@@ -54,7 +54,7 @@ from flyk.k8s.plan import (
     plan_cluster,
     validate_cluster_name,
 )
-from flyk.k8s.probe import ApiProbe, probe_api_server
+from flyk.k8s.probe import ApiProbe, probe_api_server, probe_ready
 from flyk.k8s.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
@@ -254,12 +254,25 @@ class KubeconfigOptions:
         )
 
 
+# How create asks the new API server whether it serves: (entry, timeout) → what it said.
+ApiCheck = Callable[[kc.KubeconfigEntry, float], ApiProbe]
+
+
+def ask_readyz(entry: kc.KubeconfigEntry, timeout: float) -> ApiProbe:
+    """`/readyz` over TLS, trusting only the cluster's CA, as its admin (the CLI's ApiCheck)."""
+    return probe_ready(entry, timeout=timeout)
+
+
 @dataclass(frozen=True)
 class CreateOptions:
     timeout: float = DEFAULT_TIMEOUT
     keep_on_failure: bool = False
     kubelet_token: str | None = None
     kubeconfig: KubeconfigOptions = field(default_factory=KubeconfigOptions)
+    # After the machine's check passes, wait until this says the API server answers. None
+    # skips it (the CLI passes `ask_readyz` unless the target is the local backend, which
+    # runs no images, so no API server will ever answer there).
+    api_check: ApiCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -622,9 +635,14 @@ def _provision(
         deadline.check("the control plane's API check did not pass")
         machine = _wait_check_passing(client, plan.app_name, machine.id, deadline)
         step.update("Control plane healthy")
+    entry = _kubeconfig_entry(plan, pki)
+    if options.api_check is not None and not on_local_backend(client):
+        with progress.step("Waiting for the API server to answer") as step:
+            _wait_api_answers(options.api_check, entry, client, deadline)
+            step.update("API server answering (/readyz ok)")
     journal.healthy = True
     with progress.step("Writing the kubeconfig") as step:
-        result = _write_kubeconfig(options.kubeconfig, _kubeconfig_entry(plan, pki), plan)
+        result = _write_kubeconfig(options.kubeconfig, entry, plan)
         step.update(f"Wrote the kubeconfig (context {result.context})")
     return CreateResult(
         plan=plan, machine=machine, volume=volume, ips=tuple(ips), kubeconfig=result
@@ -738,6 +756,29 @@ def _wait_check_passing(
         if not deadline.fits(pause):
             last = f" (last: {check.status}: {check.output})" if check else ""
             raise deadline.expired("the control plane's API check did not pass", last)
+        policy.sleep(pause)
+
+
+# One /readyz request is given at most this long (the create's deadline bounds the whole).
+_READYZ_TIMEOUT = 10.0
+
+
+def _wait_api_answers(
+    check: ApiCheck, entry: kc.KubeconfigEntry, client: FlyClient, deadline: Deadline
+) -> ApiProbe:
+    """Ask `/readyz` until it says ok: the machine's TCP check passes as soon as K3s listens,
+    a moment before the API server serves. Paced like `_wait_check_passing`."""
+    what = "the API server did not answer /readyz"
+    policy = client.retry
+    attempt = 0
+    while True:
+        answer = check(entry, min(_READYZ_TIMEOUT, deadline.remaining(what)))
+        if answer.reachable:
+            return answer
+        attempt += 1
+        pause = backoff(attempt, policy.rng, initial=policy.initial_delay, maximum=policy.max_delay)
+        if not deadline.fits(pause):
+            raise deadline.expired(what, f" (last: {answer.detail})")
         policy.sleep(pause)
 
 
