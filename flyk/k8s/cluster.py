@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -575,9 +576,11 @@ def _provision(
     spec = plan.spec
     with progress.step("Creating app, volume, API address and secrets") as step:
         creating = "creating the app, volume, API address and secrets did not finish"
+        on_app = _as_is
         if existing is None:
             _create_app(client, plan, journal)
             existing = _Existing()
+            on_app = functools.partial(_once_app_visible, client)
         # CAs already stored are never replaced: kubeconfigs signed with them stay valid.
         secrets = {} if existing.pki is not None else pki.to_secrets()
         if options.kubelet_token is not None:
@@ -585,20 +588,24 @@ def _provision(
         have = {_ip_kind(ip) for ip in existing.ips}
         missing_ips = [t for t in plan.ip_types if t not in have]
         calls: dict[str, Callable[[], Any]] = {
-            "ips": lambda: _map(lambda t: client.ips.create(plan.app_name, t), missing_ips)
+            "ips": lambda: _map(
+                lambda t: on_app(lambda: client.ips.create(plan.app_name, t)), missing_ips
+            )
         }
         if existing.volume is None:
             # `compute` places the volume on a host with room for the machine that must
             # run beside it (a volume pins its machine to its host).
-            calls["volume"] = lambda: client.volumes.create(
-                plan.app_name,
-                VOLUME_NAME,
-                spec.region,
-                spec.volume_size_gb,
-                compute=spec.guest,
+            calls["volume"] = lambda: on_app(
+                lambda: client.volumes.create(
+                    plan.app_name,
+                    VOLUME_NAME,
+                    spec.region,
+                    spec.volume_size_gb,
+                    compute=spec.guest,
+                )
             )
         if secrets:
-            calls["secrets"] = lambda: client.secrets.set(plan.app_name, secrets)
+            calls["secrets"] = lambda: on_app(lambda: client.secrets.set(plan.app_name, secrets))
         made = _parallel(calls)
         deadline.check(creating)
         volume: Volume = existing.volume or made["volume"]
@@ -669,10 +676,40 @@ def _write_kubeconfig(
         ) from exc
 
 
+# POST /apps answers before the app is readable everywhere (fly-go WaitForApp).
+_APP_VISIBLE_WITHIN = 30.0
+
+
+def _as_is(call: Callable[[], T]) -> T:
+    return call()
+
+
+def _once_app_visible(client: FlyClient, call: Callable[[], T]) -> T:
+    """A call on the app this run just created. POST /apps answers before the app is
+    readable everywhere; instead of reading it back first (a round trip on the critical
+    path), the calls that need it retry a 404 for a short while, paced by the client's policy.
+    A 404 made nothing, so the retry is safe for a create too."""
+    policy = client.retry
+    until = policy.clock() + _APP_VISIBLE_WITHIN
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except NotFoundError:
+            attempt += 1
+            pause = backoff(
+                attempt, policy.rng, initial=policy.initial_delay, maximum=policy.max_delay
+            )
+            if policy.clock() + pause > until:
+                raise
+            policy.sleep(pause)
+
+
 def _create_app(client: FlyClient, plan: ClusterPlan, journal: _Journal) -> App:
     journal.app_ours = True  # from here on a leftover app of this name is this run's
     try:
-        return client.apps.create(plan.app_name, plan.spec.org)
+        # Not read back: the calls that follow retry a 404 (`_once_app_visible`).
+        return client.apps.create(plan.app_name, plan.spec.org, wait_visible=False)
     except AlreadyExistsError as exc:
         journal.app_ours = False  # someone else made it between preflight and now
         raise AlreadyExistsError(

@@ -173,6 +173,40 @@ def test_a_failing_placements_hint_does_not_fail_the_create(
     assert result.machine.state == "started"
 
 
+class AppNotVisibleYet(httpx.BaseTransport):
+    """Fly's eventual consistency: the first call on a new app after POST /apps gets a 404."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, str]] = []
+        self.hidden: set[str] = set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((request.method, request.url.path))
+        kind = request.url.path.rsplit("/", 1)[-1]
+        if request.method == "POST" and kind in self.hidden:
+            self.hidden.discard(kind)
+            return httpx.Response(404, json={"error": "app not found"})
+        if request.method == "POST" and request.url.path == "/v1/apps":
+            self.hidden = {"volumes", "secrets", "ip_assignments"}
+        return self.inner.handle_request(request)
+
+
+def test_create_does_not_read_the_new_app_back_and_retries_a_404_on_it(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    slept: list[float] = []
+    transport = AppNotVisibleYet(backend.transport())
+    client = make_client(transport, RetryPolicy(sleep=slept.append))
+    cluster.create(client, spec(), options(tmp_path))
+    after_create = transport.calls[transport.calls.index(("POST", "/v1/apps")) + 1 :]
+    assert ("GET", "/v1/apps/flyk-demo-personal") not in after_create
+    assert transport.hidden == set() and len(slept) == 3  # each 404 retried once, paced
+    app = "flyk-demo-personal"
+    assert [v.name for v in client.volumes.list(app)] == ["k3s_data"]
+    assert client.ips.list(app) and client.secrets.list(app)
+
+
 def test_failure_rolls_back_everything(backend: LocalBackend, tmp_path: Path) -> None:
     client = make_client(backend.transport(), RetryPolicy.never())
     backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
