@@ -47,7 +47,6 @@ from flyk.k8s.pki import (
     recover_from_secrets,
 )
 from flyk.k8s.plan import (
-    APP_PREFIX,
     VOLUME_NAME,
     ClusterPlan,
     ClusterSpec,
@@ -166,7 +165,8 @@ def find_cluster(
 
 
 # The secrets a cluster's app holds; an app holding others is not (only) a flyk cluster.
-_FLYK_SECRETS = frozenset({*TLS_FILES.values(), cp.KUBELET_TOKEN_SECRET})
+_MARKERS = frozenset({records.MARKER_CLUSTER, records.MARKER_ORG})
+_FLYK_SECRETS = frozenset({*TLS_FILES.values(), cp.KUBELET_TOKEN_SECRET, *_MARKERS})
 
 
 def _holds_only_flyk_secrets(client: FlyClient, app: str) -> bool:
@@ -330,6 +330,7 @@ class _Existing:
     volume: Volume | None = None
     ips: tuple[IPAssignment, ...] = ()
     pki: ClusterPKI | None = None  # the CAs stored as secrets, when all are there
+    secret_names: frozenset[str] = frozenset()
 
     def describe(self) -> str:
         found = [
@@ -485,7 +486,13 @@ def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
     pki = None
     if set(TLS_FILES.values()) <= names:
         pki = ClusterPKI.from_secrets(_secret_values(client, app))
-    return _Existing(machine=machine, volume=volume, ips=tuple(found["ips"]), pki=pki)
+    return _Existing(
+        machine=machine,
+        volume=volume,
+        ips=tuple(found["ips"]),
+        pki=pki,
+        secret_names=frozenset(names),
+    )
 
 
 def _elsewhere(plan: ClusterPlan, what: str, region: str) -> UsageError:
@@ -581,8 +588,14 @@ def _provision(
             _create_app(client, plan, journal)
             existing = _Existing()
             on_app = functools.partial(_once_app_visible, client)
-        # CAs already stored are never replaced: kubeconfigs signed with them stay valid.
-        secrets = {} if existing.pki is not None else pki.to_secrets()
+        # The markers first say whose app this is (remains kept from before they existed get
+        # them now). CAs already stored are never replaced: kubeconfigs signed with them stay
+        # valid.
+        secrets = {
+            k: v for k, v in plan.markers().items() if k not in existing.secret_names
+        }
+        if existing.pki is None:
+            secrets.update(pki.to_secrets())
         if options.kubelet_token is not None:
             secrets[cp.KUBELET_TOKEN_SECRET] = options.kubelet_token
         have = {_ip_kind(ip) for ip in existing.ips}
@@ -1050,7 +1063,7 @@ def _summary(app: str, machine: Machine, org: str) -> ClusterSummary:
     return ClusterSummary(
         name=meta.get(records.META_CLUSTER, ""),
         org=meta.get(records.META_ORG, org),
-        region=machine.region or "",
+        region=machine.region or meta.get(records.META_REGION, ""),
         state=machine.state or "unknown",
         api_endpoint=meta.get(records.META_ENDPOINT, ""),
         app=app,
@@ -1078,29 +1091,30 @@ def list_clusters(client: FlyClient, orgs: Sequence[str]) -> list[ClusterSummary
                 ]
             if machines or not _holds_only_flyk_secrets(client, app):
                 return []
-            name = _cluster_named_by(client, app, org)
-            if name is None:
+            recorded = _cluster_recorded_on(client, app, org)
+            if recorded is None:
                 return []
         except NotFoundError:  # deleted meanwhile
             return []
-        return [_incomplete_summary(ClusterRef(name=name, org=org, app=app, machine=None))]
+        name, owner = recorded
+        return [_incomplete_summary(ClusterRef(name=name, org=owner, app=app, machine=None))]
 
     found = [s for group in _map(control_planes, candidates) for s in group]
     return sorted(found, key=lambda s: (s.org, s.name))
 
 
-def _cluster_named_by(client: FlyClient, app: str, org: str) -> str | None:
-    """The cluster whose app this is, for an app with no control plane to say so (metadata
-    is the record; an incomplete cluster has none): the name in the app's name, else, for a
-    long name hashed into it, the one in its stored server CA. Either is checked by deriving
-    the app name again, so only a name that maps to exactly this app is returned."""
-    suffix = f"-{org}"
-    if app.startswith(APP_PREFIX) and app.endswith(suffix):
-        name = app[len(APP_PREFIX) : -len(suffix)]
-        if _names_app(name, org, app):
-            return name
-    named = cluster_named_in(_secret_values(client, app))
-    return named if named is not None and _names_app(named, org, app) else None
+def _cluster_recorded_on(client: FlyClient, app: str, org: str) -> tuple[str, str] | None:
+    """(cluster, org) of an app with no control plane to say so (machine metadata is the
+    record; an incomplete cluster has no machine): the marker secrets create sets on the app
+    first thing (`FLYK_CLUSTER`, `FLYK_ORG`), else, for remains older than the markers, the
+    name its stored server CA was made for. Never parsed out of the app's name; checked by
+    deriving the app name again, so only a cluster that maps to exactly this app is returned."""
+    values = _secret_values(client, app)
+    name = values.get(records.MARKER_CLUSTER) or cluster_named_in(values)
+    owner = values.get(records.MARKER_ORG) or org
+    if name is None or owner != org or not _names_app(name, org, app):
+        return None
+    return name, owner
 
 
 def _names_app(name: str, org: str, app: str) -> bool:
@@ -1357,7 +1371,7 @@ def delete(
             # resumes with them and the volume's data is usable again. Whoever can read the
             # app's secrets could attach the volume and read the same keys there. The kubelet's
             # API token goes.
-            _delete_secrets(client, ref.app, keep=frozenset(TLS_FILES.values()))
+            _delete_secrets(client, ref.app, keep=frozenset({*TLS_FILES.values(), *_MARKERS}))
         leftovers.extend(_remove_app_and_contents(client, ref.app, keep_volumes=keep_volumes))
         step.update(
             f"Removed the IPs and the kubelet's token; kept app {ref.app} with its volume "

@@ -95,6 +95,7 @@ def test_create_makes_every_resource_and_a_real_kubeconfig(
     assert machine.state == "started" and machine.region == "iad"
     meta = machine.metadata
     assert meta[records.META_CLUSTER] == "demo" and meta[records.META_ORG] == "personal"
+    assert meta[records.META_REGION] == "iad" and meta[records.META_VERSION]
     assert meta[records.META_ROLE] == "control-plane"
     config = machine.config
     assert config is not None and config.mounts[0].volume == result.volume.id
@@ -544,7 +545,7 @@ def test_delete_keep_volumes_keeps_the_volume_and_its_cas_and_create_resumes(
     assert left["volumes"] == [created.volume.id]
     assert left["machines"] == [] and left["ips"] == []
     # the CAs stay with the volume (K3s keeps its CAs there); the kubelet's token goes
-    assert set(left["secrets"]) == set(TLS_FILES.values())
+    assert set(left["secrets"]) == {*TLS_FILES.values(), records.MARKER_CLUSTER, records.MARKER_ORG}
     assert any("kept" in item for item in result.leftovers)
     assert [(c.name, c.state) for c in cluster.list_clusters(client, ["personal"])] == [
         ("demo", "incomplete")
@@ -870,3 +871,19 @@ def test_list_names_an_incomplete_cluster_whose_app_name_is_hashed(
     (found,) = cluster.list_clusters(client, [org])
     assert found.app != f"flyk-{name}-{org}"  # hashed: the name is not in it
     assert (found.name, found.org, found.state) == (name, org, "incomplete")
+
+
+def test_an_incomplete_cluster_is_known_by_the_markers_on_its_app_not_its_name(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
+    with pytest.raises(FlykError):
+        cluster.create(client, spec("kept"), options(tmp_path, keep_on_failure=True))
+    backend.faults.clear()
+    values = {s.name: s.value for s in client.secrets.list("flyk-kept-personal", show_secrets=True)}
+    assert values[records.MARKER_CLUSTER] == "kept" and values[records.MARKER_ORG] == "personal"
+    # An app that merely looks like a cluster's by its name is not one.
+    client.apps.create("flyk-lookalike-personal", "personal")
+    found = cluster.list_clusters(client, ["personal"])
+    assert [(c.name, c.org, c.state) for c in found] == [("kept", "personal", "incomplete")]
