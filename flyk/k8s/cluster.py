@@ -237,6 +237,11 @@ class KubeconfigOptions:
         else:
             kc.check_writable(self.path, self.environ)
 
+    def holds(self, entry: kc.KubeconfigEntry) -> bool:
+        """Whether the target already has this cluster's entry: same server, same CA."""
+        found = kc.cluster_fields(entry.cluster, self.output or self.path, self.environ)
+        return found is not None and found == {**found, **entry.cluster_fields()}
+
     def check_removal(self) -> None:
         """Refuse before a delete destroys anything what its kubeconfig step would refuse."""
         kc.check_removable(self.path, self.environ)
@@ -331,6 +336,9 @@ class _Existing:
     ips: tuple[IPAssignment, ...] = ()
     pki: ClusterPKI | None = None  # the CAs stored as secrets, when all are there
     secret_names: frozenset[str] = frozenset()
+    # A healthy control plane (with its volume and CAs): a create that stopped after the
+    # machine came up, before the kubeconfig was written. Only the kubeconfig is missing.
+    healthy: bool = False
 
     def describe(self) -> str:
         found = [
@@ -339,6 +347,8 @@ class _Existing:
             *([_plural(len(self.ips), "IP")] if self.ips else []),
             *(["its CAs"] if self.pki else []),
         ]
+        if self.healthy:
+            return "a healthy control plane (only its kubeconfig is missing)"
         return ", ".join(found) if found else "only its app"
 
 
@@ -361,9 +371,11 @@ def create(
     journal = _Journal(app=plan.app_name)
     try:
         with progress.step(f"Planning cluster {spec.name} in {spec.region}") as step:
-            pki, existing = _preflight(client, plan)
+            pki, existing = _preflight(client, plan, options.kubeconfig)
             deadline.check("the checks before creating anything did not finish")
             step.update(f"Planned cluster {spec.name} in {spec.region} (app {plan.app_name})")
+        if existing is not None and existing.healthy:
+            return _finish(plan, existing, journal, options, progress)
         if existing is not None:
             journal.resuming = True
             progress.notice(
@@ -389,15 +401,17 @@ def dry_run(client: FlyClient, spec: ClusterSpec, options: CreateOptions | None 
     options = options or CreateOptions()
     plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
     options.kubeconfig.check(spec.name)
-    existing = _checks(client, plan)
+    existing = _checks(client, plan, options.kubeconfig)
     return DryRun(plan=plan, resuming=existing)
 
 
-def _preflight(client: FlyClient, plan: ClusterPlan) -> tuple[ClusterPKI, _Existing | None]:
+def _preflight(
+    client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions
+) -> tuple[ClusterPKI, _Existing | None]:
     """Everything that can be known before the first write, asked side by side."""
     results = _parallel(
         {
-            "checks": lambda: _checks(client, plan),
+            "checks": lambda: _checks(client, plan, kube),
             "pki": lambda: ClusterPKI.generate(plan.spec.name),
         }
     )
@@ -407,9 +421,13 @@ def _preflight(client: FlyClient, plan: ClusterPlan) -> tuple[ClusterPKI, _Exist
     return pki, existing
 
 
-def _checks(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
+def _checks(client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions) -> _Existing | None:
     """The read-only checks: region, organization, name (free, or an incomplete cluster to
-    resume), room. Raises what a create would; returns what there is to resume."""
+    resume), room. Raises what a create would; returns what there is to resume.
+
+    A healthy control plane is a complete cluster (AlreadyExistsError) when the kubeconfig
+    already holds its entry (same server and CA); otherwise a create stopped after the
+    machine came up and before the kubeconfig was written, and only that is left to do."""
     spec = plan.spec
     results = _parallel(
         {
@@ -426,6 +444,9 @@ def _checks(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
             hint=f"regions: {', '.join(sorted(codes))} (flyk regions list)",
         )
     existing: _Existing | None = results["existing"]
+    if existing is not None and existing.healthy and existing.pki is not None:
+        if kube.holds(_kubeconfig_entry(plan, existing.pki, admin=False)):
+            raise _already_exists(plan)
     needs_room = existing is None or existing.machine is None
     if needs_room and not results["room"]:
         raise _with_alternatives(
@@ -473,11 +494,13 @@ def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
     if len(planes) != len(machines) or not names <= _FLYK_SECRETS:
         raise _already_exists(plan, ", which holds more than a flyk cluster")
     machine = planes[0] if planes else None
+    healthy = False
     if machine is not None:
         machine = client.machines.get(app, machine.id)
-        if _healthy(machine):
-            raise _already_exists(plan)
+        healthy = _healthy(machine)
         if machine.region and machine.region != spec.region:
+            if healthy:
+                raise _already_exists(plan)
             raise _elsewhere(plan, f"machine {machine.id}", machine.region)
     volumes = [v for v in found["volumes"] if v.name == VOLUME_NAME]
     volume = next((v for v in volumes if v.region == spec.region), None)
@@ -486,12 +509,15 @@ def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
     pki = None
     if set(TLS_FILES.values()) <= names:
         pki = ClusterPKI.from_secrets(_secret_values(client, app))
+    if healthy and (pki is None or volume is None):
+        raise _already_exists(plan)  # nothing a create could finish
     return _Existing(
         machine=machine,
         volume=volume,
         ips=tuple(found["ips"]),
         pki=pki,
         secret_names=frozenset(names),
+        healthy=healthy,
     )
 
 
@@ -591,9 +617,7 @@ def _provision(
         # The markers first say whose app this is (remains kept from before they existed get
         # them now). CAs already stored are never replaced: kubeconfigs signed with them stay
         # valid.
-        secrets = {
-            k: v for k, v in plan.markers().items() if k not in existing.secret_names
-        }
+        secrets = {k: v for k, v in plan.markers().items() if k not in existing.secret_names}
         if existing.pki is None:
             secrets.update(pki.to_secrets())
         if options.kubelet_token is not None:
@@ -832,14 +856,46 @@ def _wait_api_answers(
         policy.sleep(pause)
 
 
-def _kubeconfig_entry(plan: ClusterPlan, pki: ClusterPKI) -> kc.KubeconfigEntry:
-    admin = pki.admin_credentials()
+def _kubeconfig_entry(
+    plan: ClusterPlan, pki: ClusterPKI, *, admin: bool = True
+) -> kc.KubeconfigEntry:
+    """The kubeconfig entry; `admin=False` leaves the credentials out (a comparison only)."""
+    credentials = pki.admin_credentials() if admin else None
     return kc.KubeconfigEntry(
         cluster=plan.spec.name,
         server=plan.api_endpoint,
         ca_pem=pki.server_ca.cert_pem,
-        client_cert_pem=admin.cert_pem,
-        client_key_pem=admin.key_pem,
+        client_cert_pem=credentials.cert_pem if credentials else b"",
+        client_key_pem=credentials.key_pem if credentials else b"",
+    )
+
+
+def _finish(
+    plan: ClusterPlan,
+    existing: _Existing,
+    journal: _Journal,
+    options: CreateOptions,
+    progress: Progress,
+) -> CreateResult:
+    """A healthy control plane whose kubeconfig was never written (a create interrupted
+    after its machine came up): write it, with the stored CAs, and change nothing on Fly."""
+    assert existing.pki is not None and existing.machine is not None
+    assert existing.volume is not None  # `_inspect` makes sure of all three
+    journal.resuming = journal.healthy = True
+    progress.notice(
+        f"Cluster {plan.spec.name} (app {plan.app_name}) is already healthy but its "
+        "kubeconfig was never written (a create stopped after the machine came up): "
+        "writing it; nothing on Fly changes"
+    )
+    with progress.step("Writing the kubeconfig") as step:
+        result = _write_kubeconfig(options.kubeconfig, _kubeconfig_entry(plan, existing.pki), plan)
+        step.update(f"Wrote the kubeconfig (context {result.context})")
+    return CreateResult(
+        plan=plan,
+        machine=existing.machine,
+        volume=existing.volume,
+        ips=existing.ips,
+        kubeconfig=result,
     )
 
 

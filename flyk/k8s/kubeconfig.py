@@ -677,6 +677,23 @@ def check_removable(
     return chain
 
 
+def cluster_fields(
+    cluster: str,
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Mapping[str, Any] | None:
+    """The fields of the cluster's `flyk-NAME` cluster entry as kubectl would read them (the
+    first file of the chain defining it), or None when there is none."""
+    name = context_name(cluster)
+    for path in resolve_chain(explicit, environ):
+        doc = load(path, chosen=bool(explicit))
+        item = _find(doc, "clusters", name) if doc is not None else None
+        if item is not None:
+            body = item.get("cluster")
+            return body if isinstance(body, dict) else {}
+    return None
+
+
 def holders(
     cluster: str,
     explicit: str | os.PathLike[str] | None = None,

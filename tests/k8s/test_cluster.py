@@ -887,3 +887,37 @@ def test_an_incomplete_cluster_is_known_by_the_markers_on_its_app_not_its_name(
     client.apps.create("flyk-lookalike-personal", "personal")
     found = cluster.list_clusters(client, ["personal"])
     assert [(c.name, c.org, c.state) for c in found] == [("kept", "personal", "incomplete")]
+
+
+class InterruptedAfterSending(httpx.BaseTransport):
+    """Ctrl-C arriving while a call was in flight: the API did it, the run never heard."""
+
+    def __init__(self, inner: httpx.BaseTransport, method: str, path: str) -> None:
+        self.inner, self.method, self.path = inner, method, path
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == self.method and request.url.path.endswith(self.path):
+            raise KeyboardInterrupt
+        return response
+
+
+def test_resume_after_ctrl_c_during_the_machine_create_only_writes_the_kubeconfig(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(InterruptedAfterSending(backend.transport(), "POST", "/machines"))
+    with pytest.raises(Interrupted) as info:
+        cluster.create(client, spec(), options(tmp_path, keep_on_failure=True))
+    assert info.value.hint and "resume with flyk ext k8s create demo" in info.value.hint
+    client = make_client(backend.transport())
+    before = footprint(client)
+    assert cluster.find_cluster(client, "demo", "personal").machine is not None
+    progress = RecordingProgress()
+    result = cluster.create(client, spec(), options(tmp_path), progress)
+    assert "already healthy but its kubeconfig was never written" in progress.notices[0]
+    assert footprint(client) == before
+    view = kubectl_view(tmp_path / "kubeconfig")
+    assert view["current-context"] == "flyk-demo" and result.kubeconfig.files
+    # Now the cluster is complete: a further create says so and changes nothing.
+    with pytest.raises(AlreadyExistsError):
+        cluster.create(client, spec(), options(tmp_path))
