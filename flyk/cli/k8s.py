@@ -430,7 +430,10 @@ def kubeconfig_command(
     output: OutputFileOption = None,
     print_: Annotated[
         bool,
-        typer.Option("--print", help="Print the kubeconfig on stdout; write no file."),
+        typer.Option(
+            "--print",
+            help="Print the kubeconfig on stdout (YAML; JSON with --json); write no file.",
+        ),
     ] = False,
     no_switch_context: NoSwitchOption = False,
     json: JsonOption = False,
@@ -442,7 +445,8 @@ def kubeconfig_command(
     out = context.use_json(json)
     entry = cluster.rebuild_kubeconfig(context.client, name, _org(org))
     if print_:
-        out.line(entry.render())
+        # --json: the document as `kubectl config view --raw -o json` shows it.
+        out.emit(entry.standalone(), lambda: out.line(entry.render()))
         return
     kube = cluster.KubeconfigOptions(
         path=kubeconfig, output=output, switch_context=not no_switch_context

@@ -176,6 +176,17 @@ def test_delete_of_a_cluster_gone_from_the_platform_removes_its_stale_entries(
     assert again.exit_code == 3 and "no cluster demo" in again.stderr
 
 
+def test_kubeconfig_print_json_is_what_kubectl_shows(flyk: Flyk, tmp_path: Path) -> None:
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    printed = flyk("ext", "k8s", "kubeconfig", "demo", "--print", "--json")
+    assert printed.exit_code == 0, printed.stderr
+    data = json.loads(printed.stdout)
+    target = tmp_path / "printed.json"
+    target.write_text(printed.stdout)
+    assert json.loads(kubectl("view", "--raw", "-o", "json", kubeconfig=target)) == data
+    assert data["current-context"] == "flyk-demo" and data["kind"] == "Config"
+
+
 def test_status_json(flyk: Flyk) -> None:
     assert flyk("ext", "k8s", "create", "demo").exit_code == 0
     data = json.loads(flyk("ext", "k8s", "status", "demo", "--json").stdout)
