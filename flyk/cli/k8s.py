@@ -47,6 +47,7 @@ KubeconfigPathOption = Annotated[
     typer.Option(
         "--kubeconfig",
         help="Kubeconfig file to merge into (default: KUBECONFIG, then ~/.kube/config).",
+        metavar="PATH",
         show_default=False,
     ),
 ]
@@ -126,7 +127,8 @@ def create_command(
         str | None, typer.Argument(metavar="NAME", help="Cluster name.", show_default=False)
     ] = None,
     name: Annotated[
-        str | None, typer.Option("-n", "--name", help="Cluster name.", show_default=False)
+        str | None,
+        typer.Option("-n", "--name", metavar="NAME", help="Cluster name.", show_default=False),
     ] = None,
     org: OrgOption = None,
     region: RegionOption = None,
@@ -134,7 +136,12 @@ def create_command(
     output: OutputFileOption = None,
     no_switch_context: NoSwitchOption = False,
     timeout: Annotated[
-        str, typer.Option("--timeout", help="Give up (and roll back) after this long.")
+        str,
+        typer.Option(
+            "--timeout",
+            metavar="DURATION",
+            help="Give up (and roll back) after this long: 90s, 10m, 1h or seconds.",
+        ),
     ] = "10m",
     dry_run: Annotated[
         bool,
@@ -165,6 +172,7 @@ def create_command(
         str | None,
         typer.Option(
             "--image",
+            metavar="IMAGE",
             help=f"Control-plane image (default: ${cp.IMAGE_ENV_VAR}, else flyk's published one).",
             show_default=False,
         ),
@@ -173,24 +181,30 @@ def create_command(
         str | None,
         typer.Option(
             "--k3s-version",
+            metavar="VERSION",
             help=f"K3s version (default {cp.DEFAULT_K3S_VERSION}).",
             show_default=False,
         ),
     ] = None,
     vm_size: Annotated[
-        str, typer.Option("--vm-size", help="Control-plane machine size.")
+        str, typer.Option("--vm-size", metavar="SIZE", help="Control-plane machine size.")
     ] = cp.DEFAULT_SIZE,
     vm_memory: Annotated[
-        str, typer.Option("--vm-memory", help="Control-plane memory (MB, or e.g. 4gb).")
+        str,
+        typer.Option(
+            "--vm-memory", metavar="MEMORY", help="Control-plane memory (MB, or e.g. 4gb)."
+        ),
     ] = str(cp.DEFAULT_MEMORY_MB),
     volume_size: Annotated[
-        int, typer.Option("--volume-size", help="K3s data volume size in GB.", min=1)
+        int,
+        typer.Option("--volume-size", metavar="GB", help="K3s data volume size in GB.", min=1),
     ] = cp.DEFAULT_VOLUME_GB,
     kubelet_token: Annotated[
         str | None,
         typer.Option(
             "--kubelet-token",
             envvar="FLYK_KUBELET_TOKEN",
+            metavar="TOKEN",
             help="Machines API token for the virtual kubelet (default: the token flyk uses). "
             "It needs to create, update and destroy machines and apps in the org.",
             show_default=False,
@@ -477,6 +491,7 @@ def delete_command(
         str | None,
         typer.Option(
             "--kubeconfig",
+            metavar="PATH",
             help="Kubeconfig file to remove the cluster's entries from "
             "(default: every file in KUBECONFIG, else ~/.kube/config).",
             show_default=False,
