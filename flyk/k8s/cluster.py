@@ -6,8 +6,9 @@ metadata `flyk_cluster`, `flyk_org` and `flyk_role=control-plane`. Nothing is ke
 except the kubeconfig entries.
 
 Create runs independent calls side by side so that the critical path is
-preflight → app → (volume ∥ secrets ∥ IPs) → machine → started → check passing,
-and undoes everything it made when anything fails, Ctrl-C included.
+preflight → app → (volume ∥ secrets ∥ IPs) → machine → started → check passing (→ the API
+server's /readyz on a real target), all within `--timeout`, and undoes everything it made when
+anything fails before the cluster is healthy, Ctrl-C included.
 """
 
 from __future__ import annotations
