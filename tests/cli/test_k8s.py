@@ -187,6 +187,21 @@ def test_kubeconfig_print_json_is_what_kubectl_shows(flyk: Flyk, tmp_path: Path)
     assert data["current-context"] == "flyk-demo" and data["kind"] == "Config"
 
 
+def test_a_kubeconfig_that_cannot_be_written_exits_2_before_anything_is_made(
+    flyk: Flyk, isolated_env: Path
+) -> None:
+    kube = isolated_env / ".kube"
+    kube.mkdir()
+    (kube / "config.lock").write_text("")
+    held = flyk("ext", "k8s", "create", "lk")
+    assert held.exit_code == 2 and "config.lock exists" in held.stderr
+    nowhere = flyk("ext", "k8s", "create", "lk", "--kubeconfig", "/proc/flyk-x.yaml")
+    assert nowhere.exit_code == 2
+    assert "cannot write kubeconfig /proc/flyk-x.yaml" in nowhere.stderr
+    assert "Traceback" not in nowhere.stderr + held.stderr
+    assert flyk("ext", "k8s", "list", "--json").stdout.strip() == "[]"
+
+
 def test_status_json(flyk: Flyk) -> None:
     assert flyk("ext", "k8s", "create", "demo").exit_code == 0
     data = json.loads(flyk("ext", "k8s", "status", "demo", "--json").stdout)
