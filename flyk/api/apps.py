@@ -32,12 +32,22 @@ class AppsResource(Resource):
         )
         return App.from_api(as_mapping(data))
 
-    def create(self, name: str, org_slug: str, *, network: str | None = None) -> App:
+    def create(
+        self,
+        name: str,
+        org_slug: str,
+        *,
+        network: str | None = None,
+        wait_visible: bool = True,
+    ) -> App:
         """Create an app and return it once it is readable.
 
         Create is not idempotent, but an app name is unique: after an ambiguous failure
         (5xx, dropped connection) flyk looks the name up, and an "already taken" answer to the
         retry counts as success when the app is there in the same org.
+
+        `wait_visible=False` skips the read-back (one round trip): for callers whose next
+        calls on the app retry a 404 themselves. The App returned then holds only the name.
         """
         body = {"name": name, "org_slug": org_slug}
         if network:
@@ -58,6 +68,8 @@ class AppsResource(Resource):
                 return existing
             except (ServerError, NetworkError):
                 raise exc from None
+        if not wait_visible:
+            return App(name=name)
         return self._wait_visible(name)
 
     def delete(self, name: str) -> None:

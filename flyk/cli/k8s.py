@@ -23,7 +23,7 @@ from flyk.cli.kubelet import kubelet_command
 from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, RegionOption, YesOption
 from flyk.cli.output import Output
 from flyk.config import is_loopback_url
-from flyk.errors import FlykError, UsageError
+from flyk.errors import FlykError, NotFoundError, UsageError
 from flyk.k8s import cluster
 from flyk.k8s import controlplane as cp
 from flyk.k8s import kubeconfig as kc
@@ -47,6 +47,7 @@ KubeconfigPathOption = Annotated[
     typer.Option(
         "--kubeconfig",
         help="Kubeconfig file to merge into (default: KUBECONFIG, then ~/.kube/config).",
+        metavar="PATH",
         show_default=False,
     ),
 ]
@@ -126,7 +127,8 @@ def create_command(
         str | None, typer.Argument(metavar="NAME", help="Cluster name.", show_default=False)
     ] = None,
     name: Annotated[
-        str | None, typer.Option("-n", "--name", help="Cluster name.", show_default=False)
+        str | None,
+        typer.Option("-n", "--name", metavar="NAME", help="Cluster name.", show_default=False),
     ] = None,
     org: OrgOption = None,
     region: RegionOption = None,
@@ -134,7 +136,12 @@ def create_command(
     output: OutputFileOption = None,
     no_switch_context: NoSwitchOption = False,
     timeout: Annotated[
-        str, typer.Option("--timeout", help="Give up (and roll back) after this long.")
+        str,
+        typer.Option(
+            "--timeout",
+            metavar="DURATION",
+            help="Give up (and roll back) after this long: 90s, 10m, 1h or seconds.",
+        ),
     ] = "10m",
     dry_run: Annotated[
         bool,
@@ -165,6 +172,7 @@ def create_command(
         str | None,
         typer.Option(
             "--image",
+            metavar="IMAGE",
             help=f"Control-plane image (default: ${cp.IMAGE_ENV_VAR}, else flyk's published one).",
             show_default=False,
         ),
@@ -173,24 +181,30 @@ def create_command(
         str | None,
         typer.Option(
             "--k3s-version",
+            metavar="VERSION",
             help=f"K3s version (default {cp.DEFAULT_K3S_VERSION}).",
             show_default=False,
         ),
     ] = None,
     vm_size: Annotated[
-        str, typer.Option("--vm-size", help="Control-plane machine size.")
+        str, typer.Option("--vm-size", metavar="SIZE", help="Control-plane machine size.")
     ] = cp.DEFAULT_SIZE,
     vm_memory: Annotated[
-        str, typer.Option("--vm-memory", help="Control-plane memory (MB, or e.g. 4gb).")
+        str,
+        typer.Option(
+            "--vm-memory", metavar="MEMORY", help="Control-plane memory (MB, or e.g. 4gb)."
+        ),
     ] = str(cp.DEFAULT_MEMORY_MB),
     volume_size: Annotated[
-        int, typer.Option("--volume-size", help="K3s data volume size in GB.", min=1)
+        int,
+        typer.Option("--volume-size", metavar="GB", help="K3s data volume size in GB.", min=1),
     ] = cp.DEFAULT_VOLUME_GB,
     kubelet_token: Annotated[
         str | None,
         typer.Option(
             "--kubelet-token",
             envvar="FLYK_KUBELET_TOKEN",
+            metavar="TOKEN",
             help="Machines API token for the virtual kubelet (default: the token flyk uses). "
             "It needs to create, update and destroy machines and apps in the org.",
             show_default=False,
@@ -223,7 +237,11 @@ def create_command(
     out.add_secret(token)
     spec = ClusterSpec(region=region or _default_region(context), **spec_values)
     options = cluster.CreateOptions(
-        timeout=seconds, keep_on_failure=keep_on_failure, kubelet_token=token, kubeconfig=kube
+        timeout=seconds,
+        keep_on_failure=keep_on_failure,
+        kubelet_token=token,
+        kubeconfig=kube,
+        api_check=None if context.target.is_local else cluster.ask_readyz,
     )
     if dry_run:  # create's read-only checks, then the plan; writes nothing
         _render_plan(out, cluster.dry_run(context.client, spec, options), kube)
@@ -426,7 +444,10 @@ def kubeconfig_command(
     output: OutputFileOption = None,
     print_: Annotated[
         bool,
-        typer.Option("--print", help="Print the kubeconfig on stdout; write no file."),
+        typer.Option(
+            "--print",
+            help="Print the kubeconfig on stdout (YAML; JSON with --json); write no file.",
+        ),
     ] = False,
     no_switch_context: NoSwitchOption = False,
     json: JsonOption = False,
@@ -438,7 +459,8 @@ def kubeconfig_command(
     out = context.use_json(json)
     entry = cluster.rebuild_kubeconfig(context.client, name, _org(org))
     if print_:
-        out.line(entry.render())
+        # --json: the document as `kubectl config view --raw -o json` shows it.
+        out.emit(entry.standalone(), lambda: out.line(entry.render()))
         return
     kube = cluster.KubeconfigOptions(
         path=kubeconfig, output=output, switch_context=not no_switch_context
@@ -469,6 +491,7 @@ def delete_command(
         str | None,
         typer.Option(
             "--kubeconfig",
+            metavar="PATH",
             help="Kubeconfig file to remove the cluster's entries from "
             "(default: every file in KUBECONFIG, else ~/.kube/config).",
             show_default=False,
@@ -480,7 +503,15 @@ def delete_command(
     and its kubeconfig entries."""
     context = app_context(ctx)
     out = context.use_json(json)
-    plan = cluster.plan_deletion(context.client, name, _org(org))
+    kube = cluster.KubeconfigOptions(path=kubeconfig)
+    try:
+        plan = cluster.plan_deletion(context.client, name, _org(org), kube)
+    except NotFoundError:
+        stale = cluster.stale_kubeconfig_files(name, kube)
+        if not stale:
+            raise
+        _delete_stale_entries(out, name, _org(org), kube, stale, yes)
+        return
     question = f"Delete cluster {name}: {plan.describe()}?"
     if not out.confirm(question, yes=yes):
         out.declined("Nothing was deleted.")
@@ -488,10 +519,41 @@ def delete_command(
         context.client,
         plan,
         keep_volumes=keep_volumes,
-        kubeconfig=cluster.KubeconfigOptions(path=kubeconfig),
+        kubeconfig=kube,
         progress=Steps(out),
     )
     out.emit(result.to_json(), lambda: _render_deleted(out, result))
+
+
+def _delete_stale_entries(
+    out: Output,
+    name: str,
+    org: str,
+    kube: cluster.KubeconfigOptions,
+    files: list[Path],
+    yes: bool,
+) -> None:
+    """No such cluster on the platform, but its kubeconfig entries are still there: remove
+    them (exit 0: afterwards nothing of the cluster is left, which is what delete is for)."""
+    where = ", ".join(_home(p) for p in files)
+    question = (
+        f"No cluster {name} in organization {org}; remove its stale kubeconfig entries "
+        f"(context {kc.context_name(name)} in {where})?"
+    )
+    if not out.confirm(question, yes=yes):
+        out.declined("Nothing was removed.")
+    stale = cluster.remove_stale_entries(name, org, kube)
+    removed = stale.removed
+
+    def render() -> None:
+        cleared = " (current-context cleared)" if removed.current_context_cleared else ""
+        out.warn(f"no cluster {name} in organization {org} on the platform")
+        out.success(
+            f"Removed its stale context {removed.context} from "
+            f"{', '.join(_home(p) for p in removed.files)}{cleared}"
+        )
+
+    out.emit(stale.to_json(), render)
 
 
 def _render_deleted(out: Output, result: cluster.DeleteResult) -> None:

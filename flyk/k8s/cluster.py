@@ -6,8 +6,9 @@ metadata `flyk_cluster`, `flyk_org` and `flyk_role=control-plane`. Nothing is ke
 except the kubeconfig entries.
 
 Create runs independent calls side by side so that the critical path is
-preflight → app → (volume ∥ secrets ∥ IPs) → machine → started → check passing,
-and undoes everything it made when anything fails, Ctrl-C included.
+preflight → app → (volume ∥ secrets ∥ IPs) → machine → started → check passing (→ the API
+server's /readyz on a real target), all within `--timeout`, and undoes everything it made when
+anything fails before the cluster is healthy, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime
-import time
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 # pure functions of the client's RetryPolicy, so that waits here are paced as the client's own
@@ -26,6 +28,7 @@ from flyk.api.models import App, GuestConfig, IPAssignment, Machine, Volume
 from flyk.errors import (
     AlreadyExistsError,
     CapacityError,
+    ConfigError,
     ConflictError,
     FlykError,
     ForbiddenError,
@@ -45,7 +48,6 @@ from flyk.k8s.pki import (
     recover_from_secrets,
 )
 from flyk.k8s.plan import (
-    APP_PREFIX,
     VOLUME_NAME,
     ClusterPlan,
     ClusterSpec,
@@ -53,7 +55,7 @@ from flyk.k8s.plan import (
     plan_cluster,
     validate_cluster_name,
 )
-from flyk.k8s.probe import ApiProbe, probe_api_server
+from flyk.k8s.probe import ApiProbe, probe_api_server, probe_ready
 from flyk.k8s.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
@@ -164,7 +166,8 @@ def find_cluster(
 
 
 # The secrets a cluster's app holds; an app holding others is not (only) a flyk cluster.
-_FLYK_SECRETS = frozenset({*TLS_FILES.values(), cp.KUBELET_TOKEN_SECRET})
+_MARKERS = frozenset({records.MARKER_CLUSTER, records.MARKER_ORG})
+_FLYK_SECRETS = frozenset({*TLS_FILES.values(), cp.KUBELET_TOKEN_SECRET, *_MARKERS})
 
 
 def _holds_only_flyk_secrets(client: FlyClient, app: str) -> bool:
@@ -231,9 +234,21 @@ class KubeconfigOptions:
     def check(self, cluster: str) -> None:
         """Refuse before anything is provisioned what the write would refuse afterwards."""
         if self.output:
-            kc.check_standalone(self.output, cluster)
+            kc.check_file_writable(kc.check_standalone(self.output, cluster))
         else:
             kc.check_writable(self.path, self.environ)
+
+    def holds(self, entry: kc.KubeconfigEntry) -> bool:
+        """Whether the target already has this cluster's entry: same server, same CA."""
+        found = kc.cluster_fields(entry.cluster, self.output or self.path, self.environ)
+        return found is not None and found == {**found, **entry.cluster_fields()}
+
+    def check_removal(self) -> None:
+        """Refuse before a delete destroys anything what its kubeconfig step would refuse."""
+        kc.check_removable(self.path, self.environ)
+
+    def remove(self, cluster: str) -> kc.RemoveResult:
+        return kc.remove(cluster, explicit=self.path, environ=self.environ)
 
     def merge(self, entry: kc.KubeconfigEntry) -> kc.MergeResult:
         if self.output:
@@ -246,12 +261,25 @@ class KubeconfigOptions:
         )
 
 
+# How create asks the new API server whether it serves: (entry, timeout) → what it said.
+ApiCheck = Callable[[kc.KubeconfigEntry, float], ApiProbe]
+
+
+def ask_readyz(entry: kc.KubeconfigEntry, timeout: float) -> ApiProbe:
+    """`/readyz` over TLS, trusting only the cluster's CA, as its admin (the CLI's ApiCheck)."""
+    return probe_ready(entry, timeout=timeout)
+
+
 @dataclass(frozen=True)
 class CreateOptions:
     timeout: float = DEFAULT_TIMEOUT
     keep_on_failure: bool = False
     kubelet_token: str | None = None
     kubeconfig: KubeconfigOptions = field(default_factory=KubeconfigOptions)
+    # After the machine's check passes, wait until this says the API server answers. None
+    # skips it (the CLI passes `ask_readyz` unless the target is the local backend, which
+    # runs no images, so no API server will ever answer there).
+    api_check: ApiCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +316,7 @@ class _Journal:
     app: str
     app_ours: bool = False
     resuming: bool = False
+    healthy: bool = False  # the control plane passed its check: nothing is undone after that
 
 
 def resume_hint(cluster: str, org: str) -> str:
@@ -307,6 +336,10 @@ class _Existing:
     volume: Volume | None = None
     ips: tuple[IPAssignment, ...] = ()
     pki: ClusterPKI | None = None  # the CAs stored as secrets, when all are there
+    secret_names: frozenset[str] = frozenset()
+    # A healthy control plane (with its volume and CAs): a create that stopped after the
+    # machine came up, before the kubeconfig was written. Only the kubeconfig is missing.
+    healthy: bool = False
 
     def describe(self) -> str:
         found = [
@@ -315,6 +348,8 @@ class _Existing:
             *([_plural(len(self.ips), "IP")] if self.ips else []),
             *(["its CAs"] if self.pki else []),
         ]
+        if self.healthy:
+            return "a healthy control plane (only its kubeconfig is missing)"
         return ", ".join(found) if found else "only its app"
 
 
@@ -331,14 +366,17 @@ def create(
     what is missing is made. A complete one is an AlreadyExistsError and nothing changes."""
     options = options or CreateOptions()
     progress = progress or NullProgress()
+    deadline = Deadline(options.timeout, client.retry.clock)
     plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
     options.kubeconfig.check(spec.name)
-    deadline = time.monotonic() + options.timeout
     journal = _Journal(app=plan.app_name)
     try:
         with progress.step(f"Planning cluster {spec.name} in {spec.region}") as step:
-            pki, existing = _preflight(client, plan)
+            pki, existing = _preflight(client, plan, options.kubeconfig)
+            deadline.check("the checks before creating anything did not finish")
             step.update(f"Planned cluster {spec.name} in {spec.region} (app {plan.app_name})")
+        if existing is not None and existing.healthy:
+            return _finish(plan, existing, journal, options, progress)
         if existing is not None:
             journal.resuming = True
             progress.notice(
@@ -364,15 +402,17 @@ def dry_run(client: FlyClient, spec: ClusterSpec, options: CreateOptions | None 
     options = options or CreateOptions()
     plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
     options.kubeconfig.check(spec.name)
-    existing = _checks(client, plan)
+    existing = _checks(client, plan, options.kubeconfig)
     return DryRun(plan=plan, resuming=existing)
 
 
-def _preflight(client: FlyClient, plan: ClusterPlan) -> tuple[ClusterPKI, _Existing | None]:
+def _preflight(
+    client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions
+) -> tuple[ClusterPKI, _Existing | None]:
     """Everything that can be known before the first write, asked side by side."""
     results = _parallel(
         {
-            "checks": lambda: _checks(client, plan),
+            "checks": lambda: _checks(client, plan, kube),
             "pki": lambda: ClusterPKI.generate(plan.spec.name),
         }
     )
@@ -382,9 +422,13 @@ def _preflight(client: FlyClient, plan: ClusterPlan) -> tuple[ClusterPKI, _Exist
     return pki, existing
 
 
-def _checks(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
+def _checks(client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions) -> _Existing | None:
     """The read-only checks: region, organization, name (free, or an incomplete cluster to
-    resume), room. Raises what a create would; returns what there is to resume."""
+    resume), room. Raises what a create would; returns what there is to resume.
+
+    A healthy control plane is a complete cluster (AlreadyExistsError) when the kubeconfig
+    already holds its entry (same server and CA); otherwise a create stopped after the
+    machine came up and before the kubeconfig was written, and only that is left to do."""
     spec = plan.spec
     results = _parallel(
         {
@@ -401,6 +445,9 @@ def _checks(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
             hint=f"regions: {', '.join(sorted(codes))} (flyk regions list)",
         )
     existing: _Existing | None = results["existing"]
+    if existing is not None and existing.healthy and existing.pki is not None:
+        if kube.holds(_kubeconfig_entry(plan, existing.pki, admin=False)):
+            raise _already_exists(plan)
     needs_room = existing is None or existing.machine is None
     if needs_room and not results["room"]:
         raise _with_alternatives(
@@ -448,11 +495,13 @@ def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
     if len(planes) != len(machines) or not names <= _FLYK_SECRETS:
         raise _already_exists(plan, ", which holds more than a flyk cluster")
     machine = planes[0] if planes else None
+    healthy = False
     if machine is not None:
         machine = client.machines.get(app, machine.id)
-        if _healthy(machine):
-            raise _already_exists(plan)
+        healthy = _healthy(machine)
         if machine.region and machine.region != spec.region:
+            if healthy:
+                raise _already_exists(plan)
             raise _elsewhere(plan, f"machine {machine.id}", machine.region)
     volumes = [v for v in found["volumes"] if v.name == VOLUME_NAME]
     volume = next((v for v in volumes if v.region == spec.region), None)
@@ -461,7 +510,16 @@ def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
     pki = None
     if set(TLS_FILES.values()) <= names:
         pki = ClusterPKI.from_secrets(_secret_values(client, app))
-    return _Existing(machine=machine, volume=volume, ips=tuple(found["ips"]), pki=pki)
+    if healthy and (pki is None or volume is None):
+        raise _already_exists(plan)  # nothing a create could finish
+    return _Existing(
+        machine=machine,
+        volume=volume,
+        ips=tuple(found["ips"]),
+        pki=pki,
+        secret_names=frozenset(names),
+        healthy=healthy,
+    )
 
 
 def _elsewhere(plan: ClusterPlan, what: str, region: str) -> UsageError:
@@ -481,12 +539,15 @@ def _healthy(machine: Machine) -> bool:
 
 def _has_room(client: FlyClient, plan: ClusterPlan) -> bool:
     """Ask the platform where the machine would go, so that a full region fails before
-    anything is created. A placements endpoint that cannot answer does not block the create:
-    the machine create itself is the final word."""
+    anything is created. A placements endpoint that cannot answer (missing, refused, a 5xx,
+    rate-limited, unreachable) does not block the create: it is a hint, and the machine
+    create itself is the final word."""
     spec = plan.spec
     try:
         placements = client.platform.placements(spec.org, region=spec.region, compute=spec.guest)
-    except (NotFoundError, ForbiddenError, UsageError):
+    except Interrupted:
+        raise
+    except FlykError:
         return True
     return any(p.region == spec.region for p in placements)
 
@@ -543,36 +604,48 @@ def _provision(
     existing: _Existing | None,
     journal: _Journal,
     options: CreateOptions,
-    deadline: float,
+    deadline: Deadline,
     progress: Progress,
 ) -> CreateResult:
     spec = plan.spec
     with progress.step("Creating app, volume, API address and secrets") as step:
+        creating = "creating the app, volume, API address and secrets did not finish"
+        on_app = _as_is
         if existing is None:
             _create_app(client, plan, journal)
             existing = _Existing()
-        # CAs already stored are never replaced: kubeconfigs signed with them stay valid.
-        secrets = {} if existing.pki is not None else pki.to_secrets()
+            on_app = functools.partial(_once_app_visible, client)
+        # The markers first say whose app this is (remains kept from before they existed get
+        # them now). CAs already stored are never replaced: kubeconfigs signed with them stay
+        # valid.
+        secrets = {k: v for k, v in plan.markers().items() if k not in existing.secret_names}
+        if existing.pki is None:
+            secrets.update(pki.to_secrets())
         if options.kubelet_token is not None:
             secrets[cp.KUBELET_TOKEN_SECRET] = options.kubelet_token
         have = {_ip_kind(ip) for ip in existing.ips}
         missing_ips = [t for t in plan.ip_types if t not in have]
         calls: dict[str, Callable[[], Any]] = {
-            "ips": lambda: _map(lambda t: client.ips.create(plan.app_name, t), missing_ips)
+            "ips": lambda: _map(
+                lambda t: on_app(lambda: client.ips.create(plan.app_name, t)), missing_ips
+            )
         }
         if existing.volume is None:
             # `compute` places the volume on a host with room for the machine that must
             # run beside it (a volume pins its machine to its host).
-            calls["volume"] = lambda: client.volumes.create(
-                plan.app_name,
-                VOLUME_NAME,
-                spec.region,
-                spec.volume_size_gb,
-                compute=spec.guest,
+            calls["volume"] = lambda: on_app(
+                lambda: client.volumes.create(
+                    plan.app_name,
+                    VOLUME_NAME,
+                    spec.region,
+                    spec.volume_size_gb,
+                    compute=spec.guest,
+                )
             )
         if secrets:
-            calls["secrets"] = lambda: client.secrets.set(plan.app_name, secrets)
+            calls["secrets"] = lambda: on_app(lambda: client.secrets.set(plan.app_name, secrets))
         made = _parallel(calls)
+        deadline.check(creating)
         volume: Volume = existing.volume or made["volume"]
         ips: list[IPAssignment] = [*existing.ips, *made["ips"]]
         verb = "Completed" if journal.resuming else "Created"
@@ -582,6 +655,7 @@ def _provision(
             f"API address {', '.join(ip.ip for ip in ips)}, secrets"
         )
     with progress.step("Starting the control plane") as step:
+        starting = "the control plane did not start"
         machine = existing.machine
         if machine is None:
             config = plan.machine_config(volume.id, extra_sans=tuple(ip.ip for ip in ips if ip.ip))
@@ -595,24 +669,85 @@ def _provision(
         elif machine.state in _STARTABLE:
             client.machines.start(plan.app_name, machine.id)
         step.update(f"Starting the control plane (machine {machine.id})")
-        client.machines.wait(
-            plan.app_name, machine.id, "started", timeout=_remaining(deadline, "to start")
-        )
+        try:
+            client.machines.wait(
+                plan.app_name, machine.id, "started", timeout=deadline.remaining(starting)
+            )
+        except WaitTimeoutError as exc:
+            raise deadline.expired(starting) from exc
         step.update(f"Control plane started (machine {machine.id}, {_size(spec.guest)})")
     with progress.step("Waiting for the control plane to be healthy") as step:
+        deadline.check("the control plane's API check did not pass")
         machine = _wait_check_passing(client, plan.app_name, machine.id, deadline)
         step.update("Control plane healthy")
     entry = _kubeconfig_entry(plan, pki)
-    result = options.kubeconfig.merge(entry)
+    if options.api_check is not None and not on_local_backend(client):
+        with progress.step("Waiting for the API server to answer") as step:
+            _wait_api_answers(options.api_check, entry, client, deadline)
+            step.update("API server answering (/readyz ok)")
+    journal.healthy = True
+    with progress.step("Writing the kubeconfig") as step:
+        result = _write_kubeconfig(options.kubeconfig, entry, plan)
+        step.update(f"Wrote the kubeconfig (context {result.context})")
     return CreateResult(
         plan=plan, machine=machine, volume=volume, ips=tuple(ips), kubeconfig=result
     )
 
 
+def _write_kubeconfig(
+    kube: KubeconfigOptions, entry: kc.KubeconfigEntry, plan: ClusterPlan
+) -> kc.MergeResult:
+    """The last step. The cluster is healthy by now, so a write that fails (checked before
+    provisioning, but a file can change meanwhile) keeps it and says how to get the entry."""
+    try:
+        return kube.merge(entry)
+    except FlykError as exc:
+        spec = plan.spec
+        org_flag = "" if spec.org == DEFAULT_ORG else f" -o {spec.org}"
+        raise ConfigError(
+            f"cluster {spec.name} is ready, but its kubeconfig was not written: {exc.message}",
+            hint=_joined(
+                exc.hint,
+                f"the cluster is kept; write its kubeconfig with flyk ext k8s kubeconfig "
+                f"{spec.name}{org_flag}",
+            ),
+        ) from exc
+
+
+# POST /apps answers before the app is readable everywhere (fly-go WaitForApp).
+_APP_VISIBLE_WITHIN = 30.0
+
+
+def _as_is(call: Callable[[], T]) -> T:
+    return call()
+
+
+def _once_app_visible(client: FlyClient, call: Callable[[], T]) -> T:
+    """A call on the app this run just created. POST /apps answers before the app is
+    readable everywhere; instead of reading it back first (a round trip on the critical
+    path), the calls that need it retry a 404 for a short while, paced by the client's policy.
+    A 404 made nothing, so the retry is safe for a create too."""
+    policy = client.retry
+    until = policy.clock() + _APP_VISIBLE_WITHIN
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except NotFoundError:
+            attempt += 1
+            pause = backoff(
+                attempt, policy.rng, initial=policy.initial_delay, maximum=policy.max_delay
+            )
+            if policy.clock() + pause > until:
+                raise
+            policy.sleep(pause)
+
+
 def _create_app(client: FlyClient, plan: ClusterPlan, journal: _Journal) -> App:
     journal.app_ours = True  # from here on a leftover app of this name is this run's
     try:
-        return client.apps.create(plan.app_name, plan.spec.org)
+        # Not read back: the calls that follow retry a 404 (`_once_app_visible`).
+        return client.apps.create(plan.app_name, plan.spec.org, wait_visible=False)
     except AlreadyExistsError as exc:
         journal.app_ours = False  # someone else made it between preflight and now
         raise AlreadyExistsError(
@@ -626,17 +761,52 @@ def _size(guest: GuestConfig) -> str:
     return f"{kind}-{guest.cpus}x, {guest.memory_mb} MB"
 
 
-def _remaining(deadline: float, what: str) -> float:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise WaitTimeoutError(
-            f"the control plane did not come up {what} within --timeout",
-            hint="retry with a longer --timeout, or --keep-on-failure to look at it",
+def format_duration(seconds: float) -> str:
+    """A --timeout as people write it: 0.5s, 45s, 1m30s, 10m, 1h."""
+    if seconds < 10:
+        return f"{seconds:.1f}".removesuffix(".0") + "s"
+    whole = round(seconds)
+    parts = [(whole // 3600, "h"), (whole % 3600 // 60, "m"), (whole % 60, "s")]
+    return "".join(f"{value}{unit}" for value, unit in parts if value)
+
+
+class Deadline:
+    """`--timeout` over the whole create, on the client's clock (the one its waits use).
+
+    It is checked when each step starts and ends and bounds every wait; a single API call
+    already sent is bounded by the client's own timeouts, so a step may end a little late,
+    and is then reported as the step that ran out of time."""
+
+    def __init__(self, total: float, clock: Callable[[], float]) -> None:
+        self.total = total
+        self.clock = clock
+        self.at = clock() + total
+
+    def remaining(self, what: str) -> float:
+        """Seconds left; WaitTimeoutError naming `what` (what did not happen) when none."""
+        left = self.at - self.clock()
+        if left <= 0:
+            raise self.expired(what)
+        return left
+
+    def check(self, what: str) -> None:
+        self.remaining(what)
+
+    def fits(self, pause: float) -> bool:
+        return self.clock() + pause <= self.at
+
+    def expired(self, what: str, last: str = "") -> WaitTimeoutError:
+        longer = format_duration(max(2 * self.total, 60.0))
+        return WaitTimeoutError(
+            f"{what} within --timeout {format_duration(self.total)}{last}",
+            hint=f"retry with a longer --timeout (e.g. --timeout {longer}), or with "
+            "--keep-on-failure to keep what was made and look at it",
         )
-    return remaining
 
 
-def _wait_check_passing(client: FlyClient, app: str, machine_id: str, deadline: float) -> Machine:
+def _wait_check_passing(
+    client: FlyClient, app: str, machine_id: str, deadline: Deadline
+) -> Machine:
     """Read the machine until its API-server check passes.
 
     The Machines API's `/wait` long-poll waits for machine states only; checks have no
@@ -658,23 +828,75 @@ def _wait_check_passing(client: FlyClient, app: str, machine_id: str, deadline: 
             return machine
         attempt += 1
         pause = backoff(attempt, policy.rng, initial=policy.initial_delay, maximum=policy.max_delay)
-        if time.monotonic() + pause > deadline:
+        if not deadline.fits(pause):
             last = f" (last: {check.status}: {check.output})" if check else ""
-            raise WaitTimeoutError(
-                f"the control plane's API check did not pass within --timeout{last}",
-                hint="retry with a longer --timeout, or --keep-on-failure to look at it",
-            )
+            raise deadline.expired("the control plane's API check did not pass", last)
         policy.sleep(pause)
 
 
-def _kubeconfig_entry(plan: ClusterPlan, pki: ClusterPKI) -> kc.KubeconfigEntry:
-    admin = pki.admin_credentials()
+# One /readyz request is given at most this long (the create's deadline bounds the whole).
+_READYZ_TIMEOUT = 10.0
+
+
+def _wait_api_answers(
+    check: ApiCheck, entry: kc.KubeconfigEntry, client: FlyClient, deadline: Deadline
+) -> ApiProbe:
+    """Ask `/readyz` until it says ok: the machine's TCP check passes as soon as K3s listens,
+    a moment before the API server serves. Paced like `_wait_check_passing`."""
+    what = "the API server did not answer /readyz"
+    policy = client.retry
+    attempt = 0
+    while True:
+        answer = check(entry, min(_READYZ_TIMEOUT, deadline.remaining(what)))
+        if answer.reachable:
+            return answer
+        attempt += 1
+        pause = backoff(attempt, policy.rng, initial=policy.initial_delay, maximum=policy.max_delay)
+        if not deadline.fits(pause):
+            raise deadline.expired(what, f" (last: {answer.detail})")
+        policy.sleep(pause)
+
+
+def _kubeconfig_entry(
+    plan: ClusterPlan, pki: ClusterPKI, *, admin: bool = True
+) -> kc.KubeconfigEntry:
+    """The kubeconfig entry; `admin=False` leaves the credentials out (a comparison only)."""
+    credentials = pki.admin_credentials() if admin else None
     return kc.KubeconfigEntry(
         cluster=plan.spec.name,
         server=plan.api_endpoint,
         ca_pem=pki.server_ca.cert_pem,
-        client_cert_pem=admin.cert_pem,
-        client_key_pem=admin.key_pem,
+        client_cert_pem=credentials.cert_pem if credentials else b"",
+        client_key_pem=credentials.key_pem if credentials else b"",
+    )
+
+
+def _finish(
+    plan: ClusterPlan,
+    existing: _Existing,
+    journal: _Journal,
+    options: CreateOptions,
+    progress: Progress,
+) -> CreateResult:
+    """A healthy control plane whose kubeconfig was never written (a create interrupted
+    after its machine came up): write it, with the stored CAs, and change nothing on Fly."""
+    assert existing.pki is not None and existing.machine is not None
+    assert existing.volume is not None  # `_inspect` makes sure of all three
+    journal.resuming = journal.healthy = True
+    progress.notice(
+        f"Cluster {plan.spec.name} (app {plan.app_name}) is already healthy but its "
+        "kubeconfig was never written (a create stopped after the machine came up): "
+        "writing it; nothing on Fly changes"
+    )
+    with progress.step("Writing the kubeconfig") as step:
+        result = _write_kubeconfig(options.kubeconfig, _kubeconfig_entry(plan, existing.pki), plan)
+        step.update(f"Wrote the kubeconfig (context {result.context})")
+    return CreateResult(
+        plan=plan,
+        machine=existing.machine,
+        volume=existing.volume,
+        ips=existing.ips,
+        kubeconfig=result,
     )
 
 
@@ -688,6 +910,15 @@ def _failed(
 ) -> BaseException:
     """Undo (or keep) what this run made; return the error to raise."""
     error = _as_flyk_error(exc)
+    if journal.healthy:
+        # Only the kubeconfig write (or a Ctrl-C during it) is left: a healthy cluster stays.
+        if isinstance(error, Interrupted):
+            org_flag = "" if plan.spec.org == DEFAULT_ORG else f" -o {plan.spec.org}"
+            error.hint = _joined(
+                error.hint,
+                f"flyk ext k8s kubeconfig {plan.spec.name}{org_flag} writes its kubeconfig",
+            )
+        return _interrupted(error, f"cluster {plan.spec.name} is ready and kept")
     if isinstance(error, CapacityError):
         error = _with_alternatives(client, plan, error)
     if journal.resuming:
@@ -889,7 +1120,7 @@ def _summary(app: str, machine: Machine, org: str) -> ClusterSummary:
     return ClusterSummary(
         name=meta.get(records.META_CLUSTER, ""),
         org=meta.get(records.META_ORG, org),
-        region=machine.region or "",
+        region=machine.region or meta.get(records.META_REGION, ""),
         state=machine.state or "unknown",
         api_endpoint=meta.get(records.META_ENDPOINT, ""),
         app=app,
@@ -917,29 +1148,30 @@ def list_clusters(client: FlyClient, orgs: Sequence[str]) -> list[ClusterSummary
                 ]
             if machines or not _holds_only_flyk_secrets(client, app):
                 return []
-            name = _cluster_named_by(client, app, org)
-            if name is None:
+            recorded = _cluster_recorded_on(client, app, org)
+            if recorded is None:
                 return []
         except NotFoundError:  # deleted meanwhile
             return []
-        return [_incomplete_summary(ClusterRef(name=name, org=org, app=app, machine=None))]
+        name, owner = recorded
+        return [_incomplete_summary(ClusterRef(name=name, org=owner, app=app, machine=None))]
 
     found = [s for group in _map(control_planes, candidates) for s in group]
     return sorted(found, key=lambda s: (s.org, s.name))
 
 
-def _cluster_named_by(client: FlyClient, app: str, org: str) -> str | None:
-    """The cluster whose app this is, for an app with no control plane to say so (metadata
-    is the record; an incomplete cluster has none): the name in the app's name, else, for a
-    long name hashed into it, the one in its stored server CA. Either is checked by deriving
-    the app name again, so only a name that maps to exactly this app is returned."""
-    suffix = f"-{org}"
-    if app.startswith(APP_PREFIX) and app.endswith(suffix):
-        name = app[len(APP_PREFIX) : -len(suffix)]
-        if _names_app(name, org, app):
-            return name
-    named = cluster_named_in(_secret_values(client, app))
-    return named if named is not None and _names_app(named, org, app) else None
+def _cluster_recorded_on(client: FlyClient, app: str, org: str) -> tuple[str, str] | None:
+    """(cluster, org) of an app with no control plane to say so (machine metadata is the
+    record; an incomplete cluster has no machine): the marker secrets create sets on the app
+    first thing (`FLYK_CLUSTER`, `FLYK_ORG`), else, for remains older than the markers, the
+    name its stored server CA was made for. Never parsed out of the app's name; checked by
+    deriving the app name again, so only a cluster that maps to exactly this app is returned."""
+    values = _secret_values(client, app)
+    name = values.get(records.MARKER_CLUSTER) or cluster_named_in(values)
+    owner = values.get(records.MARKER_ORG) or org
+    if name is None or owner != org or not _names_app(name, org, app):
+        return None
+    return name, owner
 
 
 def _names_app(name: str, org: str, app: str) -> bool:
@@ -1078,8 +1310,13 @@ class DeletionPlan:
         }
 
 
-def plan_deletion(client: FlyClient, name: str, org: str) -> DeletionPlan:
-    """What delete would remove; NotFoundError if there is no such cluster."""
+def plan_deletion(
+    client: FlyClient, name: str, org: str, kubeconfig: KubeconfigOptions | None = None
+) -> DeletionPlan:
+    """What delete would remove; NotFoundError if there is no such cluster. The kubeconfig
+    chain is checked first: a delete must not destroy the cluster and then fail on a file
+    it cannot clean (leaving entries that point at nothing)."""
+    (kubeconfig or KubeconfigOptions()).check_removal()
     ref = find_cluster(client, name, org, incomplete_ok=True)
     found = _parallel(
         {
@@ -1191,7 +1428,7 @@ def delete(
             # resumes with them and the volume's data is usable again. Whoever can read the
             # app's secrets could attach the volume and read the same keys there. The kubelet's
             # API token goes.
-            _delete_secrets(client, ref.app, keep=frozenset(TLS_FILES.values()))
+            _delete_secrets(client, ref.app, keep=frozenset({*TLS_FILES.values(), *_MARKERS}))
         leftovers.extend(_remove_app_and_contents(client, ref.app, keep_volumes=keep_volumes))
         step.update(
             f"Removed the IPs and the kubelet's token; kept app {ref.app} with its volume "
@@ -1199,8 +1436,36 @@ def delete(
             if keep_volumes
             else f"Removed the volume, IPs and app {ref.app}"
         )
-    removed = kc.remove(ref.name, explicit=kubeconfig.path, environ=kubeconfig.environ)
+    removed = kubeconfig.remove(ref.name)
     return DeleteResult(plan=plan, leftovers=tuple(leftovers), kubeconfig=removed)
+
+
+@dataclass(frozen=True)
+class StaleEntries:
+    """A cluster the platform does not know, whose kubeconfig entries were still there."""
+
+    name: str
+    org: str
+    removed: kc.RemoveResult
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "org": self.org,
+            "found_on_platform": False,
+            "kubeconfig_files": [str(p) for p in self.removed.files],
+            "current_context_cleared": self.removed.current_context_cleared,
+        }
+
+
+def stale_kubeconfig_files(name: str, kubeconfig: KubeconfigOptions) -> list[Path]:
+    """The files still holding entries of a cluster that is gone from the platform (deleted
+    elsewhere, or a delete that stopped before its last step)."""
+    return kc.holders(name, kubeconfig.path, kubeconfig.environ)
+
+
+def remove_stale_entries(name: str, org: str, kubeconfig: KubeconfigOptions) -> StaleEntries:
+    return StaleEntries(name=name, org=org, removed=kubeconfig.remove(name))
 
 
 def _merge_namespace_apps(

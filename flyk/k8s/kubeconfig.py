@@ -12,7 +12,7 @@ Rules (client-go's `clientcmd`, which kubectl follows):
   context is updated in that file.
 * A new entry goes to the explicit file; with a one-item `KUBECONFIG` to that file; with several,
   to the first one that exists, or the last one when none exists (`GetDefaultFilename`).
-* `current-context` is written to the first file that sets one, else to that default file.
+* `current-context` is written to the first file of the chain that exists (the default file).
 
 flyk's entries are a cluster, a user and a context all named `flyk-NAME`. Their fields are merged
 one by one: the fields flyk owns are set, conflicting credentials on flyk's user are dropped, and
@@ -44,6 +44,9 @@ from flyk.errors import ConfigError
 
 CONTEXT_PREFIX = "flyk-"
 LOCK_TIMEOUT = 30.0
+# Before provisioning, a lock held longer than this is taken to be stale (a writer holds it for
+# milliseconds); reported then rather than after a cluster was made.
+CHECK_LOCK_TIMEOUT = 3.0
 _CLIENT_GO_LOCK_POLL = 0.05
 
 Document = dict[str, Any]
@@ -182,9 +185,48 @@ def _elsewhere(chosen: bool) -> str:
     return "or pass --kubeconfig (merge) or --output (a file of its own) to write elsewhere"
 
 
+class Verbatim(str):
+    """A plain scalar YAML 1.1 would read as something other than a string: a timestamp
+    (`expiry: 2024-01-01T00:00:00Z`), an octal or other number (`namespace: 0123`), a bool
+    (`true`, `yes`). kubectl reads most such fields as the text written (its YAML goes through
+    the field's Go type), so flyk keeps the text and its tag and writes it back as it was:
+    nobody's entry changes because flyk merged beside it."""
+
+    tag: str
+
+    def __new__(cls, text: str, tag: str) -> Verbatim:
+        scalar = super().__new__(cls, text)
+        scalar.tag = tag
+        return scalar
+
+    def __reduce__(self) -> tuple[type[Verbatim], tuple[str, str]]:
+        return (Verbatim, (str(self), self.tag))
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader, with the non-string scalars kept verbatim."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that writes a verbatim scalar back plain, with the tag it was read with."""
+
+
+def _construct_verbatim(_loader: yaml.SafeLoader, node: yaml.Node) -> Verbatim:
+    return Verbatim(str(node.value), node.tag)
+
+
+def _represent_verbatim(dumper: yaml.SafeDumper, data: Verbatim) -> yaml.Node:
+    return dumper.represent_scalar(data.tag, str(data))
+
+
+for _tag in ("bool", "int", "float", "timestamp"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _construct_verbatim)
+_Dumper.add_representer(Verbatim, _represent_verbatim)
+
+
 def parse(text: str, path: Path, *, chosen: bool = False) -> Document:
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         raise _malformed(path, f"not valid YAML ({_first_line(exc)})", chosen) from exc
     if doc is None:
@@ -226,14 +268,19 @@ def _malformed(path: Path, why: str, chosen: bool = False) -> ConfigError:
 
 
 def dump(doc: Document) -> str:
-    return yaml.safe_dump(doc, default_flow_style=False, sort_keys=False, allow_unicode=True)
+    return yaml.dump(
+        doc, Dumper=_Dumper, default_flow_style=False, sort_keys=False, allow_unicode=True
+    )
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace the file's content in one rename; 0600; a symlink stays a symlink."""
     target = Path(os.path.realpath(path))
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    make_parent(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     try:
         # mkstemp creates the file 0600 whatever the umask, so the content is never exposed.
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -242,11 +289,30 @@ def write_atomic(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o600)
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from exc
         raise
     _fsync_dir(target.parent)
+
+
+def make_parent(path: Path) -> None:
+    """The directory the (symlink-resolved) file goes in, created 0700 if missing."""
+    try:
+        Path(os.path.realpath(path)).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
+
+
+def _unwritable(path: Path, exc: OSError) -> ConfigError:
+    why = exc.strerror or type(exc).__name__
+    return ConfigError(
+        f"cannot write kubeconfig {path}: {why}",
+        hint="fix its directory's permissions, or pass --kubeconfig (merge) or --output "
+        "(a file of its own) to write elsewhere",
+    )
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -262,13 +328,21 @@ def _fsync_dir(directory: Path) -> None:
 # Locks
 
 
+def lock_files(path: Path) -> list[Path]:
+    """The `<file>.lock`s that guard a file: client-go locks the path as kubectl was given it
+    (a symlink's own name); flyk also locks the file the link resolves to, so that writers
+    reaching it by another name (the target itself, another link) are excluded too."""
+    given = Path(os.path.abspath(path))
+    real = Path(os.path.realpath(path))
+    return sorted({p.with_name(p.name + ".lock") for p in (given, real)})
+
+
 @contextlib.contextmanager
-def _client_go_lock(target: Path, timeout: float) -> Iterator[None]:
+def _client_go_lock(lock: Path, timeout: float) -> Iterator[None]:
     """client-go's protocol: create `<file>.lock` exclusively, remove it when done.
 
-    A file lock has nothing to wait on but the file itself, so this polls (kubectl polls the
-    same lock); the wait is bounded by `timeout`."""
-    lock = target.with_name(target.name + ".lock")
+    A file lock has nothing to wait on but the file itself, so this polls (kubectl gives up
+    at once instead); the wait is bounded by `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -281,6 +355,8 @@ def _client_go_lock(target: Path, timeout: float) -> Iterator[None]:
                     hint=f"if no kubectl or flyk is running, remove {lock} and retry",
                 ) from None
             time.sleep(_CLIENT_GO_LOCK_POLL)
+        except OSError as exc:
+            raise _unwritable(lock.with_name(lock.name.removesuffix(".lock")), exc) from exc
     os.close(fd)
     try:
         yield
@@ -297,11 +373,11 @@ def locked(paths: Sequence[Path], timeout: float = LOCK_TIMEOUT) -> Iterator[Non
     client-go's `<file>.lock` is the only lock: kubectl honours it, flyk processes and threads
     exclude each other with it too, and it is removed when done, so nothing of flyk's stays in
     the user's kube directory. A lock left by a killed writer is reported after `timeout`
-    with its path (as kubectl does), never removed behind the user's back."""
-    targets = sorted({Path(os.path.realpath(p)) for p in paths})
+    with its path (kubectl reports it at once), never removed behind the user's back."""
+    locks = sorted({lock for p in paths for lock in lock_files(p)})
     with contextlib.ExitStack() as stack:
-        for target in targets:
-            stack.enter_context(_client_go_lock(target, timeout))
+        for lock in locks:
+            stack.enter_context(_client_go_lock(lock, timeout))
         yield
 
 
@@ -421,8 +497,8 @@ def merge(
 ) -> MergeResult:
     """Upsert the cluster's entries into the kubeconfig chain (see the module's rules)."""
     chain = resolve_chain(explicit, environ)
-    home = Path(os.path.realpath(default_file(chain)))
-    home.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    home = default_file(chain)
+    make_parent(home)
     # The files that exist, and the one a new entry would create: nothing else is written.
     with locked([*(p for p in chain if p.exists()), home]):
         files = _Chain(chain, chosen=bool(explicit))
@@ -441,7 +517,10 @@ def merge(
             files.document(home).setdefault("kind", "Config")
         current_file = files.current_context_file()
         if switch_context:
-            current_file = current_file or new_home
+            # kubectl (`use-context`, client-go's writeCurrentContext) writes it to the first
+            # file of the chain that exists, whichever file set it before: that is the
+            # default file, which the entries above just created if none existed.
+            current_file = new_home
             doc = files.document(current_file)
             if doc.get("current-context") != entry.name:
                 doc["current-context"] = entry.name
@@ -535,7 +614,7 @@ def write_standalone(entry: KubeconfigEntry, path: str | os.PathLike[str]) -> Me
     """Write a kubeconfig holding only this cluster (current-context set to it), replacing a
     file that held only this cluster's entries before; anything else is refused."""
     target = Path(path).expanduser()
-    Path(os.path.realpath(target)).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_parent(target)
     with locked([target]):
         check_standalone(target, entry.cluster)  # again, under the lock
         write_atomic(target, dump(entry.standalone()))
@@ -552,11 +631,84 @@ def check_writable(
     explicit: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Fail before provisioning when the chain cannot be merged into (malformed, unreadable)."""
+    """Fail before provisioning when the chain cannot be merged into: a file malformed or
+    unreadable, one a merge may write (every existing file, and the one a new entry goes to)
+    not writable, or its lock held for longer than a writer holds it."""
     chain = resolve_chain(explicit, environ)
     for path in chain:
         load(path, chosen=bool(explicit))
-        real = Path(os.path.realpath(path))
-        if real.exists() and not os.access(real, os.W_OK):
-            raise ConfigError(f"kubeconfig {path} is not writable")
+    for path in [*(p for p in chain if p.exists()), default_file(chain)]:
+        check_file_writable(path)
     return chain
+
+
+def check_file_writable(path: Path) -> None:
+    """Whether flyk could write PATH now, found out without changing anything that stays: the
+    lock is taken and released (proving the directory writable and the lock free), or, for a
+    directory still to be made, its nearest existing parent is tried with an unnamed file."""
+    real = Path(os.path.realpath(path))
+    if real.exists() and not os.access(real, os.W_OK):
+        raise ConfigError(f"kubeconfig {path} is not writable")
+    if real.parent.is_dir():
+        with locked([path], timeout=CHECK_LOCK_TIMEOUT):
+            return
+    parent = real.parent
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
+
+
+def check_removable(
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Fail before delete destroys anything when its last step, removing the entries, could
+    not be done: a file of the chain malformed or unreadable, or an existing one not writable."""
+    chain = resolve_chain(explicit, environ)
+    for path in chain:
+        load(path, chosen=bool(explicit))
+    for path in chain:
+        if path.exists():
+            check_file_writable(path)
+    return chain
+
+
+def cluster_fields(
+    cluster: str,
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Mapping[str, Any] | None:
+    """The fields of the cluster's `flyk-NAME` cluster entry as kubectl would read them (the
+    first file of the chain defining it), or None when there is none."""
+    name = context_name(cluster)
+    for path in resolve_chain(explicit, environ):
+        doc = load(path, chosen=bool(explicit))
+        item = _find(doc, "clusters", name) if doc is not None else None
+        if item is not None:
+            body = item.get("cluster")
+            return body if isinstance(body, dict) else {}
+    return None
+
+
+def holders(
+    cluster: str,
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """The files of the chain holding any of the cluster's entries (or pointing
+    current-context at them)."""
+    name = context_name(cluster)
+    found = []
+    for path in resolve_chain(explicit, environ):
+        doc = load(path, chosen=bool(explicit))
+        if doc is None:
+            continue
+        if doc.get("current-context") == name or any(
+            _find(doc, section, name) is not None for section in _SECTIONS
+        ):
+            found.append(path)
+    return found

@@ -124,11 +124,16 @@ class ClusterPlan:
         return {
             records.META_CLUSTER: self.spec.name,
             records.META_ORG: self.spec.org,
+            records.META_REGION: self.spec.region,
             records.META_ROLE: records.ROLE_CONTROL_PLANE,
             records.META_VERSION: __version__,
             records.META_ENDPOINT: self.api_endpoint,
             records.META_PRIVATE: "true" if self.spec.private else "false",
         }
+
+    def markers(self) -> dict[str, str]:
+        """The app secrets that record, on the cluster's app itself, whose it is."""
+        return {records.MARKER_CLUSTER: self.spec.name, records.MARKER_ORG: self.spec.org}
 
     def env(self) -> dict[str, str]:
         return {
@@ -194,7 +199,7 @@ def plan_cluster(spec: ClusterSpec, *, with_kubelet_token: bool = True) -> Clust
         ip_types = ("v6", "v4") if spec.dedicated_ipv4 else ("v6",)
     api_host = f"{app}.flycast" if spec.private else f"{app}.fly.dev"
     sans = (api_host, f"{app}.flycast", f"{app}.internal", "localhost", "127.0.0.1")
-    secrets = tuple(TLS_FILES.values())
+    secrets = (records.MARKER_CLUSTER, records.MARKER_ORG, *TLS_FILES.values())
     if with_kubelet_token:
         secrets = (*secrets, cp.KUBELET_TOKEN_SECRET)
     return ClusterPlan(

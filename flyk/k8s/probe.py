@@ -59,6 +59,20 @@ def probe_api_server(entry: KubeconfigEntry, *, timeout: float = 10.0) -> ApiPro
         return ApiProbe(False, f"not answering at {entry.server}: {exc}")
 
 
+def probe_ready(entry: KubeconfigEntry, *, timeout: float = 10.0) -> ApiProbe:
+    """Only `/readyz`: whether the API server serves yet (what create waits for)."""
+    try:
+        with httpx.Client(
+            base_url=entry.server, verify=tls_context(entry), timeout=timeout
+        ) as http:
+            ready = http.get("/readyz")
+    except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
+        return ApiProbe(False, f"not answering at {entry.server}: {exc}")
+    if ready.status_code != 200:
+        return ApiProbe(False, f"/readyz said {ready.status_code}: {ready.text.strip()[:200]}")
+    return ApiProbe(True, "answering (/readyz ok)")
+
+
 def _counts(http: httpx.Client) -> ApiProbe:
     version = _json(http, "/version").get("gitVersion")
     nodes = _json(http, "/api/v1/nodes").get("items") or []

@@ -10,6 +10,7 @@ from __future__ import annotations
 # Machine metadata of the control plane.
 META_CLUSTER = "flyk_cluster"  # also on every pod machine
 META_ORG = "flyk_org"
+META_REGION = "flyk_region"
 META_ROLE = "flyk_role"
 META_VERSION = "flyk_version"
 META_ENDPOINT = "flyk_api_endpoint"
@@ -24,6 +25,9 @@ META_SPEC_HASH = "flyk_spec_hash"  # hash of the pod's inputs: a change means "u
 
 # App secrets that mark an app as a namespace of a cluster, set by the kubelet when it creates
 # the app; cluster delete finds namespace apps by them even when no machine is left.
+# The cluster's own app carries FLYK_CLUSTER and FLYK_ORG too (no FLYK_NAMESPACE), set by the
+# first call of create after the app exists: a create that stopped before its control-plane
+# machine is still known by them (`list`, `status`, `delete`).
 MARKER_CLUSTER = "FLYK_CLUSTER"
 MARKER_NAMESPACE = "FLYK_NAMESPACE"
 MARKER_ORG = "FLYK_ORG"

@@ -138,6 +138,70 @@ def test_delete_of_a_missing_cluster_exits_3(flyk: Flyk) -> None:
     assert result.exit_code == 3 and "no cluster ghost" in result.stderr
 
 
+def test_delete_refuses_a_malformed_kubeconfig_before_destroying_anything(
+    flyk: Flyk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    monkeypatch.setenv("KUBECONFIG", f"{good}{os.pathsep}{bad}")
+    good.write_text("")  # the first that exists takes new entries
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    bad.write_text("clusters: {oops\n")
+    refused = flyk("ext", "k8s", "delete", "demo", "--yes")
+    assert refused.exit_code == 2 and "malformed" in refused.stderr
+    assert json.loads(flyk("ext", "k8s", "list", "--json").stdout)[0]["name"] == "demo"
+    assert "flyk-demo" in kubectl("get-contexts", kubeconfig=good)
+    bad.unlink()
+    deleted = flyk("ext", "k8s", "delete", "demo", "--yes")
+    assert deleted.exit_code == 0, deleted.stderr
+    assert "flyk-demo" not in kubectl("get-contexts", kubeconfig=good)
+
+
+def test_delete_of_a_cluster_gone_from_the_platform_removes_its_stale_entries(
+    flyk: Flyk, tmp_path: Path
+) -> None:
+    kept, other = tmp_path / "kept", tmp_path / "other"
+    assert flyk("ext", "k8s", "create", "demo", "--kubeconfig", str(kept)).exit_code == 0
+    # Deleted with another kubeconfig: the cluster is gone, its entries in `kept` are not.
+    assert flyk("ext", "k8s", "delete", "demo", "--kubeconfig", str(other), "-y").exit_code == 0
+    assert "flyk-demo" in kubectl("get-contexts", kubeconfig=kept)
+    asked = flyk("ext", "k8s", "delete", "demo", "--kubeconfig", str(kept))
+    assert asked.exit_code == 2 and "--yes" in asked.stderr
+    cleaned = flyk("ext", "k8s", "delete", "demo", "--kubeconfig", str(kept), "-y", "--json")
+    assert cleaned.exit_code == 0, cleaned.stderr
+    data = json.loads(cleaned.stdout)
+    assert data["found_on_platform"] is False and data["kubeconfig_files"] == [str(kept)]
+    assert data["current_context_cleared"] is True
+    assert "flyk-demo" not in kubectl("get-contexts", kubeconfig=kept)
+    again = flyk("ext", "k8s", "delete", "demo", "--kubeconfig", str(kept), "-y")
+    assert again.exit_code == 3 and "no cluster demo" in again.stderr
+
+
+def test_kubeconfig_print_json_is_what_kubectl_shows(flyk: Flyk, tmp_path: Path) -> None:
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    printed = flyk("ext", "k8s", "kubeconfig", "demo", "--print", "--json")
+    assert printed.exit_code == 0, printed.stderr
+    data = json.loads(printed.stdout)
+    target = tmp_path / "printed.json"
+    target.write_text(printed.stdout)
+    assert json.loads(kubectl("view", "--raw", "-o", "json", kubeconfig=target)) == data
+    assert data["current-context"] == "flyk-demo" and data["kind"] == "Config"
+
+
+def test_a_kubeconfig_that_cannot_be_written_exits_2_before_anything_is_made(
+    flyk: Flyk, isolated_env: Path
+) -> None:
+    kube = isolated_env / ".kube"
+    kube.mkdir()
+    (kube / "config.lock").write_text("")
+    held = flyk("ext", "k8s", "create", "lk")
+    assert held.exit_code == 2 and "config.lock exists" in held.stderr
+    nowhere = flyk("ext", "k8s", "create", "lk", "--kubeconfig", "/proc/flyk-x.yaml")
+    assert nowhere.exit_code == 2
+    assert "cannot write kubeconfig /proc/flyk-x.yaml" in nowhere.stderr
+    assert "Traceback" not in nowhere.stderr + held.stderr
+    assert flyk("ext", "k8s", "list", "--json").stdout.strip() == "[]"
+
+
 def test_status_json(flyk: Flyk) -> None:
     assert flyk("ext", "k8s", "create", "demo").exit_code == 0
     data = json.loads(flyk("ext", "k8s", "status", "demo", "--json").stdout)

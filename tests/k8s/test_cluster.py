@@ -95,6 +95,7 @@ def test_create_makes_every_resource_and_a_real_kubeconfig(
     assert machine.state == "started" and machine.region == "iad"
     meta = machine.metadata
     assert meta[records.META_CLUSTER] == "demo" and meta[records.META_ORG] == "personal"
+    assert meta[records.META_REGION] == "iad" and meta[records.META_VERSION]
     assert meta[records.META_ROLE] == "control-plane"
     config = machine.config
     assert config is not None and config.mounts[0].volume == result.volume.id
@@ -108,7 +109,7 @@ def test_create_makes_every_resource_and_a_real_kubeconfig(
     view = kubectl_view(tmp_path / "kubeconfig")
     assert view["current-context"] == "flyk-demo"
     assert view["clusters"][0]["cluster"]["server"] == "https://flyk-demo-personal.fly.dev:6443"
-    assert all(step.startswith("✓") for step in progress.steps) and len(progress.steps) == 4
+    assert all(step.startswith("✓") for step in progress.steps) and len(progress.steps) == 5
     assert (tmp_path / "kubeconfig").stat().st_mode & 0o777 == 0o600
 
 
@@ -162,6 +163,49 @@ def test_capacity_failure_at_machine_create_rolls_back_and_names_alternatives(
     assert info.value.region == "iad"
     assert info.value.alternatives and "iad" not in info.value.alternatives
     assert footprint(client) == {}
+
+
+def test_a_failing_placements_hint_does_not_fail_the_create(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/platform/placements$", times=None)
+    result = cluster.create(client, spec(), options(tmp_path))
+    assert result.machine.state == "started"
+
+
+class AppNotVisibleYet(httpx.BaseTransport):
+    """Fly's eventual consistency: the first call on a new app after POST /apps gets a 404."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, str]] = []
+        self.hidden: set[str] = set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((request.method, request.url.path))
+        kind = request.url.path.rsplit("/", 1)[-1]
+        if request.method == "POST" and kind in self.hidden:
+            self.hidden.discard(kind)
+            return httpx.Response(404, json={"error": "app not found"})
+        if request.method == "POST" and request.url.path == "/v1/apps":
+            self.hidden = {"volumes", "secrets", "ip_assignments"}
+        return self.inner.handle_request(request)
+
+
+def test_create_does_not_read_the_new_app_back_and_retries_a_404_on_it(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    slept: list[float] = []
+    transport = AppNotVisibleYet(backend.transport())
+    client = make_client(transport, RetryPolicy(sleep=slept.append))
+    cluster.create(client, spec(), options(tmp_path))
+    after_create = transport.calls[transport.calls.index(("POST", "/v1/apps")) + 1 :]
+    assert ("GET", "/v1/apps/flyk-demo-personal") not in after_create
+    assert transport.hidden == set() and len(slept) == 3  # each 404 retried once, paced
+    app = "flyk-demo-personal"
+    assert [v.name for v in client.volumes.list(app)] == ["k3s_data"]
+    assert client.ips.list(app) and client.secrets.list(app)
 
 
 def test_failure_rolls_back_everything(backend: LocalBackend, tmp_path: Path) -> None:
@@ -263,6 +307,58 @@ def test_malformed_kubeconfig_is_refused_before_anything_is_created(
         cluster.create(client, spec(), options(tmp_path))
     assert transport.calls == []
     assert target.read_text() == "clusters: {oops\n"
+
+
+def test_a_held_kubeconfig_lock_is_refused_before_anything_is_created(
+    counting: Callable[[], tuple[FlyClient, CountingTransport]], tmp_path: Path
+) -> None:
+    client, transport = counting()
+    (tmp_path / "kubeconfig.lock").write_text("")
+    with pytest.raises(ConfigError, match=r"kubeconfig\.lock exists") as info:
+        cluster.create(client, spec(), options(tmp_path))
+    assert info.value.exit_code == 2
+    assert transport.calls == []
+
+
+def test_an_unwritable_kubeconfig_place_is_refused_before_anything_is_created(
+    counting: Callable[[], tuple[FlyClient, CountingTransport]], tmp_path: Path
+) -> None:
+    client, transport = counting()
+    kube = cluster.KubeconfigOptions(path="/proc/flyk-no-such.yaml")
+    with pytest.raises(ConfigError, match=r"cannot write kubeconfig /proc/flyk-no-such\.yaml"):
+        cluster.create(client, spec(), options(tmp_path, kubeconfig=kube))
+    assert transport.calls == []
+
+
+class SpoilsTheKubeconfig(httpx.BaseTransport):
+    """Breaks the kubeconfig file once the control plane is being waited for: a file that
+    changes between the pre-provisioning check and the write."""
+
+    def __init__(self, inner: httpx.BaseTransport, target: Path) -> None:
+        self.inner = inner
+        self.target = target
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/wait"):
+            self.target.write_text("clusters: {oops\n")
+        return self.inner.handle_request(request)
+
+
+def test_a_kubeconfig_write_failing_after_provisioning_keeps_the_healthy_cluster(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    target = tmp_path / "kubeconfig"
+    client = make_client(SpoilsTheKubeconfig(backend.transport(), target))
+    with pytest.raises(ConfigError, match="cluster demo is ready, but its kubeconfig") as info:
+        cluster.create(client, spec(), options(tmp_path))
+    assert info.value.hint and "flyk ext k8s kubeconfig demo" in info.value.hint
+    assert target.read_text() == "clusters: {oops\n"
+    ref = cluster.find_cluster(client, "demo", "personal")
+    assert ref.machine is not None and ref.machine.state == "started"
+    # What the hint says works once the file is fixed.
+    target.unlink()
+    kube_options(tmp_path).merge(cluster.rebuild_kubeconfig(client, "demo", "personal"))
+    assert kubectl_view(target)["current-context"] == "flyk-demo"
 
 
 def test_parallel_creates_never_corrupt_the_kubeconfig(client: FlyClient, tmp_path: Path) -> None:
@@ -449,7 +545,7 @@ def test_delete_keep_volumes_keeps_the_volume_and_its_cas_and_create_resumes(
     assert left["volumes"] == [created.volume.id]
     assert left["machines"] == [] and left["ips"] == []
     # the CAs stay with the volume (K3s keeps its CAs there); the kubelet's token goes
-    assert set(left["secrets"]) == set(TLS_FILES.values())
+    assert set(left["secrets"]) == {*TLS_FILES.values(), records.MARKER_CLUSTER, records.MARKER_ORG}
     assert any("kept" in item for item in result.leftovers)
     assert [(c.name, c.state) for c in cluster.list_clusters(client, ["personal"])] == [
         ("demo", "incomplete")
@@ -534,7 +630,60 @@ def test_timeout_rolls_back_and_exits_6(tmp_path: Path) -> None:
     with pytest.raises(WaitTimeoutError) as info:
         cluster.create(client, spec(), options(tmp_path, timeout=0.5))
     assert info.value.exit_code == 6
+    assert info.value.message == "the control plane did not start within --timeout 0.5s"
+    assert info.value.hint and "--timeout 1m" in info.value.hint
     assert footprint(client) == {}
+
+
+class Clock:
+    """Seconds that move only when told (the client's policy clock, shared with its sleeps)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class SlowCall(httpx.BaseTransport):
+    """Makes one kind of call take `seconds` on the clock."""
+
+    def __init__(self, inner: httpx.BaseTransport, clock: Clock, path: str, seconds: float):
+        self.inner, self.clock, self.path, self.seconds = inner, clock, path, seconds
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "POST" and request.url.path.endswith(self.path):
+            self.clock.advance(self.seconds)
+        return response
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/platform/placements", "the checks before creating anything did not finish"),
+        ("/volumes", "creating the app, volume, API address and secrets did not finish"),
+    ],
+)
+def test_timeout_bounds_the_steps_before_the_wait_and_names_the_step(
+    backend: LocalBackend, tmp_path: Path, path: str, message: str
+) -> None:
+    clock = Clock()
+    retry = RetryPolicy(clock=clock, sleep=clock.advance)
+    client = make_client(SlowCall(backend.transport(), clock, path, 95.0), retry)
+    with pytest.raises(WaitTimeoutError) as info:
+        cluster.create(client, spec(), options(tmp_path, timeout=90.0))
+    assert info.value.message == f"{message} within --timeout 1m30s"
+    assert info.value.hint and "--timeout 3m" in info.value.hint
+    assert footprint(client) == {}
+
+
+def test_durations_read_as_people_write_them() -> None:
+    shown = [cluster.format_duration(s) for s in (0.5, 1.80689, 45, 90, 600, 3600, 5400.4)]
+    assert shown == ["0.5s", "1.8s", "45s", "1m30s", "10m", "1h", "1h30m"]
 
 
 def test_every_call_of_every_workflow_matches_the_machines_api_spec(
@@ -722,3 +871,53 @@ def test_list_names_an_incomplete_cluster_whose_app_name_is_hashed(
     (found,) = cluster.list_clusters(client, [org])
     assert found.app != f"flyk-{name}-{org}"  # hashed: the name is not in it
     assert (found.name, found.org, found.state) == (name, org, "incomplete")
+
+
+def test_an_incomplete_cluster_is_known_by_the_markers_on_its_app_not_its_name(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
+    with pytest.raises(FlykError):
+        cluster.create(client, spec("kept"), options(tmp_path, keep_on_failure=True))
+    backend.faults.clear()
+    values = {s.name: s.value for s in client.secrets.list("flyk-kept-personal", show_secrets=True)}
+    assert values[records.MARKER_CLUSTER] == "kept" and values[records.MARKER_ORG] == "personal"
+    # An app that merely looks like a cluster's by its name is not one.
+    client.apps.create("flyk-lookalike-personal", "personal")
+    found = cluster.list_clusters(client, ["personal"])
+    assert [(c.name, c.org, c.state) for c in found] == [("kept", "personal", "incomplete")]
+
+
+class InterruptedAfterSending(httpx.BaseTransport):
+    """Ctrl-C arriving while a call was in flight: the API did it, the run never heard."""
+
+    def __init__(self, inner: httpx.BaseTransport, method: str, path: str) -> None:
+        self.inner, self.method, self.path = inner, method, path
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == self.method and request.url.path.endswith(self.path):
+            raise KeyboardInterrupt
+        return response
+
+
+def test_resume_after_ctrl_c_during_the_machine_create_only_writes_the_kubeconfig(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(InterruptedAfterSending(backend.transport(), "POST", "/machines"))
+    with pytest.raises(Interrupted) as info:
+        cluster.create(client, spec(), options(tmp_path, keep_on_failure=True))
+    assert info.value.hint and "resume with flyk ext k8s create demo" in info.value.hint
+    client = make_client(backend.transport())
+    before = footprint(client)
+    assert cluster.find_cluster(client, "demo", "personal").machine is not None
+    progress = RecordingProgress()
+    result = cluster.create(client, spec(), options(tmp_path), progress)
+    assert "already healthy but its kubeconfig was never written" in progress.notices[0]
+    assert footprint(client) == before
+    view = kubectl_view(tmp_path / "kubeconfig")
+    assert view["current-context"] == "flyk-demo" and result.kubeconfig.files
+    # Now the cluster is complete: a further create says so and changes nothing.
+    with pytest.raises(AlreadyExistsError):
+        cluster.create(client, spec(), options(tmp_path))

@@ -132,6 +132,64 @@ def test_foreign_entries_come_out_unchanged(pki: ClusterPKI, tmp_path: Path) -> 
     assert view(str(target))["current-context"] == "prod"
 
 
+# Scalars YAML 1.1 would type (a timestamp, an octal, yes/no, a float) in someone's entries.
+TYPED_SCALARS = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: legacy
+  cluster:
+    server: https://legacy.example.com
+    insecure-skip-tls-verify: true
+users:
+- name: oidc
+  user:
+    auth-provider:
+      name: oidc
+      config:
+        expiry: 2024-01-01T00:00:00Z
+        issued: 2023-12-31
+        idp-issuer-url: https://idp.example.com
+contexts:
+- name: legacy
+  context:
+    cluster: legacy
+    user: oidc
+current-context: legacy
+"""
+
+
+def test_typed_looking_scalars_of_others_come_out_as_kubectl_read_them(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    target = tmp_path / "config"
+    target.write_text(TYPED_SCALARS)
+    before = view(str(target))
+    kc.merge(entry_for(pki), explicit=target)
+    after = view(str(target))
+    for section in ("clusters", "users", "contexts"):
+        assert (
+            named(after, section)["legacy" if section != "users" else "oidc"]
+            == named(before, section)["legacy" if section != "users" else "oidc"]
+        )
+    written = target.read_text()
+    for line in ("expiry: 2024-01-01T00:00:00Z", "issued: 2023-12-31", "verify: true"):
+        assert line in written
+
+
+def test_a_scalar_kubectl_cannot_read_is_still_written_back_as_it_was(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    """`namespace: 0123` is the owner's to fix (kubectl refuses it); flyk neither turns it
+    into 83 nor drops it."""
+    target = tmp_path / "config"
+    target.write_text(
+        TYPED_SCALARS.replace("    user: oidc\n", "    user: oidc\n    namespace: 0123\n")
+    )
+    kc.merge(entry_for(pki), explicit=target)
+    assert "    namespace: 0123\n" in target.read_text()
+
+
 def test_no_switch_context_keeps_the_current_one(pki: ClusterPKI, tmp_path: Path) -> None:
     target = tmp_path / "config"
     target.write_text(FOREIGN)
@@ -180,6 +238,32 @@ def test_kubeconfig_chain_new_entries_go_where_kubectl_puts_them(
     seen = view(chain)
     assert seen["current-context"] == "flyk-demo"
     assert "prod" in named(seen, "clusters")
+
+
+def test_current_context_goes_where_kubectl_use_context_puts_it(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    """The first existing file takes current-context even when a later one set it: checked
+    against what the real kubectl does with the same files."""
+    first_text = (
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster: {server: https://a}\n"
+    )
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for directory in (ours, theirs):
+        directory.mkdir()
+        (directory / "a").write_text(first_text)
+        (directory / "b").write_text(FOREIGN)  # current-context: prod
+    kc.merge(entry_for(pki), environ={"KUBECONFIG": f"{ours}/a{os.pathsep}{ours}/b"})
+    chain = f"{theirs}/a{os.pathsep}{theirs}/b"
+    kubectl("set-context", "flyk-demo", "--cluster=a", env={"KUBECONFIG": chain})
+    kubectl("use-context", "flyk-demo", env={"KUBECONFIG": chain})
+    for name in ("a", "b"):
+        mine = yaml.safe_load((ours / name).read_text()).get("current-context")
+        kubectls = yaml.safe_load((theirs / name).read_text()).get("current-context")
+        assert mine == kubectls, name
+    assert kubectl("current-context", env={"KUBECONFIG": f"{ours}/a{os.pathsep}{ours}/b"}) == (
+        "flyk-demo\n"
+    )
 
 
 def test_chain_with_no_existing_file_writes_the_last_one(pki: ClusterPKI, tmp_path: Path) -> None:
@@ -374,6 +458,51 @@ def test_a_held_client_go_lock_is_waited_for_then_reported(pki: ClusterPKI, tmp_
         with kc.locked([target], timeout=0.2):
             pass
     assert target.read_text() == FOREIGN
+
+
+def test_check_writable_reports_a_held_lock_and_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "config"
+    target.write_text(FOREIGN)
+    assert kc.check_writable(explicit=target) == [target]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config"]
+    (tmp_path / "config.lock").write_text("")
+    with pytest.raises(ConfigError, match=r"config\.lock exists"):
+        kc.check_writable(explicit=target)
+
+
+def test_unwritable_places_are_config_errors_naming_the_path(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=r"cannot write kubeconfig /proc/flyk-x\.yaml"):
+        kc.check_writable(explicit="/proc/flyk-x.yaml")
+    with pytest.raises(ConfigError, match=r"cannot write kubeconfig /proc/flyk-x\.yaml"):
+        kc.merge(entry_for(pki), explicit="/proc/flyk-x.yaml")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for call in (kc.check_writable, lambda explicit: kc.merge(entry_for(pki), explicit=explicit)):
+        with pytest.raises(ConfigError, match=r"kubeconfig \S+/file/sub/config: "):
+            call(explicit=blocker / "sub" / "config")
+
+
+def test_a_symlinked_kubeconfig_is_locked_by_the_name_kubectl_locks(tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "kubeconfig"
+    real.parent.mkdir()
+    real.write_text(FOREIGN)
+    link = tmp_path / "config"
+    link.symlink_to(real)
+    env = {**os.environ, "KUBECONFIG": str(link)}
+    change = [KUBECTL, "config", "set-context", "prod", "--namespace=other"]
+    with kc.locked([link]):
+        # kubectl (client-go) takes `<path as given>.lock`: it must find flyk holding it.
+        blocked = subprocess.run(change, capture_output=True, text=True, env=env, check=False)
+        assert blocked.returncode != 0 and "config.lock" in blocked.stderr
+        # and a writer reaching the same file by its real name is held off too
+        with pytest.raises(ConfigError, match=r"kubeconfig\.lock exists"):
+            with kc.locked([real], timeout=0.1):
+                pass
+    assert real.read_text() == FOREIGN
+    subprocess.run(change, capture_output=True, env=env, check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "dotfiles"]
 
 
 def test_resolve_chain_follows_kubectl(tmp_path: Path) -> None:

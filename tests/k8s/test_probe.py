@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import ssl
@@ -12,9 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from flyk.api import FlyClient, RetryPolicy
+from flyk.errors import WaitTimeoutError
+from flyk.k8s import cluster
 from flyk.k8s.kubeconfig import KubeconfigEntry
 from flyk.k8s.pki import CertificateAuthority, ClusterPKI
-from flyk.k8s.probe import probe_api_server
+from flyk.k8s.plan import ClusterSpec
+from flyk.k8s.probe import ApiProbe, probe_api_server, probe_ready
+from flyk.local import LocalBackend
+from tests.k8s.conftest import make_client
 
 RESPONSES = {
     "/readyz": "ok",
@@ -99,3 +106,115 @@ def test_nothing_listening_is_reported_not_raised(pki: ClusterPKI) -> None:
         port = probe_socket.getsockname()[1]
     result = probe_api_server(entry(pki, port), timeout=2)
     assert not result.reachable and "not answering" in result.detail
+
+
+# -- create waits until the API server answers ------------------------------------------------
+
+
+class StartingApiServer(BaseHTTPRequestHandler):
+    """/readyz says 503 until `ready_after` requests were made, then ok."""
+
+    requests = 0
+    ready_after = 0
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        cls.requests += 1
+        ready = self.path == "/readyz" and cls.requests > cls.ready_after
+        data = b"ok" if ready else b"[-]poststarthook/rbac failed: not finished"
+        self.send_response(200 if ready else 503)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class ClusterApiServer:
+    """Stands in for the new cluster's K3s: a real TLS server whose serving certificate is
+    signed by the server CA that create stored as the app's secrets, requiring client
+    certificates of the cluster's client CA. Used as create's ApiCheck: the real probe,
+    pointed at it."""
+
+    def __init__(self, client: FlyClient, tmp_path: Path, ready_after: int) -> None:
+        self.client, self.tmp_path = client, tmp_path
+        self.handler = type("Handler", (StartingApiServer,), {"ready_after": ready_after})
+        self.server: ThreadingHTTPServer | None = None
+
+    def __call__(self, entry: KubeconfigEntry, timeout: float) -> ApiProbe:
+        if self.server is None:
+            self.server = self._start(entry.cluster)
+        port = self.server.server_address[1]
+        return probe_ready(dataclasses.replace(entry, server=f"https://127.0.0.1:{port}"))
+
+    def _start(self, name: str) -> ThreadingHTTPServer:
+        listed = self.client.secrets.list(f"flyk-{name}-personal", show_secrets=True)
+        pki = ClusterPKI.from_secrets({s.name: s.value for s in listed if s.value})
+        serving = pki.server_ca.sign_serving(["127.0.0.1"])
+        (self.tmp_path / "s.crt").write_bytes(serving.cert_pem)
+        (self.tmp_path / "s.key").write_bytes(serving.key_pem)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.tmp_path / "s.crt", self.tmp_path / "s.key")
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=pki.client_ca.cert_pem.decode())
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def _create_options(tmp_path: Path, api: ClusterApiServer, timeout: float) -> cluster.CreateOptions:
+    kube = cluster.KubeconfigOptions(path=str(tmp_path / "kubeconfig"))
+    return cluster.CreateOptions(timeout=timeout, kubeconfig=kube, api_check=api)
+
+
+def test_create_waits_until_the_api_server_answers_readyz(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    slept: list[float] = []
+    client = make_client(backend.transport(), RetryPolicy(sleep=slept.append))
+    api = ClusterApiServer(client, tmp_path, ready_after=2)
+    try:
+        spec = ClusterSpec(name="demo", org="personal", region="iad")
+        result = cluster.create(client, spec, _create_options(tmp_path, api, 60.0))
+    finally:
+        api.close()
+    assert api.handler.requests == 3  # two 503s, then ok: asked again after each, paced
+    assert len(slept) == 2
+    assert (tmp_path / "kubeconfig").exists() and result.machine.state == "started"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_an_api_server_that_never_answers_times_out_and_rolls_back(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    clock = Clock()
+    client = make_client(backend.transport(), RetryPolicy(clock=clock, sleep=clock.advance))
+    api = ClusterApiServer(client, tmp_path, ready_after=10**9)
+    try:
+        spec = ClusterSpec(name="demo", org="personal", region="iad")
+        with pytest.raises(WaitTimeoutError) as info:
+            cluster.create(client, spec, _create_options(tmp_path, api, 30.0))
+    finally:
+        api.close()
+    assert info.value.message.startswith(
+        "the API server did not answer /readyz within --timeout 30s (last: /readyz said 503"
+    )
+    assert client.apps.list("personal") == []
+    assert not (tmp_path / "kubeconfig").exists()
