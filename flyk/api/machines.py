@@ -415,13 +415,13 @@ class MachinesResource(Resource):
         start = clock()
         deadline = start + timeout
         attempt = 0
+        early_408s = 0
         while True:
             remaining = deadline - clock()
             if remaining <= 0:
-                raise WaitTimeoutError(
-                    f"machine {machine_id} did not reach {' or '.join(states)} within {timeout:g} s"
-                )
+                raise self._wait_timeout(machine_id, states, timeout)
             poll = max(1, min(MAX_WAIT_SECONDS, int(remaining)))
+            sent_at = clock()
             params: dict[str, Any] = {
                 "state": states,
                 "timeout": poll,
@@ -448,6 +448,14 @@ class MachinesResource(Resource):
                 pause(core, attempt, deadline)  # past the deadline, the check above raises
                 continue
             if response.status_code == 408:
+                # A 408 long before the poll time (a proxy's, a server that does not
+                # long-poll) would make this loop spin: back off as for any retry.
+                if clock() - sent_at >= poll / 2:
+                    early_408s = 0
+                    continue
+                early_408s += 1
+                if not pause(core, early_408s, deadline):
+                    raise self._wait_timeout(machine_id, states, timeout)
                 continue
             if response.status_code == 404:
                 if "destroyed" in states:
@@ -461,6 +469,12 @@ class MachinesResource(Resource):
                 continue
             reached = as_mapping(response.json() if response.content.strip() else {})
             return str(reached.get("state") or states[0])
+
+    @staticmethod
+    def _wait_timeout(machine_id: str, states: Sequence[str], timeout: float) -> WaitTimeoutError:
+        return WaitTimeoutError(
+            f"machine {machine_id} did not reach {' or '.join(states)} within {timeout:g} s"
+        )
 
     def _current_version(self, app: str, machine_id: str) -> str | None:
         try:
