@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from flyk.api import FlyClient, authorization_header, redact_headers, redact_text, resolve_base_url
+from flyk.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -50,6 +51,24 @@ def test_authorization_header(token: str | None, header: str | None) -> None:
 )
 def test_resolve_base_url(argument: str | None, env: dict[str, str], expected: str) -> None:
     assert resolve_base_url(argument, env) == expected
+
+
+@pytest.mark.parametrize(
+    ("argument", "env", "named"),
+    [
+        ("http://[bad", {}, "base URL"),
+        (None, {"FLY_FLAPS_BASE_URL": "http://[bad"}, "FLY_FLAPS_BASE_URL"),
+        (None, {"FLY_API_HOSTNAME": "ftp://x"}, "FLY_API_HOSTNAME"),
+        (None, {"FLY_FLAPS_BASE_URL": "http://"}, "FLY_FLAPS_BASE_URL"),
+        ("http://h:abc", {}, "base URL"),
+    ],
+)
+def test_a_malformed_base_url_is_a_config_error(
+    argument: str | None, env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"invalid {named} ") as caught:
+        resolve_base_url(argument, env)
+    assert caught.value.exit_code == 2
 
 
 def test_client_reads_base_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
