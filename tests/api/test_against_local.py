@@ -299,6 +299,16 @@ def test_capacity_error_names_the_region(backend: Any, client: FlyClient, app: s
     assert client.machines.list(app) == []
 
 
+def test_a_volume_without_room_is_a_capacity_error(
+    backend: Any, client: FlyClient, app: str
+) -> None:
+    backend.capacity.set_volumes("ams", 0)
+    with pytest.raises(CapacityError) as caught:
+        client.volumes.create(app, "data", "ams", 1)
+    assert caught.value.region == "ams"
+    assert client.volumes.list(app) == []
+
+
 def test_dropped_connections_after_commit_never_duplicate(
     backend: Any, make: ClientFactory
 ) -> None:
