@@ -330,8 +330,33 @@ def api_base_url(env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
     for name in (EnvVar.FLAPS_BASE_URL, EnvVar.API_HOSTNAME):
         if value := (env.get(name) or "").strip():
-            return value if "://" in value else f"https://{value}"
+            return _checked_url(name, value if "://" in value else f"https://{value}")
     return None
+
+
+def _checked_url(name: str, url: str) -> str:
+    """The URL when it is http(s)://host[:port][/path]; else ConfigError naming the variable.
+
+    Checked here, before anything parses it: a bracket or a port that is not one would
+    otherwise surface as an unexpected ValueError deep inside a command."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (reading the port is the check: it raises when it is not one)
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if parts.scheme.lower() not in {"http", "https"}:
+            problem = f"the scheme must be http or https, not {parts.scheme!r}"
+        elif not parts.hostname:
+            problem = "it names no host"
+        else:
+            return url
+    raise ConfigError(
+        f"invalid {name} {url!r}: {problem}",
+        hint="Use a URL such as https://api.machines.dev or http://127.0.0.1:4280.",
+    )
 
 
 def resolve_target(

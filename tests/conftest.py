@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+
+from flyk.local import LocalBackend
+from tests.spec_check import SpecCheckingTransport
 
 # Variables that would make a test depend on the developer's machine.
 _LEAKY_ENV = (
@@ -39,3 +43,32 @@ def isolated_env(
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("TERM", "dumb")
     yield home
+
+
+# api and local wrap the backend's transport themselves (some send bad requests on purpose).
+# kubelet is left out for now: some of its tests see a write in the backend, then assert that
+# the client's on_exchange hook recorded it; the check between the two widens that race
+# (test_pods "updates the machine under a lease", test_reconcile "destroys machines whose pods
+# are gone" failed 2 runs in 5 under -n 2). Once those wait for the record too, drop it here.
+_CHECKS_ITS_OWN_EXCHANGES = ("api", "local", "kubelet")
+_TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def spec_checked_local_backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every exchange with an in-process local backend is checked against the spec.
+
+    The CLI and k8s suites reach the backend through `LocalBackend.transport()` (their
+    fixtures, or the CLI's own context): wrapping it here checks them all, with no edit to their
+    fixtures, so a request the spec does not allow fails the test that sent it."""
+    relative = Path(str(request.node.path)).resolve().relative_to(_TESTS)
+    if relative.parts[0] in _CHECKS_ITS_OWN_EXCHANGES:
+        return
+    unchecked = LocalBackend.transport
+
+    def checked(backend: LocalBackend) -> httpx.BaseTransport:
+        return SpecCheckingTransport(unchecked(backend))
+
+    monkeypatch.setattr(LocalBackend, "transport", checked)

@@ -172,6 +172,25 @@ def test_fly_api_hostname_is_read_after_flaps_base_url(
     assert config.resolve_target().base_url == "https://_api.internal:4280"
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("FLY_FLAPS_BASE_URL", "http://[bad", "Invalid IPv6 URL"),
+        ("FLY_FLAPS_BASE_URL", "ftp://flaps.example", "scheme must be http or https"),
+        ("FLY_FLAPS_BASE_URL", "http://", "names no host"),
+        ("FLY_FLAPS_BASE_URL", "http://h:abc", "Port"),
+        ("FLY_API_HOSTNAME", "h:99999", "Port"),
+    ],
+)
+def test_a_malformed_base_url_is_a_config_error_naming_its_variable(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"invalid {variable} .*{problem}") as caught:
+        config.resolve_target()  # with no token too: the URL decides what is meant
+    assert caught.value.exit_code == 2
+
+
 def test_local_flag_wins_over_a_token(isolated_env: Path) -> None:
     target = config.resolve_target(access_token="tok", force_local=True)
     assert target.kind is TargetKind.LOCAL and not target.implicit and target.token is None

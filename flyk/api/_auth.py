@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import httpx
 
 from flyk.api._constants import API_PREFIX, BASE_URL_ENV_VARS, DEFAULT_BASE_URL, MACAROON_PREFIXES
+from flyk.errors import ConfigError
 
 _SCHEME = re.compile(r"^\s*(?:bearer|flyv1)(?:\s+|$)", re.IGNORECASE)
 _REDACTED = "<redacted>"
@@ -41,13 +45,42 @@ def resolve_base_url(base_url: str | None, env: Mapping[str, str]) -> str:
     Order: the explicit argument, then FLY_FLAPS_BASE_URL, then FLY_API_HOSTNAME, then
     https://api.machines.dev. A bare host ("api.example.com") is taken to mean https.
     """
-    chosen = base_url or next((env[name] for name in BASE_URL_ENV_VARS if env.get(name)), None)
-    url = (chosen or DEFAULT_BASE_URL).strip().rstrip("/")
+    source = "base URL"
+    chosen = base_url
+    if not chosen:
+        source, chosen = next(
+            ((name, env[name]) for name in BASE_URL_ENV_VARS if env.get(name)),
+            ("default base URL", DEFAULT_BASE_URL),
+        )
+    url = chosen.strip()
     if "://" not in url:
         url = f"https://{url}"
+    _check_url(url, source, chosen)
+    url = url.rstrip("/")
     if not url.endswith(API_PREFIX):
         url += API_PREFIX
     return url
+
+
+def _check_url(url: str, source: str, given: str) -> None:
+    """ConfigError (exit 2) naming where the URL came from, unless it is http(s)://host[:port]."""
+    problem = None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (parsing the port is the check: it raises when it is not one)
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        problem = str(exc) or "it cannot be parsed"
+    else:
+        if parts.scheme.lower() not in {"http", "https"}:
+            problem = f"the scheme must be http or https, not {parts.scheme!r}"
+        elif not parts.hostname:
+            problem = "it names no host"
+    if problem is not None:
+        raise ConfigError(
+            f"invalid {source} {given!r}: {problem}",
+            hint="Use a URL such as https://api.machines.dev or http://127.0.0.1:4280.",
+        )
 
 
 def redact_authorization(value: str) -> str:

@@ -29,7 +29,8 @@ from flyk.errors import FlykError, NetworkError
 
 log = logging.getLogger("flyk.api")
 
-ExchangeHook = Callable[[httpx.Request, httpx.Response], None]
+# on_exchange(request, response): response is None when no answer came (a transport error)
+ExchangeHook = Callable[[httpx.Request, httpx.Response | None], None]
 # on_retry(attempt, reason, delay): attempt `attempt` (2, 3, ...) follows in `delay` seconds
 # because of `reason` ("connection refused", "HTTP 503"); a hook that raises is ignored
 RetryHook = Callable[[int, str, float], None]
@@ -173,11 +174,17 @@ class HttpCore:
             headers=headers,
             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
-        response = self._client.send(request)
         try:
-            response.read()
-        finally:
-            response.close()
+            response = self._client.send(request)
+            try:
+                response.read()
+            finally:
+                response.close()
+        except httpx.TransportError:
+            # `--verbose` shows what was tried even when nothing came back (an unreachable API)
+            if self._on_exchange is not None:
+                self._report(request, None)
+            raise
         server = response.headers.get("server")
         if server:
             self.server = server
@@ -185,8 +192,9 @@ class HttpCore:
             self._report(request, response)
         return response
 
-    def _report(self, request: httpx.Request, response: httpx.Response) -> None:
-        """Hand the hook copies without credentials: no token, no secret values (`_redact`)."""
+    def _report(self, request: httpx.Request, response: httpx.Response | None) -> None:
+        """Hand the hook copies without credentials: no token, no secret values (`_redact`).
+        `response` is None when the request got no answer."""
         assert self._on_exchange is not None
         path = request.url.path
         safe_request = httpx.Request(
@@ -195,13 +203,15 @@ class HttpCore:
             headers=redact_headers(_without_framing(request.headers)),
             content=redact_body(path, request.content, self._token_parts),
         )
-        safe_response = httpx.Response(
-            response.status_code,
-            # the body is already decoded (and maybe redacted): the wire framing no longer fits
-            headers=redact_headers(_without_framing(response.headers)),
-            content=redact_body(path, response.content, self._token_parts),
-            request=safe_request,
-        )
+        safe_response = None
+        if response is not None:
+            safe_response = httpx.Response(
+                response.status_code,
+                # the body is already decoded (and maybe redacted): the wire framing no longer fits
+                headers=redact_headers(_without_framing(response.headers)),
+                content=redact_body(path, response.content, self._token_parts),
+                request=safe_request,
+            )
         try:
             self._on_exchange(safe_request, safe_response)
         except Exception:  # a logging hook must never break a call

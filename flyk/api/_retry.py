@@ -14,7 +14,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Every 5xx is retried (a server, proxy or host in trouble, however it numbers it), except
+# those that say the request can never succeed as sent: 501 Not Implemented (the server does
+# not do this operation; the local backend answers it for unserved operations), 505 HTTP
+# Version Not Supported and 511 Network Authentication Required (a captive portal wants a
+# login). Repeating those only delays the error until the deadline.
+_PERMANENT_5XX = frozenset({501, 505, 511})
+
+
+def is_retryable_status(status: int) -> bool:
+    """408, 429 and the 5xx that may succeed when repeated (for calls safe to repeat)."""
+    if status in (408, 429):
+        return True
+    return 500 <= status <= 599 and status not in _PERMANENT_5XX
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,7 @@ def should_retry(status: int | None, *, idempotent: bool, sent: bool = True) -> 
         return idempotent or not sent
     if status == 429:
         return True
-    return idempotent and status in RETRYABLE_STATUSES
+    return idempotent and is_retryable_status(status)
 
 
 def retry_delay(

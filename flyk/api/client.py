@@ -35,8 +35,9 @@ class FlyClient:
     - `transport`: any httpx transport (`LocalBackend().transport()`, `MockTransport`, …).
     - `retry`: deadline and backoff for idempotent calls; clock and sleep injectable.
     - `rate_limiter`: None shares the process-wide limiter (Fly's documented limits).
-    - `on_exchange(request, response)`: called after every HTTP exchange, for `--verbose`,
-      with copies that carry no credential: the token, cookies, secret values (requests and
+    - `on_exchange(request, response)`: called after every HTTP exchange, for `--verbose`
+      (`response` is None when no answer came: refused, dropped, timed out), with copies that
+      carry no credential: the token, cookies, secret values (requests and
       responses), file contents of machine configs and issued tokens read `<redacted>`
       (`_redact` lists them; lease nonces are shown).
     - `env`: where to read the base URL variables (default `os.environ`).

@@ -7,7 +7,9 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 from flyk.api._constants import LAUNCH_ID_KEY, MAX_WAIT_SECONDS
@@ -42,6 +44,17 @@ _AMBIGUOUS = (ServerError, NetworkError, WaitTimeoutError)
 _NEW_MACHINE_GRACE = 10.0
 # Slack on top of the server-side wait timeout before the HTTP read gives up.
 _WAIT_READ_SLACK = 15.0
+# The nonces of the leases held by `with machines.lease(...)` blocks, by (app, machine id):
+# a mutation of that machine inside the block sends its nonce when the caller passed none. A
+# context variable, so another thread (or task) is not given a lease it does not hold.
+_HELD_NONCES: ContextVar[Mapping[tuple[str, str], str]] = ContextVar(
+    "flyk_held_nonces", default=MappingProxyType({})
+)
+
+
+def _nonce_for(app: str, machine_id: str, nonce: str | None) -> str | None:
+    """The nonce a mutation sends: the caller's, else that of a lease block holding it."""
+    return nonce if nonce is not None else _HELD_NONCES.get().get((app, machine_id))
 
 
 def new_launch_id() -> str:
@@ -267,7 +280,7 @@ class MachinesResource(Resource):
                 "POST",
                 path("apps", app, "machines", machine_id),
                 json=body,
-                nonce=nonce,
+                nonce=_nonce_for(app, machine_id, nonce),
                 limit=("machine_update", _key(app, machine_id)),
             )
         )
@@ -347,7 +360,7 @@ class MachinesResource(Resource):
                 "DELETE",
                 path("apps", app, "machines", machine_id),
                 params={"force": True if force else None},
-                nonce=nonce,
+                nonce=_nonce_for(app, machine_id, nonce),
                 idempotent=True,
                 limit=("machine_destroy", _key(app, machine_id)),
             )
@@ -415,13 +428,13 @@ class MachinesResource(Resource):
         start = clock()
         deadline = start + timeout
         attempt = 0
+        early_408s = 0
         while True:
             remaining = deadline - clock()
             if remaining <= 0:
-                raise WaitTimeoutError(
-                    f"machine {machine_id} did not reach {' or '.join(states)} within {timeout:g} s"
-                )
+                raise self._wait_timeout(machine_id, states, timeout)
             poll = max(1, min(MAX_WAIT_SECONDS, int(remaining)))
+            sent_at = clock()
             params: dict[str, Any] = {
                 "state": states,
                 "timeout": poll,
@@ -448,6 +461,14 @@ class MachinesResource(Resource):
                 pause(core, attempt, deadline)  # past the deadline, the check above raises
                 continue
             if response.status_code == 408:
+                # A 408 long before the poll time (a proxy's, a server that does not
+                # long-poll) would make this loop spin: back off as for any retry.
+                if clock() - sent_at >= poll / 2:
+                    early_408s = 0
+                    continue
+                early_408s += 1
+                if not pause(core, early_408s, deadline):
+                    raise self._wait_timeout(machine_id, states, timeout)
                 continue
             if response.status_code == 404:
                 if "destroyed" in states:
@@ -461,6 +482,12 @@ class MachinesResource(Resource):
                 continue
             reached = as_mapping(response.json() if response.content.strip() else {})
             return str(reached.get("state") or states[0])
+
+    @staticmethod
+    def _wait_timeout(machine_id: str, states: Sequence[str], timeout: float) -> WaitTimeoutError:
+        return WaitTimeoutError(
+            f"machine {machine_id} did not reach {' or '.join(states)} within {timeout:g} s"
+        )
 
     def _current_version(self, app: str, machine_id: str) -> str | None:
         try:
@@ -558,8 +585,9 @@ class MachinesResource(Resource):
     ) -> AbstractContextManager[Lease]:
         """Hold the machine's lease for the `with` block: acquire, refresh, always release.
 
-        Pass `nonce=lease.nonce` to mutations inside the block. The lease is refreshed in a
-        background thread every ~ttl/3 and released in `finally`, also on Ctrl-C.
+        Mutations of this machine made inside the block (in this thread or task) send the
+        lease's nonce by themselves; a `nonce=` passed explicitly wins. The lease is refreshed
+        in a background thread every ~ttl/3 and released in `finally`, also on Ctrl-C.
         """
         return _held(self, app, machine_id, ttl, description, refresh_every)
 
@@ -579,7 +607,12 @@ class MachinesResource(Resource):
         read_timeout: float | None = None,
         deadline: float | None = None,
     ) -> Call:
-        """A call on `/apps/{app}/machines/{id}/{action}`, throttled per action and machine."""
+        """A call on `/apps/{app}/machines/{id}/{action}`, throttled per action and machine.
+
+        A mutation (not a read, not the lease's own calls) inside a lease block sends its nonce.
+        """
+        if method != "GET" and action != "lease":
+            nonce = _nonce_for(app, machine_id, nonce)
         return Call(
             method,
             path("apps", app, "machines", machine_id, action),
@@ -613,6 +646,7 @@ def _held(
             name=f"lease-{machine_id}",
         )
         keeper.start()
+        held = _HELD_NONCES.set({**_HELD_NONCES.get(), (app, machine_id): lease.nonce})
         try:
             yield lease
         except BaseException as exc:
@@ -623,6 +657,7 @@ def _held(
                 exc.add_note(f"The lease on machine {machine_id} was lost: {keeper.error}")
             raise
         finally:
+            _HELD_NONCES.reset(held)
             keeper.stop()
             # A block that ended normally does not raise for a lost lease: what it did was
             # accepted under the nonce; the loss was logged when the refresh noticed it.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flyk.local.backend import DB_ENV_VAR, LocalBackend, default_path
 from flyk.local.knobs import Capacity, FaultRule, Faults, RateLimits, Timing
+from flyk.local.store import LocalDatabaseError
 
 __all__ = [
     "DB_ENV_VAR",
@@ -16,6 +17,7 @@ __all__ = [
     "FaultRule",
     "Faults",
     "LocalBackend",
+    "LocalDatabaseError",
     "RateLimits",
     "Timing",
     "default_path",

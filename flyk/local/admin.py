@@ -2,7 +2,8 @@
 
 POST   /_flyk/reset                       clear all state (orgs back to the defaults)
 GET    /_flyk/timing   PUT {boot?, stop?, suspend?, destroy?, restart_delay?} | {preset}
-GET    /_flyk/capacity PUT {default_memory_mb?, regions?: {code: memory_mb}}
+GET    /_flyk/capacity PUT {default_memory_mb?, regions?: {code: memory_mb},
+                            default_volume_gb?, volume_regions?: {code: gb}}
 GET    /_flyk/rate_limits  PUT {enabled}
 GET    /_flyk/faults   POST {kind, method?, path?, times?, status?, seconds?, retry_after?}
                        DELETE (clear all)
@@ -88,20 +89,20 @@ class AdminApi:
 
     def _put_capacity(self, request: LocalRequest) -> Reply:
         body = parse_admin_body(request)
-        unknown = set(body) - {"default_memory_mb", "regions"}
+        known = {"default_memory_mb", "regions", "default_volume_gb", "volume_regions"}
+        unknown = set(body) - known
         if unknown:
             raise bad_request(f"unknown capacity field(s): {', '.join(sorted(unknown))}")
-        default = body.get("default_memory_mb")
-        regions = body.get("regions") or {}
-        if default is not None:
-            self.backend.capacity.set_default(_memory(default, "default_memory_mb"))
-        if not isinstance(regions, dict):
-            raise bad_request("capacity regions must be an object of region: memory_mb")
-        for code, memory in regions.items():
-            if code not in REGIONS:
-                raise bad_request(f"unknown region {code!r}")
-            self.backend.capacity.set(code, _memory(memory, f"regions.{code}"))
-        return Reply(200, self.backend.capacity.to_json())
+        capacity = self.backend.capacity
+        if (default := body.get("default_memory_mb")) is not None:
+            capacity.set_default(_amount(default, "default_memory_mb", "MB"))
+        if (default := body.get("default_volume_gb")) is not None:
+            capacity.set_volume_default(_amount(default, "default_volume_gb", "GB"))
+        for code, memory in _per_region(body.get("regions"), "regions", "memory_mb").items():
+            capacity.set(code, _amount(memory, f"regions.{code}", "MB"))
+        for code, size in _per_region(body.get("volume_regions"), "volume_regions", "gb").items():
+            capacity.set_volumes(code, _amount(size, f"volume_regions.{code}", "GB"))
+        return Reply(200, capacity.to_json())
 
     def _get_rate_limits(self, _: LocalRequest) -> Reply:
         return Reply(200, self.backend.rate_limits.to_json())
@@ -152,7 +153,18 @@ class AdminApi:
         return Reply(200, {"operations": operations})
 
 
-def _memory(value: Any, where: str) -> int:
+def _per_region(value: Any, field: str, unit: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_request(f"capacity {field} must be an object of region: {unit}")
+    for code in value:
+        if code not in REGIONS:
+            raise bad_request(f"unknown region {code!r}")
+    return value
+
+
+def _amount(value: Any, where: str, unit: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise bad_request(f"capacity {where} must be a whole number of MB >= 0")
+        raise bad_request(f"capacity {where} must be a whole number of {unit} >= 0")
     return value

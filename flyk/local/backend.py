@@ -14,7 +14,7 @@ from flyk.local.admin import AdminApi
 from flyk.local.context import Settings
 from flyk.local.core import Core
 from flyk.local.knobs import Capacity, Faults, RateLimits, Timing
-from flyk.local.store import Store
+from flyk.local.store import DB_ENV_VAR, Store
 
 if TYPE_CHECKING:
     import httpx
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DB_ENV_VAR", "DEFAULT_ORGS", "LocalBackend", "default_path"]
 
-DB_ENV_VAR = "FLYK_LOCAL_DB"
 DEFAULT_ORGS: dict[str, str] = {"personal": "Personal"}
 
 

@@ -65,15 +65,25 @@ class Timing:
 
 # Default budget per region: generous, so capacity errors happen only when a test asks for them.
 DEFAULT_REGION_MEMORY_MB = 1_048_576
+DEFAULT_REGION_VOLUME_GB = 1_048_576  # 1 PB of volumes per region: no budget unless set
 
 
 class Capacity:
-    """A memory budget per region (MB). Machines that are not destroyed count against it."""
+    """Budgets per region: memory for machines (MB), disk for volumes (GB).
 
-    def __init__(self, default_memory_mb: int = DEFAULT_REGION_MEMORY_MB) -> None:
+    Machines that are not destroyed count against the memory budget, volumes that are not
+    destroyed against the volume budget. Both default to effectively unlimited."""
+
+    def __init__(
+        self,
+        default_memory_mb: int = DEFAULT_REGION_MEMORY_MB,
+        default_volume_gb: int = DEFAULT_REGION_VOLUME_GB,
+    ) -> None:
         self._lock = threading.Lock()
         self._default = default_memory_mb
         self._regions: dict[str, int] = {}
+        self._volume_default = default_volume_gb
+        self._volume_regions: dict[str, int] = {}
 
     def set(self, region: str, memory_mb: int) -> None:
         """Limit one region to `memory_mb` MB of machines (0: the region is full)."""
@@ -88,14 +98,34 @@ class Capacity:
         with self._lock:
             return self._regions.get(region, self._default)
 
+    def set_volumes(self, region: str, size_gb: int) -> None:
+        """Limit one region to `size_gb` GB of volumes (0: no volume fits)."""
+        with self._lock:
+            self._volume_regions[region] = size_gb
+
+    def set_volume_default(self, size_gb: int) -> None:
+        with self._lock:
+            self._volume_default = size_gb
+
+    def volume_limit(self, region: str) -> int:
+        with self._lock:
+            return self._volume_regions.get(region, self._volume_default)
+
     def reset(self) -> None:
         with self._lock:
             self._default = DEFAULT_REGION_MEMORY_MB
             self._regions.clear()
+            self._volume_default = DEFAULT_REGION_VOLUME_GB
+            self._volume_regions.clear()
 
     def to_json(self) -> dict[str, Any]:
         with self._lock:
-            return {"default_memory_mb": self._default, "regions": dict(self._regions)}
+            return {
+                "default_memory_mb": self._default,
+                "regions": dict(self._regions),
+                "default_volume_gb": self._volume_default,
+                "volume_regions": dict(self._volume_regions),
+            }
 
 
 @dataclass(frozen=True)

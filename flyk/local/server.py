@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import sys
 import threading
@@ -18,6 +20,12 @@ __all__ = ["ServedBackend"]
 # What a client that goes away mid-request looks like from the server's side (a reset, a
 # write to a closed peer, a read that times out): normal for a server, never a traceback.
 CLIENT_GONE = (ConnectionError, TimeoutError)
+_DIGITS = re.compile(r"^[0-9]+$")
+_HEX = re.compile(rb"^[0-9A-Fa-f]+$")
+
+
+class _BadFraming(Exception):
+    """The request's body framing (Content-Length, chunked encoding) cannot be trusted."""
 
 
 def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
@@ -28,27 +36,38 @@ def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
 
         def _read_body(self) -> tuple[bytes, bool]:
             """The body, and whether it was over the limit (then unread: the connection is
-            closed after the 413, since its remaining bytes cannot be trusted)."""
-            if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            closed after the 413, since its remaining bytes cannot be trusted).
+
+            Raises _BadFraming when the body's length cannot be known: it is never taken for
+            an empty body, whose errors ("name is required") would mislead."""
+            encoding = self.headers.get("transfer-encoding")
+            if encoding is not None:
+                if encoding.strip().lower() != "chunked":
+                    raise _BadFraming(f"unsupported Transfer-Encoding {encoding!r}")
                 return self._read_chunked()
-            try:
-                length = max(0, int(self.headers.get("content-length") or 0))
-            except ValueError:
-                length = 0
+            raw_length = self.headers.get("content-length")
+            if raw_length is None:
+                return b"", False
+            if not _DIGITS.match(raw_length.strip()):
+                raise _BadFraming(f"invalid Content-Length header {raw_length!r}")
+            length = int(raw_length.strip())
             if length > MAX_BODY_BYTES:
                 self.close_connection = True
                 return b"", True
-            return (self.rfile.read(length) if length else b""), False
+            body = self.rfile.read(length) if length else b""
+            if len(body) < length:
+                raise _BadFraming(f"body ended after {len(body)} of {length} bytes")
+            return body, False
 
         def _read_chunked(self) -> tuple[bytes, bool]:
             chunks: list[bytes] = []
             total = 0
             while True:
-                try:
-                    size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
-                except ValueError:
-                    self.close_connection = True
-                    return b"", False
+                line = self.rfile.readline(64)
+                size_text = line.split(b";")[0].strip()
+                if not _HEX.match(size_text):
+                    raise _BadFraming(f"malformed chunked body: chunk size {size_text!r}")
+                size = int(size_text, 16)
                 if size == 0:
                     self.rfile.readline(64)  # the blank line after the last chunk
                     return b"".join(chunks), False
@@ -56,11 +75,32 @@ def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
                 if total > MAX_BODY_BYTES:
                     self.close_connection = True
                     return b"", True
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(64)  # CRLF after each chunk
+                chunk = self.rfile.read(size)
+                if len(chunk) < size or self.rfile.readline(64).strip():
+                    raise _BadFraming("malformed chunked body: a chunk is not its stated size")
+                chunks.append(chunk)
+
+        def _refuse_framing(self, error: _BadFraming) -> None:
+            """A 400 in the API's shape; the connection closes (the next request's start is
+            unknown)."""
+            self.close_connection = True
+            body = json.dumps({"error": f"malformed request body: {error}"}).encode()
+            try:
+                self.send_response(400)
+                self.send_header("content-type", "application/json; charset=utf-8")
+                self.send_header("content-length", str(len(body)))
+                self.send_header("connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+            except CLIENT_GONE:
+                pass  # the client left: nobody to tell
 
         def _serve(self) -> None:
-            body, too_large = self._read_body()
+            try:
+                body, too_large = self._read_body()
+            except _BadFraming as error:
+                self._refuse_framing(error)
+                return
             url = urlsplit(self.path)
             request = LocalRequest(
                 method=self.command,

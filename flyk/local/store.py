@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store", "dumps", "loads"]
+__all__ = ["DB_ENV_VAR", "LocalDatabaseError", "Store", "dumps", "loads"]
+
+DB_ENV_VAR = "FLYK_LOCAL_DB"
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
@@ -121,20 +123,48 @@ def loads(text: str) -> Any:
 
 
 def _create_private_file(path: Path) -> None:
+    """Create the file readable by its owner only; an existing file keeps its mode (it may be
+    a file FLYK_LOCAL_DB names by mistake, that is not ours to change)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:
+        return
     os.close(fd)
-    os.chmod(path, 0o600)
+    os.chmod(path, 0o600)  # whatever the umask
+
+
+class LocalDatabaseError(Exception):
+    """The database file cannot be used: not SQLite, not creatable, not writable.
+
+    A user's error (a wrong FLYK_LOCAL_DB, most likely), not the backend's: the message names
+    the file and the variable, and `path` holds the file. flyk.local imports nothing of flyk,
+    so this is not a FlykError; the CLI maps it to a configuration error (exit 2).
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"cannot use {path} as the local backend's database: {reason} "
+            f"({DB_ENV_VAR} sets its path)"
+        )
+        self.path = path
+        self.reason = reason
 
 
 class Store:
     """The database file and its transactions."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path.resolve()
-        self._signal = _signal_for(self.path)
-        _create_private_file(self.path)
-        self._init_schema()
+        self.path = path.expanduser().absolute()
+        try:
+            self.path = self.path.resolve()
+            self._signal = _signal_for(self.path)
+            _create_private_file(self.path)
+            self._init_schema()
+        except OSError as exc:
+            raise LocalDatabaseError(self.path, exc.strerror or str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise LocalDatabaseError(self.path, str(exc)) from exc
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)

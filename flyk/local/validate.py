@@ -56,7 +56,23 @@ def parse_json_object(raw: bytes, *, allow_empty: bool = True) -> dict[str, Any]
         raise bad_request("invalid JSON body: nested too deeply") from None
     if not isinstance(value, dict):
         raise bad_request("invalid JSON body: expected an object")
+    _check_encodable(value)
     return value
+
+
+def _check_encodable(value: Any) -> None:
+    """Refuse strings that are not valid Unicode (a lone surrogate such as "\\ud800").
+
+    JSON's escapes can spell them, Python keeps them, but they cannot be stored, echoed back
+    or compared as UTF-8; the real API refuses them as invalid JSON. The message does not
+    quote the string: it could not be encoded either.
+    """
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad_request(
+            "invalid JSON body: a string holds an unpaired surrogate (not valid Unicode)"
+        ) from None
 
 
 # Integers beyond what SQLite (and Go's int64 on the real API) can hold are refused as input.

@@ -7,6 +7,7 @@ spec, never from this client.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from flyk.api import (
 )
 from flyk.errors import (
     CapacityError,
+    ConflictError,
     LeaseHeldError,
     NotFoundError,
     RateLimitedError,
@@ -205,6 +207,40 @@ def test_leases(client: FlyClient, app: str) -> None:
     client.machines.release_lease(app, machine.id, lease.nonce)
 
 
+def test_mutations_inside_a_lease_block_send_its_nonce(client: FlyClient, app: str) -> None:
+    leased = client.machines.create(app, _config())
+    other = client.machines.create(app, _config())
+    other_lease = client.machines.acquire_lease(app, other.id, ttl=30)
+    refused: list[Exception] = []
+
+    def stop_from_another_thread() -> None:
+        try:
+            client.machines.stop(app, leased.id)
+        except ConflictError as exc:
+            refused.append(exc)
+
+    with client.machines.lease(app, leased.id, ttl=30):
+        client.machines.stop(app, leased.id)  # no nonce passed: the block's is sent
+        client.machines.wait(app, leased.id, "stopped", timeout=30)
+        client.machines.start(app, leased.id)
+        # the block holds this machine's lease only, and only in its own thread
+        with pytest.raises(ConflictError, match="no nonce was sent"):
+            client.machines.stop(app, other.id)
+        worker = threading.Thread(target=stop_from_another_thread)
+        worker.start()
+        worker.join()
+        assert len(refused) == 1
+        # an explicit nonce wins over the block's
+        with pytest.raises(ConflictError, match="does not match"):
+            client.machines.stop(app, leased.id, nonce="not-the-nonce")
+    client.machines.stop(app, other.id, nonce=other_lease.nonce)
+    client.machines.release_lease(app, other.id, other_lease.nonce)
+    # after the block the lease is released, and no stale nonce is sent
+    client.machines.acquire_lease(app, leased.id, ttl=30)
+    with pytest.raises(ConflictError, match="no nonce was sent"):
+        client.machines.stop(app, leased.id)
+
+
 def test_create_with_lease_ttl_returns_a_nonce(client: FlyClient, app: str) -> None:
     machine = client.machines.create(app, _config(), lease_ttl=30)
     assert machine.nonce
@@ -261,6 +297,16 @@ def test_capacity_error_names_the_region(backend: Any, client: FlyClient, app: s
         client.machines.create(app, _config(), region="ams")
     assert caught.value.region == "ams"
     assert client.machines.list(app) == []
+
+
+def test_a_volume_without_room_is_a_capacity_error(
+    backend: Any, client: FlyClient, app: str
+) -> None:
+    backend.capacity.set_volumes("ams", 0)
+    with pytest.raises(CapacityError) as caught:
+        client.volumes.create(app, "data", "ams", 1)
+    assert caught.value.region == "ams"
+    assert client.volumes.list(app) == []
 
 
 def test_dropped_connections_after_commit_never_duplicate(

@@ -5,7 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from flyk.api import FlyClient, authorization_header, redact_headers, redact_text, resolve_base_url
+from flyk.api import (
+    FlyClient,
+    RetryPolicy,
+    authorization_header,
+    redact_headers,
+    redact_text,
+    resolve_base_url,
+)
+from flyk.errors import ConfigError, NetworkError
 
 
 @pytest.mark.parametrize(
@@ -50,6 +58,24 @@ def test_authorization_header(token: str | None, header: str | None) -> None:
 )
 def test_resolve_base_url(argument: str | None, env: dict[str, str], expected: str) -> None:
     assert resolve_base_url(argument, env) == expected
+
+
+@pytest.mark.parametrize(
+    ("argument", "env", "named"),
+    [
+        ("http://[bad", {}, "base URL"),
+        (None, {"FLY_FLAPS_BASE_URL": "http://[bad"}, "FLY_FLAPS_BASE_URL"),
+        (None, {"FLY_API_HOSTNAME": "ftp://x"}, "FLY_API_HOSTNAME"),
+        (None, {"FLY_FLAPS_BASE_URL": "http://"}, "FLY_FLAPS_BASE_URL"),
+        ("http://h:abc", {}, "base URL"),
+    ],
+)
+def test_a_malformed_base_url_is_a_config_error(
+    argument: str | None, env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"invalid {named} ") as caught:
+        resolve_base_url(argument, env)
+    assert caught.value.exit_code == 2
 
 
 def test_client_reads_base_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,7 +128,7 @@ def test_redact_text_removes_each_macaroon_of_a_bundle() -> None:
 
 
 def test_on_exchange_never_sees_the_token_or_secret_values() -> None:
-    exchanges: list[tuple[httpx.Request, httpx.Response]] = []
+    exchanges: list[tuple[httpx.Request, httpx.Response | None]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"version": 3, "secrets": []})
@@ -115,7 +141,32 @@ def test_on_exchange_never_sees_the_token_or_secret_values() -> None:
     ) as fly:
         assert fly.secrets.set("app", {"DB_PASSWORD": "hunter2"}) == 3
     ((request, response),) = exchanges
+    assert response is not None
     assert request.headers["authorization"] == "FlyV1 <redacted>"
     assert b"hunter2" not in request.content
     assert "fm2_topsecret" not in str(request.headers) + str(response.request.headers)
     assert response.json()["version"] == 3
+
+
+def test_on_exchange_reports_a_request_that_got_no_answer() -> None:
+    exchanges: list[tuple[httpx.Request, httpx.Response | None]] = []
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with (
+        FlyClient(
+            "https://api.test",
+            "fm2_topsecret",
+            transport=httpx.MockTransport(unreachable),
+            retry=RetryPolicy.never(),
+            on_exchange=lambda req, resp: exchanges.append((req, resp)),
+        ) as fly,
+        pytest.raises(NetworkError),
+    ):
+        fly.secrets.set("app", {"DB_PASSWORD": "hunter2"})
+    ((request, response),) = exchanges
+    assert response is None
+    assert (request.method, request.url.path) == ("POST", "/v1/apps/app/secrets")
+    assert request.headers["authorization"] == "FlyV1 <redacted>"
+    assert b"hunter2" not in request.content

@@ -70,6 +70,13 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(
         (429, False, True, True),  # refused before it was processed
         (500, True, True, True),
         (503, False, True, False),
+        (507, True, True, True),  # every 5xx that may pass when repeated
+        (520, True, True, True),
+        (599, True, True, True),
+        (501, True, True, False),  # Not Implemented: the server never will
+        (505, True, True, False),
+        (511, True, True, False),
+        (600, True, True, False),
         (400, True, True, False),
         (404, True, True, False),
         (409, True, True, False),  # never retry a lease conflict blindly
@@ -77,6 +84,13 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(
 )
 def test_should_retry(status: int | None, idempotent: bool, sent: bool, retry: bool) -> None:
     assert should_retry(status, idempotent=idempotent, sent=sent) is retry
+
+
+def test_a_501_is_not_retried(script: Script, clock: FakeClock) -> None:
+    script.on("GET /apps/a", reply(501, {"error": "not implemented"}))
+    with make_client(script, clock) as fly, pytest.raises(ServerError):
+        fly.apps.get("a")
+    assert len(script.requests) == 1 and clock.sleeps == []
 
 
 def test_retry_delay_prefers_retry_after_and_refuses_huge_ones() -> None:

@@ -42,6 +42,32 @@ def test_408_repeats_until_reached(client: FlyClient, script: Script, clock: Fak
     assert clock.sleeps == []  # no sleeping between long-polls
 
 
+def test_instant_408s_back_off_instead_of_spinning(
+    client: FlyClient, script: Script, clock: FakeClock
+) -> None:
+    # a server (or proxy) answering 408 at once: each early 408 is followed by a backoff
+    script.on(WAIT, reply(408))
+    with pytest.raises(WaitTimeoutError, match="within 10 s"):
+        client.machines.wait("a", "m1", timeout=10)
+    sent = len(script.sent(WAIT))
+    assert len(clock.sleeps) == sent - 1  # a pause between each two polls
+    assert all(pause > 0 for pause in clock.sleeps)
+    assert 5 <= sent <= 15  # backoff up to 2 s over 10 s, not thousands
+
+
+def test_a_late_408_resets_the_backoff(client: FlyClient, script: Script, clock: FakeClock) -> None:
+    script.on(
+        WAIT,
+        reply(408),
+        _advance(clock, 60, 408),
+        reply(408),
+        reply(200, {"state": "started"}),
+    )
+    assert client.machines.wait("a", "m1", timeout=300) == "started"
+    assert len(clock.sleeps) == 2
+    assert clock.sleeps[1] <= 0.25  # the first backoff again, not the second
+
+
 def test_per_call_timeout_shrinks_to_the_deadline(
     client: FlyClient, script: Script, clock: FakeClock
 ) -> None:

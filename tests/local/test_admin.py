@@ -54,6 +54,19 @@ def test_capacity(served: tuple[httpx.Client, httpx.Client]) -> None:
     assert admin.put("/_flyk/capacity", json={"regions": {"mars": 1}}).status_code == 400
 
 
+def test_volume_capacity(served: tuple[httpx.Client, httpx.Client]) -> None:
+    admin, api = served
+    make_app(api)
+    set_ = admin.put("/_flyk/capacity", json={"volume_regions": {"fra": 2}}).json()
+    assert set_["volume_regions"] == {"fra": 2}
+    volume = {"name": "data", "region": "fra", "size_gb": 3}
+    assert api.post("/apps/demo/volumes", json=volume).status_code == 400
+    assert admin.put("/_flyk/capacity", json={"default_volume_gb": 0}).status_code == 200
+    assert api.post("/apps/demo/volumes", json={**volume, "region": "iad"}).status_code == 400
+    assert admin.put("/_flyk/capacity", json={"volume_regions": {"fra": -1}}).status_code == 400
+    assert admin.put("/_flyk/capacity", json={"volume_regions": {"mars": 1}}).status_code == 400
+
+
 def test_rate_limits(served: tuple[httpx.Client, httpx.Client]) -> None:
     admin, api = served
     make_app(api)

@@ -5,6 +5,7 @@ These requests break the spec on purpose, so they go around the spec checker.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -234,6 +235,28 @@ def test_secret_bad_input(raw: httpx.Client) -> None:
     assert_error(raw.post("/apps/demo/secrets", json={"values": {"A": 5}}), 400)
     assert_error(raw.post("/apps/demo/secrets", json={"values": "A=1"}), 400)
     assert_error(raw.post("/apps/demo/secrets/A", json={}), 400)
+
+
+LONE = "\ud800"  # a lone surrogate: valid JSON escape, not valid Unicode
+SURROGATE_CASES: list[tuple[str, str, dict[str, Any]]] = [
+    ("app-org", "/apps", {"name": "x", "org_slug": LONE}),
+    ("app-network", "/apps", {"name": "x", "org_slug": "personal", "network": LONE}),
+    ("placements-org", "/platform/placements", {"org_slug": LONE, "compute": {}}),
+    ("machine-image", "/apps/demo/machines", {"config": {"image": LONE}}),
+    ("secrets-set", "/apps/demo/secrets", {"values": {"A": LONE}}),
+    ("secret-set", "/apps/demo/secrets/A", {"value": LONE}),
+    ("in-a-key", "/apps/demo/machines", {"config": {"image": "x", "env": {LONE: "1"}}}),
+]
+
+
+@pytest.mark.parametrize(
+    ("url", "body"), [c[1:] for c in SURROGATE_CASES], ids=[c[0] for c in SURROGATE_CASES]
+)
+def test_lone_surrogates_are_400(raw: httpx.Client, url: str, body: dict[str, Any]) -> None:
+    make_app(raw)
+    # json.dumps escapes it as \ud800 (ASCII), which is how a client can send one at all
+    response = raw.post(url, content=json.dumps(body).encode(), headers=JSON)
+    assert "surrogate" in assert_error(response, 400)["error"]
 
 
 def test_deeply_nested_json_is_400(raw: httpx.Client) -> None:

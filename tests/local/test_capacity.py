@@ -119,3 +119,38 @@ def test_full_volume_host_is_capacity_error(backend: LocalBackend, client: httpx
     assert response.status_code == 412
     assert response.json()["status"] == "insufficient_capacity"
     assert volume["id"] in response.json()["error"]
+
+
+def test_a_volume_that_does_not_fit_its_region_is_400_no_capacity(
+    backend: LocalBackend, client: httpx.Client
+) -> None:
+    make_app(client)
+    backend.capacity.set_volumes("fra", 10)
+    first = {"name": "data", "region": "fra", "size_gb": 6}
+    assert client.post("/apps/demo/volumes", json=first).status_code == 200
+    response = client.post("/apps/demo/volumes", json={**first, "size_gb": 5})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("no capacity")  # reference §9's body
+    assert "fra" in response.json()["error"]
+    assert len(client.get("/apps/demo/volumes").json()) == 1  # nothing was created
+    # other regions keep the default budget; a fork counts in its region too
+    assert client.post("/apps/demo/volumes", json={**first, "region": "ams"}).status_code == 200
+    source = client.get("/apps/demo/volumes").json()[0]["id"]
+    fork = {"name": "copy", "source_volume_id": source}
+    assert client.post("/apps/demo/volumes", json=fork).status_code == 400
+
+
+def test_destroyed_volumes_free_their_budget_and_extends_count(
+    backend: LocalBackend, client: httpx.Client
+) -> None:
+    make_app(client)
+    backend.capacity.set_volumes("fra", 4)
+    volume = client.post(
+        "/apps/demo/volumes", json={"name": "data", "region": "fra", "size_gb": 3}
+    ).json()
+    extend = f"/apps/demo/volumes/{volume['id']}/extend"
+    assert client.put(extend, json={"size_gb": 5}).status_code == 400
+    assert client.put(extend, json={"size_gb": 4}).status_code == 200
+    assert client.delete(f"/apps/demo/volumes/{volume['id']}").status_code == 200
+    again = client.post("/apps/demo/volumes", json={"name": "data", "region": "fra", "size_gb": 4})
+    assert again.status_code == 200

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flyk.local import DB_ENV_VAR, LocalBackend, Timing, default_path
+from flyk.local import DB_ENV_VAR, LocalBackend, LocalDatabaseError, Timing, default_path
 from tests.local.conftest import FakeClock, checked_client, make_app, make_machine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -186,3 +186,23 @@ def test_many_threads_over_http(backend: LocalBackend) -> None:
         with checked_client(httpx.HTTPTransport(), served.url) as check:
             listed = check.get("/apps/demo/machines", params={"include_deleted": "true"}).json()
             assert len(listed) == 40 and {m["state"] for m in listed} == {"destroyed"}
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database\n")
+    path.chmod(0o644)
+    with pytest.raises(LocalDatabaseError, match=f"cannot use {path} .*FLYK_LOCAL_DB") as caught:
+        LocalBackend(path)
+    assert caught.value.path == path
+    assert "not a database" in caught.value.reason
+    assert path.read_text() == "not a database\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a file we did not create keeps its mode
+
+
+@pytest.mark.parametrize("where", ["a-directory", "under-a-file"])
+def test_a_path_that_cannot_hold_a_database_is_refused(tmp_path: Path, where: str) -> None:
+    (tmp_path / "file").write_text("")
+    path = tmp_path if where == "a-directory" else tmp_path / "file" / "local.db"
+    with pytest.raises(LocalDatabaseError, match=f"cannot use {path} as the local backend"):
+        LocalBackend(path)

@@ -8,6 +8,7 @@ handler threads, so the server's stderr is complete when it is read.
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import threading
@@ -92,3 +93,58 @@ def test_client_reset_while_the_request_is_read_leaves_no_traceback(
             assert other.get("/apps", params={"org_slug": "personal"}).status_code == 200
     err = capfd.readouterr().err
     assert "Traceback" not in err, err
+
+
+def _exchange(url: str, request: bytes) -> tuple[int, str]:
+    """Send raw bytes, read until the server closes; the status and the body."""
+    with _connect(url) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)  # a short body then ends here, it does not hang
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body.decode()
+
+
+APP = b'{"name": "framed", "org_slug": "personal"}'
+CHUNKED = b"Transfer-Encoding: chunked\r\n\r\n"
+END = b"\r\n0\r\n\r\n"  # the end of a chunk, then the last (empty) chunk
+FRAMING_CASES = [
+    ("length-not-a-number", b"Content-Length: abc\r\n\r\n" + APP, "Content-Length"),
+    ("length-negative", b"Content-Length: -5\r\n\r\n" + APP, "Content-Length"),
+    ("length-underscore", b"Content-Length: 4_2\r\n\r\n" + APP, "Content-Length"),
+    ("body-short", b"Content-Length: 99\r\n\r\n" + APP, "ended after"),
+    ("chunk-size-not-hex", CHUNKED + b"zz\r\n" + APP, "chunk"),
+    ("chunk-size-negative", CHUNKED + b"-5\r\n" + APP, "chunk"),
+    ("chunk-too-short", CHUNKED + b"ff\r\n" + APP + END, "chunk"),
+    ("chunk-too-long", CHUNKED + b"2\r\n" + APP + END, "chunk"),
+    ("unknown-encoding", b"Transfer-Encoding: gzip\r\n\r\n" + APP, "Transfer-Encoding"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("framing", "named"), [c[1:] for c in FRAMING_CASES], ids=[c[0] for c in FRAMING_CASES]
+)
+def test_malformed_body_framing_is_a_400_that_says_so(
+    backend: LocalBackend, framing: bytes, named: str
+) -> None:
+    with backend.serve() as served:
+        head = b"POST /v1/apps HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+        status, body = _exchange(served.url, head + framing)
+        assert status == 400
+        message = json.loads(body)["error"]
+        assert named in message and "required" not in message
+        with httpx.Client(base_url=f"{served.url}/v1") as client:
+            assert client.get("/apps/framed").status_code == 404  # nothing was created
+
+
+def test_well_framed_bodies_still_work_over_raw_http(backend: LocalBackend) -> None:
+    with backend.serve() as served:
+        head = b"POST /v1/apps HTTP/1.1\r\nHost: local\r\nConnection: close\r\n"
+        sized = head + b"Content-Length: %d\r\n\r\n" % len(APP) + APP
+        assert _exchange(served.url, sized)[0] == 201
+        chunked = head + CHUNKED
+        other = APP.replace(b"framed", b"chunked")
+        chunked += b"%x\r\n" % len(other) + other + END
+        assert _exchange(served.url, chunked)[0] == 201

@@ -117,6 +117,7 @@ def create_volume(ctx: Ctx) -> Reply:
     retention = body.get("snapshot_retention")
     if retention is not None and not 1 <= retention <= MAX_RETENTION_DAYS:
         raise bad_request(f"invalid snapshot_retention: use 1 to {MAX_RETENTION_DAYS} days")
+    _reserve(ctx, region, size)
     volume_id = ids.volume_id()
     ctx.db.execute(
         "INSERT INTO volumes (id, app, name, region, zone, size_gb, state, encrypted, fstype,"
@@ -130,6 +131,17 @@ def create_volume(ctx: Ctx) -> Reply:
         ),
     )  # fmt: skip
     return Reply(200, volume_json(_reload(ctx, volume_id)))
+
+
+def _reserve(ctx: Ctx, region: str, size_gb: int) -> None:
+    """400 "no capacity" (the real API's answer to a volume create, reference §9) when
+    `size_gb` more does not fit the region's volume budget; nothing is written then."""
+    used = ctx.db.execute(
+        "SELECT COALESCE(SUM(size_gb), 0) FROM volumes WHERE region = ? AND state != 'destroyed'",
+        (region,),
+    ).fetchone()[0]
+    if used + size_gb > ctx.settings.capacity.volume_limit(region):
+        raise bad_request(f"no capacity for {size_gb} GB more of volumes in {region}")
 
 
 def show_volume(ctx: Ctx) -> Reply:
@@ -168,6 +180,7 @@ def extend_volume(ctx: Ctx) -> Reply:
         )
     if size > MAX_SIZE_GB:
         raise bad_request(f"invalid size_gb {size}: the maximum is {MAX_SIZE_GB}")
+    _reserve(ctx, row["region"], size - row["size_gb"])
     ctx.db.execute("UPDATE volumes SET size_gb = ? WHERE id = ?", (size, row["id"]))
     needs_restart = False
     if row["attached_machine_id"]:
