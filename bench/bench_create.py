@@ -100,9 +100,19 @@ def one_run(directory: Path, index: int, latency: float, boot: float) -> Run:
     )
 
 
+def positive_seconds(text: str) -> float:
+    """The ratios divide by latency-driven times: a zero latency has nothing to compare."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every call")
+    parser.add_argument(
+        "--latency", type=positive_seconds, default=0.05, help="seconds added to every call"
+    )
     parser.add_argument("--boot", type=float, default=0.5, help="machine boot time in seconds")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
