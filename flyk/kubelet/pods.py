@@ -153,7 +153,7 @@ def settled_interval(
         )
         for container in spec.get("containers") or []:
             probe = container.get("livenessProbe") or {}
-            if not ("httpGet" in probe or "tcpSocket" in probe):
+            if not pod_status.probe_is_check(probe):
                 continue  # not a check (exec and gRPC probes are reported unsupported)
             period = float(probe.get("periodSeconds", translate.DEFAULT_PROBE_PERIOD))
             threshold = 1 if failing else int(probe.get("failureThreshold", 3))

@@ -182,6 +182,67 @@ def test_several_containers_run_in_one_machine(harness: Harness) -> None:
     assert [c["name"] for c in machine["config"]["containers"]] == ["migrate", "web", "log"]
 
 
+def ready_condition(harness: Harness, name: str) -> str | None:
+    pod = harness.pod(name)
+    conditions = (pod or {}).get("status", {}).get("conditions") or []
+    return next((c["status"] for c in conditions if c["type"] == "Ready"), None)
+
+
+def test_each_container_of_a_multi_container_pod_is_ready_by_its_own_probe(
+    harness: Harness,
+) -> None:
+    """Readiness probes of a multi-container pod become container healthchecks; the pod is
+    Ready only once every one of them reports passing (here `log` never does)."""
+    harness.start()
+    probe = {"readinessProbe": {"tcpSocket": {"port": 8080}}}
+    containers = [
+        {"name": "web", "image": "nginx", **probe},
+        {"name": "log", "image": "fluent-bit", "env": sim_env(check_status="critical"), **probe},
+    ]
+    harness.create_pod("multi", containers=containers)
+    harness.wait_phase("multi", "Running")
+    pod = eventually(
+        lambda: (
+            (p := harness.pod("multi"))
+            and all("running" in c["state"] for c in p["status"]["containerStatuses"])
+            and p
+        )
+    )
+    assert {c["name"]: c["ready"] for c in pod["status"]["containerStatuses"]} == {
+        "web": True,
+        "log": False,
+    }
+    assert ready_condition(harness, "multi") == "False"
+    machine = harness.machine_of("multi")
+    assert machine is not None
+    assert {c["name"]: c["status"] for c in machine["checks"]} == {
+        "readiness-web": "passing",
+        "readiness-log": "critical",
+    }
+
+
+def test_a_failing_liveness_probe_of_a_multi_container_pod_restarts_its_machine(
+    harness: Harness,
+) -> None:
+    harness.start()
+    containers = [
+        {"name": "web", "image": "nginx"},
+        {
+            "name": "log",
+            "image": "fluent-bit",
+            "env": sim_env(check_status="critical"),
+            "livenessProbe": {"tcpSocket": {"port": 8080}},
+        },
+    ]
+    harness.create_pod("multi", containers=containers)
+    harness.wait_phase("multi", "Running")
+    (event,) = eventually(lambda: harness.events("multi", "Unhealthy"))
+    assert event["message"] == "liveness check liveness-log failed; restarting the machine"
+    machine = harness.machine_of("multi")
+    assert machine is not None
+    eventually(lambda: harness.calls.matching("POST", f"/machines/{machine['id']}/restart"))
+
+
 def test_unsupported_fields_are_reported_as_warning_events(harness: Harness) -> None:
     harness.start()
     container = {
