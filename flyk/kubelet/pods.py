@@ -161,6 +161,14 @@ def settled_interval(
     return interval
 
 
+def launch_id(pod_uid: str, replaces: str | None) -> str:
+    """The launch id of the machine made for a pod: the same for every try of one create,
+    reconcile retries and kubelet restarts included (so a try after an ambiguous failure is
+    deduplicated by the client, as its own retries are), and a new one only once the machine
+    it replaces is known lost (`replaces`: that machine's id)."""
+    return f"{pod_uid}-{replaces or 'first'}"
+
+
 def _now_iso() -> str:
     return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -706,8 +714,9 @@ class PodController:
         return self._lost_id(pod) is not None
 
     def _lost_id(self, pod: JSON) -> str | None:
+        # What this run saw first: the annotation may be stale (its write failed).
         annotations = pod["metadata"].get("annotations") or {}
-        return annotations.get(MACHINE_ID_ANNOTATION) or self._had.get(pod["metadata"]["uid"])
+        return self._had.get(pod["metadata"]["uid"]) or annotations.get(MACHINE_ID_ANNOTATION)
 
     def _record_machine(self, pod: JSON, machine: JSON, plan: translate.MachinePlan) -> None:
         """Write the machine id and size on the pod when they are missing or stale (the write
@@ -799,9 +808,7 @@ class PodController:
         plan = self._plan_or_pending(pod)
         meta = pod["metadata"]
         config = MachineConfig.from_api(plan.config).with_metadata(
-            # A launch id of our own, so that our retry after an ambiguous failure is
-            # deduplicated by the client like its own retries are.
-            **{LAUNCH_ID_KEY: f"{meta['uid']}-{uuid.uuid4().hex[:8]}"}
+            **{LAUNCH_ID_KEY: launch_id(meta["uid"], self._lost_id(pod))}
         )
         with space.create_lock:
             if meta["uid"] in space.machines:

@@ -138,6 +138,38 @@ def test_under_faults_every_pod_converges_without_duplicates_or_leaks(harness: H
         eventually(lambda ns=namespace: harness.kube.list("pods", ns) == [], what="pods gone")
         eventually(lambda ns=namespace: harness.machines(ns) == [], what="machines gone")
     assert [rule.fired for rule in rules] == [rule.times for rule in rules]  # all injected
+    # No duplicate was ever made, not even one destroyed again along the way (the kubelet
+    # destroys the newer of two machines for one pod, which the checks above cannot see).
+    for namespace in ("x", "y"):
+        ever = harness.fly.machines.list(harness.app(namespace), include_deleted=True)
+        assert len(ever) == 4, [m.metadata.get("flyk_pod") for m in ever]
+
+
+def test_a_pods_launch_id_holds_across_reconciles_and_moves_on_when_its_machine_is_lost(
+    harness: Harness,
+) -> None:
+    """Creates refused with 503 more times than one create call retries: the reconcile's own
+    retry sends the same launch id (the client's list-before-retry finds a machine any try
+    made). Only a machine known lost gives the pod a new one."""
+    rule = harness.backend.faults.add(
+        "server_error", method="POST", path=r"/machines$", times=10, status=503
+    )
+    harness.start()
+    uid = harness.create_pod("web")["metadata"]["uid"]
+    first = harness.wait_phase("web", "Running")
+    assert rule.fired == 10
+
+    def launch_ids() -> list[str]:
+        posts = harness.calls.matching("POST", f"/apps/{harness.app()}/machines")
+        return [c.body["config"]["metadata"]["flyk_launch_id"] for c in posts if c.body]
+
+    assert len(launch_ids()) == 11 and set(launch_ids()) == {f"{uid}-first"}
+    lost = first["metadata"]["annotations"][MACHINE_ID_ANNOTATION]
+    harness.fly.machines.destroy(harness.app(), lost, force=True)
+    eventually(lambda: len(launch_ids()) == 12, what="the machine made again")
+    assert launch_ids()[-1] == f"{uid}-{lost}"
+    ever = harness.fly.machines.list(harness.app(), include_deleted=True)
+    assert len(ever) == 2
 
 
 def test_the_node_says_when_the_machines_api_fails_and_when_it_is_back(harness: Harness) -> None:
