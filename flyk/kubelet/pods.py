@@ -219,6 +219,8 @@ class PodController:
         self._told_lock = threading.Lock()
         # (region, size) -> (when asked, regions that had room): asked again once stale
         self._placements: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
+        # Held across the query too: workers waiting on capacity together ask once, not each.
+        self._placements_lock = threading.Lock()
         self._stopping: dict[str, float] = {}  # pod uid -> when to stop waiting for the stop
         self._liveness: dict[str, tuple[int, float]] = {}  # pod uid -> (restarts, next allowed)
         # pod uid -> the id of the machine this kubelet saw for it (made or listed): with the
@@ -848,24 +850,28 @@ class PodController:
         if error.alternatives:
             return tuple(error.alternatives)
         key = (plan.region, plan.size.label)
-        now = time.monotonic()
         ttl = self._config.intervals.placements_ttl
-        for stale in [k for k, (asked, _) in self._placements.items() if now - asked > ttl]:
-            self._placements.pop(stale, None)
-        if key not in self._placements:
-            try:
-                placements = self._fly.platform.placements(
-                    self._config.org,
-                    region="any",
-                    compute=GuestConfig.from_api(plan.size.to_api()),
-                )
-                found = [p.region for p in placements if p.region and p.count != 0]
-            except FlykError as failure:
-                log.info("placement query failed: %s", failure)
-                found = []
-            wanted = set(translate.allowed_regions(plan.region))
-            self._placements[key] = (now, tuple(r for r in found if r not in wanted))
-        return self._placements[key][1]
+        with self._placements_lock:
+            now = time.monotonic()
+            for stale in [k for k, (asked, _) in self._placements.items() if now - asked > ttl]:
+                self._placements.pop(stale, None)
+            if key not in self._placements:
+                self._placements[key] = (now, self._regions_with_room(plan))
+            return self._placements[key][1]
+
+    def _regions_with_room(self, plan: translate.MachinePlan) -> tuple[str, ...]:
+        try:
+            placements = self._fly.platform.placements(
+                self._config.org,
+                region="any",
+                compute=GuestConfig.from_api(plan.size.to_api()),
+            )
+            found = [p.region for p in placements if p.region and p.count != 0]
+        except FlykError as failure:
+            log.info("placement query failed: %s", failure)
+            found = []
+        wanted = set(translate.allowed_regions(plan.region))
+        return tuple(r for r in found if r not in wanted)
 
     def _no_capacity(self, pod: JSON, plan: translate.MachinePlan, error: CapacityError) -> None:
         region = error.region or plan.region

@@ -557,3 +557,23 @@ def test_regions_with_room_are_asked_again_once_stale(
         )
     finally:
         harness.close()
+
+
+def test_pods_waiting_on_capacity_together_ask_for_placements_once(harness: Harness) -> None:
+    """Pods of four namespaces (four workers, no lock of a namespace in common) meet a
+    capacity error at once while the placement query is slow: one query answers them all
+    (the answer is shared under a lock, not raced for)."""
+    harness.backend.capacity.set("iad", 0)
+    harness.backend.faults.add("latency", path=r"/platform/placements", seconds=0.5, times=None)
+    namespaces = [f"ns{i}" for i in range(4)]
+    for namespace in namespaces:
+        harness.create_pod("web", namespace)
+    harness.start()
+    for namespace in namespaces:
+        eventually(
+            lambda ns=namespace: [
+                e for e in harness.kube.list("events", ns) if e["reason"] == "InsufficientCapacity"
+            ],
+            what=namespace,
+        )
+    assert len(harness.calls.matching("POST", "/platform/placements")) == 1
