@@ -1026,15 +1026,20 @@ class PodController:
             return
         current = latest.get("status") or {}
         new = pod_status.with_transition_times(new, current, _now_iso())
-        if not pod_status.status_differs(new, current):
+        patch = pod_status.status_patch(new, current)
+        if not patch:
             return
         if self._written.get(meta["uid"]) == new:
             return
-        patch = dict(new)
-        for key in ("reason", "message", "podIP", "podIPs", "startTime"):
-            if key in current and key not in new:
-                patch[key] = None
-        self._kube.patch_pod_status(meta["namespace"], meta["name"], patch)
+        try:
+            self._kube.patch_pod_status(meta["namespace"], meta["name"], meta["uid"], patch)
+        except KubeError as error:
+            if error.code != 409:
+                raise
+            # The UID precondition: this pod was deleted and one of the same name created;
+            # the watch brings the new one, whose own reconcile writes its status.
+            log.info("%s/%s: status not written: %s", meta["namespace"], meta["name"], error)
+            return
         self._written[meta["uid"]] = new
 
     def _event(self, pod: JSON, kind: str, reason: str, message: str) -> None:

@@ -369,8 +369,53 @@ def with_transition_times(new: JSON, old: JSON | None, now: str) -> JSON:
     return {**new, "conditions": conditions}
 
 
-def status_differs(new: JSON, current: JSON | None) -> bool:
-    """Whether writing `new` would change what the API server holds (fields flyk does not
-    write, such as qosClass, are ignored)."""
+# Fields a status of ours may drop since the last one: sent as null so that they go.
+DROPPABLE = ("reason", "message", "podIP", "podIPs", "startTime")
+
+
+def status_patch(new: JSON, current: JSON | None) -> JSON:
+    """The strategic merge patch that turns `current` into `new` for the fields flyk writes
+    (empty: nothing to write). As the kubelet's own patches: `conditions` merge by `type`, so
+    only ours that changed are sent, a key one of them lost goes as null, and conditions others
+    wrote (readiness gates, DisruptionTarget) are left alone; `podIPs` merge by `ip`, an address
+    no longer held is deleted with `$patch: delete`; other lists are replaced whole. Fields
+    flyk does not write (qosClass, …) are left as they are."""
     current = current or {}
-    return any(current.get(key) != value for key, value in new.items())
+    patch: JSON = {}
+    for key, value in new.items():
+        if key in ("conditions", "podIPs"):
+            continue
+        if current.get(key) != value:
+            patch[key] = value
+    for key in DROPPABLE:
+        if key in current and key not in new:
+            patch[key] = None
+    conditions = _conditions_patch(new.get("conditions") or [], current.get("conditions") or [])
+    if conditions:
+        patch["conditions"] = conditions
+    if "podIPs" in new and new["podIPs"] != current.get("podIPs"):
+        held = {entry.get("ip") for entry in new["podIPs"]}
+        gone = [
+            {"ip": entry.get("ip"), "$patch": "delete"}
+            for entry in current.get("podIPs") or []
+            if entry.get("ip") not in held
+        ]
+        patch["podIPs"] = [*new["podIPs"], *gone]
+    return patch
+
+
+def _conditions_patch(new: list[JSON], current: list[JSON]) -> list[JSON]:
+    before = {c.get("type"): c for c in current}
+    changed = []
+    for condition in new:
+        old = before.get(condition["type"]) or {}
+        if old == condition:
+            continue
+        dropped = {key: None for key in old if key not in condition}
+        changed.append({**dropped, **condition})
+    return changed
+
+
+def status_differs(new: JSON, current: JSON | None) -> bool:
+    """Whether writing `new` would change what the API server holds."""
+    return bool(status_patch(new, current))

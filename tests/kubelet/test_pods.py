@@ -577,3 +577,30 @@ def test_pods_waiting_on_capacity_together_ask_for_placements_once(harness: Harn
             what=namespace,
         )
     assert len(harness.calls.matching("POST", "/platform/placements")) == 1
+
+
+def test_conditions_written_by_others_survive_the_kubelets_status_writes(
+    harness: Harness,
+) -> None:
+    """A readiness gate's condition, set by its controller before the pod ran, is still there
+    once the kubelet has written Pending, Running and Ready (merged by type, not replaced), and
+    it does not make the kubelet write the status again at every resync."""
+    from .fake_kube import make_pod
+
+    pod = make_pod("web", node="flyk-node")
+    gate = {"type": "example.com/gate", "status": "True"}
+    pod["status"] = {"phase": "Pending", "conditions": [gate]}
+    uid = harness.kube.create("pods", pod, "default")["metadata"]["uid"]
+    harness.start()
+    harness.wait_phase("web", "Running")
+    eventually(lambda: ready_condition(harness, "web") == "True", what="Ready")
+    conditions = harness.pod("web")["status"]["conditions"]  # type: ignore[index]
+    assert gate in conditions
+    writes = harness.kube.sent("PATCH", "/pods/web/status")
+    assert all(body["metadata"] == {"uid": uid} for body in writes)  # the UID precondition
+    resyncs = len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines"))
+    eventually(
+        lambda: len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines")) > resyncs + 2,
+        what="resyncs",
+    )
+    assert len(harness.kube.sent("PATCH", "/pods/web/status")) == len(writes)

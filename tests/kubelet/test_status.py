@@ -267,3 +267,39 @@ def test_an_exit_followed_by_a_start_is_a_restart() -> None:
         exit_event(0, at=1900),  # stopped, not started again (yet)
     )
     assert st.restart_count(m) == 2
+
+
+def test_the_status_patch_sends_only_what_changed_and_leaves_others_conditions() -> None:
+    running = st.with_transition_times(
+        st.pod_status(probed_pod(), machine("started", START), host_ip="h"), None, "T1"
+    )
+    gate = {"type": "example.com/gate", "status": "True"}
+    held = {**running, "conditions": [*running["conditions"], gate], "qosClass": "BestEffort"}
+    assert st.status_patch(running, held) == {}  # others' condition and fields: no write
+    passing = (
+        {"name": "readiness-web", "status": "passing"},
+        {"name": "readiness-log", "status": "passing"},
+    )
+    ready = st.with_transition_times(
+        st.pod_status(probed_pod(), machine("started", START, checks=passing), host_ip="h"),
+        held,
+        "T2",
+    )
+    patch = st.status_patch(ready, held)
+    assert {c["type"] for c in patch["conditions"]} == {"ContainersReady", "Ready"}
+    (ready_condition,) = [c for c in patch["conditions"] if c["type"] == "Ready"]
+    assert ready_condition == {
+        "type": "Ready",
+        "status": "True",
+        "reason": None,  # Ready=False had one: it goes
+        "lastTransitionTime": "T2",
+    }
+    assert "podIPs" not in patch and "phase" not in patch
+
+
+def test_a_pod_ip_no_longer_held_is_deleted_from_pod_ips() -> None:
+    before = st.pod_status(probed_pod(), machine("started", START), host_ip="h")
+    after = {**before, "podIP": "fdaa::10", "podIPs": [{"ip": "fdaa::10"}]}
+    patch = st.status_patch(after, before)
+    assert patch["podIP"] == "fdaa::10"
+    assert patch["podIPs"] == [{"ip": "fdaa::10"}, {"ip": "fdaa::9", "$patch": "delete"}]
