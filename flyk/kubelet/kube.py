@@ -68,9 +68,18 @@ class KubeApi:
             raise _wrap(error) from error
 
     def watch_pods(
-        self, node: str, resource_version: str, *, server_timeout: int
+        self, node: str, resource_version: str, *, server_timeout: int, read_timeout: float
     ) -> Iterator[tuple[str, JSON]]:
-        """Events after `resource_version`; raises KubeError(410) when it is too old."""
+        """Events after `resource_version`; raises KubeError(410) when it is too old, and
+        KubeError(0) when nothing at all arrives for `read_timeout` seconds.
+
+        lightkube reads watches with no read timeout, so a half-open connection (the server
+        gone without a FIN) would block forever; the server closes a watch after
+        `server_timeout`, so silence well past that means the connection is dead. lightkube
+        1.0 takes the watch timeout from its private `_watch_timeout` only: this instance
+        watches and nothing else, so setting it here touches no other call."""
+        generic: Any = self._client._client  # see the docstring
+        generic._watch_timeout = httpx2.Timeout(30.0, read=read_timeout)
         events = self._client.watch(
             Pod,
             namespace=ALL_NS,

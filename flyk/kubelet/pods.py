@@ -340,7 +340,10 @@ class PodController:
                 if version is None:
                     version = self._relist()
                 for kind, pod in self._watch_kube.watch_pods(
-                    self._config.node_name, version, server_timeout=intervals.watch_timeout
+                    self._config.node_name,
+                    version,
+                    server_timeout=intervals.watch_timeout,
+                    read_timeout=intervals.watch_timeout + intervals.watch_read_grace,
                 ):
                     if self._stop.is_set():
                         return

@@ -295,6 +295,7 @@ class FakeKube:
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[tuple[str, str, Any]] = []
         self.failures: list[Failure] = []
+        self.stalls = 0  # watches still to stall (stall_next_watch)
         self._requests_lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -326,6 +327,21 @@ class FakeKube:
 
     def resume_watches(self) -> None:
         self.store.watch_gate.set()
+
+    def stall_next_watch(self) -> None:
+        """End every open watch; the next one to start answers its headers and then nothing,
+        ever, whatever its timeoutSeconds (a half-open connection: the peer is gone)."""
+        with self.store.lock:
+            self.stalls += 1
+            self.store.watch_generation += 1
+            self.store.lock.notify_all()
+
+    def _take_stall(self) -> bool:
+        with self.store.lock:
+            if self.stalls == 0:
+                return False
+            self.stalls -= 1
+            return True
 
     def record(self, method: str, path: str) -> None:
         with self._requests_lock:
@@ -468,6 +484,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if self.fake._take_stall():
+            self.wfile.flush()
+            while not store.closed:  # silent until the server itself goes away
+                time.sleep(0.05)
+            self.close_connection = True
+            return
         try:
             for line in self._watch_lines(
                 store, route.plural, namespace, selector, query, deadline

@@ -39,13 +39,13 @@ def test_watch_resumes_after_a_version_and_410_when_compacted(kube: FakeKube, ap
     _, version = api.list_pods("n1")
     kube.create("pods", make_pod("x", node="other"), "default")  # filtered out
     kube.create("pods", make_pod("b", node="n1"), "default")
-    events = api.watch_pods("n1", version, server_timeout=5)
+    events = api.watch_pods("n1", version, server_timeout=5, read_timeout=30)
     kind, pod = next(events)
     assert (kind, pod["metadata"]["name"]) == ("ADDED", "b")
     events.close()
     kube.store.compact()
     with pytest.raises(KubeError) as gone:
-        next(api.watch_pods("n1", version, server_timeout=5))
+        next(api.watch_pods("n1", version, server_timeout=5, read_timeout=30))
     assert gone.value.code == 410
 
 

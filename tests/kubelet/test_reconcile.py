@@ -114,6 +114,31 @@ def test_a_watch_too_old_to_resume_lists_again(
         harness.close()
 
 
+def test_a_watch_on_a_half_open_connection_is_dropped_and_resumed(
+    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+) -> None:
+    """A watch that gets its headers and then nothing, past the time the server would have
+    closed it, is taken for dead: the kubelet watches again from where it was (no list)."""
+    intervals = replace(FAST, watch_timeout=1, watch_read_grace=0.5)
+    harness = Harness(kube, kubeconfig, backend, intervals=intervals)
+    try:
+        harness.start()
+        harness.create_pod("first")
+        harness.wait_phase("first", "Running")
+
+        def lists() -> int:
+            return kube.count("GET", "/api/v1/pods") - kube.count("GET", "/api/v1/pods?watch")
+
+        before = lists()
+        kube.stall_next_watch()
+        eventually(lambda: kube.stalls == 0, what="the stalled watch under way")
+        harness.create_pod("second")  # only a live watch brings it
+        harness.wait_phase("second", "Running")
+        assert lists() == before  # resumed by resourceVersion, not listed again
+    finally:
+        harness.close()
+
+
 def test_under_faults_every_pod_converges_without_duplicates_or_leaks(harness: Harness) -> None:
     faults = harness.backend.faults
     rules = [
