@@ -19,7 +19,8 @@ Semantics kept from the real API server (and checked by tests of their own):
 Resources: pods, nodes, leases (coordination.k8s.io/v1), events, secrets, configmaps,
 namespaces. Anything else is 404. `requests` records (method, path) for call counting,
 `bodies` (method, path, body) for what was sent; `fail(...)` scripts refusals (a test's seam
-for an API server that is down or that rejects one object).
+for an API server that is down or that rejects one object); `stall_next_watch()` makes one
+watch go silent for good (a half-open connection).
 """
 
 from __future__ import annotations
