@@ -697,7 +697,9 @@ class PodController:
             return
         self._ensure_app(space)
         if not space.listed:
-            self._list_machines(space)
+            with space.create_lock:
+                if not space.listed:  # again: the worker that held the lock may have listed
+                    self._list_machines_locked(space)
         meta = pod["metadata"]
         if meta.get("deletionTimestamp"):
             self._delete(space, pod)

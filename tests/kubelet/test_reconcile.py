@@ -139,6 +139,27 @@ def test_a_watch_on_a_half_open_connection_is_dropped_and_resumed(
         harness.close()
 
 
+def test_the_workers_of_a_namespace_list_its_machines_once_at_start_up(
+    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+) -> None:
+    """Eight workers start on eight pods of one namespace at once: one of them lists the
+    machines, the others find them listed. (At most 3 lists in all: that one, the first
+    resync's, and the start-up look for machines of deleted namespaces; resyncs are an hour
+    apart here.)"""
+    intervals = replace(FAST, resync=3600.0, fast_resync=3600.0)
+    harness = Harness(kube, kubeconfig, backend, intervals=intervals, workers=8)
+    try:
+        names = [f"p{i}" for i in range(8)]
+        for name in names:
+            harness.create_pod(name)
+        harness.start()
+        for name in names:
+            harness.wait_phase(name, "Running")
+        assert len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines")) <= 3
+    finally:
+        harness.close()
+
+
 def test_under_faults_every_pod_converges_without_duplicates_or_leaks(harness: Harness) -> None:
     faults = harness.backend.faults
     rules = [
