@@ -818,35 +818,47 @@ class PodController:
             **{LAUNCH_ID_KEY: launch_id(meta["uid"], self._lost_id(pod))}
         )
         with space.create_lock:
-            if meta["uid"] in space.machines:
-                return
-            try:
-                machine = self._fly.machines.create(
-                    space.app, config, name=plan.name, region=plan.region
-                )
-            except CapacityError as error:
-                self._no_capacity(pod, plan, error)
-                raise Retry(error.message) from error
-            except InvalidRequestError as error:
-                # Refused as invalid (400/422): said on the pod, as virtual-kubelet providers
-                # do (ProviderFailed); retried with backoff (a Secret or the spec may change),
-                # the Event told once per distinct message.
-                message = f"the Machines API refused the machine: {error.message}"
-                self._event(pod, "Warning", "FailedCreate", message)
-                self._pending(pod, "ProviderFailed", message)
-                raise Retry(error.message) from error
-            except FlykError:
-                space.listed = False  # it may exist after all: list before creating again
-                raise
-            data = machine.to_api()
-            with space.lock:
-                space.machines[meta["uid"]] = data
-                space.recent[meta["uid"]] = (time.monotonic(), data)
-            self._had[meta["uid"]] = machine.id
+            listed = space.machines.get(meta["uid"])
+            data = listed if listed is not None else self._create_locked(space, pod, plan, config)
+        if listed is not None:
+            # A list found the machine meanwhile (made by an earlier try whose answer was
+            # lost): nothing to create, but the pod still learns of it.
+            self._record_machine(pod, listed, plan)
+            return
         self.health.record(None)
         self._record_machine(pod, data, plan)  # if this fails, the retry's reconcile repeats it
         self._write_status(pod, pod_status.pod_status(pod, data, host_ip=self._config.node_ip))
         self._soon(space)
+
+    def _create_locked(
+        self, space: Namespace, pod: JSON, plan: translate.MachinePlan, config: MachineConfig
+    ) -> JSON:
+        """The create itself, under `create_lock`; the machine's JSON, recorded as listed."""
+        meta = pod["metadata"]
+        try:
+            machine = self._fly.machines.create(
+                space.app, config, name=plan.name, region=plan.region
+            )
+        except CapacityError as error:
+            self._no_capacity(pod, plan, error)
+            raise Retry(error.message) from error
+        except InvalidRequestError as error:
+            # Refused as invalid (400/422): said on the pod, as virtual-kubelet providers
+            # do (ProviderFailed); retried with backoff (a Secret or the spec may change),
+            # the Event told once per distinct message.
+            message = f"the Machines API refused the machine: {error.message}"
+            self._event(pod, "Warning", "FailedCreate", message)
+            self._pending(pod, "ProviderFailed", message)
+            raise Retry(error.message) from error
+        except FlykError:
+            space.listed = False  # it may exist after all: list before creating again
+            raise
+        data = machine.to_api()
+        with space.lock:
+            space.machines[meta["uid"]] = data
+            space.recent[meta["uid"]] = (time.monotonic(), data)
+        self._had[meta["uid"]] = machine.id
+        return data
 
     def _alternatives(self, plan: translate.MachinePlan, error: CapacityError) -> tuple[str, ...]:
         """Regions that could take this machine now: the API's own list, else a placement

@@ -20,7 +20,7 @@ Resources: pods, nodes, leases (coordination.k8s.io/v1), events, secrets, config
 namespaces. Anything else is 404. `requests` records (method, path) for call counting,
 `bodies` (method, path, body) for what was sent; `fail(...)` scripts refusals (a test's seam
 for an API server that is down or that rejects one object); `stall_next_watch()` makes one
-watch go silent for good (a half-open connection).
+watch go silent for good (a half-open connection); `delay(...)` slows chosen answers.
 """
 
 from __future__ import annotations
@@ -278,6 +278,7 @@ class Failure:
     code: int
     times: int | None = 1
     fired: int = 0
+    seconds: float = 0.0  # for a delay: how long the answer waits
 
     def take(self, method: str, path: str) -> bool:
         if method != self.method or not re.search(self.path, path):
@@ -296,6 +297,7 @@ class FakeKube:
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[tuple[str, str, Any]] = []
         self.failures: list[Failure] = []
+        self.delays: list[Failure] = []
         self.stalls = 0  # watches still to stall (stall_next_watch)
         self._requests_lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"fake": self})
@@ -363,6 +365,18 @@ class FakeKube:
         with self._requests_lock:
             self.failures.append(failure)
         return failure
+
+    def delay(self, method: str, path: str, seconds: float, *, times: int | None = 1) -> Failure:
+        """Answer the next `times` requests matching only after `seconds` (a slow API server)."""
+        delay = Failure(method, path, 0, times)
+        delay.seconds = seconds
+        with self._requests_lock:
+            self.delays.append(delay)
+        return delay
+
+    def _delay(self, method: str, path: str) -> float:
+        with self._requests_lock:
+            return sum(d.seconds for d in self.delays if d.take(method, path))
 
     def _failure(self, method: str, path: str) -> int | None:
         with self._requests_lock:
@@ -446,6 +460,7 @@ class _Handler(BaseHTTPRequestHandler):
             route = parse_path(url.path)
             body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
             self.fake.record_body(method, url.path, body)
+            time.sleep(self.fake._delay(method, url.path))
             code = self.fake._failure(method, url.path)
             if code is not None:
                 raise ApiFailure(code, "Injected", f"injected failure {code}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -319,6 +320,39 @@ def test_the_machine_id_is_written_again_when_the_first_write_failed(harness: Ha
     harness.fly.machines.destroy(harness.app(), machine["id"], force=True)
     pod = harness.wait_phase("web", "Failed")
     assert pod["status"]["reason"] == "NotFound"
+
+
+def test_a_machine_listed_while_its_create_was_being_prepared_is_recorded_on_the_pod(
+    harness: Harness,
+) -> None:
+    """The pod's machine turns up in a list after its reconcile began (here while the pod's
+    Secret is read slowly): the create stands down, and still writes the machine id on the
+    pod with the `Created` Event."""
+    harness.start()
+    harness.create_pod("other")
+    harness.wait_phase("other", "Running")  # the namespace's machines are listed
+    data = {"k": base64.b64encode(b"v").decode()}
+    harness.kube.create("secrets", {"metadata": {"name": "s"}, "data": data}, "default")
+    harness.kube.delay("GET", "/secrets/s", 2.0)
+    env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    uid = harness.create_pod("web", containers=[{"name": "app", "image": "app:1", "env": env}])[
+        "metadata"
+    ]["uid"]
+    eventually(lambda: harness.kube.count("GET", "/secrets/s"), what="the reconcile under way")
+    # A machine made for the pod by an earlier try (its answer lost), found by the next list.
+    metadata = {"flyk_cluster": "demo", "flyk_namespace": "default", "flyk_pod": "web"}
+    config = MachineConfig.from_api(
+        {"image": "app:1", "metadata": {**metadata, "flyk_pod_uid": uid}}
+    )
+    made = harness.fly.machines.create(harness.app(), config, region="iad")
+    annotations = eventually(
+        lambda: ((harness.pod("web") or {}).get("metadata") or {}).get("annotations"),
+        what="the machine id written",
+    )
+    assert annotations[MACHINE_ID_ANNOTATION] == made.id
+    (created,) = eventually(lambda: harness.events("web", "Created"))
+    assert made.id in created["message"]
+    assert len(harness.machines()) == 2  # nothing made twice
 
 
 def test_a_lost_machine_is_noticed_even_if_its_id_could_never_be_written(
