@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -16,7 +17,7 @@ from flyk.local import LocalBackend
 
 from .conftest import eventually
 from .fake_kube import FakeKube
-from .harness import FAST, ORG, Harness
+from .harness import FAST, ORG, Exchange, Harness
 
 
 @pytest.fixture
@@ -113,6 +114,64 @@ def test_a_watch_too_old_to_resume_lists_again(
         assert len(one_machine_per_pod(harness)) == 2
     finally:
         harness.close()
+
+
+def test_a_closed_watch_resumes_by_resource_version_without_listing(harness: Harness) -> None:
+    """The API server ends the watch (a restart, its timeout): the kubelet watches again from
+    the last resourceVersion it saw, so a pod created meanwhile arrives as an event and the
+    pods are not listed again."""
+    harness.start()
+    harness.create_pod("first")
+    harness.wait_phase("first", "Running")
+    kube = harness.kube
+
+    def lists() -> int:
+        return kube.count("GET", "/api/v1/pods") - kube.count("GET", "/api/v1/pods?watch")
+
+    before, watches = lists(), kube.count("GET", "/api/v1/pods?watch")
+    kube.interrupt_watches()
+    harness.create_pod("second")  # while no watch is open
+    kube.resume_watches()
+    harness.wait_phase("second", "Running")
+    assert lists() == before  # resumed, not listed again
+    assert kube.count("GET", "/api/v1/pods?watch") > watches
+
+
+def test_steady_state_calls_follow_the_namespaces_not_the_pods(harness: Harness) -> None:
+    """With every pod idle, each resync is one machine list per namespace app and nothing
+    else: six times the pods in the same two namespaces make no more calls per resync."""
+    harness.start()
+    namespaces = ("a", "b")
+    lists = {f"/apps/{harness.app(namespace)}/machines" for namespace in namespaces}
+
+    def lists_of_a() -> int:
+        return len(harness.calls.matching("GET", f"/apps/{harness.app('a')}/machines"))
+
+    def idle_window(pods_per_namespace: int) -> list[Exchange]:
+        """The calls made over five resyncs of namespace a, once its pods have settled."""
+        for namespace in namespaces:
+            for index in range(pods_per_namespace):
+                if harness.pod(f"p{index}", namespace) is None:
+                    harness.create_pod(f"p{index}", namespace)
+        for namespace in namespaces:
+            for index in range(pods_per_namespace):
+                harness.wait_phase(f"p{index}", "Running", namespace)
+        settled = lists_of_a() + 3
+        eventually(lambda: lists_of_a() >= settled, what="settled resyncs")
+        start, first = len(harness.calls.calls), lists_of_a()
+        eventually(lambda: lists_of_a() >= first + 5, what="five resyncs")
+        with harness.calls.lock:
+            return harness.calls.calls[start:]
+
+    for pods in (1, 6):
+        window = idle_window(pods)
+        # Only lists of the namespace apps: never a call about one machine.
+        assert {(c.method, c.path) for c in window} <= {("GET", path) for path in lists}
+        resyncs = Counter(c.path for c in window)[f"/apps/{harness.app('a')}/machines"]
+        assert len(window) <= len(namespaces) * (resyncs + 1), (
+            pods,
+            Counter(c.path for c in window),
+        )
 
 
 def test_a_watch_on_a_half_open_connection_is_dropped_and_resumed(
