@@ -11,7 +11,8 @@ Reported, from one run:
   at least (k - 3) s, plus one boot; app creates are limited per org, which delays the later
   namespaces: both floors are printed);
 - 429s received (target 0: the client's limiter keeps the kubelet under the limits);
-- Machines API calls per pod over its life (create → Running → delete → gone);
+- Machines API calls per pod over its life (create → Running → settled, then delete → gone;
+  the idle window between is reported apart);
 - steady-state Machines API calls per minute with every pod idle (should follow the number of
   namespaces, not of pods), and how many pods were written in that window (should be 0);
   with `--liveness-period P` every pod has a liveness probe, and each namespace is listed every
@@ -202,10 +203,10 @@ def measure(args: argparse.Namespace, kube: str, calls: Calls, rss_before: float
     per_namespace = create_pods(kube, args.pods, args.namespaces, args.liveness_period)
     wait_until(lambda: sum(p["status"].get("phase") == "Running" for p in pods(kube)) == args.pods)
     to_running = time.monotonic() - start
-    create_calls, _ = calls.snapshot()
     rss_running = rss_mb()
 
     time.sleep(min(10.0, args.idle / 4))  # let the last fast resyncs settle
+    # Everything up to here is the pods' start (the settling resyncs included): life calls.
     idle_start_calls, _ = calls.snapshot()
     versions_before = pod_versions(kube)
     time.sleep(args.idle)
@@ -223,7 +224,8 @@ def measure(args: argparse.Namespace, kube: str, calls: Calls, rss_before: float
     wait_until(lambda: not pods(kube))
     to_deleted = time.monotonic() - delete_start
     total_calls, four_twenty_nines = calls.snapshot()
-    life_calls = create_calls + (total_calls - delete_start_calls)
+    # Over a pod's life: its start (until settled) and its deletion; not the idle window.
+    life_calls = idle_start_calls + (total_calls - delete_start_calls)
     floor = floor_seconds(per_namespace, args.boot, with_apps=False)
     floor_apps = floor_seconds(per_namespace, args.boot, with_apps=True)
     return {

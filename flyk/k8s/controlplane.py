@@ -60,6 +60,15 @@ MACHINE_NAME = "control-plane"
 # that serves /metrics/resource.
 DISABLED_ADDONS = ("traefik", "servicelb", "local-storage", "metrics-server")
 
+# How long a pod stays bound to a node that is NotReady (the virtual kubelet says so while the
+# Machines API is down) or unreachable (its Lease lapsed) before the node lifecycle controller
+# evicts it: the API server's DefaultTolerationSeconds admission gives every pod without its
+# own toleration these values instead of 300 s. Evicting never helps in a flyk cluster: the
+# virtual node is the only node, so an evicted pod comes back to the same node and waits for
+# the same API, while its machine, which kept running through the outage, is destroyed. A day
+# outlasts any Machines API outage on record; docs/kubernetes.md ("The node") says more.
+EVICTION_TOLERATION_SECONDS = 86_400
+
 
 def image_reference(image: str | None = None, k3s_version: str | None = None) -> str:
     """`--image` wins; then FLYK_CONTROL_PLANE_IMAGE; then the published image for the K3s tag."""
@@ -88,6 +97,9 @@ def k3s_server_args(tls_sans: Sequence[str]) -> list[str]:
         f"--data-dir={DATA_DIR}",
         f"--https-listen-port={API_PORT}",
         "--write-kubeconfig-mode=0600",
+        f"--kube-apiserver-arg=default-not-ready-toleration-seconds={EVICTION_TOLERATION_SECONDS}",
+        "--kube-apiserver-arg="
+        f"default-unreachable-toleration-seconds={EVICTION_TOLERATION_SECONDS}",
     ]
     args.extend(f"--tls-san={name}" for name in tls_sans)
     return args

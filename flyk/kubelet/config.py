@@ -41,6 +41,9 @@ class Intervals:
     resync: float = 30.0  # one machine list per namespace app when every pod there is settled
     fast_resync: float = 2.0  # ... while a pod there is starting, stopping or waiting
     watch_timeout: int = 300  # the API server closes each watch after this; we resume
+    # A watch silent this much longer than `watch_timeout` is taken for a half-open
+    # connection (the server would have closed it): it is dropped and resumed.
+    watch_read_grace: float = 30.0
     backoff_initial: float = 1.0  # retry of a failed reconcile (capacity, API errors)
     backoff_max: float = 300.0
     stop_wait: float = 10.0  # extra time, beyond the grace period, for a machine to stop

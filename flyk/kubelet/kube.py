@@ -68,9 +68,18 @@ class KubeApi:
             raise _wrap(error) from error
 
     def watch_pods(
-        self, node: str, resource_version: str, *, server_timeout: int
+        self, node: str, resource_version: str, *, server_timeout: int, read_timeout: float
     ) -> Iterator[tuple[str, JSON]]:
-        """Events after `resource_version`; raises KubeError(410) when it is too old."""
+        """Events after `resource_version`; raises KubeError(410) when it is too old, and
+        KubeError(0) when nothing at all arrives for `read_timeout` seconds.
+
+        lightkube reads watches with no read timeout, so a half-open connection (the server
+        gone without a FIN) would block forever; the server closes a watch after
+        `server_timeout`, so silence well past that means the connection is dead. lightkube
+        1.0 takes the watch timeout from its private `_watch_timeout` only: this instance
+        watches and nothing else, so setting it here touches no other call."""
+        generic: Any = self._client._client  # see the docstring
+        generic._watch_timeout = httpx2.Timeout(30.0, read=read_timeout)
         events = self._client.watch(
             Pod,
             namespace=ALL_NS,
@@ -85,8 +94,14 @@ class KubeApi:
         except (ApiError, httpx2.HTTPError) as error:
             raise _wrap(error) from error
 
-    def patch_pod_status(self, namespace: str, name: str, status: JSON) -> None:
-        self._patch(Pod.Status, name, {"status": status}, namespace)
+    def patch_pod_status(self, namespace: str, name: str, uid: str, status: JSON) -> None:
+        """A strategic merge patch of the status subresource, as the kubelet sends one:
+        `conditions` merge by `type` (conditions others wrote stay), `podIPs` by `ip`; and
+        `metadata.uid` as a precondition, so that a status meant for a pod deleted and
+        created again under the same name is refused (409) instead of landing on the new one.
+        """
+        body = {"metadata": {"uid": uid}, "status": status}
+        self._patch(Pod.Status, name, body, namespace, patch_type=PatchType.STRATEGIC)
 
     def patch_pod_annotations(self, namespace: str, name: str, annotations: JSON) -> None:
         self._patch(Pod, name, {"metadata": {"annotations": annotations}}, namespace)
@@ -194,10 +209,18 @@ class KubeApi:
         result: JSON = obj.to_dict()
         return result
 
-    def _patch(self, res: Any, name: str, body: JSON, namespace: str | None) -> None:
+    def _patch(
+        self,
+        res: Any,
+        name: str,
+        body: JSON,
+        namespace: str | None,
+        *,
+        patch_type: PatchType = PatchType.MERGE,
+    ) -> None:
         where: dict[str, str] = {} if namespace is None else {"namespace": namespace}
         client: Any = self._client  # the overloads cannot see that `where` fits the resource
         try:
-            client.patch(res, name, body, patch_type=PatchType.MERGE, **where)
+            client.patch(res, name, body, patch_type=patch_type, **where)
         except (ApiError, httpx2.HTTPError) as error:
             raise _wrap(error) from error

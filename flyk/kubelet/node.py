@@ -2,10 +2,17 @@
 
 Cadence (as the Go virtual-kubelet): the Lease is renewed every `intervals.lease` (10 s, a
 quarter of its 40 s duration); node status is written every `intervals.node_status` (60 s)
-and at once when the Machines API's reachability changes. The Lease keeps being renewed while
-the Machines API is down: the kubelet itself is alive, and the Ready condition carries the
-bad news (reason `MachinesAPIUnreachable`), so the node lifecycle controller does not declare
-the node lost and evict every pod because of a platform outage it cannot fix.
+and at once when the Machines API's reachability changes.
+
+The Lease is renewed by a thread of its own, which never calls the Machines API: a ping that
+hangs (its retries and read timeout can take a minute) must not let the Lease lapse. It keeps
+being renewed while the Machines API is down: the kubelet itself is alive, so the node is not
+`Unknown` (taint `node.kubernetes.io/unreachable`). The Ready condition carries the bad news
+instead (reason `MachinesAPIUnreachable`); Ready=False makes the node lifecycle controller taint
+the node `node.kubernetes.io/not-ready:NoExecute`, and pods without a toleration of their own
+are evicted once the API server's default toleration runs out. The control plane raises that
+default (flyk/k8s/controlplane.py, docs/kubernetes.md "The node") so that an outage of the
+Machines API does not end in every pod being evicted.
 """
 
 from __future__ import annotations
@@ -124,7 +131,8 @@ def with_kept_transitions(new: JSON, old: JSON | None) -> JSON:
 
 
 class NodeController:
-    """Runs in its own thread: `run(stop)` registers the node, then keeps lease and status."""
+    """Runs in its own thread: `run(stop)` registers the node, then keeps its status (pinging
+    the Machines API) while a second thread keeps its Lease."""
 
     def __init__(
         self,
@@ -153,9 +161,12 @@ class NodeController:
 
     # registration -----------------------------------------------------------------------
     def register(self) -> None:
-        """Create the Node, or take over one left by a previous run (labels, taints, status)."""
+        """Create the Node, or take over one left by a previous run (labels, taints, status).
+
+        With the last known health, without pinging: the node thread pings right after, and a
+        Machines API that hangs must not keep the node from registering and renewing its Lease.
+        """
         config = self._config
-        self.health = self._ping()
         status = node_status(config, self.health, self._now())
         existing = self._kube.get_node(config.node_name)
         if existing is None:
@@ -248,16 +259,29 @@ class NodeController:
             except KubeError as error:
                 log.warning("registering node %s failed: %s", self._config.node_name, error)
                 stop.wait(intervals.backoff_initial)
+        if stop.is_set():
+            return
+        lease = threading.Thread(
+            target=self.keep_lease, args=(stop,), name="flyk-node-lease", daemon=True
+        )
+        lease.start()
         start = self._monotonic()
-        due = {
-            "lease": start + intervals.lease,
-            "status": start + intervals.node_status,
-            "ping": start + intervals.ping,
-        }
+        # Ping at once: registration wrote the last known health, not a fresh answer.
+        due = {"status": start + intervals.node_status, "ping": start}
         while not stop.is_set():
             self._tick(due)
             wait = max(0.0, min(due.values()) - self._monotonic())
             self._wake.wait(wait)
+        lease.join(intervals.lease)
+
+    def keep_lease(self, stop: threading.Event) -> None:
+        """Renew the Lease every `intervals.lease` until `stop`, in a thread of its own: the
+        node thread waits on Machines API pings, and no wait of theirs may delay a renewal."""
+        while not stop.wait(self._config.intervals.lease):
+            try:
+                self.renew_lease()
+            except KubeError as error:
+                log.warning("node %s: lease not renewed: %s", self._config.node_name, error)
 
     def _tick(self, due: dict[str, float]) -> None:
         intervals = self._config.intervals
@@ -267,9 +291,6 @@ class NodeController:
                 due["ping"] = now + intervals.ping
                 if self.check_health():
                     self._wake.set()
-            if now >= due["lease"]:
-                due["lease"] = now + intervals.lease
-                self.renew_lease()
             if self._wake.is_set() or now >= due["status"]:
                 self._wake.clear()
                 due["status"] = now + intervals.node_status

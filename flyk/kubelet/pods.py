@@ -153,12 +153,20 @@ def settled_interval(
         )
         for container in spec.get("containers") or []:
             probe = container.get("livenessProbe") or {}
-            if not ("httpGet" in probe or "tcpSocket" in probe):
+            if not pod_status.probe_is_check(probe):
                 continue  # not a check (exec and gRPC probes are reported unsupported)
             period = float(probe.get("periodSeconds", translate.DEFAULT_PROBE_PERIOD))
             threshold = 1 if failing else int(probe.get("failureThreshold", 3))
             interval = min(interval, max(intervals.liveness_floor, period * threshold))
     return interval
+
+
+def launch_id(pod_uid: str, replaces: str | None) -> str:
+    """The launch id of the machine made for a pod: the same for every try of one create,
+    reconcile retries and kubelet restarts included (so a try after an ambiguous failure is
+    deduplicated by the client, as its own retries are), and a new one only once the machine
+    it replaces is known lost (`replaces`: that machine's id)."""
+    return f"{pod_uid}-{replaces or 'first'}"
 
 
 def _now_iso() -> str:
@@ -211,6 +219,8 @@ class PodController:
         self._told_lock = threading.Lock()
         # (region, size) -> (when asked, regions that had room): asked again once stale
         self._placements: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
+        # Held across the query too: workers waiting on capacity together ask once, not each.
+        self._placements_lock = threading.Lock()
         self._stopping: dict[str, float] = {}  # pod uid -> when to stop waiting for the stop
         self._liveness: dict[str, tuple[int, float]] = {}  # pod uid -> (restarts, next allowed)
         # pod uid -> the id of the machine this kubelet saw for it (made or listed): with the
@@ -330,7 +340,10 @@ class PodController:
                 if version is None:
                     version = self._relist()
                 for kind, pod in self._watch_kube.watch_pods(
-                    self._config.node_name, version, server_timeout=intervals.watch_timeout
+                    self._config.node_name,
+                    version,
+                    server_timeout=intervals.watch_timeout,
+                    read_timeout=intervals.watch_timeout + intervals.watch_read_grace,
                 ):
                     if self._stop.is_set():
                         return
@@ -684,7 +697,9 @@ class PodController:
             return
         self._ensure_app(space)
         if not space.listed:
-            self._list_machines(space)
+            with space.create_lock:
+                if not space.listed:  # again: the worker that held the lock may have listed
+                    self._list_machines_locked(space)
         meta = pod["metadata"]
         if meta.get("deletionTimestamp"):
             self._delete(space, pod)
@@ -706,8 +721,9 @@ class PodController:
         return self._lost_id(pod) is not None
 
     def _lost_id(self, pod: JSON) -> str | None:
+        # What this run saw first: the annotation may be stale (its write failed).
         annotations = pod["metadata"].get("annotations") or {}
-        return annotations.get(MACHINE_ID_ANNOTATION) or self._had.get(pod["metadata"]["uid"])
+        return self._had.get(pod["metadata"]["uid"]) or annotations.get(MACHINE_ID_ANNOTATION)
 
     def _record_machine(self, pod: JSON, machine: JSON, plan: translate.MachinePlan) -> None:
         """Write the machine id and size on the pod when they are missing or stale (the write
@@ -799,40 +815,50 @@ class PodController:
         plan = self._plan_or_pending(pod)
         meta = pod["metadata"]
         config = MachineConfig.from_api(plan.config).with_metadata(
-            # A launch id of our own, so that our retry after an ambiguous failure is
-            # deduplicated by the client like its own retries are.
-            **{LAUNCH_ID_KEY: f"{meta['uid']}-{uuid.uuid4().hex[:8]}"}
+            **{LAUNCH_ID_KEY: launch_id(meta["uid"], self._lost_id(pod))}
         )
         with space.create_lock:
-            if meta["uid"] in space.machines:
-                return
-            try:
-                machine = self._fly.machines.create(
-                    space.app, config, name=plan.name, region=plan.region
-                )
-            except CapacityError as error:
-                self._no_capacity(pod, plan, error)
-                raise Retry(error.message) from error
-            except InvalidRequestError as error:
-                # Refused as invalid (400/422): said on the pod, as virtual-kubelet providers
-                # do (ProviderFailed); retried with backoff (a Secret or the spec may change),
-                # the Event told once per distinct message.
-                message = f"the Machines API refused the machine: {error.message}"
-                self._event(pod, "Warning", "FailedCreate", message)
-                self._pending(pod, "ProviderFailed", message)
-                raise Retry(error.message) from error
-            except FlykError:
-                space.listed = False  # it may exist after all: list before creating again
-                raise
-            data = machine.to_api()
-            with space.lock:
-                space.machines[meta["uid"]] = data
-                space.recent[meta["uid"]] = (time.monotonic(), data)
-            self._had[meta["uid"]] = machine.id
+            listed = space.machines.get(meta["uid"])
+            data = listed if listed is not None else self._create_locked(space, pod, plan, config)
+        if listed is not None:
+            # A list found the machine meanwhile (made by an earlier try whose answer was
+            # lost): nothing to create, but the pod still learns of it.
+            self._record_machine(pod, listed, plan)
+            return
         self.health.record(None)
         self._record_machine(pod, data, plan)  # if this fails, the retry's reconcile repeats it
         self._write_status(pod, pod_status.pod_status(pod, data, host_ip=self._config.node_ip))
         self._soon(space)
+
+    def _create_locked(
+        self, space: Namespace, pod: JSON, plan: translate.MachinePlan, config: MachineConfig
+    ) -> JSON:
+        """The create itself, under `create_lock`; the machine's JSON, recorded as listed."""
+        meta = pod["metadata"]
+        try:
+            machine = self._fly.machines.create(
+                space.app, config, name=plan.name, region=plan.region
+            )
+        except CapacityError as error:
+            self._no_capacity(pod, plan, error)
+            raise Retry(error.message) from error
+        except InvalidRequestError as error:
+            # Refused as invalid (400/422): said on the pod, as virtual-kubelet providers
+            # do (ProviderFailed); retried with backoff (a Secret or the spec may change),
+            # the Event told once per distinct message.
+            message = f"the Machines API refused the machine: {error.message}"
+            self._event(pod, "Warning", "FailedCreate", message)
+            self._pending(pod, "ProviderFailed", message)
+            raise Retry(error.message) from error
+        except FlykError:
+            space.listed = False  # it may exist after all: list before creating again
+            raise
+        data = machine.to_api()
+        with space.lock:
+            space.machines[meta["uid"]] = data
+            space.recent[meta["uid"]] = (time.monotonic(), data)
+        self._had[meta["uid"]] = machine.id
+        return data
 
     def _alternatives(self, plan: translate.MachinePlan, error: CapacityError) -> tuple[str, ...]:
         """Regions that could take this machine now: the API's own list, else a placement
@@ -841,24 +867,28 @@ class PodController:
         if error.alternatives:
             return tuple(error.alternatives)
         key = (plan.region, plan.size.label)
-        now = time.monotonic()
         ttl = self._config.intervals.placements_ttl
-        for stale in [k for k, (asked, _) in self._placements.items() if now - asked > ttl]:
-            self._placements.pop(stale, None)
-        if key not in self._placements:
-            try:
-                placements = self._fly.platform.placements(
-                    self._config.org,
-                    region="any",
-                    compute=GuestConfig.from_api(plan.size.to_api()),
-                )
-                found = [p.region for p in placements if p.region and p.count != 0]
-            except FlykError as failure:
-                log.info("placement query failed: %s", failure)
-                found = []
-            wanted = set(translate.allowed_regions(plan.region))
-            self._placements[key] = (now, tuple(r for r in found if r not in wanted))
-        return self._placements[key][1]
+        with self._placements_lock:
+            now = time.monotonic()
+            for stale in [k for k, (asked, _) in self._placements.items() if now - asked > ttl]:
+                self._placements.pop(stale, None)
+            if key not in self._placements:
+                self._placements[key] = (now, self._regions_with_room(plan))
+            return self._placements[key][1]
+
+    def _regions_with_room(self, plan: translate.MachinePlan) -> tuple[str, ...]:
+        try:
+            placements = self._fly.platform.placements(
+                self._config.org,
+                region="any",
+                compute=GuestConfig.from_api(plan.size.to_api()),
+            )
+            found = [p.region for p in placements if p.region and p.count != 0]
+        except FlykError as failure:
+            log.info("placement query failed: %s", failure)
+            found = []
+        wanted = set(translate.allowed_regions(plan.region))
+        return tuple(r for r in found if r not in wanted)
 
     def _no_capacity(self, pod: JSON, plan: translate.MachinePlan, error: CapacityError) -> None:
         region = error.region or plan.region
@@ -1013,15 +1043,20 @@ class PodController:
             return
         current = latest.get("status") or {}
         new = pod_status.with_transition_times(new, current, _now_iso())
-        if not pod_status.status_differs(new, current):
+        patch = pod_status.status_patch(new, current)
+        if not patch:
             return
         if self._written.get(meta["uid"]) == new:
             return
-        patch = dict(new)
-        for key in ("reason", "message", "podIP", "podIPs", "startTime"):
-            if key in current and key not in new:
-                patch[key] = None
-        self._kube.patch_pod_status(meta["namespace"], meta["name"], patch)
+        try:
+            self._kube.patch_pod_status(meta["namespace"], meta["name"], meta["uid"], patch)
+        except KubeError as error:
+            if error.code != 409:
+                raise
+            # The UID precondition: this pod was deleted and one of the same name created;
+            # the watch brings the new one, whose own reconcile writes its status.
+            log.info("%s/%s: status not written: %s", meta["namespace"], meta["name"], error)
+            return
         self._written[meta["uid"]] = new
 
     def _event(self, pod: JSON, kind: str, reason: str, message: str) -> None:

@@ -7,7 +7,8 @@ The Machines API reports state per machine, not per container (`Machine` has no 
 states; `events` and exit codes are the machine's), so per-container status is derived:
 
 - app containers share the machine's state, exit code and restart count; each one's `ready`
-  is its own readiness check (`readiness-<name>`);
+  is its own readiness check (`readiness-<name>`), required to be reported and passing when
+  the pod spec gave the container a readiness probe that became a check;
 - init containers ran before the app containers (each `depends_on` the previous one with
   `exited_successfully`), so once the machine has started they are `terminated` Completed
   with exit code 0; before that they are `waiting` PodInitializing; a machine that failed
@@ -120,11 +121,21 @@ def last_start_time(machine: JSON) -> str | None:
     return normalise_time(machine.get("updated_at"))
 
 
-def readiness(machine: JSON, container: str) -> bool:
-    """True when every readiness check of this container passes (true with no checks)."""
-    checks = {c.get("name"): c.get("status") for c in machine.get("checks") or []}
-    wanted = [name for name in checks if name == f"readiness-{container}"]
-    return all(checks[name] == "passing" for name in wanted)
+def probe_is_check(probe: JSON | None) -> bool:
+    """Whether a probe became a machine check (`httpGet` and `tcpSocket` do; exec and gRPC
+    probes are reported unsupported and are not checks)."""
+    return bool(probe) and ("httpGet" in (probe or {}) or "tcpSocket" in (probe or {}))
+
+
+def readiness(machine: JSON, container: JSON) -> bool:
+    """True when the container has no readiness probe that became a check, or when its check
+    `readiness-<name>` is reported and passing. The expected name comes from the pod spec, not
+    from what the machine reports: a check not reported (yet) is not a passing one."""
+    if not probe_is_check(container.get("readinessProbe")):
+        return True
+    wanted = f"readiness-{container['name']}"
+    reported = [c.get("status") for c in machine.get("checks") or [] if c.get("name") == wanted]
+    return bool(reported) and all(status == "passing" for status in reported)
 
 
 def _terminated(info: ExitInfo) -> JSON:
@@ -235,7 +246,7 @@ def pod_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
     running = phase == "Running"
     statuses = []
     for container in _containers(pod):
-        ready = running and state == "started" and readiness(machine, container["name"])
+        ready = running and state == "started" and readiness(machine, container)
         statuses.append(_container_status(container, container_state, ready, restarts, last))
     all_ready = bool(statuses) and all(s["ready"] for s in statuses)
     status: JSON = {
@@ -358,8 +369,53 @@ def with_transition_times(new: JSON, old: JSON | None, now: str) -> JSON:
     return {**new, "conditions": conditions}
 
 
-def status_differs(new: JSON, current: JSON | None) -> bool:
-    """Whether writing `new` would change what the API server holds (fields flyk does not
-    write, such as qosClass, are ignored)."""
+# Fields a status of ours may drop since the last one: sent as null so that they go.
+DROPPABLE = ("reason", "message", "podIP", "podIPs", "startTime")
+
+
+def status_patch(new: JSON, current: JSON | None) -> JSON:
+    """The strategic merge patch that turns `current` into `new` for the fields flyk writes
+    (empty: nothing to write). As the kubelet's own patches: `conditions` merge by `type`, so
+    only ours that changed are sent, a key one of them lost goes as null, and conditions others
+    wrote (readiness gates, DisruptionTarget) are left alone; `podIPs` merge by `ip`, an address
+    no longer held is deleted with `$patch: delete`; other lists are replaced whole. Fields
+    flyk does not write (qosClass, …) are left as they are."""
     current = current or {}
-    return any(current.get(key) != value for key, value in new.items())
+    patch: JSON = {}
+    for key, value in new.items():
+        if key in ("conditions", "podIPs"):
+            continue
+        if current.get(key) != value:
+            patch[key] = value
+    for key in DROPPABLE:
+        if key in current and key not in new:
+            patch[key] = None
+    conditions = _conditions_patch(new.get("conditions") or [], current.get("conditions") or [])
+    if conditions:
+        patch["conditions"] = conditions
+    if "podIPs" in new and new["podIPs"] != current.get("podIPs"):
+        held = {entry.get("ip") for entry in new["podIPs"]}
+        gone = [
+            {"ip": entry.get("ip"), "$patch": "delete"}
+            for entry in current.get("podIPs") or []
+            if entry.get("ip") not in held
+        ]
+        patch["podIPs"] = [*new["podIPs"], *gone]
+    return patch
+
+
+def _conditions_patch(new: list[JSON], current: list[JSON]) -> list[JSON]:
+    before = {c.get("type"): c for c in current}
+    changed = []
+    for condition in new:
+        old = before.get(condition["type"]) or {}
+        if old == condition:
+            continue
+        dropped = {key: None for key in old if key not in condition}
+        changed.append({**dropped, **condition})
+    return changed
+
+
+def status_differs(new: JSON, current: JSON | None) -> bool:
+    """Whether writing `new` would change what the API server holds."""
+    return bool(status_patch(new, current))

@@ -13,7 +13,8 @@ The workload is simulated (images are not run). Its conventions, read from `conf
 - `FLYK_SIM_EXIT_CODE`: the code it exits with (default 0; setting it alone means "exit at once");
 - `FLYK_SIM_OOM=1`: the exit is an OOM kill (exit code 137, `oom_killed: true`);
 - `FLYK_SIM_START_FAILS=1`: every start ends in `failed` instead of `started`;
-- `FLYK_SIM_CHECK_STATUS`: what the machine's checks report while started (default `passing`).
+- `FLYK_SIM_CHECK_STATUS`: what the machine's checks report while started (default `passing`;
+  a container's own env sets it for its healthchecks).
 
 A requested stop exits 0 (the workload handles the signal), or 137 for SIGKILL. A terminating
 signal sent with `/signal` exits 128+signal and is not a requested stop.

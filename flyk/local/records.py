@@ -283,19 +283,30 @@ def image_ref(image: str) -> dict[str, Any]:
 
 
 def checks_json(m: MachineRecord) -> list[dict[str, Any]]:
-    """Checks report `passing` while the machine is started (no workload is probed), else
-    `critical`; `FLYK_SIM_CHECK_STATUS` in the env overrides the started status."""
-    checks = m.config.get("checks") or {}
-    env = m.config.get("env") or {}
-    started_status = env.get("FLYK_SIM_CHECK_STATUS", "passing")
-    status = started_status if m.state == "started" else "critical"
-    output = (
-        "simulated by the flyk local backend" if m.state == "started" else "machine not started"
-    )
+    """The status of every check the config declares: the machine's `checks` and each
+    container's `healthchecks` (multi-container machines). The spec reports check status in one
+    place only, `Machine.checks[]` (`CheckStatus`: name, status, output, updated_at), so
+    container healthchecks are reported there too, under their own names.
+
+    Checks report `passing` while the machine is started (no workload is probed), else
+    `critical`; `FLYK_SIM_CHECK_STATUS` in the env overrides the started status (for a
+    container's healthchecks its own env first, then the machine's)."""
+    machine_env = m.config.get("env") or {}
+    named = [(name, machine_env) for name in sorted(m.config.get("checks") or {})]
+    for container in m.config.get("containers") or []:
+        env = {**machine_env, **(container.get("env") or {})}
+        named.extend((str(h.get("name", "")), env) for h in container.get("healthchecks") or [])
+    started = m.state == "started"
+    output = "simulated by the flyk local backend" if started else "machine not started"
     updated = rfc3339(m.updated_ms)
     return [
-        {"name": name, "status": status, "output": output, "updated_at": updated}
-        for name in sorted(checks)
+        {
+            "name": name,
+            "status": env.get("FLYK_SIM_CHECK_STATUS", "passing") if started else "critical",
+            "output": output,
+            "updated_at": updated,
+        }
+        for name, env in named
     ]
 
 

@@ -9,14 +9,18 @@ Semantics kept from the real API server (and checked by tests of their own):
   resourceVersion first replays the current objects as ADDED;
 - `fieldSelector` `spec.nodeName`, `metadata.name`, `metadata.namespace` (=, ==, !=);
 - the `status` subresource of pods and nodes (a PATCH there changes only `.status`); JSON
-  merge patch, and strategic merge for maps (lists replaced, as merge patch does);
+  merge patch; strategic merge patch with the merge keys of the lists the kubelet patches
+  (pod `status.conditions` by `type`, `status.podIPs`/`hostIPs` by `ip`; node
+  `status.conditions` and `status.addresses` by `type`; `$patch: delete` items), other lists
+  replaced; a `metadata.uid` in a patch is a precondition (409 when it is not the object's);
 - delete with `gracePeriodSeconds` and `preconditions.uid`: a pod bound to a node and deleted
   with a grace period only gets `deletionTimestamp`; grace 0 removes it; a wrong uid is 409;
 - PUT with a stale resourceVersion is 409 (leases rely on it); create of an existing name 409.
 Resources: pods, nodes, leases (coordination.k8s.io/v1), events, secrets, configmaps,
 namespaces. Anything else is 404. `requests` records (method, path) for call counting,
 `bodies` (method, path, body) for what was sent; `fail(...)` scripts refusals (a test's seam
-for an API server that is down or that rejects one object).
+for an API server that is down or that rejects one object); `stall_next_watch()` makes one
+watch go silent for good (a half-open connection); `delay(...)` slows chosen answers.
 """
 
 from __future__ import annotations
@@ -80,6 +84,50 @@ def merge_patch(target: Any, patch: Any) -> Any:
             result.pop(key, None)
         else:
             result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+# (resource, path of the list) -> its merge key, as the API's types declare `patchMergeKey`.
+MERGE_KEYS: dict[tuple[str, str], str] = {
+    ("pods", "status.conditions"): "type",
+    ("pods", "status.podIPs"): "ip",
+    ("pods", "status.hostIPs"): "ip",
+    ("nodes", "status.conditions"): "type",
+    ("nodes", "status.addresses"): "type",
+}
+
+
+def strategic_merge(target: Any, patch: Any, plural: str, where: str = "") -> Any:
+    """A strategic merge patch for the lists in MERGE_KEYS: items merge by their key (an item
+    `{"$patch": "delete", key: …}` removes one); every other value merges as in merge_patch."""
+    if not isinstance(patch, dict):
+        key = MERGE_KEYS.get((plural, where))
+        if key is not None and isinstance(patch, list):
+            return _merge_list(target if isinstance(target, list) else [], patch, key)
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if name.startswith("$"):
+            continue  # directives such as $setElementOrder: order is not kept by the fake
+        if value is None:
+            result.pop(name, None)
+        else:
+            path = f"{where}.{name}" if where else name
+            result[name] = strategic_merge(result.get(name), value, plural, path)
+    return result
+
+
+def _merge_list(target: list[Any], patch: list[Any], key: str) -> list[Any]:
+    result = [copy.deepcopy(item) for item in target]
+    for item in patch:
+        index = next((i for i, old in enumerate(result) if old.get(key) == item.get(key)), None)
+        if item.get("$patch") == "delete":
+            if index is not None:
+                del result[index]
+        elif index is None:
+            result.append(merge_patch({}, item))
+        else:
+            result[index] = merge_patch(result[index], item)
     return result
 
 
@@ -230,6 +278,7 @@ class Failure:
     code: int
     times: int | None = 1
     fired: int = 0
+    seconds: float = 0.0  # for a delay: how long the answer waits
 
     def take(self, method: str, path: str) -> bool:
         if method != self.method or not re.search(self.path, path):
@@ -248,6 +297,8 @@ class FakeKube:
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[tuple[str, str, Any]] = []
         self.failures: list[Failure] = []
+        self.delays: list[Failure] = []
+        self.stalls = 0  # watches still to stall (stall_next_watch)
         self._requests_lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -280,6 +331,21 @@ class FakeKube:
     def resume_watches(self) -> None:
         self.store.watch_gate.set()
 
+    def stall_next_watch(self) -> None:
+        """End every open watch; the next one to start answers its headers and then nothing,
+        ever, whatever its timeoutSeconds (a half-open connection: the peer is gone)."""
+        with self.store.lock:
+            self.stalls += 1
+            self.store.watch_generation += 1
+            self.store.lock.notify_all()
+
+    def _take_stall(self) -> bool:
+        with self.store.lock:
+            if self.stalls == 0:
+                return False
+            self.stalls -= 1
+            return True
+
     def record(self, method: str, path: str) -> None:
         with self._requests_lock:
             self.requests.append((method, path))
@@ -299,6 +365,18 @@ class FakeKube:
         with self._requests_lock:
             self.failures.append(failure)
         return failure
+
+    def delay(self, method: str, path: str, seconds: float, *, times: int | None = 1) -> Failure:
+        """Answer the next `times` requests matching only after `seconds` (a slow API server)."""
+        delay = Failure(method, path, 0, times)
+        delay.seconds = seconds
+        with self._requests_lock:
+            self.delays.append(delay)
+        return delay
+
+    def _delay(self, method: str, path: str) -> float:
+        with self._requests_lock:
+            return sum(d.seconds for d in self.delays if d.take(method, path))
 
     def _failure(self, method: str, path: str) -> int | None:
         with self._requests_lock:
@@ -382,6 +460,7 @@ class _Handler(BaseHTTPRequestHandler):
             route = parse_path(url.path)
             body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
             self.fake.record_body(method, url.path, body)
+            time.sleep(self.fake._delay(method, url.path))
             code = self.fake._failure(method, url.path)
             if code is not None:
                 raise ApiFailure(code, "Injected", f"injected failure {code}")
@@ -421,6 +500,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if self.fake._take_stall():
+            self.wfile.flush()
+            while not store.closed:  # silent until the server itself goes away
+                time.sleep(0.05)
+            self.close_connection = True
+            return
         try:
             for line in self._watch_lines(
                 store, route.plural, namespace, selector, query, deadline
@@ -509,7 +594,8 @@ def _handle(
         content_type = str(headers.get("Content-Type", ""))
         if "json-patch+json" in content_type:
             raise ApiFailure(415, "UnsupportedMediaType", "the fake speaks merge patches only")
-        return 200, _patch(store, plural, ns, name, sub, body)
+        strategic = "strategic-merge-patch+json" in content_type
+        return 200, _patch(store, plural, ns, name, sub, body, strategic=strategic)
     if method == "DELETE":
         return 200, _delete(store, plural, ns, name, body or {}, query)
     raise ApiFailure(405, "MethodNotAllowed", method)
@@ -534,13 +620,33 @@ def _replace(store: Store, plural: str, ns: str, name: str, sub: str | None, bod
     return store.modify(plural, ns, name, change)
 
 
-def _patch(store: Store, plural: str, ns: str, name: str, sub: str | None, body: JSON) -> JSON:
+def _patch(
+    store: Store,
+    plural: str,
+    ns: str,
+    name: str,
+    sub: str | None,
+    body: JSON,
+    *,
+    strategic: bool = False,
+) -> JSON:
+    def merge(target: Any, patch: Any, where: str) -> Any:
+        if strategic:
+            return strategic_merge(target, patch, plural, where)
+        return merge_patch(target, patch)
+
     def change(obj: JSON) -> JSON:
+        wanted_uid = (body.get("metadata") or {}).get("uid")
+        if wanted_uid and wanted_uid != obj["metadata"]["uid"]:
+            raise ApiFailure(
+                409, "Conflict", f"Precondition failed: UID in precondition: {wanted_uid}, "
+                f"UID in object meta: {obj['metadata']['uid']}"
+            )  # fmt: skip
         if sub == "status":
-            obj["status"] = merge_patch(obj.get("status", {}), body.get("status", {}))
+            obj["status"] = merge(obj.get("status", {}), body.get("status", {}), "status")
             return obj
         status = obj.get("status")
-        patched: JSON = merge_patch(obj, {k: v for k, v in body.items() if k != "status"})
+        patched: JSON = merge(obj, {k: v for k, v in body.items() if k != "status"}, "")
         if status is not None and plural in ("pods", "nodes"):
             patched["status"] = status  # the main resource ignores status changes
         return patched

@@ -39,28 +39,63 @@ def test_watch_resumes_after_a_version_and_410_when_compacted(kube: FakeKube, ap
     _, version = api.list_pods("n1")
     kube.create("pods", make_pod("x", node="other"), "default")  # filtered out
     kube.create("pods", make_pod("b", node="n1"), "default")
-    events = api.watch_pods("n1", version, server_timeout=5)
+    events = api.watch_pods("n1", version, server_timeout=5, read_timeout=30)
     kind, pod = next(events)
     assert (kind, pod["metadata"]["name"]) == ("ADDED", "b")
     events.close()
     kube.store.compact()
     with pytest.raises(KubeError) as gone:
-        next(api.watch_pods("n1", version, server_timeout=5))
+        next(api.watch_pods("n1", version, server_timeout=5, read_timeout=30))
     assert gone.value.code == 410
 
 
 def test_status_subresource_changes_only_status(kube: FakeKube, api: KubeApi) -> None:
     kube.create("pods", make_pod("a", node="n1"), "default")
-    api.patch_pod_status("default", "a", {"phase": "Running", "podIP": "fdaa::1"})
-    api.patch_pod_status("default", "a", {"podIP": None})
+    uid = kube.get("pods", "a", "default")["metadata"]["uid"]  # type: ignore[index]
+    api.patch_pod_status("default", "a", uid, {"phase": "Running", "podIP": "fdaa::1"})
+    api.patch_pod_status("default", "a", uid, {"podIP": None})
     pod = kube.get("pods", "a", "default")
     assert pod is not None
-    assert pod["status"] == {"phase": "Running"}  # null removed podIP (JSON merge patch)
+    assert pod["status"] == {"phase": "Running"}  # null removed podIP
     assert pod["spec"]["containers"][0]["image"] == "nginx:1.27"
     api.patch_pod_annotations("default", "a", {"k": "v"})
     pod = kube.get("pods", "a", "default")
     assert pod is not None and pod["metadata"]["annotations"] == {"k": "v"}
     assert pod["status"]["phase"] == "Running"
+
+
+def test_status_patches_merge_conditions_by_type_and_pod_ips_by_ip(
+    kube: FakeKube, api: KubeApi
+) -> None:
+    """The strategic merge the kubelet sends: a condition someone else wrote stays."""
+    pod = make_pod("a", node="n1")
+    gate = {"type": "example.com/gate", "status": "True"}
+    ready = {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}
+    pod["status"] = {"phase": "Pending", "conditions": [gate, ready]}
+    uid = kube.create("pods", pod, "default")["metadata"]["uid"]
+    ips = [{"ip": "fdaa::1"}]
+    patch = {"conditions": [{"type": "Ready", "status": "True", "reason": None}], "podIPs": ips}
+    api.patch_pod_status("default", "a", uid, patch)
+    status = kube.get("pods", "a", "default")["status"]  # type: ignore[index]
+    assert status["conditions"] == [gate, {"type": "Ready", "status": "True"}]
+    moved = [{"ip": "fdaa::2"}, {"ip": "fdaa::1", "$patch": "delete"}]
+    api.patch_pod_status("default", "a", uid, {"podIPs": moved})
+    status = kube.get("pods", "a", "default")["status"]  # type: ignore[index]
+    assert status["podIPs"] == [{"ip": "fdaa::2"}]
+
+
+def test_a_status_patch_for_a_pod_created_again_under_its_name_conflicts(
+    kube: FakeKube, api: KubeApi
+) -> None:
+    """metadata.uid in the patch is a precondition: the old pod's status never lands on the
+    new pod of the same name."""
+    old = kube.create("pods", make_pod("a", node="n1"), "default")
+    kube.store.remove("pods", "default", "a")
+    kube.create("pods", make_pod("a", node="n1"), "default")
+    with pytest.raises(KubeError) as conflict:
+        api.patch_pod_status("default", "a", old["metadata"]["uid"], {"phase": "Failed"})
+    assert conflict.value.code == 409
+    assert kube.get("pods", "a", "default")["status"] == {"phase": "Pending"}  # type: ignore[index]
 
 
 def test_graceful_delete_marks_then_uid_precondition_guards_the_final_delete(

@@ -159,3 +159,47 @@ def test_machines_api_reachability_comes_from_real_calls() -> None:
     nowhere.close()
     assert not health.reachable
     assert health.reason == "MachinesAPIUnreachable"
+
+
+def test_a_hanging_machines_api_does_not_stop_lease_renewal(
+    kube: FakeKube, kubeconfig: str
+) -> None:
+    """The ping's call hangs (as a Machines API that accepts and never answers): the node
+    still registers, and its Lease keeps being renewed meanwhile."""
+    import httpx
+
+    from flyk.api import FlyClient, RetryPolicy
+    from flyk.kubelet.pods import MachinesHealth
+
+    release = threading.Event()
+    asked = threading.Event()
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        asked.set()
+        release.wait(60)
+        return httpx.Response(503)
+
+    fly = FlyClient(transport=httpx.MockTransport(hang), retry=RetryPolicy.never())
+    api = KubeApi(kubeconfig)
+    controller = NodeController(api, config(), MachinesHealth(fly, "personal", freshness=0.0))
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        eventually(asked.is_set, what="the ping under way")
+        lease = eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+        first = int(lease["metadata"]["resourceVersion"])
+
+        def renewed_twice() -> bool:
+            now = kube.get("leases", "flyk-node", "kube-node-lease")
+            return now is not None and int(now["metadata"]["resourceVersion"]) > first + 1
+
+        eventually(renewed_twice, what="renewals while the ping hangs")
+        assert not release.is_set()  # the ping never answered meanwhile
+    finally:
+        release.set()
+        stop.set()
+        controller.notify()
+        thread.join(5)
+        api.close()
+        fly.close()

@@ -182,6 +182,67 @@ def test_several_containers_run_in_one_machine(harness: Harness) -> None:
     assert [c["name"] for c in machine["config"]["containers"]] == ["migrate", "web", "log"]
 
 
+def ready_condition(harness: Harness, name: str) -> str | None:
+    pod = harness.pod(name)
+    conditions = (pod or {}).get("status", {}).get("conditions") or []
+    return next((c["status"] for c in conditions if c["type"] == "Ready"), None)
+
+
+def test_each_container_of_a_multi_container_pod_is_ready_by_its_own_probe(
+    harness: Harness,
+) -> None:
+    """Readiness probes of a multi-container pod become container healthchecks; the pod is
+    Ready only once every one of them reports passing (here `log` never does)."""
+    harness.start()
+    probe = {"readinessProbe": {"tcpSocket": {"port": 8080}}}
+    containers = [
+        {"name": "web", "image": "nginx", **probe},
+        {"name": "log", "image": "fluent-bit", "env": sim_env(check_status="critical"), **probe},
+    ]
+    harness.create_pod("multi", containers=containers)
+    harness.wait_phase("multi", "Running")
+    pod = eventually(
+        lambda: (
+            (p := harness.pod("multi"))
+            and all("running" in c["state"] for c in p["status"]["containerStatuses"])
+            and p
+        )
+    )
+    assert {c["name"]: c["ready"] for c in pod["status"]["containerStatuses"]} == {
+        "web": True,
+        "log": False,
+    }
+    assert ready_condition(harness, "multi") == "False"
+    machine = harness.machine_of("multi")
+    assert machine is not None
+    assert {c["name"]: c["status"] for c in machine["checks"]} == {
+        "readiness-web": "passing",
+        "readiness-log": "critical",
+    }
+
+
+def test_a_failing_liveness_probe_of_a_multi_container_pod_restarts_its_machine(
+    harness: Harness,
+) -> None:
+    harness.start()
+    containers = [
+        {"name": "web", "image": "nginx"},
+        {
+            "name": "log",
+            "image": "fluent-bit",
+            "env": sim_env(check_status="critical"),
+            "livenessProbe": {"tcpSocket": {"port": 8080}},
+        },
+    ]
+    harness.create_pod("multi", containers=containers)
+    harness.wait_phase("multi", "Running")
+    (event,) = eventually(lambda: harness.events("multi", "Unhealthy"))
+    assert event["message"] == "liveness check liveness-log failed; restarting the machine"
+    machine = harness.machine_of("multi")
+    assert machine is not None
+    eventually(lambda: harness.calls.matching("POST", f"/machines/{machine['id']}/restart"))
+
+
 def test_unsupported_fields_are_reported_as_warning_events(harness: Harness) -> None:
     harness.start()
     container = {
@@ -496,3 +557,50 @@ def test_regions_with_room_are_asked_again_once_stale(
         )
     finally:
         harness.close()
+
+
+def test_pods_waiting_on_capacity_together_ask_for_placements_once(harness: Harness) -> None:
+    """Pods of four namespaces (four workers, no lock of a namespace in common) meet a
+    capacity error at once while the placement query is slow: one query answers them all
+    (the answer is shared under a lock, not raced for)."""
+    harness.backend.capacity.set("iad", 0)
+    harness.backend.faults.add("latency", path=r"/platform/placements", seconds=0.5, times=None)
+    namespaces = [f"ns{i}" for i in range(4)]
+    for namespace in namespaces:
+        harness.create_pod("web", namespace)
+    harness.start()
+    for namespace in namespaces:
+        eventually(
+            lambda ns=namespace: [
+                e for e in harness.kube.list("events", ns) if e["reason"] == "InsufficientCapacity"
+            ],
+            what=namespace,
+        )
+    assert len(harness.calls.matching("POST", "/platform/placements")) == 1
+
+
+def test_conditions_written_by_others_survive_the_kubelets_status_writes(
+    harness: Harness,
+) -> None:
+    """A readiness gate's condition, set by its controller before the pod ran, is still there
+    once the kubelet has written Pending, Running and Ready (merged by type, not replaced), and
+    it does not make the kubelet write the status again at every resync."""
+    from .fake_kube import make_pod
+
+    pod = make_pod("web", node="flyk-node")
+    gate = {"type": "example.com/gate", "status": "True"}
+    pod["status"] = {"phase": "Pending", "conditions": [gate]}
+    uid = harness.kube.create("pods", pod, "default")["metadata"]["uid"]
+    harness.start()
+    harness.wait_phase("web", "Running")
+    eventually(lambda: ready_condition(harness, "web") == "True", what="Ready")
+    conditions = harness.pod("web")["status"]["conditions"]  # type: ignore[index]
+    assert gate in conditions
+    writes = harness.kube.sent("PATCH", "/pods/web/status")
+    assert all(body["metadata"] == {"uid": uid} for body in writes)  # the UID precondition
+    resyncs = len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines"))
+    eventually(
+        lambda: len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines")) > resyncs + 2,
+        what="resyncs",
+    )
+    assert len(harness.kube.sent("PATCH", "/pods/web/status")) == len(writes)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -15,7 +17,7 @@ from flyk.local import LocalBackend
 
 from .conftest import eventually
 from .fake_kube import FakeKube
-from .harness import FAST, ORG, Harness
+from .harness import FAST, ORG, Exchange, Harness
 
 
 @pytest.fixture
@@ -114,6 +116,110 @@ def test_a_watch_too_old_to_resume_lists_again(
         harness.close()
 
 
+def test_a_closed_watch_resumes_by_resource_version_without_listing(harness: Harness) -> None:
+    """The API server ends the watch (a restart, its timeout): the kubelet watches again from
+    the last resourceVersion it saw, so a pod created meanwhile arrives as an event and the
+    pods are not listed again."""
+    harness.start()
+    harness.create_pod("first")
+    harness.wait_phase("first", "Running")
+    kube = harness.kube
+
+    def lists() -> int:
+        return kube.count("GET", "/api/v1/pods") - kube.count("GET", "/api/v1/pods?watch")
+
+    before, watches = lists(), kube.count("GET", "/api/v1/pods?watch")
+    kube.interrupt_watches()
+    harness.create_pod("second")  # while no watch is open
+    kube.resume_watches()
+    harness.wait_phase("second", "Running")
+    assert lists() == before  # resumed, not listed again
+    assert kube.count("GET", "/api/v1/pods?watch") > watches
+
+
+def test_steady_state_calls_follow_the_namespaces_not_the_pods(harness: Harness) -> None:
+    """With every pod idle, each resync is one machine list per namespace app and nothing
+    else: six times the pods in the same two namespaces make no more calls per resync."""
+    harness.start()
+    namespaces = ("a", "b")
+    lists = {f"/apps/{harness.app(namespace)}/machines" for namespace in namespaces}
+
+    def lists_of_a() -> int:
+        return len(harness.calls.matching("GET", f"/apps/{harness.app('a')}/machines"))
+
+    def idle_window(pods_per_namespace: int) -> list[Exchange]:
+        """The calls made over five resyncs of namespace a, once its pods have settled."""
+        for namespace in namespaces:
+            for index in range(pods_per_namespace):
+                if harness.pod(f"p{index}", namespace) is None:
+                    harness.create_pod(f"p{index}", namespace)
+        for namespace in namespaces:
+            for index in range(pods_per_namespace):
+                harness.wait_phase(f"p{index}", "Running", namespace)
+        settled = lists_of_a() + 3
+        eventually(lambda: lists_of_a() >= settled, what="settled resyncs")
+        start, first = len(harness.calls.calls), lists_of_a()
+        eventually(lambda: lists_of_a() >= first + 5, what="five resyncs")
+        with harness.calls.lock:
+            return harness.calls.calls[start:]
+
+    for pods in (1, 6):
+        window = idle_window(pods)
+        # Only lists of the namespace apps: never a call about one machine.
+        assert {(c.method, c.path) for c in window} <= {("GET", path) for path in lists}
+        resyncs = Counter(c.path for c in window)[f"/apps/{harness.app('a')}/machines"]
+        assert len(window) <= len(namespaces) * (resyncs + 1), (
+            pods,
+            Counter(c.path for c in window),
+        )
+
+
+def test_a_watch_on_a_half_open_connection_is_dropped_and_resumed(
+    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+) -> None:
+    """A watch that gets its headers and then nothing, past the time the server would have
+    closed it, is taken for dead: the kubelet watches again from where it was (no list)."""
+    intervals = replace(FAST, watch_timeout=1, watch_read_grace=0.5)
+    harness = Harness(kube, kubeconfig, backend, intervals=intervals)
+    try:
+        harness.start()
+        harness.create_pod("first")
+        harness.wait_phase("first", "Running")
+
+        def lists() -> int:
+            return kube.count("GET", "/api/v1/pods") - kube.count("GET", "/api/v1/pods?watch")
+
+        before = lists()
+        kube.stall_next_watch()
+        eventually(lambda: kube.stalls == 0, what="the stalled watch under way")
+        harness.create_pod("second")  # only a live watch brings it
+        harness.wait_phase("second", "Running")
+        assert lists() == before  # resumed by resourceVersion, not listed again
+    finally:
+        harness.close()
+
+
+def test_the_workers_of_a_namespace_list_its_machines_once_at_start_up(
+    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+) -> None:
+    """Eight workers start on eight pods of one namespace at once: one of them lists the
+    machines, the others find them listed. (At most 3 lists in all: that one, the first
+    resync's, and the start-up look for machines of deleted namespaces; resyncs are an hour
+    apart here.)"""
+    intervals = replace(FAST, resync=3600.0, fast_resync=3600.0)
+    harness = Harness(kube, kubeconfig, backend, intervals=intervals, workers=8)
+    try:
+        names = [f"p{i}" for i in range(8)]
+        for name in names:
+            harness.create_pod(name)
+        harness.start()
+        for name in names:
+            harness.wait_phase(name, "Running")
+        assert len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines")) <= 3
+    finally:
+        harness.close()
+
+
 def test_under_faults_every_pod_converges_without_duplicates_or_leaks(harness: Harness) -> None:
     faults = harness.backend.faults
     rules = [
@@ -138,6 +244,38 @@ def test_under_faults_every_pod_converges_without_duplicates_or_leaks(harness: H
         eventually(lambda ns=namespace: harness.kube.list("pods", ns) == [], what="pods gone")
         eventually(lambda ns=namespace: harness.machines(ns) == [], what="machines gone")
     assert [rule.fired for rule in rules] == [rule.times for rule in rules]  # all injected
+    # No duplicate was ever made, not even one destroyed again along the way (the kubelet
+    # destroys the newer of two machines for one pod, which the checks above cannot see).
+    for namespace in ("x", "y"):
+        ever = harness.fly.machines.list(harness.app(namespace), include_deleted=True)
+        assert len(ever) == 4, [m.metadata.get("flyk_pod") for m in ever]
+
+
+def test_a_pods_launch_id_holds_across_reconciles_and_moves_on_when_its_machine_is_lost(
+    harness: Harness,
+) -> None:
+    """Creates refused with 503 more times than one create call retries: the reconcile's own
+    retry sends the same launch id (the client's list-before-retry finds a machine any try
+    made). Only a machine known lost gives the pod a new one."""
+    rule = harness.backend.faults.add(
+        "server_error", method="POST", path=r"/machines$", times=10, status=503
+    )
+    harness.start()
+    uid = harness.create_pod("web")["metadata"]["uid"]
+    first = harness.wait_phase("web", "Running")
+    assert rule.fired == 10
+
+    def launch_ids() -> list[str]:
+        posts = harness.calls.matching("POST", f"/apps/{harness.app()}/machines")
+        return [c.body["config"]["metadata"]["flyk_launch_id"] for c in posts if c.body]
+
+    assert len(launch_ids()) == 11 and set(launch_ids()) == {f"{uid}-first"}
+    lost = first["metadata"]["annotations"][MACHINE_ID_ANNOTATION]
+    harness.fly.machines.destroy(harness.app(), lost, force=True)
+    eventually(lambda: len(launch_ids()) == 12, what="the machine made again")
+    assert launch_ids()[-1] == f"{uid}-{lost}"
+    ever = harness.fly.machines.list(harness.app(), include_deleted=True)
+    assert len(ever) == 2
 
 
 def test_the_node_says_when_the_machines_api_fails_and_when_it_is_back(harness: Harness) -> None:
@@ -241,6 +379,39 @@ def test_the_machine_id_is_written_again_when_the_first_write_failed(harness: Ha
     harness.fly.machines.destroy(harness.app(), machine["id"], force=True)
     pod = harness.wait_phase("web", "Failed")
     assert pod["status"]["reason"] == "NotFound"
+
+
+def test_a_machine_listed_while_its_create_was_being_prepared_is_recorded_on_the_pod(
+    harness: Harness,
+) -> None:
+    """The pod's machine turns up in a list after its reconcile began (here while the pod's
+    Secret is read slowly): the create stands down, and still writes the machine id on the
+    pod with the `Created` Event."""
+    harness.start()
+    harness.create_pod("other")
+    harness.wait_phase("other", "Running")  # the namespace's machines are listed
+    data = {"k": base64.b64encode(b"v").decode()}
+    harness.kube.create("secrets", {"metadata": {"name": "s"}, "data": data}, "default")
+    harness.kube.delay("GET", "/secrets/s", 2.0)
+    env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    uid = harness.create_pod("web", containers=[{"name": "app", "image": "app:1", "env": env}])[
+        "metadata"
+    ]["uid"]
+    eventually(lambda: harness.kube.count("GET", "/secrets/s"), what="the reconcile under way")
+    # A machine made for the pod by an earlier try (its answer lost), found by the next list.
+    metadata = {"flyk_cluster": "demo", "flyk_namespace": "default", "flyk_pod": "web"}
+    config = MachineConfig.from_api(
+        {"image": "app:1", "metadata": {**metadata, "flyk_pod_uid": uid}}
+    )
+    made = harness.fly.machines.create(harness.app(), config, region="iad")
+    annotations = eventually(
+        lambda: ((harness.pod("web") or {}).get("metadata") or {}).get("annotations"),
+        what="the machine id written",
+    )
+    assert annotations[MACHINE_ID_ANNOTATION] == made.id
+    (created,) = eventually(lambda: harness.events("web", "Created"))
+    assert made.id in created["message"]
+    assert len(harness.machines()) == 2  # nothing made twice
 
 
 def test_a_lost_machine_is_noticed_even_if_its_id_could_never_be_written(

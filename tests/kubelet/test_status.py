@@ -93,12 +93,21 @@ def test_init_and_app_container_states(m, phase: str, init, app, initialized: st
     assert all(c["started"] is (app[0] == "running") for c in apps)
 
 
+PROBE = {"readinessProbe": {"tcpSocket": {"port": 8080}}}
+
+
+def probed_pod() -> dict[str, Any]:
+    pod = multi_pod()
+    pod["spec"]["containers"] = [{**c, **PROBE} for c in APPS]
+    return pod
+
+
 def test_each_app_container_is_ready_by_its_own_readiness_check() -> None:
     checks = (
         {"name": "readiness-web", "status": "passing"},
         {"name": "readiness-log", "status": "critical"},
     )
-    status = st.pod_status(multi_pod(), machine("started", START, checks=checks), host_ip="h")
+    status = st.pod_status(probed_pod(), machine("started", START, checks=checks), host_ip="h")
     assert {c["name"]: c["ready"] for c in status["containerStatuses"]} == {
         "web": True,
         "log": False,
@@ -109,7 +118,36 @@ def test_each_app_container_is_ready_by_its_own_readiness_check() -> None:
         {"name": "readiness-web", "status": "passing"},
         {"name": "readiness-log", "status": "passing"},
     )
-    status = st.pod_status(multi_pod(), machine("started", START, checks=passing), host_ip="h")
+    status = st.pod_status(probed_pod(), machine("started", START, checks=passing), host_ip="h")
+    assert condition(status, "Ready") == "True"
+
+
+@pytest.mark.parametrize(
+    "checks",
+    [
+        (),  # nothing reported yet (a started machine whose checks have not run)
+        ({"name": "readiness-web", "status": "passing"},),  # one of two reported
+        ({"name": "liveness-web", "status": "passing"},),  # another kind's check
+    ],
+)
+def test_a_readiness_check_not_reported_is_not_passing(checks: tuple[dict[str, str], ...]) -> None:
+    """The checks a pod expects come from its spec: one the machine does not report keeps its
+    container unready (no Ready pod before its probe has passed)."""
+    status = st.pod_status(probed_pod(), machine("started", START, checks=checks), host_ip="h")
+    assert status["containerStatuses"][1] == {**status["containerStatuses"][1], "ready": False}
+    assert condition(status, "Ready") == "False"
+
+
+def test_only_probes_that_became_checks_are_waited_for() -> None:
+    """No probe, or an exec probe (not a check: reported unsupported), leaves the container
+    ready once the machine runs."""
+    pod = multi_pod()
+    pod["spec"]["containers"] = [
+        APPS[0],
+        {**APPS[1], "readinessProbe": {"exec": {"command": ["true"]}}},
+    ]
+    status = st.pod_status(pod, machine("started", START), host_ip="h")
+    assert [c["ready"] for c in status["containerStatuses"]] == [True, True]
     assert condition(status, "Ready") == "True"
 
 
@@ -229,3 +267,39 @@ def test_an_exit_followed_by_a_start_is_a_restart() -> None:
         exit_event(0, at=1900),  # stopped, not started again (yet)
     )
     assert st.restart_count(m) == 2
+
+
+def test_the_status_patch_sends_only_what_changed_and_leaves_others_conditions() -> None:
+    running = st.with_transition_times(
+        st.pod_status(probed_pod(), machine("started", START), host_ip="h"), None, "T1"
+    )
+    gate = {"type": "example.com/gate", "status": "True"}
+    held = {**running, "conditions": [*running["conditions"], gate], "qosClass": "BestEffort"}
+    assert st.status_patch(running, held) == {}  # others' condition and fields: no write
+    passing = (
+        {"name": "readiness-web", "status": "passing"},
+        {"name": "readiness-log", "status": "passing"},
+    )
+    ready = st.with_transition_times(
+        st.pod_status(probed_pod(), machine("started", START, checks=passing), host_ip="h"),
+        held,
+        "T2",
+    )
+    patch = st.status_patch(ready, held)
+    assert {c["type"] for c in patch["conditions"]} == {"ContainersReady", "Ready"}
+    (ready_condition,) = [c for c in patch["conditions"] if c["type"] == "Ready"]
+    assert ready_condition == {
+        "type": "Ready",
+        "status": "True",
+        "reason": None,  # Ready=False had one: it goes
+        "lastTransitionTime": "T2",
+    }
+    assert "podIPs" not in patch and "phase" not in patch
+
+
+def test_a_pod_ip_no_longer_held_is_deleted_from_pod_ips() -> None:
+    before = st.pod_status(probed_pod(), machine("started", START), host_ip="h")
+    after = {**before, "podIP": "fdaa::10", "podIPs": [{"ip": "fdaa::10"}]}
+    patch = st.status_patch(after, before)
+    assert patch["podIP"] == "fdaa::10"
+    assert patch["podIPs"] == [{"ip": "fdaa::10"}, {"ip": "fdaa::9", "$patch": "delete"}]

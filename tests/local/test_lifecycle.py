@@ -333,3 +333,34 @@ def test_stop_during_a_restart_stops(slow: httpx.Client, clock: FakeClock) -> No
     slow.post(f"{base}/stop")
     clock.advance(10)
     assert state(slow, machine["id"]) == "stopped"
+
+
+def test_container_healthchecks_are_reported_with_the_machines_checks(
+    slow: httpx.Client, clock: FakeClock
+) -> None:
+    """A multi-container machine's `containers[].healthchecks` show up in `checks[]` (the
+    spec's only check status), each following its own container's simulated status."""
+    tcp = {"kind": "readiness", "tcp": {"port": 80}, "interval": 5, "timeout": 2}
+    config = {
+        "image": "x",
+        "containers": [
+            {"name": "web", "image": "nginx", "healthchecks": [{**tcp, "name": "web-ready"}]},
+            {
+                "name": "log",
+                "image": "fluent-bit",
+                "env": {"FLYK_SIM_CHECK_STATUS": "warning"},
+                "healthchecks": [{**tcp, "name": "log-ready"}],
+            },
+        ],
+    }
+    machine = make_machine(slow, config=config)
+    assert [(c["name"], c["status"]) for c in machine["checks"]] == [
+        ("web-ready", "critical"),
+        ("log-ready", "critical"),
+    ]
+    clock.advance(2)
+    checks = slow.get(f"/apps/demo/machines/{machine['id']}").json()["checks"]
+    assert [(c["name"], c["status"]) for c in checks] == [
+        ("web-ready", "passing"),
+        ("log-ready", "warning"),
+    ]
