@@ -46,11 +46,7 @@ def isolated_env(
 
 
 # api and local wrap the backend's transport themselves (some send bad requests on purpose).
-# kubelet is left out for now: some of its tests see a write in the backend, then assert that
-# the client's on_exchange hook recorded it; the check between the two widens that race
-# (test_pods "updates the machine under a lease", test_reconcile "destroys machines whose pods
-# are gone" failed 2 runs in 5 under -n 2). Once those wait for the record too, drop it here.
-_CHECKS_ITS_OWN_EXCHANGES = ("api", "local", "kubelet")
+_CHECKS_ITS_OWN_EXCHANGES = ("api", "local")
 _TESTS = Path(__file__).resolve().parent
 
 

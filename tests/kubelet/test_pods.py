@@ -306,9 +306,13 @@ def test_a_changed_spec_updates_the_machine_under_a_lease(harness: Harness) -> N
     eventually(
         lambda: (harness.machine_of("web") or {}).get("config", {}).get("image") == "nginx:1.28"
     )
-    assert harness.calls.matching("POST", f"/machines/{machine['id']}/lease")
+    # the backend has the update before the client's hook records the exchange: wait for it
+    eventually(lambda: harness.calls.matching("POST", f"/machines/{machine['id']}/lease"))
     machine_path = f"/apps/{harness.app()}/machines/{machine['id']}"
-    (update,) = [c for c in harness.calls.matching("POST") if c.path == machine_path]
+    updates = eventually(
+        lambda: [c for c in harness.calls.matching("POST") if c.path == machine_path]
+    )
+    (update,) = updates
     assert update.status == 200
     eventually(lambda: harness.calls.matching("DELETE", f"/machines/{machine['id']}/lease"))
     eventually(lambda: harness.events("web", "Updated"))
