@@ -274,3 +274,23 @@ def test_loopback_detection() -> None:
     assert config.is_loopback_url("http://localhost:1234")
     assert config.is_loopback_url("http://[::1]:1234")
     assert not config.is_loopback_url("https://api.machines.dev")
+
+
+@pytest.mark.parametrize(
+    "name", ["a", "0day", "my-app-1", "-app", "app-", "My-App", "my_app", "x" * 64]
+)
+def test_the_cli_and_the_local_backend_agree_on_app_names(name: str) -> None:
+    from flyk.local.errors import ApiError
+    from flyk.local.validate import check_app_name
+
+    try:
+        check_app_name(name)
+        backend_accepts = True
+    except ApiError:
+        backend_accepts = False
+    try:
+        config.validate_app_name(name)
+        cli_accepts = True
+    except UsageError:
+        cli_accepts = False
+    assert cli_accepts == backend_accepts

@@ -23,7 +23,8 @@ __all__ = [
 
 MAX_BODY_BYTES = 1024 * 1024
 
-APP_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# A DNS label (<app>.fly.dev, <app>.internal): the same rule as flyk.config, which the CLI checks first.
+APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MACHINE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?$")
 VOLUME_NAME = re.compile(r"^[a-z0-9_]{1,30}$")
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
@@ -123,7 +124,7 @@ def check_app_name(name: str) -> None:
     if not APP_NAME.match(name):
         raise bad_request(
             f"invalid app name {name!r}: use 1-63 lowercase letters, digits and dashes, "
-            "starting with a letter and not ending with a dash"
+            "not starting or ending with a dash"
         )
 
 

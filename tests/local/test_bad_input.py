@@ -62,7 +62,7 @@ APP_CASES: list[tuple[str, bytes | dict[str, Any], int]] = [
     ("unknown-field", {"name": "x", "org_slug": "personal", "colour": "red"}, 400),
     ("wrong-type", {"name": 7, "org_slug": "personal"}, 400),
     ("uppercase-name", {"name": "MyApp", "org_slug": "personal"}, 400),
-    ("leading-digit", {"name": "1app", "org_slug": "personal"}, 400),
+    ("leading-dash", {"name": "-app", "org_slug": "personal"}, 400),
     ("underscore", {"name": "my_app", "org_slug": "personal"}, 400),
     ("trailing-dash", {"name": "app-", "org_slug": "personal"}, 400),
     ("too-long", {"name": "a" * 64, "org_slug": "personal"}, 400),
