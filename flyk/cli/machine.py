@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flyk import config
-from flyk.cli import views
+from flyk.cli import completion, views
 from flyk.cli.context import AppContext, app_context
 from flyk.cli.lazy import aliased
 from flyk.cli.options import (
@@ -298,11 +298,25 @@ def _show_launched(context: AppContext, machine: Machine) -> None:
 # reading
 
 
+# flyctl's `machine list` has no region filter read from the environment: a FLY_REGION set
+# for `machine run` must not hide machines here
+RegionFilterOption = Annotated[
+    str | None,
+    typer.Option(
+        "-r",
+        "--region",
+        metavar="REGION",
+        help="Only machines in this region.",
+        autocompletion=completion.complete_regions,
+    ),
+]
+
+
 @app.command("list")
 def list_machines(
     ctx: typer.Context,
     app_name: AppOption = None,
-    region: RegionOption = None,
+    region: RegionFilterOption = None,
     state: Annotated[
         str | None, typer.Option("--state", help="Only these states (comma-separated).")
     ] = None,
@@ -313,7 +327,8 @@ def list_machines(
     context = _context(ctx, json)
     out = context.output
     target_app = require_app(app_name)
-    machines = context.client.machines.list(target_app, region=region, state=state)
+    region_code = config.validate_region_code(region) if region else None
+    machines = context.client.machines.list(target_app, region=region_code, state=state)
     if quiet and not json:
         for machine in machines:
             out.line(machine.id)
@@ -363,11 +378,14 @@ def _each_leased(
     app_name: str,
     machine_ids: list[str],
     verb: str,
-    act: Callable[[str, str], None],
+    act: Callable[[FlyClient, str, str], None],
     *,
     done_text: str | None = None,
 ) -> None:
-    """Apply ``act(machine_id, nonce)`` to each machine under its lease; report on stderr.
+    """Apply ``act(client, machine_id, nonce)`` to each machine under its lease; report on stderr.
+
+    The app and the ids are checked before the client is built: bad input is a usage error
+    whatever the target, and never creates the local database.
 
     ``done_text`` says what was done ("Stopped"), when it is not simply the verb's past tense.
     """
@@ -379,7 +397,7 @@ def _each_leased(
     for machine_id in ids:
         with out.step(f"{verb.capitalize()} machine {machine_id}") as step:
             with leased(client, target_app, machine_id, f"machine {verb}") as nonce:
-                act(machine_id, nonce)
+                act(client, machine_id, nonce)
             step.update(f"{done_text or _past(verb).capitalize()} machine {machine_id}")
         if not out.progress:
             out.notice(f"{done_text or _past(verb).capitalize()} machine {machine_id}")
@@ -402,11 +420,10 @@ def start(
 ) -> None:
     """Start stopped machines."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     _each_leased(
         context, target, machine_ids, "start",
-        lambda mid, nonce: client.machines.start(target, mid, nonce=nonce),
+        lambda client, mid, nonce: client.machines.start(target, mid, nonce=nonce),
     )  # fmt: skip
 
 
@@ -430,10 +447,9 @@ def stop(
 ) -> None:
     """Stop running machines and wait until they have stopped (unless --detach)."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
 
-    def stop_one(machine_id: str, nonce: str) -> None:
+    def stop_one(client: FlyClient, machine_id: str, nonce: str) -> None:
         client.machines.stop(target, machine_id, signal=signal, timeout=timeout, nonce=nonce)
         if not detach:
             with wait_hint(target, machine_id):
@@ -461,11 +477,10 @@ def restart(
 ) -> None:
     """Restart machines."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     _each_leased(
         context, target, machine_ids, "restart",
-        lambda mid, nonce: client.machines.restart(target, mid, signal=signal, nonce=nonce),
+        lambda client, mid, nonce: client.machines.restart(target, mid, signal=signal, nonce=nonce),
     )  # fmt: skip
 
 
@@ -478,11 +493,10 @@ def suspend(
 ) -> None:
     """Suspend machines (memory snapshot; resume with start)."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     _each_leased(
         context, target, machine_ids, "suspend",
-        lambda mid, nonce: client.machines.suspend(target, mid, nonce=nonce),
+        lambda client, mid, nonce: client.machines.suspend(target, mid, nonce=nonce),
     )  # fmt: skip
 
 
@@ -495,11 +509,10 @@ def cordon(
 ) -> None:
     """Take machines out of the proxy's load balancing."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     _each_leased(
         context, target, machine_ids, "cordon",
-        lambda mid, nonce: client.machines.cordon(target, mid, nonce=nonce),
+        lambda client, mid, nonce: client.machines.cordon(target, mid, nonce=nonce),
     )  # fmt: skip
 
 
@@ -512,11 +525,10 @@ def uncordon(
 ) -> None:
     """Put cordoned machines back into load balancing."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     _each_leased(
         context, target, machine_ids, "uncordon",
-        lambda mid, nonce: client.machines.uncordon(target, mid, nonce=nonce),
+        lambda client, mid, nonce: client.machines.uncordon(target, mid, nonce=nonce),
     )  # fmt: skip
 
 
@@ -533,14 +545,13 @@ def destroy(
 ) -> None:
     """Destroy machines. Not reversible."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     ids = [config.validate_machine_id(m) for m in machine_ids]
     question = f"Destroy {len(ids)} machine{'s' if len(ids) > 1 else ''} ({', '.join(ids)})?"
     if not context.output.confirm(question, yes=yes):
         context.output.declined("Nothing destroyed.")
 
-    def destroy_one(machine_id: str, nonce: str) -> None:
+    def destroy_one(client: FlyClient, machine_id: str, nonce: str) -> None:
         try:
             client.machines.destroy(target, machine_id, force=force, nonce=nonce)
         except ConflictError as error:
@@ -577,10 +588,19 @@ def update(
     A running machine restarts with the new config. Other settings are kept as they are.
     """
     context = _context(ctx, json)
-    client = context.client
     out = context.output
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
+    asked = (image, env, metadata, vm_size, vm_cpus, vm_memory, vm_cpu_kind, restart)
+    if all(value is None or value == [] for value in asked):
+        raise UsageError(
+            "nothing to change: give at least one of --image, -e/--env, -m/--metadata, "
+            "--vm-size, --vm-cpus, --vm-memory, --vm-cpu-kind, --restart",
+            hint=f"Example: flyk machine update {machine_id} -a {target} --image nginx:1.27",
+        )
+    config.parse_env(env or [])  # malformed KEY=VALUE: a usage error before any API call
+    config.parse_metadata(metadata or [])
+    client = context.client
     with (
         out.step(f"Updating machine {machine_id}") as step,
         leased(client, target, machine_id, "machine update") as nonce,

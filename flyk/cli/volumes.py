@@ -43,7 +43,8 @@ def create(
     target = require_app(app_name)
     if not region:
         raise UsageError("no region given: specify one with -r/--region or FLY_REGION")
-    volume = context.client.volumes.create(target, name, config.validate_region_code(region), size)
+    region_code = config.validate_region_code(region)  # before the client: no token needed
+    volume = context.client.volumes.create(target, name, region_code, size)
     if json:
         views.VOLUME.show_one(out, volume)
     else:
@@ -71,7 +72,8 @@ def show(
     """Show one volume."""
     context = app_context(ctx)
     out = context.use_json(json)
-    views.VOLUME.show_one(out, context.client.volumes.get(require_app(app_name), volume_id))
+    target = require_app(app_name)
+    views.VOLUME.show_one(out, context.client.volumes.get(target, volume_id))
 
 
 @app.command("extend")
@@ -85,7 +87,8 @@ def extend(
     """Grow a volume (volumes never shrink)."""
     context = app_context(ctx)
     out = context.use_json(json)
-    result = context.client.volumes.extend(require_app(app_name), volume_id, size)
+    target = require_app(app_name)
+    result = context.client.volumes.extend(target, volume_id, size)
     if result.volume is not None:
         views.VOLUME.show_one(out, result.volume)
     if result.needs_restart:

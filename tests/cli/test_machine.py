@@ -445,3 +445,67 @@ def test_capacity_errors_in_json_carry_the_api_code_and_class(flyk: Flyk) -> Non
         "insufficient_capacity",
         412,
     )
+
+
+def test_invalid_machine_name_is_refused(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "machine", "run", "nginx", "-a", "web", "--name", "Bad Name!")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("Error: invalid machine name 'Bad Name!': use 1-63 lowercase letters")
+    assert flyk("--local", "m", "ls", "-a", "web", "-q").stdout == ""
+
+
+# -- bad input is found before the client is built: exit 2 whatever the target, no local.db ----
+
+_SOME_ID = "148e21ea7d5789"
+EARLY_BAD_INPUT = [
+    ["machine", "start", "123", "-a", "web"],
+    ["machine", "stop", "123", "-a", "web"],
+    ["machine", "restart", "123", "-a", "web"],
+    ["machine", "suspend", "123", "-a", "web"],
+    ["machine", "cordon", "123", "-a", "web"],
+    ["machine", "uncordon", "123", "-a", "web"],
+    ["machine", "destroy", "123", "-a", "web", "--yes"],
+    ["machine", "update", "123", "-a", "web", "--image", "x"],
+    ["machine", "update", _SOME_ID, "-a", "web", "-e", "NOEQUALS"],
+    ["machine", "start", _SOME_ID],
+    ["machine", "start", _SOME_ID, "-a", "Bad"],
+    ["machine", "list", "-a", "web", "-r", "IAD!"],
+    ["machine", "status", "123", "-a", "web"],
+    ["machine", "leases", "clear", "123", "-a", "web", "--yes"],
+]
+
+
+@pytest.mark.parametrize("args", EARLY_BAD_INPUT, ids=" ".join)
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "remote-without-token"])
+def test_bad_input_is_a_usage_error_before_any_client(
+    flyk: Flyk, isolated_env: Path, args: list[str], remote: bool
+) -> None:
+    env = {"FLY_FLAPS_BASE_URL": "https://x.invalid"} if remote else None
+    result = flyk(*args, env=env)
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ")
+    assert "Using the local backend" not in result.stderr
+    assert not config.local_db_path().exists()
+
+
+def test_update_with_nothing_to_change_names_the_flags(
+    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient
+) -> None:
+    before = other_client.machines.get("web", machine_id).version
+    result = flyk("--local", "machine", "update", machine_id, "-a", "web")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        "Error: nothing to change: give at least one of --image, -e/--env, -m/--metadata, "
+        "--vm-size, --vm-cpus, --vm-memory, --vm-cpu-kind, --restart"
+    )
+    assert other_client.machines.get("web", machine_id).version == before
+
+
+def test_fly_region_does_not_filter_the_list(flyk: Flyk, app: str, machine_id: str) -> None:
+    result = flyk("--local", "machine", "list", "-a", "web", "-q", env={"FLY_REGION": "ams"})
+    assert result.stdout == f"{machine_id}\n"
+    assert flyk("--local", "m", "list", "-a", "web", "-q", "-r", "ams").stdout == ""
+    assert flyk("--local", "m", "list", "-a", "web", "-q", "-r", "iad").stdout == f"{machine_id}\n"
