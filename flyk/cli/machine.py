@@ -713,12 +713,12 @@ def exec_command(
     result = context.client.machines.exec(target, machine_id, command, timeout=timeout)
     if json:
         out.json({"stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code})
-        return
-    if result.stdout:
-        out.stdout.write(result.stdout)
-    if result.stderr:
-        out.stderr.write(result.stderr)
-    if result.exit_code:
+    else:
+        if result.stdout:
+            out.stdout.write(result.stdout)
+        if result.stderr:
+            out.stderr.write(result.stderr)
+    if result.exit_code:  # with --json too: scripts check $? before they parse
         raise typer.Exit(result.exit_code)
 
 

@@ -302,6 +302,9 @@ def test_exec_exits_with_the_remote_exit_code(flyk: Flyk, app: str, machine_id: 
     assert flyk("--local", "m", "exec", machine_id, "-a", "web", "--", "false").exit_code == 1
     result = flyk("--local", "m", "exec", machine_id, "-a", "web", "--json", "--", "echo", "hi")
     assert json.loads(result.stdout) == {"stdout": "hi\n", "stderr": "", "exit_code": 0}
+    failed = flyk("--local", "m", "exec", machine_id, "-a", "web", "--json", "--", "false")
+    assert failed.exit_code == 1
+    assert json.loads(failed.stdout)["exit_code"] == 1
 
 
 def test_run_in_a_missing_app_says_how_to_create_it(flyk: Flyk) -> None:
