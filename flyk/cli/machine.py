@@ -9,7 +9,7 @@ releases the lease on the way out, Ctrl-C included.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -30,6 +30,7 @@ from flyk.cli.options import (
 from flyk.errors import (
     ConflictError,
     InvalidRequestError,
+    LeaseHeldError,
     NotFoundError,
     UsageError,
     WaitTimeoutError,
@@ -169,9 +170,21 @@ def build_config(
 @contextmanager
 def leased(client: FlyClient, app_name: str, machine_id: str, why: str) -> Iterator[str]:
     """Hold the machine's lease; yields the nonce to send with each mutation."""
-    with client.machines.lease(
-        app_name, machine_id, ttl=LEASE_TTL, description=f"flyk {why}"
-    ) as lease:
+    with ExitStack() as stack:
+        try:
+            lease = stack.enter_context(
+                client.machines.lease(
+                    app_name, machine_id, ttl=LEASE_TTL, description=f"flyk {why}"
+                )
+            )
+        except LeaseHeldError as error:
+            if error.hint is None:
+                where = f"{machine_id} -a {app_name}"
+                error.hint = (
+                    f"See who holds it: flyk machine leases view {where}; "
+                    f"release it: flyk machine leases clear {where}"
+                )
+            raise
         yield lease.nonce
 
 
@@ -740,9 +753,11 @@ def lease_view(
     config.validate_machine_id(machine_id)
     lease = context.client.machines.get_lease(target, machine_id)
     if lease is None:
-        out.emit(None, lambda: out.notice(f"Machine {machine_id} is not leased."))
+        unleased = {"id": machine_id, "leased": False, **dict.fromkeys(views.LEASE.keys)}
+        out.emit(unleased, lambda: out.notice(f"Machine {machine_id} is not leased."))
         return
-    views.LEASE.show_one(out, lease)
+    document = {"id": machine_id, "leased": True, **views.LEASE.document(lease)}
+    out.emit(document, lambda: views.LEASE.show_one(out, lease))
 
 
 @leases.command("clear")

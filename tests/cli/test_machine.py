@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,10 +190,19 @@ def test_someone_elses_lease_blocks_mutations_until_cleared(
         flyk("--local", "m", "leases", "view", machine_id, "-a", "web", "-j").stdout
     )
     assert viewed["description"] == "deploy"
+    assert (viewed["id"], viewed["leased"]) == (machine_id, True)
+    assert viewed["expires"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(lease.expires_at))
+    table = flyk("--local", "m", "leases", "view", machine_id, "-a", "web").stdout
+    assert f"EXPIRES      {viewed['expires']}\n" in table
 
     blocked = flyk("--local", "m", "stop", machine_id, "-a", "web")
     assert blocked.exit_code == 5
-    assert blocked.stderr.startswith("Error: ")
+    error, *hint = blocked.stderr.splitlines()
+    assert error.startswith("Error: ")
+    assert hint == [
+        f"       See who holds it: flyk machine leases view {machine_id} -a web; "
+        f"release it: flyk machine leases clear {machine_id} -a web"
+    ]
 
     cleared = flyk("--local", "m", "lease", "clear", machine_id, "-a", "web", "-y")
     assert cleared.exit_code == 0, cleared.stderr
