@@ -69,7 +69,7 @@ ROOT_HELP_LINES: list[str] = [
     "  volumes     Manage volumes.",
     "  regions     List regions.",
     "  local       The embedded local backend.",
-    "  completion  Shell completion scripts.",
+    "  completion  Shell completion scripts for bash, zsh and fish.",
     "  ext         Extensions: Kubernetes clusters (k8s).",
 ]
 ROOT_HELP = "\n".join(ROOT_HELP_LINES) + "\n"

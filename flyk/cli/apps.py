@@ -36,7 +36,8 @@ def create(
     name: Annotated[str, typer.Argument(metavar="NAME", help="New app name.", show_default=False)],
     org: OrgOption = None,
     network: Annotated[
-        str | None, typer.Option("--network", help="Custom private network (6PN) name.")
+        str | None,
+        typer.Option("--network", metavar="NETWORK", help="Custom private network (6PN) name."),
     ] = None,
     json: JsonOption = False,
 ) -> None:

@@ -30,7 +30,7 @@ class Shell(StrEnum):
     fish = "fish"
 
 
-app = typer.Typer(name="completion", help="Shell completion scripts.", no_args_is_help=True)
+app = typer.Typer(name="completion", no_args_is_help=True)
 
 
 def completion_script(shell: str) -> str:
@@ -40,20 +40,24 @@ def completion_script(shell: str) -> str:
     return get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell) + "\n"
 
 
-@app.callback(invoke_without_command=True)
+@app.command("completion")
 def completion(
     ctx: typer.Context,
-    shell: Annotated[Shell | None, typer.Argument(help="bash, zsh or fish.")] = None,
+    shell: Annotated[
+        Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish.", show_default=False)
+    ],
 ) -> None:
-    """Print the completion script for a shell.
+    """Shell completion scripts for bash, zsh and fish.
 
-    bash: ``source <(flyk completion bash)``; zsh: ``flyk completion zsh > "${fpath[1]}/_flyk"``;
-    fish: ``flyk completion fish > ~/.config/fish/completions/flyk.fish``.
+    Prints the script for SHELL. Install it, then open a new shell:
+
+    \b
+      bash: echo 'source <(flyk completion bash)' >> ~/.bashrc
+      zsh:  flyk completion zsh > "${fpath[1]}/_flyk"
+      fish: flyk completion fish > ~/.config/fish/completions/flyk.fish
     """
     from flyk.cli.context import app_context
 
-    if shell is None:
-        raise typer.BadParameter("name a shell: bash, zsh or fish", param_hint="SHELL")
     app_context(ctx).output.line(completion_script(shell.value).rstrip("\n"))
 
 

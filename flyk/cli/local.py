@@ -37,12 +37,19 @@ def _backend(timing: TimingChoice | None = None) -> Any:
 @app.command("serve")
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("-p", "--port", help="Port (0: any free port).")] = (
-        DEFAULT_PORT
-    ),
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("-p", "--port", metavar="PORT", help="Port (0: any free port).")
+    ] = (DEFAULT_PORT),
     timing: Annotated[
-        TimingChoice, typer.Option("--timing", help="How long simulated transitions take.")
+        TimingChoice,
+        typer.Option(
+            "--timing",
+            metavar="TIMING",
+            help="How long simulated transitions take: instant or realistic.",
+        ),
     ] = TimingChoice.realistic,
     json: JsonOption = False,
 ) -> None:

@@ -71,25 +71,47 @@ MetadataOption = Annotated[
 ]
 SizeOption = Annotated[
     str | None,
-    typer.Option("--vm-size", "--size", help="Size preset, e.g. shared-cpu-1x, performance-2x."),
+    typer.Option(
+        "--vm-size",
+        "--size",
+        metavar="SIZE",
+        help="Size preset, e.g. shared-cpu-1x, performance-2x.",
+    ),
 ]
 CpusOption = Annotated[
-    int | None, typer.Option("--vm-cpus", "--cpus", help="Number of CPUs.", show_default=False)
+    int | None,
+    typer.Option("--vm-cpus", "--cpus", metavar="N", help="Number of CPUs.", show_default=False),
 ]
 MemoryOption = Annotated[
     str | None,
-    typer.Option("--vm-memory", "--memory", help="Memory: megabytes (512) or a size (1gb)."),
+    typer.Option(
+        "--vm-memory", "--memory", metavar="MEMORY", help="Memory: megabytes (512) or a size (1gb)."
+    ),
 ]
 CpuKindOption = Annotated[
-    str | None, typer.Option("--vm-cpu-kind", help="shared or performance.", show_default=False)
+    str | None,
+    typer.Option(
+        "--vm-cpu-kind", metavar="KIND", help="shared or performance.", show_default=False
+    ),
 ]
 RestartOption = Annotated[
     RestartPolicy | None,
-    typer.Option("--restart", help="Restart policy: no, always, on-failure.", show_default=False),
+    typer.Option(
+        "--restart",
+        metavar="POLICY",
+        help="Restart policy: no, always, on-failure.",
+        show_default=False,
+    ),
 ]
 WaitTimeoutOption = Annotated[
     float,
-    typer.Option("-w", "--wait-timeout", min=0, help="Seconds to wait for the machine's state."),
+    typer.Option(
+        "-w",
+        "--wait-timeout",
+        min=0,
+        metavar="SECONDS",
+        help="Seconds to wait for the machine's state.",
+    ),
 ]
 DetachOption = Annotated[
     bool, typer.Option("--detach", help="Return once the machine is created; do not wait.")
@@ -230,7 +252,9 @@ def run(
     ] = None,
     app_name: AppOption = None,
     region: RegionOption = None,
-    name: Annotated[str | None, typer.Option("-n", "--name", help="Machine name.")] = None,
+    name: Annotated[
+        str | None, typer.Option("-n", "--name", metavar="NAME", help="Machine name.")
+    ] = None,
     env: EnvOption = None,
     metadata: MetadataOption = None,
     vm_size: SizeOption = None,
@@ -238,7 +262,8 @@ def run(
     vm_memory: MemoryOption = None,
     vm_cpu_kind: CpuKindOption = None,
     entrypoint: Annotated[
-        str | None, typer.Option("--entrypoint", help="Override the image's entrypoint.")
+        str | None,
+        typer.Option("--entrypoint", metavar="COMMAND", help="Override the image's entrypoint."),
     ] = None,
     restart: RestartOption = None,
     rm: Annotated[
@@ -331,7 +356,8 @@ def list_machines(
     app_name: AppOption = None,
     region: RegionFilterOption = None,
     state: Annotated[
-        str | None, typer.Option("--state", help="Only these states (comma-separated).")
+        str | None,
+        typer.Option("--state", metavar="STATES", help="Only these states (comma-separated)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print ids only.")] = False,
     json: JsonOption = False,
@@ -446,11 +472,17 @@ def stop(
     machine_ids: MachineIdsArgument,
     app_name: AppOption = None,
     signal: Annotated[
-        str | None, typer.Option("-s", "--signal", help="Signal to send, e.g. SIGINT.")
+        str | None,
+        typer.Option("-s", "--signal", metavar="SIGNAL", help="Signal to send, e.g. SIGINT."),
     ] = None,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", help="Seconds before the machine is killed.", show_default=False),
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Seconds before the machine is killed.",
+            show_default=False,
+        ),
     ] = None,
     detach: Annotated[
         bool, typer.Option("--detach", help="Return once the stop is asked for; do not wait.")
@@ -484,7 +516,7 @@ def restart(
     machine_ids: MachineIdsArgument,
     app_name: AppOption = None,
     signal: Annotated[
-        str | None, typer.Option("-s", "--signal", help="Signal to stop with.")
+        str | None, typer.Option("-s", "--signal", metavar="SIGNAL", help="Signal to stop with.")
     ] = None,
     json: JsonOption = False,
 ) -> None:
@@ -584,7 +616,9 @@ def update(
     ctx: typer.Context,
     machine_id: MachineIdArgument,
     app_name: AppOption = None,
-    image: Annotated[str | None, typer.Option("--image", help="New image.")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", metavar="IMAGE", help="New image.")
+    ] = None,
     env: EnvOption = None,
     metadata: MetadataOption = None,
     vm_size: SizeOption = None,
@@ -682,7 +716,8 @@ def wait(
     machine_id: MachineIdArgument,
     app_name: AppOption = None,
     state: Annotated[
-        str, typer.Option("--state", help="State(s) to wait for, comma-separated.")
+        str,
+        typer.Option("--state", metavar="STATES", help="State(s) to wait for, comma-separated."),
     ] = "started",
     wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,
@@ -711,7 +746,8 @@ def exec_command(
     ],
     app_name: AppOption = None,
     timeout: Annotated[
-        int | None, typer.Option("--timeout", help="Seconds the command may run.")
+        int | None,
+        typer.Option("--timeout", metavar="SECONDS", help="Seconds the command may run."),
     ] = None,
     json: JsonOption = False,
 ) -> None:

@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 SizeGbOption = Annotated[
-    int, typer.Option("-s", "--size", min=1, max=500, help="Size in GB (1–500).")
+    int, typer.Option("-s", "--size", min=1, max=500, metavar="GB", help="Size in GB (1–500).")
 ]
 
 
@@ -30,7 +30,10 @@ SizeGbOption = Annotated[
 def create(
     ctx: typer.Context,
     name: Annotated[
-        str, typer.Argument(help="Volume name (letters, digits, underscores).", show_default=False)
+        str,
+        typer.Argument(
+            metavar="NAME", help="Volume name (letters, digits, underscores).", show_default=False
+        ),
     ],
     app_name: AppOption = None,
     region: RegionOption = None,
@@ -80,7 +83,9 @@ def show(
 def extend(
     ctx: typer.Context,
     volume_id: VolumeIdArgument,
-    size: Annotated[int, typer.Option("-s", "--size", min=1, max=500, help="New size in GB.")],
+    size: Annotated[
+        int, typer.Option("-s", "--size", min=1, max=500, metavar="GB", help="New size in GB.")
+    ],
     app_name: AppOption = None,
     json: JsonOption = False,
 ) -> None:
