@@ -16,6 +16,7 @@ import typer
 from flyk import config
 from flyk.cli.context import app_context
 from flyk.cli.options import DEFAULT_ORG, JsonOption, YesOption
+from flyk.errors import UsageError
 
 app = typer.Typer(name="local", help="The embedded local backend.", no_args_is_help=True)
 
@@ -41,7 +42,10 @@ def serve(
         str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on.")
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("-p", "--port", metavar="PORT", help="Port (0: any free port).")
+        int,
+        typer.Option(
+            "-p", "--port", min=0, max=65535, metavar="PORT", help="Port (0: any free port)."
+        ),
     ] = (DEFAULT_PORT),
     timing: Annotated[
         TimingChoice,
@@ -58,7 +62,13 @@ def serve(
     Then, in another shell: export FLY_FLAPS_BASE_URL=http://127.0.0.1:4280
     """
     out = app_context(ctx).use_json(json)
-    served = _backend(timing).serve(host=host, port=port)
+    try:
+        served = _backend(timing).serve(host=host, port=port)
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}",
+            hint="Pick another port with -p/--port, or --port 0 for any free one.",
+        ) from error
     try:
         out.emit(
             {"url": served.url, "data": str(config.local_db_path())}, lambda: out.line(served.url)
