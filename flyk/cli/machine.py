@@ -76,6 +76,7 @@ SizeOption = Annotated[
         "--size",
         metavar="SIZE",
         help="Size preset, e.g. shared-cpu-1x, performance-2x.",
+        autocompletion=completion.complete_sizes,
     ),
 ]
 CpusOption = Annotated[

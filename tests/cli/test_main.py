@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import httpx
@@ -21,6 +25,22 @@ def test_version(flyk: Flyk) -> None:
     assert flyk("--version") == Result(0, f"flyk {__version__}\n", "")
     result = flyk("version", "--json")
     assert (result.exit_code, result.stdout) == (0, f'{{\n    "version": "{__version__}"\n}}\n')
+
+
+@pytest.mark.parametrize("args", [["version"], ["--version"]])
+def test_fly_json_reaches_the_version_command(args: list[str]) -> None:
+    """The plain-text fast path of `flyk version` (in main(), a process of its own)."""
+    printed = subprocess.run(
+        [sys.executable, "-m", "flyk", *args],
+        env={**os.environ, "FLY_JSON": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if args == ["version"]:
+        assert (printed.returncode, json.loads(printed.stdout)) == (0, {"version": __version__})
+    else:  # --version is the root's flag, not a command with --json: plain, as flyctl's
+        assert (printed.returncode, printed.stdout) == (0, f"flyk {__version__}\n")
 
 
 def test_no_arguments_prints_help(flyk: Flyk) -> None:
