@@ -63,7 +63,8 @@ def isolated_env(home: Path) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("FLY_", "FLYK_", "_FLYK_")) and key != "KUBECONFIG"
+        if not key.startswith(("FLY_", "FLYK_", "_FLYK_"))
+        and key not in ("KUBECONFIG", "PYTHONDONTWRITEBYTECODE")  # users have a bytecode cache
     }
     env.update(
         HOME=str(home),
