@@ -111,7 +111,7 @@ def run(
     finally:
         context.close()
     if code == EXIT_INTERRUPTED:  # Typer turned a KeyboardInterrupt into an exit code
-        context.output.error(INTERRUPTED)
+        return _report(context, Interrupted(INTERRUPTED))
     return code if isinstance(code, int) else 0
 
 

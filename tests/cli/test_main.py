@@ -237,6 +237,18 @@ def test_ctrl_c_under_a_lease_releases_it_and_exits_130(flyk: Flyk, command: lis
     assert result.exit_code == 130
     assert api.released == ["n-1"]
     assert result.stderr.splitlines()[-1] == f"Error: {INTERRUPTED}"
+    if "--json" in command:  # scripts get the error document on stdout, as for any error
+        assert json.loads(result.stdout)["error"] == {
+            "type": "Interrupted",
+            "message": INTERRUPTED,
+            "hint": None,
+            "exit_code": 130,
+            "request_id": None,
+            "status": None,
+            "code": None,
+        }
+    else:
+        assert result.stdout == ""
 
 
 def test_exit_code_table_is_what_errors_define() -> None:
