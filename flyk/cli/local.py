@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from flyk import config
-from flyk.cli.context import app_context
+from flyk.cli.context import app_context, open_local_backend
 from flyk.cli.options import DEFAULT_ORG, JsonOption, YesOption
 from flyk.errors import UsageError
 
@@ -29,10 +29,10 @@ class TimingChoice(StrEnum):
 
 
 def _backend(timing: TimingChoice | None = None) -> Any:
-    from flyk.local import LocalBackend, Timing
+    from flyk.local import Timing
 
     chosen = Timing.realistic() if timing is TimingChoice.realistic else Timing.instant()
-    return LocalBackend(path=config.local_db_path(), timing=chosen)
+    return open_local_backend(config.local_db_path(), timing=chosen)
 
 
 @app.command("serve")

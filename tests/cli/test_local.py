@@ -112,3 +112,37 @@ def test_serve_refuses_ports_out_of_range(flyk: Flyk, port: str, problem: str) -
     result = flyk("local", "serve", "--port", port)
     assert result.exit_code == 2
     assert f"Invalid value for '-p' / '--port': Input should be {problem}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["apps", "list"], ["local", "status"], ["local", "reset", "-y"]]
+)
+@pytest.mark.parametrize("kind", ["not-sqlite", "cannot-create"])
+def test_an_unusable_flyk_local_db_is_a_config_error(
+    flyk: Flyk, isolated_env: Path, command: list[str], kind: str
+) -> None:
+    if kind == "not-sqlite":
+        path = isolated_env / "notes.db"
+        path.write_text("not a database, just some text that is long enough to be read " * 4)
+        reason = "file is not a database"
+    else:
+        path = isolated_env / "a-file" / "local.db"  # its directory is a file
+        (isolated_env / "a-file").write_text("")
+        reason = ""  # the OS's words (mkdir: "File exists"); the backend may add its own
+    if kind == "cannot-create" and command[:2] == ["local", "status"]:
+        pytest.skip("status of a database that is not there reads nothing")
+    result = flyk(*command, env={"FLYK_LOCAL_DB": str(path)})
+    assert result.exit_code == 2
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error.startswith(
+        f"Error: cannot use {path} (FLYK_LOCAL_DB) for the local backend's data: {reason}"
+    )
+    assert hint == "       FLYK_LOCAL_DB names that file: point it at a writable SQLite file."
+
+
+def test_serve_on_an_unusable_database_is_a_config_error(flyk: Flyk, isolated_env: Path) -> None:
+    path = isolated_env / "notes.db"
+    path.write_text("not a database, just some text that is long enough to be read " * 4)
+    result = flyk("local", "serve", "--port", "0", env={"FLYK_LOCAL_DB": str(path)})
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: cannot use {path} (FLYK_LOCAL_DB)")
