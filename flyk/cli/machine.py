@@ -456,15 +456,30 @@ def start(
     ctx: typer.Context,
     machine_ids: MachineIdsArgument,
     app_name: AppOption = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Return once the start is asked for; do not wait.")
+    ] = False,
+    wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,
 ) -> None:
-    """Start stopped machines."""
+    """Start stopped machines and wait until they have started (unless --detach)."""
     context = _context(ctx, json)
     target = require_app(app_name)
+
+    def start_one(client: FlyClient, machine_id: str, nonce: str) -> None:
+        client.machines.start(target, machine_id, nonce=nonce)
+        if not detach:
+            with wait_hint(target, machine_id):
+                client.machines.wait(target, machine_id, "started", timeout=wait_timeout)
+
     _each_leased(
-        context, target, machine_ids, "start",
-        lambda client, mid, nonce: client.machines.start(target, mid, nonce=nonce),
-    )  # fmt: skip
+        context,
+        target,
+        machine_ids,
+        "start",
+        start_one,
+        done_text="Asked to start" if detach else None,
+    )
 
 
 @app.command("stop")
@@ -760,7 +775,12 @@ def exec_command(
     out = context.output
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
-    result = context.client.machines.exec(target, machine_id, command, timeout=timeout)
+    try:
+        result = context.client.machines.exec(target, machine_id, command, timeout=timeout)
+    except ConflictError as error:  # 412: the machine is not started
+        if error.details is not None and error.details.status == 412 and error.hint is None:
+            error.hint = f"Start it first: flyk machine start {machine_id} -a {target}"
+        raise
     if json:
         out.json({"stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code})
     else:

@@ -118,11 +118,12 @@ def run(
 def _report(context: AppContext, error: FlykError) -> int:
     out = context.output
     _add_hint(error)
+    _name_token_source(context, error)
     if out.verbose:
         import traceback
 
         out.notice("".join(traceback.format_exception(error)).rstrip())
-    out.error(error.message, hint=error.hint, request_id=error.request_id)
+    out.error(display_message(error), hint=error.hint, request_id=error.request_id)
     if out.json_mode:
         out.json({"error": error_document(error)})
     return error.exit_code
@@ -141,6 +142,50 @@ def _add_hint(error: FlykError) -> None:
         r"\b(machine|volume|secret|certificate|lease)\b", message
     ):
         error.hint = "`flyk apps list` shows your apps."
+
+
+# The Machines API starts some messages with its error code ("not_found: machine … not
+# found"). People are told the same by the message itself; the code stays in --json.
+_API_CODE_PREFIXES = {
+    "not_found": "NotFoundError",
+    "failed_precondition": "ConflictError",
+    "already_exists": "ConflictError",
+    "invalid_argument": "UsageError",
+    "unauthenticated": "AuthError",
+    "permission_denied": "AuthError",
+}
+
+
+def display_message(error: FlykError) -> str:
+    """The error's message for stderr: an API code prefix the error's class says is dropped."""
+    import re
+
+    from flyk import errors
+
+    match = re.match(r"([a-z_]+): (?=\S)", error.message)
+    if error.details is None or match is None:
+        return error.message
+    said_by = getattr(errors, _API_CODE_PREFIXES.get(match.group(1), ""), None)
+    if isinstance(said_by, type) and isinstance(error, said_by):
+        return error.message[match.end() :]
+    return error.message
+
+
+def _name_token_source(context: AppContext, error: FlykError) -> None:
+    """A refused token: name where it came from (the client only knows there was one)."""
+    from flyk.errors import UnauthorizedError
+
+    if not isinstance(error, UnauthorizedError):
+        return
+    try:
+        token = context.target.token
+    except Exception:  # the target is unreadable: keep the client's hint
+        return
+    if token is not None:
+        error.hint = (
+            f"The token from {token.describe_source()} was refused: check it, or replace it "
+            "(`flyk auth whoami` shows which token is used)."
+        )
 
 
 def _report_unexpected(context: AppContext, error: Exception, *, command_name: str) -> int:

@@ -522,3 +522,57 @@ def test_fly_region_does_not_filter_the_list(flyk: Flyk, app: str, machine_id: s
     assert result.stdout == f"{machine_id}\n"
     assert flyk("--local", "m", "list", "-a", "web", "-q", "-r", "ams").stdout == ""
     assert flyk("--local", "m", "list", "-a", "web", "-q", "-r", "iad").stdout == f"{machine_id}\n"
+
+
+class StartLog:
+    """A scripted API for `machine start`: records whether the command waited for started."""
+
+    def __init__(self) -> None:
+        self.waited_for: list[str] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        if path.endswith("/lease") and method == "POST":
+            return json_response(201, {"status": "success", "data": {"nonce": "n-1"}})
+        if path.endswith("/lease") and method == "DELETE":
+            return json_response(200, {})
+        if path.endswith("/start") and method == "POST":
+            return json_response(200, {"previous_state": "stopped"})
+        if path.endswith("/wait") and method == "GET":
+            self.waited_for.append(request.url.params["state"])
+            return json_response(200, {"ok": True, "state": "started"})
+        return json_response(404, {"error": f"unexpected {method} {path}"})
+
+
+@pytest.mark.parametrize(
+    ("detach", "said", "waited_for"),
+    [((), "Started", ["started"]), (("--detach",), "Asked to start", [])],
+)
+def test_start_says_started_only_once_it_has(
+    flyk: Flyk, detach: tuple[str, ...], said: str, waited_for: list[str]
+) -> None:
+    api = StartLog()
+    result = flyk(
+        "machine", "start", "148e21ea7d5789", "-a", "web", "-t", "fm2_x", *detach,
+        transport=httpx.MockTransport(api.handler), client_options=no_retries(),
+    )  # fmt: skip
+    assert result == Result(0, "", f"{said} machine 148e21ea7d5789\n")
+    assert api.waited_for == waited_for
+
+
+def test_exec_on_a_stopped_machine_says_to_start_it(flyk: Flyk, app: str, machine_id: str) -> None:
+    flyk("--local", "m", "stop", machine_id, "-a", "web")
+    result = flyk("--local", "m", "exec", machine_id, "-a", "web", "--", "ls")
+    assert result.exit_code == 5
+    error, hint = result.stderr.splitlines()
+    assert error.startswith(f"Error: machine {machine_id} is not started (state: stopped)")
+    assert hint == f"       Start it first: flyk machine start {machine_id} -a web"
+
+
+def test_api_code_prefixes_are_left_to_json(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "machine", "status", "0123456789abcd", "-a", "web")
+    assert result.stderr.startswith("Error: machine '0123456789abcd' not found (Request ID: ")
+    document = json.loads(
+        flyk("--local", "machine", "status", "0123456789abcd", "-a", "web", "-j").stdout
+    )
+    assert document["error"]["message"] == "not_found: machine '0123456789abcd' not found"

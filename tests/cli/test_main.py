@@ -260,3 +260,28 @@ def test_interrupted_exit_code_matches_the_error_tree() -> None:
     from flyk.errors import Interrupted
 
     assert EXIT_INTERRUPTED == Interrupted.exit_code
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "source"),
+    [
+        (["-t", TOKEN], {}, "--access-token"),
+        ([], {"FLY_ACCESS_TOKEN": TOKEN}, "FLY_ACCESS_TOKEN"),
+        ([], {"FLY_API_TOKEN": TOKEN}, "FLY_API_TOKEN"),
+    ],
+)
+def test_a_refused_token_names_where_it_came_from(
+    flyk: Flyk, args: list[str], env: dict[str, str], source: str
+) -> None:
+    def refuse(_request: httpx.Request) -> httpx.Response:
+        return json_response(401, {"error": "unauthorized"})
+
+    result = flyk(
+        *args, "apps", "list", env=env, transport=httpx.MockTransport(refuse),
+        client_options=no_retries(),
+    )  # fmt: skip
+    assert result.exit_code == 4
+    assert result.stderr.splitlines()[1:] == [
+        f"       The token from {source} was refused: check it, or replace it "
+        "(`flyk auth whoami` shows which token is used)."
+    ]
