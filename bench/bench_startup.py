@@ -7,13 +7,16 @@ bytecode cache); medians are compared with `python -c pass` measured in the same
 the ratios hold on any machine. Targets: `--version` within 3x, `--help` and a completion
 request within 8x of bare Python start-up.
 
-Two completion requests are measured, in a throwaway HOME:
-- `flyk machine st<TAB>`: command words (the target). flyk answers these from a generated
-  table without importing Typer (flyk.cli.quickcomplete), as every TAB on a command word
-  does;
+Completion requests are measured in a throwaway HOME:
+- `flyk machine st<TAB>` in bash, zsh and fish: command words (target 8x). flyk answers
+  these from a generated table without importing Typer (flyk.cli.quickcomplete);
+- `flyk machine list --<TAB>` (bash): options, answered by Typer (8x);
 - `flyk apps show <TAB>` with apps in the local backend: a dynamic completion that imports
   the client and the backend and reads the database. Reported for information: its cost
   is mostly those two packages' import time.
+
+`flyk machine --help` (a group) and `flyk machine run --help` (a command) are pre-rendered
+like `flyk --help` (target 8x).
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ from pathlib import Path
 TARGETS: dict[str, float | None] = {
     "--version": 3.0,
     "--help": 8.0,
+    "machine --help": 8.0,
+    "machine run --help": 8.0,
     "completion": 8.0,
+    "completion (zsh)": 8.0,
+    "completion (fish)": 8.0,
+    "completion (options)": 8.0,
     "completion (app names)": None,
 }
 
@@ -55,7 +63,8 @@ def isolated_env(home: Path) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("FLY_", "FLYK_", "_FLYK_")) and key != "KUBECONFIG"
+        if not key.startswith(("FLY_", "FLYK_", "_FLYK_"))
+        and key not in ("KUBECONFIG", "PYTHONDONTWRITEBYTECODE")  # users have a bytecode cache
     }
     env.update(
         HOME=str(home),
@@ -75,15 +84,30 @@ def main() -> int:
         env = isolated_env(Path(tmp))
         words_env = {**env, "_FLYK_COMPLETE": "complete_bash"}
         words_env.update(COMP_WORDS="flyk machine st", COMP_CWORD="2")
+        zsh_env = {
+            **env,
+            "_FLYK_COMPLETE": "complete_zsh",
+            "_TYPER_COMPLETE_ARGS": "flyk machine st",
+        }
+        fish_env = {**zsh_env, "_FLYK_COMPLETE": "complete_fish"}
+        fish_env["_TYPER_COMPLETE_FISH_ACTION"] = "get-args"
+        options_env = {**env, "_FLYK_COMPLETE": "complete_bash"}
+        options_env.update(COMP_WORDS="flyk machine list --", COMP_CWORD="3")
         apps_env = {**env, "_FLYK_COMPLETE": "complete_bash"}
         apps_env.update(COMP_WORDS="flyk apps show ", COMP_CWORD="3")
         for name in ("web", "worker"):
             subprocess.run([flyk, "apps", "create", name], env=env, capture_output=True, check=True)
+        wide = {**env, "COLUMNS": "100"}  # pre-rendered help needs 80 columns or more
         baseline = timed([sys.executable, "-c", "pass"], env, runs)
         cases = {
             "--version": timed([flyk, "--version"], env, runs),
-            "--help": timed([flyk, "--help"], env, runs),
+            "--help": timed([flyk, "--help"], wide, runs),
+            "machine --help": timed([flyk, "machine", "--help"], wide, runs),
+            "machine run --help": timed([flyk, "machine", "run", "--help"], wide, runs),
             "completion": timed([flyk], words_env, runs),
+            "completion (zsh)": timed([flyk], zsh_env, runs),
+            "completion (fish)": timed([flyk], fish_env, runs),
+            "completion (options)": timed([flyk], options_env, runs),
             "completion (app names)": timed([flyk], apps_env, runs),
         }
     print(f"bare python -c pass: {baseline * 1000:7.1f} ms (median of {runs})")

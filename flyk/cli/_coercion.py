@@ -14,6 +14,7 @@ from typing import Any
 from typer import BadParameter
 from typer._click import Context, Parameter
 from typer._coercion import RuntimeParam
+from typer.core import TyperArgument
 
 _PLAIN: dict[type, str] = {str: "text", int: "integer", float: "number", bool: "boolean"}
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
@@ -98,3 +99,27 @@ def install_help_option(command: Any) -> None:
     option = command.params.pop()
     install(option)
     command._help_option = option
+
+
+class PlainArgument(TyperArgument):
+    """An argument shown as Click shows one: ``NAME``, ``[NAME]``, ``NAME...``.
+
+    Typer 0.29 writes a required argument ``{NAME}`` in the usage line and adds its Python
+    type to the help (``NAME <str>``, ``COMMAND <list[str]>``), metavar or not.
+    """
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return f"{name}..." if self.nargs != 1 else name
+
+    def _rich_display_name(self) -> str:
+        return f"{self.display_name_raw}..." if self.nargs != 1 else self.display_name_raw
+
+    def display_type_rich(self, ctx: Context) -> str | None:
+        return None if self.metavar is not None else super().display_type_rich(ctx)
+
+
+def plain_argument(param: Parameter) -> None:
+    """Show a Typer argument that has a metavar the way Click would (see PlainArgument)."""
+    if type(param) is TyperArgument and param.metavar is not None:
+        param.__class__ = PlainArgument

@@ -36,16 +36,16 @@ def create(
     name: Annotated[str, typer.Argument(metavar="NAME", help="New app name.", show_default=False)],
     org: OrgOption = None,
     network: Annotated[
-        str | None, typer.Option("--network", help="Custom private network (6PN) name.")
+        str | None,
+        typer.Option("--network", metavar="NETWORK", help="Custom private network (6PN) name."),
     ] = None,
     json: JsonOption = False,
 ) -> None:
     """Create an app."""
     context = app_context(ctx)
     out = context.use_json(json)
-    created = context.client.apps.create(
-        validate_app_name(name), org or DEFAULT_ORG, network=network
-    )
+    validate_app_name(name)  # before the client: bad input never needs a token
+    created = context.client.apps.create(name, org or DEFAULT_ORG, network=network)
     if json:
         views.APP.show_one(out, created)
     else:
@@ -67,7 +67,8 @@ def show(ctx: typer.Context, name: AppNameArgument, json: JsonOption = False) ->
     """Show one app."""
     context = app_context(ctx)
     out = context.use_json(json)
-    views.APP.show_one(out, context.client.apps.get(validate_app_name(name)))
+    validate_app_name(name)
+    views.APP.show_one(out, context.client.apps.get(name))
 
 
 @app.command("destroy")

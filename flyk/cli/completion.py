@@ -30,7 +30,7 @@ class Shell(StrEnum):
     fish = "fish"
 
 
-app = typer.Typer(name="completion", help="Shell completion scripts.", no_args_is_help=True)
+app = typer.Typer(name="completion", no_args_is_help=True)
 
 
 def completion_script(shell: str) -> str:
@@ -40,21 +40,62 @@ def completion_script(shell: str) -> str:
     return get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell) + "\n"
 
 
-@app.callback(invoke_without_command=True)
+@app.command("completion")
 def completion(
     ctx: typer.Context,
-    shell: Annotated[Shell | None, typer.Argument(help="bash, zsh or fish.")] = None,
+    shell: Annotated[
+        Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish.", show_default=False)
+    ],
 ) -> None:
-    """Print the completion script for a shell.
+    """Shell completion scripts for bash, zsh and fish.
 
-    bash: ``source <(flyk completion bash)``; zsh: ``flyk completion zsh > "${fpath[1]}/_flyk"``;
-    fish: ``flyk completion fish > ~/.config/fish/completions/flyk.fish``.
+    Prints the script for SHELL. Install it, then open a new shell:
+
+    \b
+      bash: echo 'source <(flyk completion bash)' >> ~/.bashrc
+      zsh:  flyk completion zsh > "${fpath[1]}/_flyk"
+      fish: flyk completion fish > ~/.config/fish/completions/flyk.fish
     """
     from flyk.cli.context import app_context
 
-    if shell is None:
-        raise typer.BadParameter("name a shell: bash, zsh or fish", param_hint="SHELL")
     app_context(ctx).output.line(completion_script(shell.value).rstrip("\n"))
+
+
+def register_shells() -> None:
+    """Typer's shell classes, with bash's taking ``--app=web`` as one word (see below)."""
+    from typer._click.shell_completion import add_completion_class
+    from typer._completion_classes import BashComplete, completion_init
+
+    class JoinedBashComplete(BashComplete):
+        def get_completion_args(self) -> tuple[list[str], str]:
+            args, incomplete = super().get_completion_args()
+            *args, incomplete = rejoin_equals([*args, incomplete])
+            return args, incomplete
+
+    completion_init()
+    add_completion_class(JoinedBashComplete, Shell.bash.value)
+
+
+def rejoin_equals(words: list[str]) -> list[str]:
+    """Undo bash's split of ``--app=web`` into ``--app``, ``=``, ``web`` (COMP_WORDBREAKS).
+
+    bash hands over ``--app = web`` for ``--app=web``, and Click would take ``=`` as the
+    value and ``web`` as an argument. The last word is the one being completed: ``--app=``
+    and ``--app=we`` come back whole, and Click completes the value after the ``=``.
+    """
+    joined: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "=" and joined:
+            joined[-1] += "="
+            if index + 1 < len(words):
+                joined[-1] += words[index + 1]
+                index += 1
+        else:
+            joined.append(word)
+        index += 1
+    return joined
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,6 +173,20 @@ def complete_volume_ids(ctx: typer.Context, incomplete: str) -> list[str]:
 
 def complete_regions(ctx: typer.Context, incomplete: str) -> list[str]:
     return _quietly(lambda: [r.code for r in _client(ctx).platform.regions().regions], incomplete)
+
+
+def complete_sizes(ctx: typer.Context, incomplete: str) -> list[str]:  # noqa: ARG001
+    """``--vm-size`` presets (shared-cpu-1x, performance-2x, …), in the API's order."""
+
+    def fetch() -> list[str]:
+        from flyk.api.machine_sizes import PRESETS
+
+        return [name for name in PRESETS if name.startswith(incomplete)]
+
+    try:
+        return fetch()
+    except Exception:
+        return []
 
 
 def complete_clusters(ctx: typer.Context, incomplete: str) -> list[str]:

@@ -10,14 +10,18 @@ Tests reach the client through the one seam the client has, its transport:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from flyk import config
 from flyk.cli.output import Output
+from flyk.errors import ConfigError, FlykError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import httpx
     import typer
 
@@ -131,10 +135,8 @@ class AppContext:
     def local_backend(self) -> Any:
         """The embedded backend for the local target (``flyk local …`` uses it directly)."""
         if self._local_backend is None:
-            from flyk.local import LocalBackend
-
             path = self.target.local_db if self.target.is_local else config.local_db_path()
-            self._local_backend = LocalBackend(path=path)
+            self._local_backend = open_local_backend(path or config.local_db_path())
         return self._local_backend
 
     def close(self) -> None:
@@ -145,6 +147,40 @@ class AppContext:
         close = getattr(backend, "close", None)
         if callable(close):
             close()
+
+
+def open_local_backend(path: Path, timing: Any = None) -> Any:
+    """The embedded backend on ``path``; a file it cannot use is a ConfigError (exit 2).
+
+    The database is the user's to fix (a directory that cannot hold it, a file that is not
+    SQLite), so the error names the file and FLYK_LOCAL_DB, which moves it.
+    """
+    import sqlite3
+
+    from flyk.local import LocalBackend
+
+    try:
+        return LocalBackend(path=path, timing=timing)
+    except ConfigError as error:
+        error.hint = error.hint or _local_db_hint()
+        raise
+    except (sqlite3.Error, OSError, FlykError) as error:
+        reason = (
+            getattr(error, "message", None)
+            or (error.strerror if isinstance(error, OSError) else None)
+            or str(error)
+        )
+        named = f" ({config.EnvVar.LOCAL_DB})" if os.environ.get(config.EnvVar.LOCAL_DB) else ""
+        raise ConfigError(
+            f"cannot use {path}{named} for the local backend's data: {reason}",
+            hint=_local_db_hint(),
+        ) from error
+
+
+def _local_db_hint() -> str:
+    if os.environ.get(config.EnvVar.LOCAL_DB):
+        return f"{config.EnvVar.LOCAL_DB} names that file: point it at a writable SQLite file."
+    return f"Move that file away, or set {config.EnvVar.LOCAL_DB} to use another one."
 
 
 def app_context(ctx: typer.Context) -> AppContext:

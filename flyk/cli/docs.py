@@ -10,6 +10,7 @@ options from the Typer tree, JSON keys from ``flyk.cli.views``, exit codes from
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import typer
 from typer.main import get_command
 
 from flyk.cli import views
+from flyk.cli.lazy import fast_coercion
 from flyk.config import EnvVar
 from flyk.errors import exit_code_table
 
@@ -96,9 +98,11 @@ def _escape(text: str) -> str:
 def _section(path: tuple[str, ...], command: Any, ctx: typer.Context) -> list[str]:
     title = " ".join(("flyk", *path))
     lines = [f"### `{title}`", ""]
-    help_text = (command.help or "").strip()
-    if help_text:
-        lines += [help_text, ""]
+    for paragraph in (command.help or "").strip().split("\n\n"):
+        if paragraph.startswith("\b\n"):  # Click's "do not rewrap": a block as written
+            lines += ["```", textwrap.dedent(paragraph[2:]), "```", ""]
+        elif paragraph:
+            lines += [paragraph, ""]
     lines += ["```", " ".join(command.collect_usage_pieces(ctx)).join((f"{title} ", "")), "```", ""]
     rows = []
     for param in command.get_params(ctx):
@@ -117,7 +121,7 @@ def _section(path: tuple[str, ...], command: Any, ctx: typer.Context) -> list[st
 def render() -> str:
     from flyk.cli.root import app
 
-    root = get_command(app)
+    root = fast_coercion(get_command(app))
     root_ctx = typer.Context(root, info_name="flyk")
     out = [INTRO, "## Commands", ""]
     for path, command, ctx in _commands(root, root_ctx, ()):

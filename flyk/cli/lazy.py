@@ -103,11 +103,12 @@ def fast_coercion(command: Command) -> Command:
     Typer (0.29) converts every parameter value through a Pydantic TypeAdapter, and
     importing Pydantic doubles flyk's start-up: every command and every TAB would pay
     for it. Parameters of plain types get a converter of their own; anything else
-    (enums, ranges, paths) keeps Typer's. If Typer's internals differ (another version),
-    this does nothing and Typer's own conversion applies.
+    (enums, ranges, paths) keeps Typer's. Arguments with a metavar are shown as Click shows
+    them (``NAME``, not ``{NAME}`` and ``NAME <str>``). If Typer's internals differ (another
+    version), this does nothing and Typer's own conversion and help apply.
     """
     try:
-        from flyk.cli._coercion import install, install_help_option
+        from flyk.cli._coercion import install, install_help_option, plain_argument
     except ImportError:  # pragma: no cover - a Typer without the runtime-param layer
         return command
     stack = [command]
@@ -115,6 +116,7 @@ def fast_coercion(command: Command) -> Command:
         current = stack.pop()
         for param in current.params:
             install(param)
+            plain_argument(param)
         install_help_option(current)
         stack.extend(getattr(current, "commands", {}).values())
     return command

@@ -14,8 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from flyk import config
-from flyk.cli.context import app_context
+from flyk.cli.context import app_context, open_local_backend
 from flyk.cli.options import DEFAULT_ORG, JsonOption, YesOption
+from flyk.errors import UsageError
 
 app = typer.Typer(name="local", help="The embedded local backend.", no_args_is_help=True)
 
@@ -28,21 +29,31 @@ class TimingChoice(StrEnum):
 
 
 def _backend(timing: TimingChoice | None = None) -> Any:
-    from flyk.local import LocalBackend, Timing
+    from flyk.local import Timing
 
     chosen = Timing.realistic() if timing is TimingChoice.realistic else Timing.instant()
-    return LocalBackend(path=config.local_db_path(), timing=chosen)
+    return open_local_backend(config.local_db_path(), timing=chosen)
 
 
 @app.command("serve")
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("-p", "--port", help="Port (0: any free port).")] = (
-        DEFAULT_PORT
-    ),
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            "-p", "--port", min=0, max=65535, metavar="PORT", help="Port (0: any free port)."
+        ),
+    ] = (DEFAULT_PORT),
     timing: Annotated[
-        TimingChoice, typer.Option("--timing", help="How long simulated transitions take.")
+        TimingChoice,
+        typer.Option(
+            "--timing",
+            metavar="TIMING",
+            help="How long simulated transitions take: instant or realistic.",
+        ),
     ] = TimingChoice.realistic,
     json: JsonOption = False,
 ) -> None:
@@ -51,7 +62,13 @@ def serve(
     Then, in another shell: export FLY_FLAPS_BASE_URL=http://127.0.0.1:4280
     """
     out = app_context(ctx).use_json(json)
-    served = _backend(timing).serve(host=host, port=port)
+    try:
+        served = _backend(timing).serve(host=host, port=port)
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}",
+            hint="Pick another port with -p/--port, or --port 0 for any free one.",
+        ) from error
     try:
         out.emit(
             {"url": served.url, "data": str(config.local_db_path())}, lambda: out.line(served.url)

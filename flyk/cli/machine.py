@@ -9,14 +9,14 @@ releases the lease on the way out, Ctrl-C included.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flyk import config
-from flyk.cli import views
+from flyk.cli import completion, views
 from flyk.cli.context import AppContext, app_context
 from flyk.cli.lazy import aliased
 from flyk.cli.options import (
@@ -30,6 +30,7 @@ from flyk.cli.options import (
 from flyk.errors import (
     ConflictError,
     InvalidRequestError,
+    LeaseHeldError,
     NotFoundError,
     UsageError,
     WaitTimeoutError,
@@ -70,25 +71,48 @@ MetadataOption = Annotated[
 ]
 SizeOption = Annotated[
     str | None,
-    typer.Option("--vm-size", "--size", help="Size preset, e.g. shared-cpu-1x, performance-2x."),
+    typer.Option(
+        "--vm-size",
+        "--size",
+        metavar="SIZE",
+        help="Size preset, e.g. shared-cpu-1x, performance-2x.",
+        autocompletion=completion.complete_sizes,
+    ),
 ]
 CpusOption = Annotated[
-    int | None, typer.Option("--vm-cpus", "--cpus", help="Number of CPUs.", show_default=False)
+    int | None,
+    typer.Option("--vm-cpus", "--cpus", metavar="N", help="Number of CPUs.", show_default=False),
 ]
 MemoryOption = Annotated[
     str | None,
-    typer.Option("--vm-memory", "--memory", help="Memory: megabytes (512) or a size (1gb)."),
+    typer.Option(
+        "--vm-memory", "--memory", metavar="MEMORY", help="Memory: megabytes (512) or a size (1gb)."
+    ),
 ]
 CpuKindOption = Annotated[
-    str | None, typer.Option("--vm-cpu-kind", help="shared or performance.", show_default=False)
+    str | None,
+    typer.Option(
+        "--vm-cpu-kind", metavar="KIND", help="shared or performance.", show_default=False
+    ),
 ]
 RestartOption = Annotated[
     RestartPolicy | None,
-    typer.Option("--restart", help="Restart policy: no, always, on-failure.", show_default=False),
+    typer.Option(
+        "--restart",
+        metavar="POLICY",
+        help="Restart policy: no, always, on-failure.",
+        show_default=False,
+    ),
 ]
 WaitTimeoutOption = Annotated[
     float,
-    typer.Option("-w", "--wait-timeout", min=0, help="Seconds to wait for the machine's state."),
+    typer.Option(
+        "-w",
+        "--wait-timeout",
+        min=0,
+        metavar="SECONDS",
+        help="Seconds to wait for the machine's state.",
+    ),
 ]
 DetachOption = Annotated[
     bool, typer.Option("--detach", help="Return once the machine is created; do not wait.")
@@ -169,9 +193,21 @@ def build_config(
 @contextmanager
 def leased(client: FlyClient, app_name: str, machine_id: str, why: str) -> Iterator[str]:
     """Hold the machine's lease; yields the nonce to send with each mutation."""
-    with client.machines.lease(
-        app_name, machine_id, ttl=LEASE_TTL, description=f"flyk {why}"
-    ) as lease:
+    with ExitStack() as stack:
+        try:
+            lease = stack.enter_context(
+                client.machines.lease(
+                    app_name, machine_id, ttl=LEASE_TTL, description=f"flyk {why}"
+                )
+            )
+        except LeaseHeldError as error:
+            if error.hint is None:
+                where = f"{machine_id} -a {app_name}"
+                error.hint = (
+                    f"See who holds it: flyk machine leases view {where}; "
+                    f"release it: flyk machine leases clear {where}"
+                )
+            raise
         yield lease.nonce
 
 
@@ -217,7 +253,9 @@ def run(
     ] = None,
     app_name: AppOption = None,
     region: RegionOption = None,
-    name: Annotated[str | None, typer.Option("-n", "--name", help="Machine name.")] = None,
+    name: Annotated[
+        str | None, typer.Option("-n", "--name", metavar="NAME", help="Machine name.")
+    ] = None,
     env: EnvOption = None,
     metadata: MetadataOption = None,
     vm_size: SizeOption = None,
@@ -225,7 +263,8 @@ def run(
     vm_memory: MemoryOption = None,
     vm_cpu_kind: CpuKindOption = None,
     entrypoint: Annotated[
-        str | None, typer.Option("--entrypoint", help="Override the image's entrypoint.")
+        str | None,
+        typer.Option("--entrypoint", metavar="COMMAND", help="Override the image's entrypoint."),
     ] = None,
     restart: RestartOption = None,
     rm: Annotated[
@@ -298,13 +337,28 @@ def _show_launched(context: AppContext, machine: Machine) -> None:
 # reading
 
 
+# flyctl's `machine list` has no region filter read from the environment: a FLY_REGION set
+# for `machine run` must not hide machines here
+RegionFilterOption = Annotated[
+    str | None,
+    typer.Option(
+        "-r",
+        "--region",
+        metavar="REGION",
+        help="Only machines in this region.",
+        autocompletion=completion.complete_regions,
+    ),
+]
+
+
 @app.command("list")
 def list_machines(
     ctx: typer.Context,
     app_name: AppOption = None,
-    region: RegionOption = None,
+    region: RegionFilterOption = None,
     state: Annotated[
-        str | None, typer.Option("--state", help="Only these states (comma-separated).")
+        str | None,
+        typer.Option("--state", metavar="STATES", help="Only these states (comma-separated)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print ids only.")] = False,
     json: JsonOption = False,
@@ -313,7 +367,8 @@ def list_machines(
     context = _context(ctx, json)
     out = context.output
     target_app = require_app(app_name)
-    machines = context.client.machines.list(target_app, region=region, state=state)
+    region_code = config.validate_region_code(region) if region else None
+    machines = context.client.machines.list(target_app, region=region_code, state=state)
     if quiet and not json:
         for machine in machines:
             out.line(machine.id)
@@ -363,11 +418,14 @@ def _each_leased(
     app_name: str,
     machine_ids: list[str],
     verb: str,
-    act: Callable[[str, str], None],
+    act: Callable[[FlyClient, str, str], None],
     *,
     done_text: str | None = None,
 ) -> None:
-    """Apply ``act(machine_id, nonce)`` to each machine under its lease; report on stderr.
+    """Apply ``act(client, machine_id, nonce)`` to each machine under its lease; report on stderr.
+
+    The app and the ids are checked before the client is built: bad input is a usage error
+    whatever the target, and never creates the local database.
 
     ``done_text`` says what was done ("Stopped"), when it is not simply the verb's past tense.
     """
@@ -379,7 +437,7 @@ def _each_leased(
     for machine_id in ids:
         with out.step(f"{verb.capitalize()} machine {machine_id}") as step:
             with leased(client, target_app, machine_id, f"machine {verb}") as nonce:
-                act(machine_id, nonce)
+                act(client, machine_id, nonce)
             step.update(f"{done_text or _past(verb).capitalize()} machine {machine_id}")
         if not out.progress:
             out.notice(f"{done_text or _past(verb).capitalize()} machine {machine_id}")
@@ -398,16 +456,30 @@ def start(
     ctx: typer.Context,
     machine_ids: MachineIdsArgument,
     app_name: AppOption = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Return once the start is asked for; do not wait.")
+    ] = False,
+    wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,
 ) -> None:
-    """Start stopped machines."""
+    """Start stopped machines and wait until they have started (unless --detach)."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
+
+    def start_one(client: FlyClient, machine_id: str, nonce: str) -> None:
+        client.machines.start(target, machine_id, nonce=nonce)
+        if not detach:
+            with wait_hint(target, machine_id):
+                client.machines.wait(target, machine_id, "started", timeout=wait_timeout)
+
     _each_leased(
-        context, target, machine_ids, "start",
-        lambda mid, nonce: client.machines.start(target, mid, nonce=nonce),
-    )  # fmt: skip
+        context,
+        target,
+        machine_ids,
+        "start",
+        start_one,
+        done_text="Asked to start" if detach else None,
+    )
 
 
 @app.command("stop")
@@ -416,11 +488,17 @@ def stop(
     machine_ids: MachineIdsArgument,
     app_name: AppOption = None,
     signal: Annotated[
-        str | None, typer.Option("-s", "--signal", help="Signal to send, e.g. SIGINT.")
+        str | None,
+        typer.Option("-s", "--signal", metavar="SIGNAL", help="Signal to send, e.g. SIGINT."),
     ] = None,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", help="Seconds before the machine is killed.", show_default=False),
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Seconds before the machine is killed.",
+            show_default=False,
+        ),
     ] = None,
     detach: Annotated[
         bool, typer.Option("--detach", help="Return once the stop is asked for; do not wait.")
@@ -430,10 +508,9 @@ def stop(
 ) -> None:
     """Stop running machines and wait until they have stopped (unless --detach)."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
 
-    def stop_one(machine_id: str, nonce: str) -> None:
+    def stop_one(client: FlyClient, machine_id: str, nonce: str) -> None:
         client.machines.stop(target, machine_id, signal=signal, timeout=timeout, nonce=nonce)
         if not detach:
             with wait_hint(target, machine_id):
@@ -455,17 +532,16 @@ def restart(
     machine_ids: MachineIdsArgument,
     app_name: AppOption = None,
     signal: Annotated[
-        str | None, typer.Option("-s", "--signal", help="Signal to stop with.")
+        str | None, typer.Option("-s", "--signal", metavar="SIGNAL", help="Signal to stop with.")
     ] = None,
     json: JsonOption = False,
 ) -> None:
     """Restart machines."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     _each_leased(
         context, target, machine_ids, "restart",
-        lambda mid, nonce: client.machines.restart(target, mid, signal=signal, nonce=nonce),
+        lambda client, mid, nonce: client.machines.restart(target, mid, signal=signal, nonce=nonce),
     )  # fmt: skip
 
 
@@ -478,11 +554,10 @@ def suspend(
 ) -> None:
     """Suspend machines (memory snapshot; resume with start)."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     _each_leased(
         context, target, machine_ids, "suspend",
-        lambda mid, nonce: client.machines.suspend(target, mid, nonce=nonce),
+        lambda client, mid, nonce: client.machines.suspend(target, mid, nonce=nonce),
     )  # fmt: skip
 
 
@@ -495,11 +570,10 @@ def cordon(
 ) -> None:
     """Take machines out of the proxy's load balancing."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     _each_leased(
         context, target, machine_ids, "cordon",
-        lambda mid, nonce: client.machines.cordon(target, mid, nonce=nonce),
+        lambda client, mid, nonce: client.machines.cordon(target, mid, nonce=nonce),
     )  # fmt: skip
 
 
@@ -512,11 +586,10 @@ def uncordon(
 ) -> None:
     """Put cordoned machines back into load balancing."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     _each_leased(
         context, target, machine_ids, "uncordon",
-        lambda mid, nonce: client.machines.uncordon(target, mid, nonce=nonce),
+        lambda client, mid, nonce: client.machines.uncordon(target, mid, nonce=nonce),
     )  # fmt: skip
 
 
@@ -533,14 +606,13 @@ def destroy(
 ) -> None:
     """Destroy machines. Not reversible."""
     context = _context(ctx, json)
-    client = context.client
     target = require_app(app_name)
     ids = [config.validate_machine_id(m) for m in machine_ids]
     question = f"Destroy {len(ids)} machine{'s' if len(ids) > 1 else ''} ({', '.join(ids)})?"
     if not context.output.confirm(question, yes=yes):
         context.output.declined("Nothing destroyed.")
 
-    def destroy_one(machine_id: str, nonce: str) -> None:
+    def destroy_one(client: FlyClient, machine_id: str, nonce: str) -> None:
         try:
             client.machines.destroy(target, machine_id, force=force, nonce=nonce)
         except ConflictError as error:
@@ -560,7 +632,9 @@ def update(
     ctx: typer.Context,
     machine_id: MachineIdArgument,
     app_name: AppOption = None,
-    image: Annotated[str | None, typer.Option("--image", help="New image.")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", metavar="IMAGE", help="New image.")
+    ] = None,
     env: EnvOption = None,
     metadata: MetadataOption = None,
     vm_size: SizeOption = None,
@@ -577,10 +651,19 @@ def update(
     A running machine restarts with the new config. Other settings are kept as they are.
     """
     context = _context(ctx, json)
-    client = context.client
     out = context.output
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
+    asked = (image, env, metadata, vm_size, vm_cpus, vm_memory, vm_cpu_kind, restart)
+    if all(value is None or value == [] for value in asked):
+        raise UsageError(
+            "nothing to change: give at least one of --image, -e/--env, -m/--metadata, "
+            "--vm-size, --vm-cpus, --vm-memory, --vm-cpu-kind, --restart",
+            hint=f"Example: flyk machine update {machine_id} -a {target} --image nginx:1.27",
+        )
+    config.parse_env(env or [])  # malformed KEY=VALUE: a usage error before any API call
+    config.parse_metadata(metadata or [])
+    client = context.client
     with (
         out.step(f"Updating machine {machine_id}") as step,
         leased(client, target, machine_id, "machine update") as nonce,
@@ -649,7 +732,8 @@ def wait(
     machine_id: MachineIdArgument,
     app_name: AppOption = None,
     state: Annotated[
-        str, typer.Option("--state", help="State(s) to wait for, comma-separated.")
+        str,
+        typer.Option("--state", metavar="STATES", help="State(s) to wait for, comma-separated."),
     ] = "started",
     wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,
@@ -678,7 +762,8 @@ def exec_command(
     ],
     app_name: AppOption = None,
     timeout: Annotated[
-        int | None, typer.Option("--timeout", help="Seconds the command may run.")
+        int | None,
+        typer.Option("--timeout", metavar="SECONDS", help="Seconds the command may run."),
     ] = None,
     json: JsonOption = False,
 ) -> None:
@@ -690,15 +775,20 @@ def exec_command(
     out = context.output
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
-    result = context.client.machines.exec(target, machine_id, command, timeout=timeout)
+    try:
+        result = context.client.machines.exec(target, machine_id, command, timeout=timeout)
+    except ConflictError as error:  # 412: the machine is not started
+        if error.details is not None and error.details.status == 412 and error.hint is None:
+            error.hint = f"Start it first: flyk machine start {machine_id} -a {target}"
+        raise
     if json:
         out.json({"stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code})
-        return
-    if result.stdout:
-        out.stdout.write(result.stdout)
-    if result.stderr:
-        out.stderr.write(result.stderr)
-    if result.exit_code:
+    else:
+        if result.stdout:
+            out.stdout.write(result.stdout)
+        if result.stderr:
+            out.stderr.write(result.stderr)
+    if result.exit_code:  # with --json too: scripts check $? before they parse
         raise typer.Exit(result.exit_code)
 
 
@@ -720,9 +810,11 @@ def lease_view(
     config.validate_machine_id(machine_id)
     lease = context.client.machines.get_lease(target, machine_id)
     if lease is None:
-        out.emit(None, lambda: out.notice(f"Machine {machine_id} is not leased."))
+        unleased = {"id": machine_id, "leased": False, **dict.fromkeys(views.LEASE.keys)}
+        out.emit(unleased, lambda: out.notice(f"Machine {machine_id} is not leased."))
         return
-    views.LEASE.show_one(out, lease)
+    document = {"id": machine_id, "leased": True, **views.LEASE.document(lease)}
+    out.emit(document, lambda: views.LEASE.show_one(out, lease))
 
 
 @leases.command("clear")

@@ -1,8 +1,9 @@
 """Entry point: ``flyk`` runs ``main()``; this is the only place an error becomes an exit code.
 
 Start-up is what a person feels at every TAB, so this module imports nothing heavy.
-Three requests are answered before Typer is imported: ``flyk --version``, ``flyk --help``
-(pre-rendered) and bash completion of command words (``flyk.cli.quickcomplete``). The
+Three kinds of request are answered before Typer is imported: ``flyk --version``,
+``flyk [COMMAND…] --help`` (pre-rendered) and completion of command words in bash, zsh and
+fish (``flyk.cli.quickcomplete``). The
 command tree (``flyk.cli.root``) is loaded for everything else, and each group in it only
 when the command line enters it (``flyk.cli.lazy``). ``flyk.cli.main.app`` is the root
 Typer app (loaded on first access).
@@ -87,9 +88,9 @@ def run(
 
     argv = hoist_global_options(sys.argv[1:] if args is None else args)
     if os.environ.get(COMPLETE_VAR):  # a shell asks for completions: register the shells
-        from typer._completion_classes import completion_init
+        from flyk.cli.completion import register_shells
 
-        completion_init()
+        register_shells()
     context = AppContext(transport=transport, client_options=client_options)
     try:
         code = fast_coercion(get_command(app)).main(
@@ -110,18 +111,19 @@ def run(
     finally:
         context.close()
     if code == EXIT_INTERRUPTED:  # Typer turned a KeyboardInterrupt into an exit code
-        context.output.error(INTERRUPTED)
+        return _report(context, Interrupted(INTERRUPTED))
     return code if isinstance(code, int) else 0
 
 
 def _report(context: AppContext, error: FlykError) -> int:
     out = context.output
     _add_hint(error)
+    _name_token_source(context, error)
     if out.verbose:
         import traceback
 
         out.notice("".join(traceback.format_exception(error)).rstrip())
-    out.error(error.message, hint=error.hint, request_id=error.request_id)
+    out.error(display_message(error), hint=error.hint, request_id=error.request_id)
     if out.json_mode:
         out.json({"error": error_document(error)})
     return error.exit_code
@@ -140,6 +142,50 @@ def _add_hint(error: FlykError) -> None:
         r"\b(machine|volume|secret|certificate|lease)\b", message
     ):
         error.hint = "`flyk apps list` shows your apps."
+
+
+# The Machines API starts some messages with its error code ("not_found: machine … not
+# found"). People are told the same by the message itself; the code stays in --json.
+_API_CODE_PREFIXES = {
+    "not_found": "NotFoundError",
+    "failed_precondition": "ConflictError",
+    "already_exists": "ConflictError",
+    "invalid_argument": "UsageError",
+    "unauthenticated": "AuthError",
+    "permission_denied": "AuthError",
+}
+
+
+def display_message(error: FlykError) -> str:
+    """The error's message for stderr: an API code prefix the error's class says is dropped."""
+    import re
+
+    from flyk import errors
+
+    match = re.match(r"([a-z_]+): (?=\S)", error.message)
+    if error.details is None or match is None:
+        return error.message
+    said_by = getattr(errors, _API_CODE_PREFIXES.get(match.group(1), ""), None)
+    if isinstance(said_by, type) and isinstance(error, said_by):
+        return error.message[match.end() :]
+    return error.message
+
+
+def _name_token_source(context: AppContext, error: FlykError) -> None:
+    """A refused token: name where it came from (the client only knows there was one)."""
+    from flyk.errors import UnauthorizedError
+
+    if not isinstance(error, UnauthorizedError):
+        return
+    try:
+        token = context.target.token
+    except Exception:  # the target is unreadable: keep the client's hint
+        return
+    if token is not None:
+        error.hint = (
+            f"The token from {token.describe_source()} was refused: check it, or replace it "
+            "(`flyk auth whoami` shows which token is used)."
+        )
 
 
 def _report_unexpected(context: AppContext, error: Exception, *, command_name: str) -> int:
@@ -180,7 +226,9 @@ def error_document(error: FlykError) -> dict[str, Any]:
 
 
 def _wants_version_only(args: Sequence[str]) -> bool:
-    return list(args) in (["--version"], ["version"]) and COMPLETE_VAR not in os.environ
+    """``flyk --version`` / ``flyk version`` in plain text (FLY_JSON asks for the JSON one)."""
+    plain = COMPLETE_VAR not in os.environ and not os.environ.get("FLY_JSON")
+    return plain and list(args) in (["--version"], ["version"])
 
 
 def main() -> NoReturn:
@@ -188,20 +236,21 @@ def main() -> NoReturn:
     if _wants_version_only(args):  # fast path: no Typer, no command tree
         sys.stdout.write(f"{PROG_NAME} {__version__}\n")
         sys.exit(0)
-    if args in (["--help"], ["-h"]):  # fast path: the root help, rendered ahead of time
-        from shutil import get_terminal_size
+    if args and args[-1] in ("--help", "-h") and COMPLETE_VAR not in os.environ:
+        from shutil import get_terminal_size  # fast path: help rendered ahead of time
 
-        from flyk.cli.quickcomplete import root_help
+        from flyk.cli.quickcomplete import command_help
 
-        text = root_help(args, get_terminal_size().columns)
+        text = command_help(args, get_terminal_size().columns)
         if text is not None:
             sys.stdout.write(text)
             sys.exit(0)
-    if os.environ.get(COMPLETE_VAR):  # fast path for TAB on command words (bash)
+    if os.environ.get(COMPLETE_VAR):  # fast path for TAB on command words
         from flyk.cli.quickcomplete import answer
 
         reply = answer(os.environ)
         if reply is not None:
-            sys.stdout.write(reply)
-            sys.exit(0)
+            text, code = reply
+            sys.stdout.write(text)
+            sys.exit(code)
     sys.exit(run(args))

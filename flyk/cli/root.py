@@ -44,7 +44,9 @@ class RootGroup(LazyGroup):
         "volumes": LazyEntry("flyk.cli.volumes", "Manage volumes.", aliases=("volume", "vol")),
         "regions": LazyEntry("flyk.cli.regions", "List regions."),
         "local": LazyEntry("flyk.cli.local", "The embedded local backend."),
-        "completion": LazyEntry("flyk.cli.completion", "Shell completion scripts."),
+        "completion": LazyEntry(
+            "flyk.cli.completion", "Shell completion scripts for bash, zsh and fish."
+        ),
         "ext": LazyEntry(
             "flyk.cli.root", "Extensions: Kubernetes clusters (k8s).", ("extensions",)
         ),

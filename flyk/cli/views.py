@@ -44,6 +44,10 @@ class View(Generic[T]):
     def columns(self) -> list[str]:
         return [f.header for f in self.fields if f.header]
 
+    @property
+    def keys(self) -> list[str]:
+        return [f.key for f in self.fields]
+
     def row(self, item: T) -> list[object]:
         return [f.get(item) for f in self.fields if f.header]
 
@@ -125,6 +129,10 @@ def _iso_from_ms(milliseconds: int | None) -> str | None:
 
     moment = datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _lease_expiry(lease: Lease) -> str | None:
+    return _iso_from_ms(lease.expires_at * 1000) if lease.expires_at is not None else None
 
 
 APP: View[App] = View(
@@ -228,7 +236,8 @@ LEASE: View[Lease] = View(
     (
         Field("owner", lambda lease: lease.owner, "OWNER", "who holds it"),
         Field("description", lambda lease: lease.description, "DESCRIPTION", "why"),
-        Field("expires_at", lambda lease: lease.expires_at, "EXPIRES AT", "Unix seconds"),
+        Field("expires_at", lambda lease: lease.expires_at, None, "Unix seconds"),
+        Field("expires", _lease_expiry, "EXPIRES", "ISO 8601 time, UTC"),
         Field("version", lambda lease: lease.version, "VERSION", "machine version at acquire"),
     ),
 )
@@ -274,6 +283,58 @@ EXTRA_SHAPES: Mapping[str, Sequence[tuple[str, str]]] = {
         ("stderr", "captured errors"),
         ("exit_code", "the command's exit code"),
     ),
+    "machine status": (
+        ("…", "every key of the machine shape"),
+        ("events", "[machine event], newest first"),
+        ("config", "with -d/--display-config: the machine's config as the API returns it"),
+    ),
+    "machine start, stop, restart, suspend, cordon, uncordon, destroy": (
+        ("[].id", "machine id, one object per machine done"),
+        ("[].action", "the command: start, stop, …, destroy"),
+        ("[].app", "app name"),
+    ),
+    "machine wait": (
+        ("id", "machine id"),
+        ("state", "the state reached"),
+    ),
+    "machine leases view": (
+        ("id", "machine id"),
+        ("leased", "true when someone holds the lease"),
+        ("…", "every key of the lease shape (null when not leased)"),
+    ),
+    "machine leases clear": (
+        ("id", "machine id"),
+        ("cleared", "false when there was no lease to clear"),
+    ),
+    "apps destroy": (
+        ("name", "app name"),
+        ("destroyed", "true"),
+    ),
+    "volumes destroy": (
+        ("id", "volume id"),
+        ("destroyed", "true"),
+    ),
+    "auth login": (("stored_in", "the config file the token was stored in"),),
+    "auth logout": (("removed_from", "the config file the token was removed from, or null"),),
+    "auth token": (
+        ("token", "the token (a secret)"),
+        ("source", "where it came from"),
+    ),
+    "local serve": (
+        ("url", "the base URL to put in FLY_FLAPS_BASE_URL"),
+        ("data", "the database file"),
+    ),
+    "local status": (
+        ("data", "the database file"),
+        ("exists", "false until something was stored"),
+        ("size_bytes", "its size"),
+        ("apps", "number of apps in the personal org"),
+    ),
+    "local reset": (
+        ("data", "the database file"),
+        ("reset", "true"),
+    ),
+    "version": (("version", "flyk's version"),),
     "error (any command with --json that fails)": (
         ("error.type", "exception class, e.g. NotFoundError"),
         ("error.message", "one-line message"),

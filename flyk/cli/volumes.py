@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 SizeGbOption = Annotated[
-    int, typer.Option("-s", "--size", min=1, max=500, help="Size in GB (1–500).")
+    int, typer.Option("-s", "--size", min=1, max=500, metavar="GB", help="Size in GB (1–500).")
 ]
 
 
@@ -30,7 +30,10 @@ SizeGbOption = Annotated[
 def create(
     ctx: typer.Context,
     name: Annotated[
-        str, typer.Argument(help="Volume name (letters, digits, underscores).", show_default=False)
+        str,
+        typer.Argument(
+            metavar="NAME", help="Volume name (letters, digits, underscores).", show_default=False
+        ),
     ],
     app_name: AppOption = None,
     region: RegionOption = None,
@@ -43,7 +46,8 @@ def create(
     target = require_app(app_name)
     if not region:
         raise UsageError("no region given: specify one with -r/--region or FLY_REGION")
-    volume = context.client.volumes.create(target, name, config.validate_region_code(region), size)
+    region_code = config.validate_region_code(region)  # before the client: no token needed
+    volume = context.client.volumes.create(target, name, region_code, size)
     if json:
         views.VOLUME.show_one(out, volume)
     else:
@@ -71,21 +75,25 @@ def show(
     """Show one volume."""
     context = app_context(ctx)
     out = context.use_json(json)
-    views.VOLUME.show_one(out, context.client.volumes.get(require_app(app_name), volume_id))
+    target = require_app(app_name)
+    views.VOLUME.show_one(out, context.client.volumes.get(target, volume_id))
 
 
 @app.command("extend")
 def extend(
     ctx: typer.Context,
     volume_id: VolumeIdArgument,
-    size: Annotated[int, typer.Option("-s", "--size", min=1, max=500, help="New size in GB.")],
+    size: Annotated[
+        int, typer.Option("-s", "--size", min=1, max=500, metavar="GB", help="New size in GB.")
+    ],
     app_name: AppOption = None,
     json: JsonOption = False,
 ) -> None:
     """Grow a volume (volumes never shrink)."""
     context = app_context(ctx)
     out = context.use_json(json)
-    result = context.client.volumes.extend(require_app(app_name), volume_id, size)
+    target = require_app(app_name)
+    result = context.client.volumes.extend(target, volume_id, size)
     if result.volume is not None:
         views.VOLUME.show_one(out, result.volume)
     if result.needs_restart:

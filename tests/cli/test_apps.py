@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from flyk import config
 from tests.cli.helpers import Flyk, Result
 
 
@@ -106,3 +107,11 @@ def test_show_missing_app_is_not_found(flyk: Flyk) -> None:
     assert result.exit_code == 3
     assert result.stdout == ""
     assert result.stderr.startswith("Error: ")
+
+
+@pytest.mark.parametrize("command", ["create", "show"])
+def test_invalid_app_name_needs_no_token(flyk: Flyk, isolated_env: Path, command: str) -> None:
+    result = flyk("apps", command, "Bad", env={"FLY_FLAPS_BASE_URL": "https://x.invalid"})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: invalid app name 'Bad'")
+    assert not config.local_db_path().exists()

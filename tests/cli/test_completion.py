@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,11 +32,19 @@ def test_unknown_shell_is_a_usage_error(flyk: Flyk) -> None:
     assert "Invalid value for '[SHELL]'" in result.stderr or "tcsh" in result.stderr
 
 
+def _bash_env(words: str) -> dict[str, str]:
+    """What completions/flyk.bash sends for ``words`` (the line up to the cursor): bash's
+    words joined by newlines (its IFS), ``=`` a word of its own (COMP_WORDBREAKS)."""
+    split = words.replace("=", " = ").split() + ([""] if words.endswith(" ") else [])
+    return {
+        "_FLYK_COMPLETE": "complete_bash",
+        "COMP_WORDS": "\n".join(split),
+        "COMP_CWORD": str(len(split) - 1),
+    }
+
+
 def _complete(flyk: Flyk, words: str, **env: str) -> Result:
-    cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
-    return flyk(
-        env={"_FLYK_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword, **env}
-    )
+    return flyk(env={**_bash_env(words), **env})
 
 
 def test_commands_complete_without_building_the_tree(flyk: Flyk) -> None:
@@ -94,18 +105,44 @@ QUICK_CASES = [
     "flyk auth w",
     "flyk local r",
     "flyk zz",
+    "flyk -",
+    "flyk --v",
+    "flyk machine -",
+    "flyk m run --vm",
+    "flyk machine leases view -",
+    "flyk apps list --",
+    "flyk completion -",
 ]
 
 
+def _shell_env(shell: str, words: str, fish_action: str = "get-args") -> dict[str, str]:
+    if shell == "bash":
+        return _bash_env(words)
+    env = {"_FLYK_COMPLETE": f"complete_{shell}", "_TYPER_COMPLETE_ARGS": words}
+    if shell == "fish":
+        env["_TYPER_COMPLETE_FISH_ACTION"] = fish_action
+    return env
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 @pytest.mark.parametrize("words", QUICK_CASES)
-def test_quick_answers_match_typer(flyk: Flyk, words: str) -> None:
+def test_quick_answers_match_typer(flyk: Flyk, words: str, shell: str) -> None:
     from flyk.cli.quickcomplete import answer
 
-    cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
-    env = {"_FLYK_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword}
+    env = _shell_env(shell, words)
     quick = answer(env)
     assert quick is not None
-    assert quick == flyk(env=env).stdout
+    typer = flyk(env={**env, "COLUMNS": "1000"})  # Typer wraps helps at the terminal's width
+    assert quick == (typer.stdout, typer.exit_code)
+
+
+@pytest.mark.parametrize("words", ["flyk machine st", "flyk zz"])
+def test_quick_fish_is_args_matches_typer(flyk: Flyk, words: str) -> None:
+    from flyk.cli.quickcomplete import answer
+
+    env = _shell_env("fish", words, fish_action="is-args")
+    typer = flyk(env=env)
+    assert answer(env) == (typer.stdout, typer.exit_code)
 
 
 @pytest.mark.parametrize(
@@ -113,41 +150,63 @@ def test_quick_answers_match_typer(flyk: Flyk, words: str) -> None:
     [
         "flyk apps show ",  # argument values: dynamic, Typer answers
         "flyk --local ap",  # options on the way: Typer parses them
-        "flyk machine -",  # options
-        "flyk ext k8s ",  # another engineer's tree
+        "flyk machine list -a web --",  # options after options: Typer knows which are given
+        "flyk machine list --app=",  # option values
+        "flyk machine run nginx -",  # after an argument
+        "flyk ext k8s ",
+        "flyk ext k8s create -",  # another engineer's tree
         "flyk completion ",  # choices of an argument
         "flyk 'apps' ",  # quoting
     ],
 )
-def test_quick_path_leaves_the_rest_to_typer(words: str) -> None:
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_quick_path_leaves_the_rest_to_typer(words: str, shell: str) -> None:
     from flyk.cli.quickcomplete import answer
 
-    cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
-    assert (
-        answer({"_FLYK_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword})
-        is None
-    )
-    assert answer({"_FLYK_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "flyk "}) is None
+    assert answer(_shell_env(shell, words)) is None
 
 
 def test_word_table_is_current() -> None:
     from flyk.cli import _words
-    from flyk.cli.quickcomplete import collect, render_root_help
+    from flyk.cli.quickcomplete import collect, rendered_helps
 
-    assert (_words.WORDS, _words.ALIASES, _words.ROOT_HELP) == (*collect(), render_root_help()), (
+    texts = {path: text.splitlines() for path, text in rendered_helps().items()}
+    tables = (_words.HELPS, _words.OPTIONS, _words.ALIASES, _words.HELP_LINES)
+    assert tables == (*collect(), texts), (
         "flyk/cli/_words.py is stale: run "
         "`python -m flyk.cli.quickcomplete > flyk/cli/_words.py && ruff format flyk/cli/_words.py`"
     )
 
 
-def test_root_help_fast_path_is_typers_help() -> None:
-    from flyk.cli.quickcomplete import render_root_help, root_help
+@pytest.mark.parametrize(
+    "args",
+    [[], ["machine"], ["machine", "leases"], ["machine", "run"], ["apps", "create"], ["ext"]],
+)
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_fast_path_is_typers_help(args: list[str], flag: str) -> None:
+    from flyk.cli.quickcomplete import command_help
 
-    assert root_help(["--help"], 120) == render_root_help()
-    assert root_help(["-h"], 80) == render_root_help()
-    assert render_root_help().startswith("Usage: flyk [OPTIONS] COMMAND [ARGS]...\n")
-    assert root_help(["--help"], 79) is None  # narrower terminals: Typer wraps to fit
-    assert root_help(["apps", "--help"], 120) is None
+    # a process of its own: Typer's test runner forces 80 columns, a terminal gives 78;
+    # --local keeps the fast path out of the way
+    typer = subprocess.run(
+        [sys.executable, "-m", "flyk", "--local", *args, flag],
+        env={**os.environ, "COLUMNS": "100"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert command_help([*args, flag], 100) == typer.stdout
+    assert command_help([*args, flag], 80) == typer.stdout
+
+
+def test_help_fast_path_leaves_the_rest_to_typer() -> None:
+    from flyk.cli.quickcomplete import command_help
+
+    assert command_help(["--help"], 79) is None  # narrower terminals: Typer wraps to fit
+    assert command_help(["m", "--help"], 120) is None  # aliases: the usage line says "m"
+    assert command_help(["ext", "k8s", "--help"], 120) is None  # another engineer's tree
+    assert command_help(["apps", "--help", "x"], 120) is None
+    assert command_help(["--local", "apps", "--help"], 120) is None
 
 
 def test_volume_ids_complete(flyk: Flyk) -> None:
@@ -183,3 +242,39 @@ def test_cluster_completion_is_silent_and_creates_nothing(flyk: Flyk, isolated_e
         FLY_API_TOKEN="fm2_x",
     )
     assert (unreachable.exit_code, unreachable.stdout.strip(), unreachable.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("flyk machine list --app=", "web\nworker\n"),
+        ("flyk machine list --app=wo", "worker\n"),
+        ("flyk apps show --org=personal w", "web\nworker\n"),
+    ],
+)
+def test_values_after_an_equals_sign_complete(flyk: Flyk, words: str, expected: str) -> None:
+    for name in ("web", "worker"):
+        flyk("--local", "apps", "create", name)
+    assert _complete(flyk, words) == Result(0, expected, "")
+
+
+def test_arguments_after_an_option_with_equals_complete(flyk: Flyk) -> None:
+    flyk("--local", "apps", "create", "web")
+    run = flyk("--local", "machine", "run", "nginx", "-a", "web", "--detach")
+    machine_id = run.stdout.split()[1]
+    assert _complete(flyk, "flyk machine stop --app=web ").stdout == machine_id + "\n"
+
+
+def test_size_presets_complete(flyk: Flyk) -> None:
+    sizes = _complete(flyk, "flyk machine run nginx --vm-size ").stdout.split()
+    assert {"shared-cpu-1x", "shared-cpu-8x", "performance-1x", "performance-16x"} <= set(sizes)
+    assert _complete(flyk, "flyk machine update --vm-size perf").stdout.split() == [
+        s for s in sizes if s.startswith("perf")
+    ]
+
+
+def test_quick_path_serves_bash_words_joined_by_newlines() -> None:
+    from flyk.cli.quickcomplete import answer
+
+    env = {"_FLYK_COMPLETE": "complete_bash", "COMP_WORDS": "flyk\nregions\n", "COMP_CWORD": "2"}
+    assert answer(env) == ("list\n", 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from flyk.cli.docs import render
@@ -50,3 +51,37 @@ def test_readme_usage_shows_the_exit_code_table() -> None:
     )
     for row in exit_code_table():
         assert f"| {row.code} | {row.meaning} |" in usage
+
+
+def _own_sections() -> list[str]:
+    """docs/cli.md's command sections, less the extensions (documented by their owners)."""
+    sections = render().split("\n### `flyk")[1:]
+    return [s for s in sections if not s.startswith((" ext", "\n### "))]
+
+
+def test_arguments_and_options_show_upper_case_metavars_not_python_types() -> None:
+    rows = [
+        line
+        for section in _own_sections()
+        for line in section.splitlines()
+        if line.startswith(("| `", "flyk "))
+    ]
+    assert rows
+    for row in rows:
+        names = row.split("` |")[0] if row.startswith("|") else row
+        assert not re.search(r"[{<]|\b(str|int|float|range)\b", names), row
+        for word in re.findall(r"(?:^|[ ,] ?)(?:-\w|--[\w-]+)\s([^\s,`|]+)", names):
+            assert word.rstrip(".") == word.rstrip(".").upper(), row
+
+
+def test_completion_help_shows_the_usage_and_install_steps(flyk: Flyk) -> None:
+    result = flyk("completion", "--help")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: flyk completion [OPTIONS] SHELL\n")
+    assert "COMMAND" not in result.stdout
+    for step in (
+        "bash: echo 'source <(flyk completion bash)' >> ~/.bashrc",
+        'zsh:  flyk completion zsh > "${fpath[1]}/_flyk"',
+        "fish: flyk completion fish > ~/.config/fish/completions/flyk.fish",
+    ):
+        assert f"\n    {step}\n" in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,64 @@ def test_serve_speaks_the_machines_api_over_http(isolated_env: Path) -> None:
                 server.communicate()
     assert server.returncode == 0
     assert stderr.splitlines()[-1] == "Stopped."
+
+
+def test_serve_on_a_busy_port_is_a_usage_error_with_a_hint(flyk: Flyk) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = flyk("local", "serve", "--port", str(port), "--timing", "instant")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    error, hint = result.stderr.splitlines()
+    assert error.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+    assert hint == "       Pick another port with -p/--port, or --port 0 for any free one."
+
+
+@pytest.mark.parametrize(
+    ("port", "problem"),
+    [("99999", "less than or equal to 65535"), ("-1", "greater than or equal to 0")],
+)
+def test_serve_refuses_ports_out_of_range(flyk: Flyk, port: str, problem: str) -> None:
+    result = flyk("local", "serve", "--port", port)
+    assert result.exit_code == 2
+    assert f"Invalid value for '-p' / '--port': Input should be {problem}" in result.stderr
+
+
+UNUSABLE_DB_CASES = [
+    ("not-sqlite", ["apps", "list"]),
+    ("not-sqlite", ["local", "status"]),
+    ("not-sqlite", ["local", "reset", "-y"]),
+    ("cannot-create", ["apps", "list"]),
+    ("cannot-create", ["local", "reset", "-y"]),  # (status of a missing file reads nothing)
+]
+
+
+@pytest.mark.parametrize(("kind", "command"), UNUSABLE_DB_CASES)
+def test_an_unusable_flyk_local_db_is_a_config_error(
+    flyk: Flyk, isolated_env: Path, command: list[str], kind: str
+) -> None:
+    if kind == "not-sqlite":
+        path = isolated_env / "notes.db"
+        path.write_text("not a database, just some text that is long enough to be read " * 4)
+        reason = "file is not a database"
+    else:
+        path = isolated_env / "a-file" / "local.db"  # its directory is a file
+        (isolated_env / "a-file").write_text("")
+        reason = ""  # the OS's words (mkdir: "File exists"); the backend may add its own
+    result = flyk(*command, env={"FLYK_LOCAL_DB": str(path)})
+    assert result.exit_code == 2
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error.startswith(
+        f"Error: cannot use {path} (FLYK_LOCAL_DB) for the local backend's data: {reason}"
+    )
+    assert hint == "       FLYK_LOCAL_DB names that file: point it at a writable SQLite file."
+
+
+def test_serve_on_an_unusable_database_is_a_config_error(flyk: Flyk, isolated_env: Path) -> None:
+    path = isolated_env / "notes.db"
+    path.write_text("not a database, just some text that is long enough to be read " * 4)
+    result = flyk("local", "serve", "--port", "0", env={"FLYK_LOCAL_DB": str(path)})
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: cannot use {path} (FLYK_LOCAL_DB)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,10 +190,19 @@ def test_someone_elses_lease_blocks_mutations_until_cleared(
         flyk("--local", "m", "leases", "view", machine_id, "-a", "web", "-j").stdout
     )
     assert viewed["description"] == "deploy"
+    assert (viewed["id"], viewed["leased"]) == (machine_id, True)
+    assert viewed["expires"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(lease.expires_at))
+    table = flyk("--local", "m", "leases", "view", machine_id, "-a", "web").stdout
+    assert f"EXPIRES      {viewed['expires']}\n" in table
 
     blocked = flyk("--local", "m", "stop", machine_id, "-a", "web")
     assert blocked.exit_code == 5
-    assert blocked.stderr.startswith("Error: ")
+    error, *hint = blocked.stderr.splitlines()
+    assert error.startswith("Error: ")
+    assert hint == [
+        f"       See who holds it: flyk machine leases view {machine_id} -a web; "
+        f"release it: flyk machine leases clear {machine_id} -a web"
+    ]
 
     cleared = flyk("--local", "m", "lease", "clear", machine_id, "-a", "web", "-y")
     assert cleared.exit_code == 0, cleared.stderr
@@ -302,6 +312,9 @@ def test_exec_exits_with_the_remote_exit_code(flyk: Flyk, app: str, machine_id: 
     assert flyk("--local", "m", "exec", machine_id, "-a", "web", "--", "false").exit_code == 1
     result = flyk("--local", "m", "exec", machine_id, "-a", "web", "--json", "--", "echo", "hi")
     assert json.loads(result.stdout) == {"stdout": "hi\n", "stderr": "", "exit_code": 0}
+    failed = flyk("--local", "m", "exec", machine_id, "-a", "web", "--json", "--", "false")
+    assert failed.exit_code == 1
+    assert json.loads(failed.stdout)["exit_code"] == 1
 
 
 def test_run_in_a_missing_app_says_how_to_create_it(flyk: Flyk) -> None:
@@ -445,3 +458,121 @@ def test_capacity_errors_in_json_carry_the_api_code_and_class(flyk: Flyk) -> Non
         "insufficient_capacity",
         412,
     )
+
+
+def test_invalid_machine_name_is_refused(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "machine", "run", "nginx", "-a", "web", "--name", "Bad Name!")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("Error: invalid machine name 'Bad Name!': use 1-63 lowercase letters")
+    assert flyk("--local", "m", "ls", "-a", "web", "-q").stdout == ""
+
+
+# -- bad input is found before the client is built: exit 2 whatever the target, no local.db ----
+
+_SOME_ID = "148e21ea7d5789"
+EARLY_BAD_INPUT = [
+    ["machine", "start", "123", "-a", "web"],
+    ["machine", "stop", "123", "-a", "web"],
+    ["machine", "restart", "123", "-a", "web"],
+    ["machine", "suspend", "123", "-a", "web"],
+    ["machine", "cordon", "123", "-a", "web"],
+    ["machine", "uncordon", "123", "-a", "web"],
+    ["machine", "destroy", "123", "-a", "web", "--yes"],
+    ["machine", "update", "123", "-a", "web", "--image", "x"],
+    ["machine", "update", _SOME_ID, "-a", "web", "-e", "NOEQUALS"],
+    ["machine", "start", _SOME_ID],
+    ["machine", "start", _SOME_ID, "-a", "Bad"],
+    ["machine", "list", "-a", "web", "-r", "IAD!"],
+    ["machine", "status", "123", "-a", "web"],
+    ["machine", "leases", "clear", "123", "-a", "web", "--yes"],
+]
+
+
+@pytest.mark.parametrize("args", EARLY_BAD_INPUT, ids=" ".join)
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "remote-without-token"])
+def test_bad_input_is_a_usage_error_before_any_client(
+    flyk: Flyk, isolated_env: Path, args: list[str], remote: bool
+) -> None:
+    env = {"FLY_FLAPS_BASE_URL": "https://x.invalid"} if remote else None
+    result = flyk(*args, env=env)
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ")
+    assert "Using the local backend" not in result.stderr
+    assert not config.local_db_path().exists()
+
+
+def test_update_with_nothing_to_change_names_the_flags(
+    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient
+) -> None:
+    before = other_client.machines.get("web", machine_id).version
+    result = flyk("--local", "machine", "update", machine_id, "-a", "web")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        "Error: nothing to change: give at least one of --image, -e/--env, -m/--metadata, "
+        "--vm-size, --vm-cpus, --vm-memory, --vm-cpu-kind, --restart"
+    )
+    assert other_client.machines.get("web", machine_id).version == before
+
+
+def test_fly_region_does_not_filter_the_list(flyk: Flyk, app: str, machine_id: str) -> None:
+    result = flyk("--local", "machine", "list", "-a", "web", "-q", env={"FLY_REGION": "ams"})
+    assert result.stdout == f"{machine_id}\n"
+    assert flyk("--local", "m", "list", "-a", "web", "-q", "-r", "ams").stdout == ""
+    assert flyk("--local", "m", "list", "-a", "web", "-q", "-r", "iad").stdout == f"{machine_id}\n"
+
+
+class StartLog:
+    """A scripted API for `machine start`: records whether the command waited for started."""
+
+    def __init__(self) -> None:
+        self.waited_for: list[str] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        if path.endswith("/lease") and method == "POST":
+            return json_response(201, {"status": "success", "data": {"nonce": "n-1"}})
+        if path.endswith("/lease") and method == "DELETE":
+            return json_response(200, {})
+        if path.endswith("/start") and method == "POST":
+            return json_response(200, {"previous_state": "stopped"})
+        if path.endswith("/wait") and method == "GET":
+            self.waited_for.append(request.url.params["state"])
+            return json_response(200, {"ok": True, "state": "started"})
+        return json_response(404, {"error": f"unexpected {method} {path}"})
+
+
+@pytest.mark.parametrize(
+    ("detach", "said", "waited_for"),
+    [((), "Started", ["started"]), (("--detach",), "Asked to start", [])],
+)
+def test_start_says_started_only_once_it_has(
+    flyk: Flyk, detach: tuple[str, ...], said: str, waited_for: list[str]
+) -> None:
+    api = StartLog()
+    result = flyk(
+        "machine", "start", "148e21ea7d5789", "-a", "web", "-t", "fm2_x", *detach,
+        transport=httpx.MockTransport(api.handler), client_options=no_retries(),
+    )  # fmt: skip
+    assert result == Result(0, "", f"{said} machine 148e21ea7d5789\n")
+    assert api.waited_for == waited_for
+
+
+def test_exec_on_a_stopped_machine_says_to_start_it(flyk: Flyk, app: str, machine_id: str) -> None:
+    flyk("--local", "m", "stop", machine_id, "-a", "web")
+    result = flyk("--local", "m", "exec", machine_id, "-a", "web", "--", "ls")
+    assert result.exit_code == 5
+    error, hint = result.stderr.splitlines()
+    assert error.startswith(f"Error: machine {machine_id} is not started (state: stopped)")
+    assert hint == f"       Start it first: flyk machine start {machine_id} -a web"
+
+
+def test_api_code_prefixes_are_left_to_json(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "machine", "status", "0123456789abcd", "-a", "web")
+    assert result.stderr.startswith("Error: machine '0123456789abcd' not found (Request ID: ")
+    document = json.loads(
+        flyk("--local", "machine", "status", "0123456789abcd", "-a", "web", "-j").stdout
+    )
+    assert document["error"]["message"] == "not_found: machine '0123456789abcd' not found"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import httpx
@@ -21,6 +25,22 @@ def test_version(flyk: Flyk) -> None:
     assert flyk("--version") == Result(0, f"flyk {__version__}\n", "")
     result = flyk("version", "--json")
     assert (result.exit_code, result.stdout) == (0, f'{{\n    "version": "{__version__}"\n}}\n')
+
+
+@pytest.mark.parametrize("args", [["version"], ["--version"]])
+def test_fly_json_reaches_the_version_command(args: list[str]) -> None:
+    """The plain-text fast path of `flyk version` (in main(), a process of its own)."""
+    printed = subprocess.run(
+        [sys.executable, "-m", "flyk", *args],
+        env={**os.environ, "FLY_JSON": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if args == ["version"]:
+        assert (printed.returncode, json.loads(printed.stdout)) == (0, {"version": __version__})
+    else:  # --version is the root's flag, not a command with --json: plain, as flyctl's
+        assert (printed.returncode, printed.stdout) == (0, f"flyk {__version__}\n")
 
 
 def test_no_arguments_prints_help(flyk: Flyk) -> None:
@@ -217,6 +237,18 @@ def test_ctrl_c_under_a_lease_releases_it_and_exits_130(flyk: Flyk, command: lis
     assert result.exit_code == 130
     assert api.released == ["n-1"]
     assert result.stderr.splitlines()[-1] == f"Error: {INTERRUPTED}"
+    if "--json" in command:  # scripts get the error document on stdout, as for any error
+        assert json.loads(result.stdout)["error"] == {
+            "type": "Interrupted",
+            "message": INTERRUPTED,
+            "hint": None,
+            "exit_code": 130,
+            "request_id": None,
+            "status": None,
+            "code": None,
+        }
+    else:
+        assert result.stdout == ""
 
 
 def test_exit_code_table_is_what_errors_define() -> None:
@@ -228,3 +260,28 @@ def test_interrupted_exit_code_matches_the_error_tree() -> None:
     from flyk.errors import Interrupted
 
     assert EXIT_INTERRUPTED == Interrupted.exit_code
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "source"),
+    [
+        (["-t", TOKEN], {}, "--access-token"),
+        ([], {"FLY_ACCESS_TOKEN": TOKEN}, "FLY_ACCESS_TOKEN"),
+        ([], {"FLY_API_TOKEN": TOKEN}, "FLY_API_TOKEN"),
+    ],
+)
+def test_a_refused_token_names_where_it_came_from(
+    flyk: Flyk, args: list[str], env: dict[str, str], source: str
+) -> None:
+    def refuse(_request: httpx.Request) -> httpx.Response:
+        return json_response(401, {"error": "unauthorized"})
+
+    result = flyk(
+        *args, "apps", "list", env=env, transport=httpx.MockTransport(refuse),
+        client_options=no_retries(),
+    )  # fmt: skip
+    assert result.exit_code == 4
+    assert result.stderr.splitlines()[1:] == [
+        f"       The token from {source} was refused: check it, or replace it "
+        "(`flyk auth whoami` shows which token is used)."
+    ]

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
+
+from flyk import config
 from tests.cli.helpers import Flyk, Result
 
 
@@ -60,3 +64,20 @@ def test_size_out_of_range_is_a_usage_error(flyk: Flyk) -> None:
     result = flyk("--local", "volumes", "create", "data", "-a", "web", "-r", "iad", "-s", "0")
     assert result.exit_code == 2
     assert "Invalid value for '-s' / '--size'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create", "data", "-a", "web", "-r", "IAD!"],
+        ["create", "data", "-a", "Bad", "-r", "iad"],
+        ["show", "vol_123", "-a", "Bad"],
+        ["extend", "vol_123", "-a", "Bad", "-s", "2"],
+    ],
+    ids=" ".join,
+)
+def test_bad_input_needs_no_token(flyk: Flyk, isolated_env: Path, args: list[str]) -> None:
+    result = flyk("volumes", *args, env={"FLY_FLAPS_BASE_URL": "https://x.invalid"})
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("Error: invalid ")
+    assert not config.local_db_path().exists()
