@@ -61,11 +61,11 @@ def test_parse_memory_rejects_nonsense(text: str) -> None:
             GuestConfig(cpu_kind="shared", cpus=1, memory_mb=300),
             "multiple of 256 MB, got 300 MB; try 512 MB",
         ),
-        (GuestConfig(cpu_kind="shared", cpus=1, memory_mb=4096), "1 shared CPU take 256–2048 MB"),
+        (GuestConfig(cpu_kind="shared", cpus=1, memory_mb=4096), "1 shared CPU takes 256–2048 MB"),
         (GuestConfig(cpu_kind="shared", cpus=2, memory_mb=256), "2 shared CPUs take 512–4096 MB"),
         (
             GuestConfig(cpu_kind="performance", cpus=1, memory_mb=1024),
-            "1 performance CPU take 2048–8192 MB",
+            "1 performance CPU takes 2048–8192 MB",
         ),
         (
             GuestConfig(cpu_kind="performance", cpus=2, memory_mb=32768),

@@ -236,7 +236,7 @@ BAD_RUNS = [
     ),
     (
         ["--vm-size", "performance-1x", "--memory", "1024"],
-        "Error: 1 performance CPU take 2048–8192 MB of memory, got 1024 MB; "
+        "Error: 1 performance CPU takes 2048–8192 MB of memory, got 1024 MB; "
         "change --memory or pick another size\n",
     ),
     (["--vm-memory", "lots"], None),
