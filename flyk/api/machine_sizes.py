@@ -104,6 +104,7 @@ def validate_guest(guest: GuestConfig) -> None:
     low, high = cpus * kind.min_mb_per_cpu, cpus * kind.max_mb_per_cpu
     if not low <= memory <= high:
         raise UsageError(
-            f"{cpus} {kind.name} {'CPUs take' if cpus > 1 else 'CPU takes'} {low}–{high} MB of memory, "
+            f"{cpus} {kind.name} {'CPUs take' if cpus > 1 else 'CPU takes'} {low}–{high} MB "
+            "of memory, "
             f"got {memory} MB; change --memory or pick another size"
         )

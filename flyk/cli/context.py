@@ -157,16 +157,17 @@ def open_local_backend(path: Path, timing: Any = None) -> Any:
     """
     import sqlite3
 
-    from flyk.local import LocalBackend
+    from flyk.local import LocalBackend, LocalDatabaseError
 
     try:
         return LocalBackend(path=path, timing=timing)
     except ConfigError as error:
         error.hint = error.hint or _local_db_hint()
         raise
-    except (sqlite3.Error, OSError, FlykError) as error:
+    except (LocalDatabaseError, sqlite3.Error, OSError, FlykError) as error:
         reason = (
-            getattr(error, "message", None)
+            getattr(error, "reason", None)
+            or getattr(error, "message", None)
             or (error.strerror if isinstance(error, OSError) else None)
             or str(error)
         )

@@ -23,7 +23,7 @@ __all__ = [
 
 MAX_BODY_BYTES = 1024 * 1024
 
-# A DNS label (<app>.fly.dev, <app>.internal): the same rule as flyk.config, which the CLI checks first.
+# A DNS label (<app>.fly.dev, <app>.internal): flyk.config's rule, which the CLI checks first.
 APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MACHINE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?$")
 VOLUME_NAME = re.compile(r"^[a-z0-9_]{1,30}$")
