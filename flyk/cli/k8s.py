@@ -299,10 +299,20 @@ def _render_plan(out: Output, checked: cluster.DryRun, kube: cluster.KubeconfigO
     }
     resumes = checked.resuming.describe() if checked.resuming is not None else None
     described["resumes"] = resumes
+    exists = checked.resuming is not None and checked.resuming.healthy
+    described["already_exists"] = exists
     if out.json_mode:
         out.json(described)
         return
     spec = plan.spec
+    if exists:  # nothing would be created: say only what would be written
+        out.line(
+            f"Cluster {spec.name} already exists and is healthy (org {spec.org}, app "
+            f"{plan.app_name}); nothing on Fly would change.\n"
+            f"  kubeconfig  {target} does not hold its entry: create would write context "
+            f"{plan.context} from the cluster's recorded state"
+        )
+        return
     guest = spec.guest
     lines = [
         f"Plan for cluster {spec.name} (org {spec.org}, region {spec.region}); nothing is created.",

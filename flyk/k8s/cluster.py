@@ -238,10 +238,19 @@ class KubeconfigOptions:
         else:
             kc.check_writable(self.path, self.environ)
 
-    def holds(self, entry: kc.KubeconfigEntry) -> bool:
-        """Whether the target already has this cluster's entry: same server, same CA."""
+    def holds(self, entry: kc.KubeconfigEntry) -> bool | None:
+        """Whether the target already has this cluster's entry with the same server and CA:
+        True; an entry of that name pointing elsewhere: False; no entry: None."""
         found = kc.cluster_fields(entry.cluster, self.output or self.path, self.environ)
-        return found is not None and found == {**found, **entry.cluster_fields()}
+        if found is None:
+            return None
+        return found == {**found, **entry.cluster_fields()}
+
+    def target(self) -> str:
+        """The file the entry goes to, for messages."""
+        if self.output:
+            return self.output
+        return str(kc.default_file(kc.resolve_chain(self.path, self.environ)))
 
     def check_removal(self) -> None:
         """Refuse before a delete destroys anything what its kubeconfig step would refuse."""
@@ -289,14 +298,18 @@ class CreateResult:
     volume: Volume
     ips: tuple[IPAssignment, ...]
     kubeconfig: kc.MergeResult
+    # The cluster was already there and healthy: only its kubeconfig entry was written.
+    existed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.plan.spec.name,
+            "already_existed": self.existed,
             "org": self.plan.spec.org,
             "region": self.plan.spec.region,
             "app": self.plan.app_name,
-            "api_endpoint": self.plan.api_endpoint,
+            "api_endpoint": self.machine.metadata.get(records.META_ENDPOINT)
+            or self.plan.api_endpoint,
             "private": self.plan.spec.private,
             "machine_id": self.machine.id,
             "volume_id": self.volume.id,
@@ -446,7 +459,8 @@ def _checks(client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions) -> _E
         )
     existing: _Existing | None = results["existing"]
     if existing is not None and existing.healthy and existing.pki is not None:
-        if kube.holds(_kubeconfig_entry(plan, existing.pki, admin=False)):
+        # Compared with the server the cluster recorded, not the one these flags would give.
+        if kube.holds(_existing_entry(plan, existing, admin=False)):
             raise _already_exists(plan)
     needs_room = existing is None or existing.machine is None
     if needs_room and not results["room"]:
@@ -503,6 +517,7 @@ def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
             if healthy:
                 raise _already_exists(plan)
             raise _elsewhere(plan, f"machine {machine.id}", machine.region)
+        _refuse_other_visibility(plan, machine, healthy)
     volumes = [v for v in found["volumes"] if v.name == VOLUME_NAME]
     volume = next((v for v in volumes if v.region == spec.region), None)
     if volume is None and volumes:
@@ -529,6 +544,44 @@ def _elsewhere(plan: ClusterPlan, what: str, region: str) -> UsageError:
         "nothing was changed",
         hint=f"resume it with -r {region}, or clean up with flyk ext k8s delete {spec.name} "
         f"-o {spec.org} --yes",
+    )
+
+
+def _recorded_private(machine: Machine) -> bool:
+    """Whether the cluster was made with --private, as its control plane's metadata says
+    (`flyk_private`; before that was recorded, by its endpoint's Flycast host)."""
+    meta = machine.metadata
+    recorded = meta.get(records.META_PRIVATE)
+    if recorded is not None:
+        return recorded == "true"
+    return ".flycast:" in meta.get(records.META_ENDPOINT, "")
+
+
+def _refuse_other_visibility(plan: ClusterPlan, machine: Machine, healthy: bool) -> None:
+    """A cluster made with --private is not made public by a create without it, nor the
+    other way round: its API address and certificates are what they are. Refused, so that
+    no kubeconfig is ever written with a server the cluster does not have."""
+    spec = plan.spec
+    private = _recorded_private(machine)
+    if private == spec.private:
+        return
+    was = "private (--private)" if private else "public (created without --private)"
+    flags = f"{'with' if private else 'without'} --private"
+    org_flag = "" if spec.org == DEFAULT_ORG else f" -o {spec.org}"
+    endpoint = machine.metadata.get(records.META_ENDPOINT, "")
+    at = f", at {endpoint}" if endpoint else ""
+    if healthy:
+        raise AlreadyExistsError(
+            f"cluster {spec.name} already exists in organization {spec.org} with a {was} "
+            f"API{at}; this create asked for the other; nothing was changed",
+            hint=f"flyk ext k8s kubeconfig {spec.name}{org_flag} writes its kubeconfig; "
+            f"to change it, delete it (flyk ext k8s delete {spec.name}{org_flag}) and create "
+            "it again",
+        )
+    raise UsageError(
+        f"the incomplete cluster {spec.name} was started with a {was} API{at}; this create "
+        "asked for the other; nothing was changed",
+        hint=f"resume it {flags}, or clean up with flyk ext k8s delete {spec.name}{org_flag} --yes",
     )
 
 
@@ -858,17 +911,28 @@ def _wait_api_answers(
 
 
 def _kubeconfig_entry(
-    plan: ClusterPlan, pki: ClusterPKI, *, admin: bool = True
+    plan: ClusterPlan, pki: ClusterPKI, *, admin: bool = True, server: str | None = None
 ) -> kc.KubeconfigEntry:
     """The kubeconfig entry; `admin=False` leaves the credentials out (a comparison only)."""
     credentials = pki.admin_credentials() if admin else None
     return kc.KubeconfigEntry(
         cluster=plan.spec.name,
-        server=plan.api_endpoint,
+        server=server or plan.api_endpoint,
         ca_pem=pki.server_ca.cert_pem,
         client_cert_pem=credentials.cert_pem if credentials else b"",
         client_key_pem=credentials.key_pem if credentials else b"",
     )
+
+
+def _existing_entry(
+    plan: ClusterPlan, existing: _Existing, *, admin: bool = True
+) -> kc.KubeconfigEntry:
+    """The entry of a cluster that exists, built from its recorded state (as
+    `rebuild_kubeconfig` does): the endpoint in its control plane's metadata, its stored CAs."""
+    assert existing.pki is not None
+    meta = existing.machine.metadata if existing.machine is not None else {}
+    server = meta.get(records.META_ENDPOINT) or plan.api_endpoint
+    return _kubeconfig_entry(plan, existing.pki, admin=admin, server=server)
 
 
 def _finish(
@@ -878,18 +942,23 @@ def _finish(
     options: CreateOptions,
     progress: Progress,
 ) -> CreateResult:
-    """A healthy control plane whose kubeconfig was never written (a create interrupted
-    after its machine came up): write it, with the stored CAs, and change nothing on Fly."""
+    """A healthy cluster whose entry the target kubeconfig lacks: a create that stopped
+    after the machine came up, or a create run again on another laptop or with another
+    --kubeconfig (which cannot be told apart). Nothing on Fly changes; the entry is written
+    from the cluster's recorded state, and the notice says exactly that."""
     assert existing.pki is not None and existing.machine is not None
     assert existing.volume is not None  # `_inspect` makes sure of all three
     journal.resuming = journal.healthy = True
+    entry = _existing_entry(plan, existing)
+    kube = options.kubeconfig
+    lacking = "held another entry for it" if kube.holds(entry) is False else "had no entry for it"
     progress.notice(
-        f"Cluster {plan.spec.name} (app {plan.app_name}) is already healthy but its "
-        "kubeconfig was never written (a create stopped after the machine came up): "
-        "writing it; nothing on Fly changes"
+        f"Cluster {plan.spec.name} already exists and is healthy (app {plan.app_name}); "
+        f"nothing on Fly was changed. {kube.target()} {lacking}: writing its kubeconfig "
+        f"from the cluster's recorded state (API {entry.server}, its stored CA)"
     )
     with progress.step("Writing the kubeconfig") as step:
-        result = _write_kubeconfig(options.kubeconfig, _kubeconfig_entry(plan, existing.pki), plan)
+        result = _write_kubeconfig(kube, entry, plan)
         step.update(f"Wrote the kubeconfig (context {result.context})")
     return CreateResult(
         plan=plan,
@@ -897,6 +966,7 @@ def _finish(
         volume=existing.volume,
         ips=existing.ips,
         kubeconfig=result,
+        existed=True,
     )
 
 

@@ -437,3 +437,20 @@ def test_help_wording(flyk: Flyk) -> None:
     delete = " ".join(flyk("ext", "k8s", "delete", "--help").stdout.split())
     assert "file to merge into" not in delete
     assert "remove the cluster's entries from" in delete
+
+
+def test_create_again_on_another_kubeconfig_writes_the_entry_and_says_so(
+    flyk: Flyk, tmp_path: Path
+) -> None:
+    made = tmp_path / "p3.yaml"
+    assert flyk("ext", "k8s", "create", "p3", "--private", "--output", str(made)).exit_code == 0
+    other = tmp_path / "other.yaml"
+    wrong = flyk("ext", "k8s", "create", "p3", "--kubeconfig", str(made))
+    assert wrong.exit_code == 5 and "private (--private) API" in wrong.stderr
+    plan = flyk("ext", "k8s", "create", "p3", "--private", "--kubeconfig", str(other), "--dry-run")
+    assert plan.exit_code == 0 and "already exists and is healthy" in plan.stdout
+    assert "Machine config" not in plan.stdout and not other.exists()
+    again = flyk("ext", "k8s", "create", "p3", "--private", "--kubeconfig", str(other))
+    assert again.exit_code == 0, again.stderr
+    assert "nothing on Fly was changed" in again.stderr and "had no entry" in again.stderr
+    assert "flycast:6443" in kubectl("view", kubeconfig=other)

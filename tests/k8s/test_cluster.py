@@ -914,10 +914,49 @@ def test_resume_after_ctrl_c_during_the_machine_create_only_writes_the_kubeconfi
     assert cluster.find_cluster(client, "demo", "personal").machine is not None
     progress = RecordingProgress()
     result = cluster.create(client, spec(), options(tmp_path), progress)
-    assert "already healthy but its kubeconfig was never written" in progress.notices[0]
+    assert "already exists and is healthy" in progress.notices[0]
+    assert "nothing on Fly was changed" in progress.notices[0] and result.existed
     assert footprint(client) == before
     view = kubectl_view(tmp_path / "kubeconfig")
     assert view["current-context"] == "flyk-demo" and result.kubeconfig.files
     # Now the cluster is complete: a further create says so and changes nothing.
     with pytest.raises(AlreadyExistsError):
         cluster.create(client, spec(), options(tmp_path))
+
+
+def test_create_again_without_private_is_refused_and_writes_no_wrong_server(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    standalone = tmp_path / "p3.yaml"
+    made = cluster.KubeconfigOptions(output=str(standalone))
+    cluster.create(client, spec("p3", private=True), options(tmp_path, kubeconfig=made))
+    before, kept = footprint(client), standalone.read_bytes()
+    other = cluster.KubeconfigOptions(path=str(standalone))
+    with pytest.raises(AlreadyExistsError) as info:
+        cluster.create(client, spec("p3"), options(tmp_path, kubeconfig=other))
+    assert "private (--private) API, at https://flyk-p3-personal.flycast:6443" in str(info.value)
+    assert "nothing was changed" in str(info.value)
+    assert footprint(client) == before and standalone.read_bytes() == kept
+    cluster.create(client, spec("p4"), options(tmp_path))
+    with pytest.raises(AlreadyExistsError, match=r"public \(created without --private\)"):
+        cluster.create(client, spec("p4", private=True), options(tmp_path / "elsewhere"))
+
+
+def test_create_again_elsewhere_writes_the_recorded_entry_and_changes_nothing_on_fly(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    first = tmp_path / "laptop1"
+    cluster.create(client, spec("p3", private=True), options(tmp_path / "laptop1"))
+    before = footprint(client)
+    progress = RecordingProgress()
+    again = cluster.create(
+        client, spec("p3", private=True), options(tmp_path / "laptop2"), progress
+    )
+    assert footprint(client) == before and again.existed
+    (notice,) = progress.notices
+    assert "already exists and is healthy" in notice and "nothing on Fly was changed" in notice
+    assert "had no entry for it" in notice and "recorded state" in notice
+    server = kubectl_view(tmp_path / "laptop2" / "kubeconfig")["clusters"][0]["cluster"]
+    assert server["server"] == "https://flyk-p3-personal.flycast:6443"
+    assert kubectl_view(first / "kubeconfig")["clusters"][0]["cluster"] == server
+    assert again.to_json()["already_existed"] is True
