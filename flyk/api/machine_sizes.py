@@ -56,14 +56,17 @@ def preset(name: str) -> GuestConfig:
     return guest
 
 
-def guest_for(size: str | None = None, *, memory: str | int | None = None) -> GuestConfig:
-    """A validated guest from a preset name and an optional `--memory` override."""
+def guest_for(
+    size: str | None = None, *, memory: str | int | None = None, memory_flag: str = "--memory"
+) -> GuestConfig:
+    """A validated guest from a preset name and an optional `--memory` override (named
+    `memory_flag` in messages, for commands that call it something else)."""
     guest = preset(size or DEFAULT_SIZE)
     if memory is not None:
         guest = GuestConfig(
             cpu_kind=guest.cpu_kind, cpus=guest.cpus, memory_mb=parse_memory_mb(memory)
         )
-    validate_guest(guest)
+    validate_guest(guest, memory_flag=memory_flag)
     return guest
 
 
@@ -86,7 +89,7 @@ def parse_memory_mb(value: str | int) -> int:
     return int(megabytes)
 
 
-def validate_guest(guest: GuestConfig) -> None:
+def validate_guest(guest: GuestConfig, *, memory_flag: str = "--memory") -> None:
     """Raise UsageError (one line: what is wrong and how to fix it) for a size the API rejects."""
     kind = CPU_KINDS.get(guest.cpu_kind or "")
     if kind is None:
@@ -106,5 +109,5 @@ def validate_guest(guest: GuestConfig) -> None:
         raise UsageError(
             f"{cpus} {kind.name} {'CPUs take' if cpus > 1 else 'CPU takes'} {low}–{high} MB "
             "of memory, "
-            f"got {memory} MB; change --memory or pick another size"
+            f"got {memory} MB; change {memory_flag} or pick another size"
         )

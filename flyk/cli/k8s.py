@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import typer
 
-from flyk.api import machine_sizes
 from flyk.cli.completion import complete_clusters
 from flyk.cli.context import LOCAL_BASE_URL, AppContext, app_context
 from flyk.cli.kubelet import kubelet_command
@@ -190,11 +189,15 @@ def create_command(
         str, typer.Option("--vm-size", metavar="SIZE", help="Control-plane machine size.")
     ] = cp.DEFAULT_SIZE,
     vm_memory: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--vm-memory", metavar="MEMORY", help="Control-plane memory (MB, or e.g. 4gb)."
+            "--vm-memory",
+            metavar="MEMORY",
+            help=f"Control-plane memory (MB, or e.g. 4gb; default: the size's own, at least "
+            f"{cp.DEFAULT_MEMORY_MB} MB where the size allows).",
+            show_default=False,
         ),
-    ] = str(cp.DEFAULT_MEMORY_MB),
+    ] = None,
     volume_size: Annotated[
         int,
         typer.Option("--volume-size", metavar="GB", help="K3s data volume size in GB.", min=1),
@@ -225,7 +228,7 @@ def create_command(
         "k3s_version": k3s_version,
         "private": private,
         "dedicated_ipv4": ipv4,
-        "guest": machine_sizes.guest_for(vm_size, memory=vm_memory),
+        "guest": cp.guest_for(vm_size, vm_memory),
         "volume_size_gb": volume_size,
         "kubelet_api_url": _kubelet_api_url(context),
     }

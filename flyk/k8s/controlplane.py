@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from flyk._version import __version__
+from flyk.api import machine_sizes
 from flyk.api.models import (
     CheckConfig,
     FileConfig,
@@ -38,6 +39,19 @@ PKI_DIR = "/etc/flyk/pki"
 DEFAULT_SIZE = "shared-cpu-2x"
 DEFAULT_MEMORY_MB = 2048
 DEFAULT_VOLUME_GB = 1
+
+
+def guest_for(size: str = DEFAULT_SIZE, memory: str | int | None = None) -> GuestConfig:
+    """The control plane's guest: SIZE with MEMORY (`--vm-memory`) when given, else the
+    size's own memory raised to DEFAULT_MEMORY_MB where the size can take that much (a
+    shared-cpu-1x's own 256 MB would not run K3s); a larger size keeps its own."""
+    if memory is None:
+        own = machine_sizes.preset(size)
+        kind = machine_sizes.CPU_KINDS[own.cpu_kind or "shared"]
+        ceiling = (own.cpus or 1) * kind.max_mb_per_cpu
+        memory = max(own.memory_mb or 0, min(DEFAULT_MEMORY_MB, ceiling))
+    return machine_sizes.guest_for(size, memory=memory, memory_flag="--vm-memory")
+
 
 DEFAULT_K3S_VERSION = "v1.31.4+k3s1"
 # The image flyk publishes (images/control-plane/README.md); FLYK_CONTROL_PLANE_IMAGE or --image

@@ -82,11 +82,7 @@ class ClusterSpec:
     # A dedicated IPv4 (billed by Fly) for networks without IPv6; shared IPv4 addresses route
     # only HTTP and TLS by SNI on 80/443, never raw TCP on 6443.
     dedicated_ipv4: bool = False
-    guest: GuestConfig = field(
-        default_factory=lambda: machine_sizes.guest_for(
-            cp.DEFAULT_SIZE, memory=cp.DEFAULT_MEMORY_MB
-        )
-    )
+    guest: GuestConfig = field(default_factory=cp.guest_for)
     volume_size_gb: int = cp.DEFAULT_VOLUME_GB
     # Where the kubelet reaches the Machines API from inside the machine.
     kubelet_api_url: str = cp.FLY_INTERNAL_API_URL
@@ -97,7 +93,7 @@ class ClusterSpec:
         validate_cluster_name(self.name)
         validate_org(self.org)
         validate_region(self.region)
-        machine_sizes.validate_guest(self.guest)
+        machine_sizes.validate_guest(self.guest, memory_flag="--vm-memory")
         if self.volume_size_gb < 1:
             raise UsageError("the K3s data volume needs at least 1 GB")
 

@@ -454,3 +454,11 @@ def test_create_again_on_another_kubeconfig_writes_the_entry_and_says_so(
     assert again.exit_code == 0, again.stderr
     assert "nothing on Fly was changed" in again.stderr and "had no entry" in again.stderr
     assert "flycast:6443" in kubectl("view", kubeconfig=other)
+
+
+def test_a_larger_vm_size_takes_its_own_memory(flyk: Flyk) -> None:
+    plan = flyk("ext", "k8s", "create", "vz", "--vm-size", "performance-2x", "--dry-run")
+    assert plan.exit_code == 0, plan.stderr
+    assert "performance 2 CPU, 4096 MB" in plan.stdout
+    small = flyk("ext", "k8s", "create", "vz", "--vm-size", "performance-2x", "--vm-memory", "1gb")
+    assert small.exit_code == 2 and "change --vm-memory" in small.stderr
