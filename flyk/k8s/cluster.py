@@ -334,11 +334,15 @@ class _Journal:
 
 def resume_hint(cluster: str, org: str) -> str:
     """How to go on from a kept, incomplete cluster: resume it or remove it."""
-    org_flag = "" if org == DEFAULT_ORG else f" -o {org}"
     return (
         f"resume with flyk ext k8s create {cluster} (same flags), "
-        f"or clean up with flyk ext k8s delete {cluster}{org_flag} --yes"
+        f"or clean up with {_delete_command(cluster, org)}"
     )
+
+
+def _delete_command(cluster: str, org: str) -> str:
+    org_flag = "" if org == DEFAULT_ORG else f" -o {org}"
+    return f"flyk ext k8s delete {cluster}{org_flag} --yes"
 
 
 @dataclass(frozen=True)
@@ -1001,15 +1005,25 @@ def _failed(
         kept = f"kept app {plan.app_name} and what it holds (--keep-on-failure); "
         error.hint = _joined(error.hint, kept + resume_hint(plan.spec.name, plan.spec.org))
         return _interrupted(error, f"kept app {plan.app_name} (--keep-on-failure)")
-    with progress.step(f"Removing what this run created (app {plan.app_name})") as step:
-        leftovers = _remove_app_and_contents(client, plan.app_name, keep_volumes=False)
-        step.update(
-            f"Could not remove: {', '.join(leftovers)}"
-            if leftovers
-            else f"Removed what this run created (app {plan.app_name})"
+    try:
+        with progress.step(f"Removing what this run created (app {plan.app_name})") as step:
+            leftovers = _remove_app_and_contents(client, plan.app_name, keep_volumes=False)
+            step.update(
+                f"Could not remove: {', '.join(leftovers)}"
+                if leftovers
+                else f"Removed what this run created (app {plan.app_name})"
+            )
+    except KeyboardInterrupt:
+        # A second Ctrl-C stops the rollback itself: say what may be left and how to clear it.
+        return Interrupted(
+            f"interrupted while removing what this run created; app {plan.app_name} and "
+            "some of what it holds (machine, volume, IPs, secrets) may be left",
+            hint=f"clean up with {_delete_command(plan.spec.name, plan.spec.org)}",
         )
     if leftovers:
-        extra = f"left behind: {', '.join(leftovers)}; flyk ext k8s delete {plan.spec.name} --yes"
+        extra = f"left behind: {', '.join(leftovers)}; " + _delete_command(
+            plan.spec.name, plan.spec.org
+        )
         error.hint = f"{error.hint}\n{extra}" if error.hint else extra
         return _interrupted(error, "some of what this run created is left")
     return _interrupted(error, "what this run created has been removed")
@@ -1333,8 +1347,10 @@ def _incomplete_summary(ref: ClusterRef) -> ClusterSummary:
 
 
 def _incomplete_status(ref: ClusterRef) -> ClusterStatus:
-    detail = "no control-plane machine: a create stopped before it; " + resume_hint(
-        ref.name, ref.org
+    # Which of the two it was cannot be read from the remains: both ways on are named.
+    detail = (
+        "no control-plane machine: a create stopped before making it, or a delete stopped "
+        f"after removing it; {resume_hint(ref.name, ref.org)}"
     )
     return ClusterStatus(summary=_incomplete_summary(ref), checks=(), api=ApiProbe(False, detail))
 
@@ -1478,6 +1494,34 @@ def delete(
     entries. Continues past failures and reports what is left."""
     progress = progress or NullProgress()
     kubeconfig = kubeconfig or KubeconfigOptions()
+    ref = plan.cluster
+    # What is still to do, in order; each stage is dropped once done, so that a Ctrl-C can
+    # say what is left (possibly in part) and how to finish.
+    remaining = [
+        *(["the control-plane machine"] if ref.machine is not None else []),
+        "the namespace apps and their machines",
+        f"app {ref.app} with its {'IPs' if keep_volumes else 'volume, IPs'} and secrets",
+        f"the kubeconfig entries (context {kc.context_name(ref.name)})",
+    ]
+    try:
+        return _delete(client, plan, keep_volumes, kubeconfig, progress, remaining)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; cluster {ref.name} is partly deleted; left, possibly in part: "
+            f"{'; '.join(remaining)}",
+            hint=f"finish with {_delete_command(ref.name, ref.org)} (until then list and "
+            "status show it as incomplete)",
+        ) from None
+
+
+def _delete(
+    client: FlyClient,
+    plan: DeletionPlan,
+    keep_volumes: bool,
+    kubeconfig: KubeconfigOptions,
+    progress: Progress,
+    remaining: list[str],
+) -> DeleteResult:
     leftovers: list[str] = []
     ref = plan.cluster
     if ref.machine is not None:
@@ -1485,12 +1529,14 @@ def delete(
         with progress.step(f"Stopping the control plane (machine {machine_id})") as step:
             _destroy_machine(client, ref.app, machine_id)
             step.update(f"Stopped the control plane (machine {machine_id})")
+        remaining.pop(0)
     # Namespaces made while the user was answering the prompt are found again now.
     namespace_apps = _merge_namespace_apps(
         plan.namespace_apps, find_namespace_apps(client, ref.app, ref.name, ref.org)
     )
     if namespace_apps:
         leftovers.extend(_remove_namespace_apps(client, namespace_apps, keep_volumes, progress))
+    remaining.pop(0)
     with progress.step(f"Removing the volume, IPs and app {ref.app}") as step:
         if keep_volumes:
             # The kept volume holds K3s's data and its CAs (server/tls, placed on the first
@@ -1506,6 +1552,7 @@ def delete(
             if keep_volumes
             else f"Removed the volume, IPs and app {ref.app}"
         )
+    remaining.pop(0)
     removed = kubeconfig.remove(ref.name)
     return DeleteResult(plan=plan, leftovers=tuple(leftovers), kubeconfig=removed)
 

@@ -462,3 +462,17 @@ def test_a_larger_vm_size_takes_its_own_memory(flyk: Flyk) -> None:
     assert "performance 2 CPU, 4096 MB" in plan.stdout
     small = flyk("ext", "k8s", "create", "vz", "--vm-size", "performance-2x", "--vm-memory", "1gb")
     assert small.exit_code == 2 and "change --vm-memory" in small.stderr
+
+
+def test_ctrl_c_during_delete_exits_130_naming_what_is_left(flyk: Flyk, tmp_path: Path) -> None:
+    from tests.k8s.conftest import InterruptingTransport
+
+    backend = LocalBackend(tmp_path / "db", timing=Timing.instant())
+    assert flyk("ext", "k8s", "create", "demo", transport=backend.transport()).exit_code == 0
+    transport = InterruptingTransport(backend.transport(), "DELETE", r"/apps/flyk-demo-personal$")
+    result = flyk("ext", "k8s", "delete", "demo", "--yes", transport=transport)
+    assert result.exit_code == 130, result.stderr
+    assert "cluster demo is partly deleted" in result.stderr
+    assert "flyk ext k8s delete demo --yes" in result.stderr
+    again = flyk("ext", "k8s", "delete", "demo", "--yes", transport=backend.transport())
+    assert again.exit_code == 0, again.stderr

@@ -960,3 +960,51 @@ def test_create_again_elsewhere_writes_the_recorded_entry_and_changes_nothing_on
     assert server["server"] == "https://flyk-p3-personal.flycast:6443"
     assert kubectl_view(first / "kubeconfig")["clusters"][0]["cluster"] == server
     assert again.to_json()["already_existed"] is True
+
+
+def test_a_second_ctrl_c_during_the_rollback_says_what_may_be_left_and_how_to_clean_up(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    during_rollback = InterruptingTransport(backend.transport(), "DELETE", r"/volumes/")
+    client = make_client(InterruptingTransport(during_rollback, "POST", r"/machines$"))
+    with pytest.raises(Interrupted) as info:
+        cluster.create(client, spec(), options(tmp_path))
+    error = info.value
+    assert error.exit_code == 130 and not during_rollback.armed
+    assert "interrupted while removing what this run created" in error.message
+    assert "app flyk-demo-personal" in error.message
+    assert error.hint == "clean up with flyk ext k8s delete demo --yes"
+    # What the hint says works: the remains are an incomplete cluster, and delete clears them.
+    client = make_client(backend.transport())
+    state = cluster.status(client, "demo", "personal", probe_api=False)
+    assert state.summary.state == "incomplete"
+    plan = cluster.plan_deletion(client, "demo", "personal", kube_options(tmp_path))
+    assert cluster.delete(client, plan, kubeconfig=kube_options(tmp_path)).leftovers == ()
+    assert footprint(client) == {}
+
+
+def test_ctrl_c_during_delete_says_what_is_left_and_status_names_both_ways_on(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(backend.transport())
+    cluster.create(client, spec(), options(tmp_path))
+    interrupting = make_client(InterruptingTransport(backend.transport(), "DELETE", r"/volumes/"))
+    plan = cluster.plan_deletion(interrupting, "demo", "personal", kube_options(tmp_path))
+    with pytest.raises(Interrupted) as info:
+        cluster.delete(interrupting, plan, kubeconfig=kube_options(tmp_path))
+    error = info.value
+    assert error.message == (
+        "interrupted; cluster demo is partly deleted; left, possibly in part: "
+        "app flyk-demo-personal with its volume, IPs and secrets; "
+        "the kubeconfig entries (context flyk-demo)"
+    )
+    assert error.hint and "finish with flyk ext k8s delete demo --yes" in error.hint
+    (listed,) = cluster.list_clusters(client, ["personal"])
+    assert listed.state == "incomplete"
+    detail = cluster.status(client, "demo", "personal", probe_api=False).api.detail
+    assert "or a delete stopped after removing it" in detail
+    assert "resume with flyk ext k8s create demo" in detail
+    assert "clean up with flyk ext k8s delete demo --yes" in detail
+    plan = cluster.plan_deletion(client, "demo", "personal", kube_options(tmp_path))
+    assert cluster.delete(client, plan, kubeconfig=kube_options(tmp_path)).leftovers == ()
+    assert footprint(client) == {}
