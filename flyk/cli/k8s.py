@@ -525,7 +525,7 @@ def delete_command(
             raise
         _delete_stale_entries(out, name, _org(org), kube, stale, yes)
         return
-    question = f"Delete cluster {name}: {plan.describe()}?"
+    question = f"Delete cluster {name}: {plan.describe(keep_volumes=keep_volumes)}?"
     if not out.confirm(question, yes=yes):
         out.declined("Nothing was deleted.")
     result = cluster.delete(

@@ -1372,18 +1372,34 @@ class DeletionPlan:
     namespace_apps: tuple[NamespaceApp, ...]
     volumes: tuple[Volume, ...]
     ips: tuple[IPAssignment, ...]
+    # The files of the kubeconfig chain holding the cluster's entries.
+    kubeconfig_files: tuple[Path, ...] = ()
 
-    def describe(self) -> str:
-        pods = sum(n.machines for n in self.namespace_apps)
-        parts = [
-            _plural(len(self.volumes), "volume"),
-            _plural(len(self.ips), "IP"),
-            f"app {self.cluster.app}",
-        ]
+    def describe(self, *, keep_volumes: bool = False) -> str:
+        """What goes (and, with --keep-volumes, what stays), for the confirmation prompt."""
+        ref = self.cluster
+        gone = [f"control-plane machine {ref.machine.id}"] if ref.machine is not None else []
         if self.namespace_apps:
+            pods = sum(n.machines for n in self.namespace_apps)
             namespaces = _plural(len(self.namespace_apps), "namespace app")
-            parts.insert(0, f"{namespaces} ({_plural(pods, 'machine')})")
-        return ", ".join(parts)
+            held = keep_volumes and any(n.volumes for n in self.namespace_apps)
+            kept = "; those holding volumes stay" if held else ""
+            gone.append(f"{namespaces} ({_plural(pods, 'machine')}{kept})")
+        gone.append(_plural(len(self.ips), "IP"))
+        if keep_volumes:
+            gone.append("the kubelet's token")
+        else:
+            gone.extend([_plural(len(self.volumes), "volume"), f"app {ref.app}"])
+        if self.kubeconfig_files:
+            files = ", ".join(str(f) for f in self.kubeconfig_files)
+            gone.append(f"context {kc.context_name(ref.name)} in {files}")
+        text = ", ".join(gone)
+        if keep_volumes:
+            text += (
+                f"; keep {_plural(len(self.volumes), 'volume')} and app {ref.app} "
+                "(with its CA secrets, so create resumes it)"
+            )
+        return text
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -1393,6 +1409,7 @@ class DeletionPlan:
             "namespace_apps": [n.__dict__ for n in self.namespace_apps],
             "volumes": [v.id for v in self.volumes],
             "ips": [ip.ip for ip in self.ips],
+            "kubeconfig_files": [str(p) for p in self.kubeconfig_files],
         }
 
 
@@ -1402,7 +1419,8 @@ def plan_deletion(
     """What delete would remove; NotFoundError if there is no such cluster. The kubeconfig
     chain is checked first: a delete must not destroy the cluster and then fail on a file
     it cannot clean (leaving entries that point at nothing)."""
-    (kubeconfig or KubeconfigOptions()).check_removal()
+    kubeconfig = kubeconfig or KubeconfigOptions()
+    kubeconfig.check_removal()
     ref = find_cluster(client, name, org, incomplete_ok=True)
     found = _parallel(
         {
@@ -1417,6 +1435,7 @@ def plan_deletion(
         namespace_apps=tuple(namespace_apps),
         volumes=tuple(found["volumes"]),
         ips=tuple(found["ips"]),
+        kubeconfig_files=tuple(stale_kubeconfig_files(name, kubeconfig)),
     )
 
 

@@ -1008,3 +1008,23 @@ def test_ctrl_c_during_delete_says_what_is_left_and_status_names_both_ways_on(
     plan = cluster.plan_deletion(client, "demo", "personal", kube_options(tmp_path))
     assert cluster.delete(client, plan, kubeconfig=kube_options(tmp_path)).leftovers == ()
     assert footprint(client) == {}
+
+
+def test_the_delete_prompt_says_what_goes_and_what_keep_volumes_keeps(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    cluster.create(client, spec("kv"), options(tmp_path))
+    plan = cluster.plan_deletion(client, "kv", "personal", kube_options(tmp_path))
+    machine = plan.cluster.machine
+    assert machine is not None
+    kubeconfig = tmp_path / "kubeconfig"
+    assert plan.describe() == (
+        f"control-plane machine {machine.id}, 1 IP, 1 volume, app flyk-kv-personal, "
+        f"context flyk-kv in {kubeconfig}"
+    )
+    assert plan.describe(keep_volumes=True) == (
+        f"control-plane machine {machine.id}, 1 IP, the kubelet's token, "
+        f"context flyk-kv in {kubeconfig}; keep 1 volume and app flyk-kv-personal "
+        "(with its CA secrets, so create resumes it)"
+    )
+    assert plan.to_json()["kubeconfig_files"] == [str(kubeconfig)]
