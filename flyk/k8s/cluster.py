@@ -330,6 +330,7 @@ class _Journal:
     app_ours: bool = False
     resuming: bool = False
     healthy: bool = False  # the control plane passed its check: nothing is undone after that
+    placements_failed: bool = False  # the placements hint did not answer: not asked again
 
 
 def resume_hint(cluster: str, org: str) -> str:
@@ -389,7 +390,7 @@ def create(
     journal = _Journal(app=plan.app_name)
     try:
         with progress.step(f"Planning cluster {spec.name} in {spec.region}") as step:
-            pki, existing = _preflight(client, plan, options.kubeconfig)
+            pki, existing = _preflight(client, plan, options.kubeconfig, journal)
             deadline.check("the checks before creating anything did not finish")
             step.update(f"Planned cluster {spec.name} in {spec.region} (app {plan.app_name})")
         if existing is not None and existing.healthy:
@@ -424,12 +425,12 @@ def dry_run(client: FlyClient, spec: ClusterSpec, options: CreateOptions | None 
 
 
 def _preflight(
-    client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions
+    client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions, journal: _Journal
 ) -> tuple[ClusterPKI, _Existing | None]:
     """Everything that can be known before the first write, asked side by side."""
     results = _parallel(
         {
-            "checks": lambda: _checks(client, plan, kube),
+            "checks": lambda: _checks(client, plan, kube, journal),
             "pki": lambda: ClusterPKI.generate(plan.spec.name),
         }
     )
@@ -439,7 +440,9 @@ def _preflight(
     return pki, existing
 
 
-def _checks(client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions) -> _Existing | None:
+def _checks(
+    client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions, journal: _Journal | None = None
+) -> _Existing | None:
     """The read-only checks: region, organization, name (free, or an incomplete cluster to
     resume), room. Raises what a create would; returns what there is to resume.
 
@@ -452,7 +455,7 @@ def _checks(client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions) -> _E
             "regions": client.platform.regions,
             "existing": lambda: _inspect(client, plan),
             "org": lambda: _check_org(client, spec.org),
-            "room": lambda: _has_room(client, plan),
+            "room": lambda: _has_room(client, plan, journal),
         }
     )
     codes = results["regions"].codes()
@@ -472,8 +475,8 @@ def _checks(client: FlyClient, plan: ClusterPlan, kube: KubeconfigOptions) -> _E
             client,
             plan,
             CapacityError(
-                f"{spec.region} has no capacity for {_size(spec.guest)} right now "
-                "(the placements check found no room)",
+                f"{spec.region} has no capacity for {_size(spec.guest)} and a "
+                f"{spec.volume_size_gb} GB volume right now (the placements check found none)",
                 region=spec.region,
             ),
         )
@@ -594,19 +597,20 @@ def _healthy(machine: Machine) -> bool:
     return machine.state == "started" and check is not None and check.status == "passing"
 
 
-def _has_room(client: FlyClient, plan: ClusterPlan) -> bool:
-    """Ask the platform where the machine would go, so that a full region fails before
-    anything is created. A placements endpoint that cannot answer (missing, refused, a 5xx,
-    rate-limited, unreachable) does not block the create: it is a hint, and the machine
-    create itself is the final word."""
-    spec = plan.spec
+def _has_room(client: FlyClient, plan: ClusterPlan, journal: _Journal | None = None) -> bool:
+    """Ask the platform where the machine and its volume would go, so that a full region
+    fails before anything is created. A placements endpoint that cannot answer (missing,
+    refused, a 5xx, rate-limited, unreachable) does not block the create: it is a hint, and
+    the creates themselves are the final word. That it failed is noted in the journal, so
+    that a later capacity error does not ask it again."""
     try:
-        placements = client.platform.placements(spec.org, region=spec.region, compute=spec.guest)
+        return plan.spec.region in _placements(client, plan, plan.spec.region)
     except Interrupted:
         raise
     except FlykError:
+        if journal is not None:
+            journal.placements_failed = True
         return True
-    return any(p.region == spec.region for p in placements)
 
 
 def _app_exists(client: FlyClient, app: str) -> bool:
@@ -688,17 +692,7 @@ def _provision(
             )
         }
         if existing.volume is None:
-            # `compute` places the volume on a host with room for the machine that must
-            # run beside it (a volume pins its machine to its host).
-            calls["volume"] = lambda: on_app(
-                lambda: client.volumes.create(
-                    plan.app_name,
-                    VOLUME_NAME,
-                    spec.region,
-                    spec.volume_size_gb,
-                    compute=spec.guest,
-                )
-            )
+            calls["volume"] = lambda: on_app(lambda: _create_volume(client, plan))
         if secrets:
             calls["secrets"] = lambda: on_app(lambda: client.secrets.set(plan.app_name, secrets))
         made = _parallel(calls)
@@ -798,6 +792,20 @@ def _once_app_visible(client: FlyClient, call: Callable[[], T]) -> T:
             if policy.clock() + pause > until:
                 raise
             policy.sleep(pause)
+
+
+def _create_volume(client: FlyClient, plan: ClusterPlan) -> Volume:
+    """The K3s data volume. `compute` places it on a host with room for the machine that
+    must run beside it (a volume pins its machine to its host)."""
+    spec = plan.spec
+    try:
+        return client.volumes.create(
+            plan.app_name, VOLUME_NAME, spec.region, spec.volume_size_gb, compute=spec.guest
+        )
+    except CapacityError as exc:
+        raise VolumeCapacityError(
+            exc.message, region=exc.region or spec.region, hint=exc.hint, details=exc.details
+        ) from exc
 
 
 def _create_app(client: FlyClient, plan: ClusterPlan, journal: _Journal) -> App:
@@ -994,7 +1002,9 @@ def _failed(
             )
         return _interrupted(error, f"cluster {plan.spec.name} is ready and kept")
     if isinstance(error, CapacityError):
-        error = _with_alternatives(client, plan, error)
+        error = _with_alternatives(
+            client, plan, error, ask_placements=not journal.placements_failed
+        )
     if journal.resuming:
         # Nothing of it was this run's to remove: it stays as it was, resumable.
         error.hint = _joined(error.hint, resume_hint(plan.spec.name, plan.spec.org))
@@ -1048,41 +1058,79 @@ def _interrupted(error: FlykError, outcome: str) -> FlykError:
     return error
 
 
-def _with_alternatives(client: FlyClient, plan: ClusterPlan, error: CapacityError) -> CapacityError:
+class VolumeCapacityError(CapacityError):
+    """The region has no room for the cluster's volume (its machine might fit): told apart
+    so that the message says what ran out."""
+
+
+def _with_alternatives(
+    client: FlyClient, plan: ClusterPlan, error: CapacityError, *, ask_placements: bool = True
+) -> CapacityError:
+    """The capacity error in the user's words, with regions that could serve. The lookups
+    are hints: `ask_placements=False` when placements already failed to answer this run (it
+    would only go through the client's retries again before the fallback)."""
     region = error.region or plan.spec.region
-    alternatives = error.alternatives or tuple(_regions_with_room(client, plan, region))
+    volume = isinstance(error, VolumeCapacityError)
+    if error.alternatives:
+        alternatives, by_placements = error.alternatives, True
+    else:
+        found, by_placements = _regions_with_room(client, plan, region, ask_placements)
+        alternatives = tuple(found)
+    what = f"a {plan.spec.volume_size_gb} GB volume" if volume else _size(plan.spec.guest)
     message = error.message
     if f"{region} " not in message and not message.startswith(region):
-        message = f"{region} has no capacity for {_size(plan.spec.guest)} right now ({message})"
-    hint = (
-        f"Regions that can take it now: {', '.join(alternatives)}. "
-        f"Retry with -r {alternatives[0]}. Nothing was moved to another region."
-        if alternatives
-        else "No other region reported room; try again later."
-    )
-    return CapacityError(
+        message = f"{region} has no capacity for {what} right now ({message})"
+    if not alternatives:
+        hint = "No other region reported room; try again later."
+    else:
+        # Region capacity counts machine memory only; placements weigh the volume too.
+        which = (
+            "Regions with room for the machine and its volume now"
+            if by_placements
+            else "Regions with room for the machine now (their volume room is not reported)"
+            if volume
+            else "Regions that can take it now"
+        )
+        hint = (
+            f"{which}: {', '.join(alternatives)}. "
+            f"Retry with -r {alternatives[0]}. Nothing was moved to another region."
+        )
+    return type(error)(
         message, region=region, alternatives=alternatives, hint=hint, details=error.details
     )
 
 
-def _regions_with_room(client: FlyClient, plan: ClusterPlan, failed_region: str) -> list[str]:
-    """Regions the platform says could take the machine (placements, else region capacity)."""
-    try:
-        placements = client.platform.placements(
-            plan.spec.org, region="any", compute=plan.spec.guest
-        )
-        found = [p.region for p in placements if p.region and p.region != failed_region]
-        if found:
-            return found[:5]
-    except FlykError:
-        pass
+def _placements(client: FlyClient, plan: ClusterPlan, region: str) -> list[str]:
+    """Regions (of the expression `region`) with room for the machine and its volume."""
+    spec = plan.spec
+    placements = client.platform.placements(
+        spec.org,
+        region=region,
+        compute=spec.guest,
+        volume_size_bytes=spec.volume_size_gb * 1024**3,
+    )
+    return [p.region for p in placements if p.region]
+
+
+def _regions_with_room(
+    client: FlyClient, plan: ClusterPlan, failed_region: str, ask_placements: bool = True
+) -> tuple[list[str], bool]:
+    """Regions the platform says could take the cluster, and whether placements said so
+    (else region capacity, which counts machine memory only)."""
+    if ask_placements:
+        try:
+            found = [r for r in _placements(client, plan, "any") if r != failed_region]
+            if found:
+                return found[:5], True
+        except FlykError:
+            pass
     try:
         regions = client.platform.regions().regions
     except FlykError:
-        return []
+        return [], False
     roomy = [r for r in regions if r.code != failed_region and (r.capacity or 0) > 0]
     roomy.sort(key=lambda r: -(r.capacity or 0))
-    return [r.code for r in roomy[:5]]
+    return [r.code for r in roomy[:5]], False
 
 
 def _remove_app_and_contents(client: FlyClient, app: str, *, keep_volumes: bool) -> list[str]:

@@ -1028,3 +1028,33 @@ def test_the_delete_prompt_says_what_goes_and_what_keep_volumes_keeps(
         "(with its CA secrets, so create resumes it)"
     )
     assert plan.to_json()["kubeconfig_files"] == [str(kubeconfig)]
+
+
+def test_a_failing_placements_hint_is_not_asked_again_for_alternatives(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    transport = CountingTransport(backend.transport())
+    client = make_client(transport, RetryPolicy(sleep=lambda _s: None))
+    backend.faults.add("server_error", method="POST", path=r"/platform/placements$", times=None)
+    backend.capacity.set("iad", 0)
+    with pytest.raises(CapacityError) as info:
+        cluster.create(client, spec(), options(tmp_path))
+    first_write = transport.calls.index(("POST", "/v1/apps"))
+    asked = [i for i, call in enumerate(transport.calls) if call[1].endswith("/placements")]
+    assert asked and max(asked) < first_write  # only the preflight hint, with its retries
+    assert info.value.alternatives and "iad" not in info.value.alternatives
+    assert footprint(client) == {}
+
+
+def test_a_full_volume_budget_is_named_as_such(backend: LocalBackend, tmp_path: Path) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.capacity.set_volumes("iad", 0)
+    with pytest.raises(CapacityError) as info:
+        cluster.create(client, spec(), options(tmp_path))
+    error = info.value
+    assert isinstance(error, cluster.VolumeCapacityError) and error.exit_code == 8
+    assert error.message.startswith("iad has no capacity for a 1 GB volume right now (")
+    assert "shared-cpu" not in error.message
+    assert error.alternatives and "iad" not in error.alternatives
+    assert error.hint and "Regions with room for the machine and its volume now" in error.hint
+    assert footprint(client) == {}
