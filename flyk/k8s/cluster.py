@@ -384,7 +384,7 @@ def create(
     what is missing is made. A complete one is an AlreadyExistsError and nothing changes."""
     options = options or CreateOptions()
     progress = progress or NullProgress()
-    deadline = Deadline(options.timeout, client.retry.clock)
+    deadline = Deadline(options.timeout, client.retry.clock, options.keep_on_failure)
     plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
     options.kubeconfig.check(spec.name)
     journal = _Journal(app=plan.app_name)
@@ -842,9 +842,12 @@ class Deadline:
     already sent is bounded by the client's own timeouts, so a step may end a little late,
     and is then reported as the step that ran out of time."""
 
-    def __init__(self, total: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, total: float, clock: Callable[[], float], keep_on_failure: bool = False
+    ) -> None:
         self.total = total
         self.clock = clock
+        self.keep_on_failure = keep_on_failure
         self.at = clock() + total
 
     def remaining(self, what: str) -> float:
@@ -862,10 +865,15 @@ class Deadline:
 
     def expired(self, what: str, last: str = "") -> WaitTimeoutError:
         longer = format_duration(max(2 * self.total, 60.0))
+        # With --keep-on-failure, what was made is kept and `_failed` says how to resume.
+        keep = (
+            ""
+            if self.keep_on_failure
+            else (", or with --keep-on-failure to keep what was made and look at it")
+        )
         return WaitTimeoutError(
             f"{what} within --timeout {format_duration(self.total)}{last}",
-            hint=f"retry with a longer --timeout (e.g. --timeout {longer}), or with "
-            "--keep-on-failure to keep what was made and look at it",
+            hint=f"retry with a longer --timeout (e.g. --timeout {longer}){keep}",
         )
 
 
@@ -1286,7 +1294,8 @@ def list_clusters(client: FlyClient, orgs: Sequence[str]) -> list[ClusterSummary
         except NotFoundError:  # deleted meanwhile
             return []
         name, owner = recorded
-        return [_incomplete_summary(ClusterRef(name=name, org=owner, app=app, machine=None))]
+        ref = ClusterRef(name=name, org=owner, app=app, machine=None)
+        return [_incomplete_summary(ref, _volume_region(client, app))]
 
     found = [s for group in _map(control_planes, candidates) for s in group]
     return sorted(found, key=lambda s: (s.org, s.name))
@@ -1362,7 +1371,7 @@ def status(
 ) -> ClusterStatus:
     ref = find_cluster(client, name, org, incomplete_ok=True)
     if ref.machine is None:
-        return _incomplete_status(ref)
+        return _incomplete_status(client, ref)
     machine = client.machines.get(ref.app, ref.machine.id)
     checks = tuple((c.name or "", c.status or "unknown") for c in machine.checks)
     if not probe_api or on_local_backend(client):
@@ -1380,11 +1389,11 @@ def _probe(client: FlyClient, name: str, org: str, timeout: float) -> ApiProbe:
     return probe_api_server(entry, timeout=timeout)
 
 
-def _incomplete_summary(ref: ClusterRef) -> ClusterSummary:
+def _incomplete_summary(ref: ClusterRef, region: str = "") -> ClusterSummary:
     return ClusterSummary(
         name=ref.name,
         org=ref.org,
-        region="",
+        region=region,
         state="incomplete",
         api_endpoint="",
         app=ref.app,
@@ -1394,13 +1403,20 @@ def _incomplete_summary(ref: ClusterRef) -> ClusterSummary:
     )
 
 
-def _incomplete_status(ref: ClusterRef) -> ClusterStatus:
+def _volume_region(client: FlyClient, app: str) -> str:
+    """Where an incomplete cluster is: its kept K3s volume's region ("" when it has none)."""
+    regions = [v.region for v in _volumes(client, app) if v.name == VOLUME_NAME and v.region]
+    return regions[0] if regions else ""
+
+
+def _incomplete_status(client: FlyClient, ref: ClusterRef) -> ClusterStatus:
     # Which of the two it was cannot be read from the remains: both ways on are named.
     detail = (
         "no control-plane machine: a create stopped before making it, or a delete stopped "
         f"after removing it; {resume_hint(ref.name, ref.org)}"
     )
-    return ClusterStatus(summary=_incomplete_summary(ref), checks=(), api=ApiProbe(False, detail))
+    summary = _incomplete_summary(ref, _volume_region(client, ref.app))
+    return ClusterStatus(summary=summary, checks=(), api=ApiProbe(False, detail))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -669,12 +669,21 @@ def check_removable(
     """Fail before delete destroys anything when its last step, removing the entries, could
     not be done: a file of the chain malformed or unreadable, or an existing one not writable."""
     chain = resolve_chain(explicit, environ)
-    for path in chain:
-        load(path, chosen=bool(explicit))
-    for path in chain:
-        if path.exists():
-            check_file_writable(path)
+    try:
+        for path in chain:
+            load(path, chosen=bool(explicit))
+        for path in chain:
+            if path.exists():
+                check_file_writable(path)
+    except ConfigError as exc:
+        # delete has --kubeconfig but no --output: its hint names only what it has
+        if exc.hint:
+            exc.hint = exc.hint.replace(_elsewhere(False), _REMOVE_ELSEWHERE)
+        raise
     return chain
+
+
+_REMOVE_ELSEWHERE = "or pass --kubeconfig with the file that holds the cluster's entries"
 
 
 def cluster_fields(

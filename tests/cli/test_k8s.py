@@ -148,6 +148,7 @@ def test_delete_refuses_a_malformed_kubeconfig_before_destroying_anything(
     bad.write_text("clusters: {oops\n")
     refused = flyk("ext", "k8s", "delete", "demo", "--yes")
     assert refused.exit_code == 2 and "malformed" in refused.stderr
+    assert "--output" not in refused.stderr and "pass --kubeconfig with the file" in refused.stderr
     assert json.loads(flyk("ext", "k8s", "list", "--json").stdout)[0]["name"] == "demo"
     assert "flyk-demo" in kubectl("get-contexts", kubeconfig=good)
     bad.unlink()
@@ -376,7 +377,7 @@ def test_keep_on_failure_says_how_to_resume_and_create_resumes(flyk: Flyk, tmp_p
     listed = flyk("ext", "k8s", "list", "--json", transport=backend.transport())
     assert [(c["name"], c["state"]) for c in json.loads(listed.stdout)] == [("demo", "incomplete")]
     table = flyk("ext", "k8s", "list", transport=backend.transport())
-    assert table.stdout.splitlines()[1].split()[:3] == ["demo", "personal", "incomplete"]
+    assert table.stdout.splitlines()[1].split()[:4] == ["demo", "personal", "iad", "incomplete"]
     rebuilt = flyk("ext", "k8s", "kubeconfig", "demo", transport=backend.transport())
     assert rebuilt.exit_code == 3 and "incomplete" in rebuilt.stderr
     assert "resume with flyk ext k8s create demo" in " ".join(rebuilt.stderr.split())

@@ -1058,3 +1058,28 @@ def test_a_full_volume_budget_is_named_as_such(backend: LocalBackend, tmp_path: 
     assert error.alternatives and "iad" not in error.alternatives
     assert error.hint and "Regions with room for the machine and its volume now" in error.hint
     assert footprint(client) == {}
+
+
+def test_a_timeout_with_keep_on_failure_does_not_suggest_the_flag_again(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    clock = Clock()
+    retry = RetryPolicy(clock=clock, sleep=clock.advance)
+    client = make_client(SlowCall(backend.transport(), clock, "/volumes", 95.0), retry)
+    with pytest.raises(WaitTimeoutError) as info:
+        cluster.create(client, spec(), options(tmp_path, timeout=90.0, keep_on_failure=True))
+    hint = info.value.hint or ""
+    assert "--timeout 3m" in hint and "or with --keep-on-failure" not in hint
+    assert "resume with flyk ext k8s create demo" in hint
+
+
+def test_an_incomplete_cluster_is_listed_in_its_volume_region(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
+    with pytest.raises(FlykError):
+        cluster.create(client, spec(region="ams"), options(tmp_path, keep_on_failure=True))
+    (listed,) = cluster.list_clusters(client, ["personal"])
+    assert (listed.state, listed.region) == ("incomplete", "ams")
+    assert cluster.status(client, "demo", "personal", probe_api=False).summary.region == "ams"
