@@ -167,7 +167,9 @@ def find_cluster(
 
 # The secrets a cluster's app holds; an app holding others is not (only) a flyk cluster.
 _MARKERS = frozenset({records.MARKER_CLUSTER, records.MARKER_ORG})
-_FLYK_SECRETS = frozenset({*TLS_FILES.values(), cp.KUBELET_TOKEN_SECRET, *_MARKERS})
+_FLYK_SECRETS = frozenset(
+    {*TLS_FILES.values(), cp.KUBELET_TOKEN_SECRET, *_MARKERS, records.MARKER_CREATING}
+)
 
 
 def _holds_only_flyk_secrets(client: FlyClient, app: str) -> bool:
@@ -529,9 +531,12 @@ def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
     volume = next((v for v in volumes if v.region == spec.region), None)
     if volume is None and volumes:
         raise _elsewhere(plan, f"volume {volumes[0].id}", volumes[0].region or "?")
+    values = _secret_values(client, app) if names & _READ_BY_INSPECT else {}
+    if not healthy:
+        _refuse_if_another_create_runs(plan, values.get(records.MARKER_CREATING))
     pki = None
     if set(TLS_FILES.values()) <= names:
-        pki = ClusterPKI.from_secrets(_secret_values(client, app))
+        pki = ClusterPKI.from_secrets(values)
     if healthy and (pki is None or volume is None):
         raise _already_exists(plan)  # nothing a create could finish
     return _Existing(
@@ -541,6 +546,43 @@ def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
         pki=pki,
         secret_names=frozenset(names),
         healthy=healthy,
+    )
+
+
+_READ_BY_INSPECT = frozenset({*TLS_FILES.values(), records.MARKER_CREATING})
+# How long after its --timeout a create may still be removing what it made.
+_ROLLBACK_MARGIN = 2 * _ROLLBACK_WAIT
+
+
+def _creating_until(timeout: float) -> str:
+    """The FLYK_CREATING value of a create starting now: when it has given up for sure."""
+    now = datetime.datetime.now(datetime.UTC)
+    until = now + datetime.timedelta(seconds=timeout + _ROLLBACK_MARGIN)
+    return until.isoformat(timespec="seconds")
+
+
+def _refuse_if_another_create_runs(plan: ClusterPlan, until: str | None) -> None:
+    """An incomplete cluster whose FLYK_CREATING is still ahead is being built by another
+    create right now (two creates of one name at once): resuming it would race that run for
+    its volume, CAs and machine. Refused; a run that was killed without clearing it stops
+    counting once that time has passed."""
+    if not until:
+        return
+    try:
+        ends = datetime.datetime.fromisoformat(until)
+    except ValueError:
+        return
+    if ends.tzinfo is None:
+        ends = ends.replace(tzinfo=datetime.UTC)
+    if ends <= datetime.datetime.now(datetime.UTC):
+        return
+    spec = plan.spec
+    at = ends.strftime("%H:%M:%S UTC")
+    raise ConflictError(
+        f"another create of cluster {spec.name} is running (app {plan.app_name}); "
+        "nothing was changed",
+        hint=f"wait for it to finish; if it was killed, retry after {at}, when it has "
+        f"given up for sure, or clean up with {_delete_command(spec.name, spec.org)}",
     )
 
 
@@ -680,6 +722,8 @@ def _provision(
         # them now). CAs already stored are never replaced: kubeconfigs signed with them stay
         # valid.
         secrets = {k: v for k, v in plan.markers().items() if k not in existing.secret_names}
+        # Says to a create of the same name meanwhile that this one is at work (`_inspect`).
+        secrets[records.MARKER_CREATING] = _creating_until(options.timeout)
         if existing.pki is None:
             secrets.update(pki.to_secrets())
         if options.kubelet_token is not None:
@@ -1013,6 +1057,8 @@ def _failed(
         error = _with_alternatives(
             client, plan, error, ask_placements=not journal.placements_failed
         )
+    if journal.resuming or (journal.app_ours and options.keep_on_failure):
+        _clear_creating(client, plan.app_name)  # kept: resumable at once
     if journal.resuming:
         # Nothing of it was this run's to remove: it stays as it was, resumable.
         error.hint = _joined(error.hint, resume_hint(plan.spec.name, plan.spec.org))
@@ -1045,6 +1091,12 @@ def _failed(
         error.hint = f"{error.hint}\n{extra}" if error.hint else extra
         return _interrupted(error, "some of what this run created is left")
     return _interrupted(error, "what this run created has been removed")
+
+
+def _clear_creating(client: FlyClient, app: str) -> None:
+    """Best effort: a marker left behind only delays a resume until its time has passed."""
+    with contextlib.suppress(FlykError):
+        client.secrets.set(app, {records.MARKER_CREATING: None})
 
 
 def _joined(hint: str | None, more: str) -> str:

@@ -31,3 +31,8 @@ META_SPEC_HASH = "flyk_spec_hash"  # hash of the pod's inputs: a change means "u
 MARKER_CLUSTER = "FLYK_CLUSTER"
 MARKER_NAMESPACE = "FLYK_NAMESPACE"
 MARKER_ORG = "FLYK_ORG"
+
+# Until when (ISO 8601, UTC) the create working on a cluster's app may still be running: set
+# with its first secrets, cleared when it stops and keeps an incomplete cluster. Another
+# create of the same name meanwhile is refused instead of "resuming" a half-built cluster.
+MARKER_CREATING = "FLYK_CREATING"

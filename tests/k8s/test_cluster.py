@@ -19,6 +19,7 @@ from flyk.errors import (
     AlreadyExistsError,
     CapacityError,
     ConfigError,
+    ConflictError,
     FlykError,
     Interrupted,
     NotFoundError,
@@ -1083,3 +1084,55 @@ def test_an_incomplete_cluster_is_listed_in_its_volume_region(
     (listed,) = cluster.list_clusters(client, ["personal"])
     assert (listed.state, listed.region) == ("incomplete", "ams")
     assert cluster.status(client, "demo", "personal", probe_api=False).summary.region == "ams"
+
+
+class SecondCreateMeanwhile(httpx.BaseTransport):
+    """Runs `meanwhile` (another create of the same name) just before the first machine
+    create is sent: the moment two creates of one name started together would overlap."""
+
+    def __init__(self, inner: httpx.BaseTransport, meanwhile: Callable[[], object]) -> None:
+        self.inner, self.meanwhile = inner, meanwhile
+        self.outcome: BaseException | object | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if (
+            self.outcome is None
+            and request.method == "POST"
+            and request.url.path.endswith("/machines")
+        ):
+            try:
+                self.outcome = self.meanwhile()
+            except FlykError as exc:
+                self.outcome = exc
+        return self.inner.handle_request(request)
+
+
+def test_a_second_create_of_a_cluster_being_built_is_refused_not_resumed(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    other = make_client(backend.transport())
+    transport = SecondCreateMeanwhile(
+        backend.transport(),
+        lambda: cluster.create(other, spec(), options(tmp_path / "second")),
+    )
+    first = cluster.create(make_client(transport), spec(), options(tmp_path))
+    refused = transport.outcome
+    assert isinstance(refused, ConflictError) and refused.exit_code == 5
+    assert str(refused).startswith("another create of cluster demo is running")
+    assert refused.hint and "retry after" in refused.hint
+    (machine,) = other.machines.list("flyk-demo-personal")  # one control plane, the first's
+    assert machine.id == first.machine.id
+    assert not (tmp_path / "second" / "kubeconfig").exists()
+
+
+def test_a_kept_failure_clears_its_marker_so_create_resumes_at_once(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    client = make_client(backend.transport(), RetryPolicy.never())
+    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
+    with pytest.raises(FlykError):
+        cluster.create(client, spec(), options(tmp_path, keep_on_failure=True))
+    names = {s.name for s in client.secrets.list("flyk-demo-personal")}
+    assert records.MARKER_CREATING not in names
+    backend.faults.clear()
+    assert cluster.create(client, spec(), options(tmp_path)).machine.state == "started"
