@@ -333,6 +333,7 @@ class _Journal:
     resuming: bool = False
     healthy: bool = False  # the control plane passed its check: nothing is undone after that
     placements_failed: bool = False  # the placements hint did not answer: not asked again
+    volume_full: bool = False  # a capacity error came from the volume create
 
 
 def resume_hint(cluster: str, org: str) -> str:
@@ -736,7 +737,7 @@ def _provision(
             )
         }
         if existing.volume is None:
-            calls["volume"] = lambda: on_app(lambda: _create_volume(client, plan))
+            calls["volume"] = lambda: on_app(lambda: _create_volume(client, plan, journal))
         if secrets:
             calls["secrets"] = lambda: on_app(lambda: client.secrets.set(plan.app_name, secrets))
         made = _parallel(calls)
@@ -838,7 +839,7 @@ def _once_app_visible(client: FlyClient, call: Callable[[], T]) -> T:
             policy.sleep(pause)
 
 
-def _create_volume(client: FlyClient, plan: ClusterPlan) -> Volume:
+def _create_volume(client: FlyClient, plan: ClusterPlan, journal: _Journal) -> Volume:
     """The K3s data volume. `compute` places it on a host with room for the machine that
     must run beside it (a volume pins its machine to its host)."""
     spec = plan.spec
@@ -846,10 +847,9 @@ def _create_volume(client: FlyClient, plan: ClusterPlan) -> Volume:
         return client.volumes.create(
             plan.app_name, VOLUME_NAME, spec.region, spec.volume_size_gb, compute=spec.guest
         )
-    except CapacityError as exc:
-        raise VolumeCapacityError(
-            exc.message, region=exc.region or spec.region, hint=exc.hint, details=exc.details
-        ) from exc
+    except CapacityError:
+        journal.volume_full = True  # the error then says what ran out
+        raise
 
 
 def _create_app(client: FlyClient, plan: ClusterPlan, journal: _Journal) -> App:
@@ -1055,7 +1055,11 @@ def _failed(
         return _interrupted(error, f"cluster {plan.spec.name} is ready and kept")
     if isinstance(error, CapacityError):
         error = _with_alternatives(
-            client, plan, error, ask_placements=not journal.placements_failed
+            client,
+            plan,
+            error,
+            ask_placements=not journal.placements_failed,
+            volume=journal.volume_full,
         )
     if journal.resuming or (journal.app_ours and options.keep_on_failure):
         _clear_creating(client, plan.app_name)  # kept: resumable at once
@@ -1118,19 +1122,19 @@ def _interrupted(error: FlykError, outcome: str) -> FlykError:
     return error
 
 
-class VolumeCapacityError(CapacityError):
-    """The region has no room for the cluster's volume (its machine might fit): told apart
-    so that the message says what ran out."""
-
-
 def _with_alternatives(
-    client: FlyClient, plan: ClusterPlan, error: CapacityError, *, ask_placements: bool = True
+    client: FlyClient,
+    plan: ClusterPlan,
+    error: CapacityError,
+    *,
+    ask_placements: bool = True,
+    volume: bool = False,
 ) -> CapacityError:
-    """The capacity error in the user's words, with regions that could serve. The lookups
-    are hints: `ask_placements=False` when placements already failed to answer this run (it
-    would only go through the client's retries again before the fallback)."""
+    """The capacity error in the user's words (`volume`: the volume's room ran out, not the
+    machine's), with regions that could serve. The lookups are hints: `ask_placements=False`
+    when placements already failed to answer this run (it would only go through the client's
+    retries again before the fallback)."""
     region = error.region or plan.spec.region
-    volume = isinstance(error, VolumeCapacityError)
     if error.alternatives:
         alternatives, by_placements = error.alternatives, True
     else:
@@ -1155,7 +1159,7 @@ def _with_alternatives(
             f"{which}: {', '.join(alternatives)}. "
             f"Retry with -r {alternatives[0]}. Nothing was moved to another region."
         )
-    return type(error)(
+    return CapacityError(
         message, region=region, alternatives=alternatives, hint=hint, details=error.details
     )
 
