@@ -910,11 +910,9 @@ class Deadline:
     def expired(self, what: str, last: str = "") -> WaitTimeoutError:
         longer = format_duration(max(2 * self.total, 60.0))
         # With --keep-on-failure, what was made is kept and `_failed` says how to resume.
-        keep = (
-            ""
-            if self.keep_on_failure
-            else (", or with --keep-on-failure to keep what was made and look at it")
-        )
+        keep = ", or with --keep-on-failure to keep what was made and look at it"
+        if self.keep_on_failure:
+            keep = ""
         return WaitTimeoutError(
             f"{what} within --timeout {format_duration(self.total)}{last}",
             hint=f"retry with a longer --timeout (e.g. --timeout {longer}){keep}",
