@@ -15,7 +15,9 @@ Semantics kept from the real API server (and checked by tests of their own):
   replaced; a `metadata.uid` in a patch is a precondition (409 when it is not the object's);
 - delete with `gracePeriodSeconds` and `preconditions.uid`: a pod bound to a node and deleted
   with a grace period only gets `deletionTimestamp`; grace 0 removes it; a wrong uid is 409;
-- PUT with a stale resourceVersion is 409 (leases rely on it); create of an existing name 409.
+- PUT with a stale resourceVersion is 409 (leases rely on it); create of an existing name 409;
+- deleting an object deletes the objects it owns (`ownerReferences` by uid), as the garbage
+  collector does: `kubectl delete node` takes the node's Lease along;
 Resources: pods, nodes, leases (coordination.k8s.io/v1), events, secrets, configmaps,
 namespaces. Anything else is 404. `requests` records (method, path) for call counting,
 `bodies` (method, path, body) for what was sent; `fail(...)` scripts refusals (a test's seam
@@ -249,10 +251,21 @@ class Store:
             return copy.deepcopy(after)
 
     def remove(self, plural: str, namespace: str, name: str) -> JSON:
+        """Delete an object, and (as the garbage collector does, in the background) every
+        object whose `ownerReferences` name it by uid: a deleted Node takes its Lease along."""
         with self.lock:
             obj = self.objects.pop((plural, namespace, name))
             self._bump(obj)
             self._record("DELETED", plural, obj)
+            uid = obj["metadata"].get("uid")
+            owned = [
+                key
+                for key, other in self.objects.items()
+                if any(o.get("uid") == uid for o in other["metadata"].get("ownerReferences") or [])
+            ]
+            for key in owned:
+                if key in self.objects:  # a cascade above may have taken it already
+                    self.remove(*key)
             return copy.deepcopy(obj)
 
     def __post_init__(self) -> None:

@@ -136,6 +136,58 @@ def test_ready_condition_follows_the_machines_api(
     assert kube.count("PUT", "/leases/flyk-node") > 0
 
 
+def test_a_deleted_node_is_registered_again(
+    kube: FakeKube, running: tuple[NodeController, Ping]
+) -> None:
+    """`kubectl delete node` (the garbage collector takes the Lease along): the kubelet
+    registers the Node again, and its Lease, owned by the new Node."""
+    import httpx
+
+    eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+    old_uid = kube.get("nodes", "flyk-node")["metadata"]["uid"]  # type: ignore[index]
+    httpx.delete(f"{kube.url}/api/v1/nodes/flyk-node").raise_for_status()
+    assert kube.get("leases", "flyk-node", "kube-node-lease") is None  # the fake's GC
+
+    def registered_again() -> dict[str, object] | None:
+        node = kube.get("nodes", "flyk-node")
+        return node if node and node["metadata"]["uid"] != old_uid else None
+
+    node = eventually(registered_again, what="the node registered again")
+    assert node["spec"]["taints"] == [{"key": "flyk.io/only", "value": "", "effect": "NoSchedule"}]  # type: ignore[index]
+    eventually(lambda: (c := ready(kube)) and c["status"] == "True", what="Ready")
+
+    def owned_by_the_new_node() -> bool:
+        lease = kube.get("leases", "flyk-node", "kube-node-lease")
+        owners = (lease or {}).get("metadata", {}).get("ownerReferences") or [{}]
+        return bool(owners[0].get("uid") == node["metadata"]["uid"])  # type: ignore[index]
+
+    eventually(owned_by_the_new_node, what="the lease owned by the new node")
+
+
+def test_a_deleted_node_is_noticed_before_its_status_is_due(
+    kube: FakeKube, kubeconfig: str
+) -> None:
+    """Node status is written once a minute, and the pod garbage collector deletes the pods
+    of a missing node after 40 s: the Lease going with the Node is what tells the kubelet."""
+    import httpx
+
+    api = KubeApi(kubeconfig)
+    slow_status = Intervals(lease=0.02, node_status=3600.0, ping=3600.0)
+    controller = NodeController(api, config(intervals=slow_status), Ping())
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+        httpx.delete(f"{kube.url}/api/v1/nodes/flyk-node").raise_for_status()
+        eventually(lambda: kube.get("nodes", "flyk-node"), what="the node registered again")
+    finally:
+        stop.set()
+        controller.notify()
+        thread.join(5)
+        api.close()
+
+
 def test_a_restarted_kubelet_takes_over_its_node(kube: FakeKube, kubeconfig: str) -> None:
     api = KubeApi(kubeconfig)
     first = NodeController(api, config(), Ping())
