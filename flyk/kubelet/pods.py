@@ -212,11 +212,12 @@ class PodController:
         self._namespaces: dict[str, Namespace] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        # What the kubelet remembers per pod uid (the tables below `_memory_lock` guards): the
+        # reflector forgets a pod while workers of every namespace write, and `tracked()` reads.
+        self._memory_lock = threading.Lock()
         self._written: dict[str, JSON] = {}  # pod uid -> the status last written
-        # pod uid -> (reason, message) of the events sent; the reflector forgets a pod while
-        # workers tell, hence the lock.
+        # pod uid -> (reason, message) of the events sent
         self._told: dict[str, set[tuple[str, str]]] = {}
-        self._told_lock = threading.Lock()
         # (region, size) -> (when asked, regions that had room): asked again once stale
         self._placements: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
         # Held across the query too: workers waiting on capacity together ask once, not each.
@@ -539,7 +540,7 @@ class PodController:
                 by_uid[uid] = fetched
         for uid, data in by_uid.items():
             if uid:
-                self._had[uid] = str(data.get("id"))
+                self._remember(self._had, uid, str(data.get("id")))
         with space.lock:
             space.machines = by_uid
             space.listed = True
@@ -648,7 +649,7 @@ class PodController:
             self._fly.machines.restart(space.app, machine["id"])
         intervals = self._config.intervals
         delay = backoff(count + 1, intervals.liveness_backoff, intervals.backoff_max)
-        self._liveness[uid] = (count + 1, now + delay)
+        self._remember(self._liveness, uid, (count + 1, now + delay))
         self._soon(space)
 
     def _start_again(self, space: Namespace, pod: JSON, machine: JSON) -> bool:
@@ -675,7 +676,7 @@ class PodController:
         self._fly.machines.start(space.app, machine["id"])
         intervals = self._config.intervals
         delay = backoff(count + 1, intervals.liveness_backoff, intervals.backoff_max)
-        self._restarts[uid] = (count + 1, now + delay)
+        self._remember(self._restarts, uid, (count + 1, now + delay))
         self._soon(space)
         return True
 
@@ -857,7 +858,7 @@ class PodController:
         with space.lock:
             space.machines[meta["uid"]] = data
             space.recent[meta["uid"]] = (time.monotonic(), data)
-        self._had[meta["uid"]] = machine.id
+        self._remember(self._had, meta["uid"], machine.id)
         return data
 
     def _alternatives(self, plan: translate.MachinePlan, error: CapacityError) -> tuple[str, ...]:
@@ -992,7 +993,9 @@ class PodController:
             if machine.get("state") != "stopping":  # a previous run of ours may have asked
                 self._fly.machines.stop(space.app, machine["id"], timeout=float(grace))
             self._event(pod, "Normal", "Killing", f"stopping machine {machine['id']}")
-            self._stopping[uid] = time.monotonic() + grace + self._config.intervals.stop_wait
+            self._remember(
+                self._stopping, uid, time.monotonic() + grace + self._config.intervals.stop_wait
+            )
             return False
         if time.monotonic() > deadline:
             log.warning("machine %s did not stop in time; destroying it", machine["id"])
@@ -1009,21 +1012,28 @@ class PodController:
     def tracked(self) -> set[str]:
         """The pod UIDs this kubelet keeps something about (status written, events told, …):
         the pods it knows, and for a moment those being deleted; never all it ever saw."""
-        with self._lock:
-            uids = {*self._written, *self._stopping, *self._liveness, *self._had}
-            uids |= {*self._restarts}
-        with self._told_lock:
-            uids |= {*self._told}
-        return uids
+        with self._memory_lock:
+            return {uid for table in self._memory() for uid in table}
+
+    def _memory(self) -> tuple[dict[str, Any], ...]:
+        """Every per-pod table (read and changed only under `_memory_lock`)."""
+        return (
+            self._written,
+            self._told,
+            self._stopping,
+            self._liveness,
+            self._had,
+            self._restarts,
+        )
+
+    def _remember(self, table: dict[str, Any], uid: str, value: Any) -> None:
+        with self._memory_lock:
+            table[uid] = value
 
     def _forget(self, uid: str) -> None:
-        self._written.pop(uid, None)
-        self._stopping.pop(uid, None)
-        self._liveness.pop(uid, None)
-        self._had.pop(uid, None)
-        self._restarts.pop(uid, None)
-        with self._told_lock:
-            self._told.pop(uid, None)
+        with self._memory_lock:
+            for table in self._memory():
+                table.pop(uid, None)
 
     # writing to the pod -----------------------------------------------------------------
     def _pending(self, pod: JSON, reason: str, message: str) -> None:
@@ -1057,12 +1067,12 @@ class PodController:
             # the watch brings the new one, whose own reconcile writes its status.
             log.info("%s/%s: status not written: %s", meta["namespace"], meta["name"], error)
             return
-        self._written[meta["uid"]] = new
+        self._remember(self._written, meta["uid"], new)
 
     def _event(self, pod: JSON, kind: str, reason: str, message: str) -> None:
         """A pod Event; each (reason, message) is told once per pod. Events are best effort."""
         meta = pod["metadata"]
-        with self._told_lock:
+        with self._memory_lock:
             told = self._told.setdefault(meta["uid"], set())
             if (reason, message) in told:
                 return
