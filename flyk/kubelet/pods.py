@@ -89,14 +89,21 @@ class Namespace:
 
 class MachinesHealth:
     """Reachability of the Machines API, learnt from the kubelet's own calls; the node's
-    Ready condition reads it, and pings only when nothing was called recently."""
+    Ready condition reads it, and pings only when nothing was called recently.
 
-    def __init__(self, fly: FlyClient, org: str, freshness: float) -> None:
+    A ping that gets no answer within `timeout` seconds counts as unreachable at once: the
+    client's own retries and read timeout could hold it for a minute, and the Ready
+    condition would say "reachable" all that while. The call goes on in a thread of its own
+    (one at a time, never piled up), and its answer, whenever it comes, is recorded."""
+
+    def __init__(self, fly: FlyClient, org: str, freshness: float, timeout: float = 5.0) -> None:
         self._fly = fly
         self._org = org
         self._freshness = freshness
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._last: tuple[float, Health] | None = None
+        self._answered: threading.Event | None = None  # set when the ping under way ends
         self.on_change: Callable[[], None] = lambda: None  # the node writes its status at once
 
     def record(self, error: Exception | None) -> None:
@@ -108,6 +115,9 @@ class MachinesHealth:
             health = Health(False, "MachinesAPIUnauthorized", f"Machines API: {error}")
         else:
             health = Health(reachable=True)  # the API answered, it just said no
+        self._set(health)
+
+    def _set(self, health: Health) -> None:
         with self._lock:
             changed = self._last is not None and self._last[1] != health
             self._last = (time.monotonic(), health)
@@ -117,16 +127,39 @@ class MachinesHealth:
     def __call__(self) -> Health:
         with self._lock:
             last = self._last
-        if last is not None and time.monotonic() - last[0] < self._freshness:
-            return last[1]
+            if last is not None and time.monotonic() - last[0] < self._freshness:
+                return last[1]
+            answered = self._answered
+            if answered is None:  # no ping under way: start one
+                answered = self._answered = threading.Event()
+                threading.Thread(
+                    target=self._ping, args=(answered,), name="flyk-ping", daemon=True
+                ).start()
+        if not answered.wait(self._timeout):
+            self._set(
+                Health(
+                    False,
+                    "MachinesAPIUnreachable",
+                    f"Machines API: no answer to a ping within {self._timeout:g}s",
+                )
+            )
+        with self._lock:
+            assert self._last is not None
+            return self._last[1]
+
+    def _ping(self, answered: threading.Event) -> None:
         try:
             self._fly.apps.list(self._org)
             self.record(None)
         except FlykError as error:
             self.record(error)
-        with self._lock:
-            assert self._last is not None
-            return self._last[1]
+        except Exception as error:  # never leave the ping "under way" for good
+            log.exception("pinging the Machines API failed")
+            self._set(Health(False, "MachinesAPIUnreachable", f"Machines API: {error}"))
+        finally:
+            with self._lock:
+                self._answered = None
+            answered.set()
 
 
 def settled_interval(
@@ -200,7 +233,9 @@ class PodController:
         self._config = config
         # Fresh enough while the slowest resync still lists every namespace's machines.
         freshness = config.intervals.resync + config.intervals.ping
-        self.health = MachinesHealth(fly, config.org, freshness)
+        self.health = MachinesHealth(
+            fly, config.org, freshness, timeout=config.intervals.ping_timeout
+        )
         self._node = translate.NodeFacts(
             cluster=config.cluster,
             node_name=config.node_name,

@@ -255,3 +255,45 @@ def test_a_hanging_machines_api_does_not_stop_lease_renewal(
         thread.join(5)
         api.close()
         fly.close()
+
+
+def test_a_hanging_machines_api_turns_ready_false_without_waiting_for_retries(
+    kube: FakeKube, kubeconfig: str
+) -> None:
+    """The ping's call hangs (and its client would retry for a minute): Ready turns False
+    while it still hangs, and True again once the API answers."""
+    import httpx
+
+    from flyk.api import FlyClient, RetryPolicy
+    from flyk.kubelet.pods import MachinesHealth
+
+    release = threading.Event()
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        release.wait(60)
+        return httpx.Response(200, json={"total_apps": 0, "apps": []})
+
+    fly = FlyClient(transport=httpx.MockTransport(hang), retry=RetryPolicy(deadline=60.0))
+    api = KubeApi(kubeconfig)
+    health = MachinesHealth(fly, "personal", freshness=0.0, timeout=0.05)
+    controller = NodeController(api, config(), health)
+    health.on_change = controller.notify
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        condition = eventually(
+            lambda: (c := ready(kube)) and c["status"] == "False" and c, what="NotReady"
+        )
+        assert not release.is_set()  # the ping never answered meanwhile
+        assert condition["reason"] == "MachinesAPIUnreachable"
+        assert "no answer" in condition["message"]
+        release.set()
+        eventually(lambda: (c := ready(kube)) and c["status"] == "True", what="Ready again")
+    finally:
+        release.set()
+        stop.set()
+        controller.notify()
+        thread.join(5)
+        api.close()
+        fly.close()
