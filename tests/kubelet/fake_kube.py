@@ -23,6 +23,7 @@ namespaces. Anything else is 404. `requests` records (method, path) for call cou
 `bodies` (method, path, body) for what was sent; `fail(...)` scripts refusals (a test's seam
 for an API server that is down or that rejects one object); `stall_next_watch()` makes one
 watch go silent for good (a half-open connection); `delay(...)` slows chosen answers.
+A client that drops its connection mid-request is counted (`clients_gone`), not printed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -312,9 +314,11 @@ class FakeKube:
         self.failures: list[Failure] = []
         self.delays: list[Failure] = []
         self.stalls = 0  # watches still to stall (stall_next_watch)
+        self.clients_gone = 0  # connections a client dropped mid-request (not printed)
         self._requests_lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
+        self._server.fake = self
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -414,6 +418,20 @@ class FakeKube:
 
     def list(self, plural: str, namespace: str | None = None) -> list[JSON]:
         return self.store.list(plural, namespace, [])[0]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    fake: FakeKube
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left (a reset while the request line was read, as clients closing
+        at shutdown do) is not the server's error: counted, not printed with a traceback.
+        Anything else is still printed."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            with self.fake._requests_lock:
+                self.fake.clients_gone += 1
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass
