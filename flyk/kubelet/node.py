@@ -280,6 +280,9 @@ class NodeController:
             except KubeError as error:
                 log.warning("registering node %s failed: %s", self._config.node_name, error)
                 stop.wait(intervals.backoff_initial)
+            except Exception:  # the node must not stay unregistered for a surprise
+                log.exception("registering node %s failed", self._config.node_name)
+                stop.wait(intervals.backoff_initial)
         if stop.is_set():
             return
         lease = threading.Thread(
@@ -303,6 +306,10 @@ class NodeController:
                 self.renew_lease()
             except KubeError as error:
                 log.warning("node %s: lease not renewed: %s", self._config.node_name, error)
+            except Exception:  # an ended lease thread would let the node go Unknown
+                log.exception("node %s: lease not renewed", self._config.node_name)
+                with self._lease_lock:
+                    self._lease = None  # read it afresh next time
 
     def _tick(self, due: dict[str, float]) -> None:
         intervals = self._config.intervals
@@ -318,6 +325,8 @@ class NodeController:
                 self._write_or_register()
         except KubeError as error:
             log.warning("node %s: %s", self._config.node_name, error)
+        except Exception:  # an ended node thread would leave Ready as it was, for good
+            log.exception("node %s: status not written", self._config.node_name)
 
     def _write_or_register(self) -> None:
         """Write node status; a Node deleted under us (`kubectl delete node`) is registered

@@ -22,7 +22,8 @@ Resources: pods, nodes, leases (coordination.k8s.io/v1), events, secrets, config
 namespaces. Anything else is 404. `requests` records (method, path) for call counting,
 `bodies` (method, path, body) for what was sent; `fail(...)` scripts refusals (a test's seam
 for an API server that is down or that rejects one object); `stall_next_watch()` makes one
-watch go silent for good (a half-open connection); `delay(...)` slows chosen answers.
+watch go silent for good (a half-open connection); `delay(...)` slows chosen answers;
+`garble(...)` answers 200 with a body that is not JSON.
 A client that drops its connection mid-request is counted (`clients_gone`), not printed.
 """
 
@@ -313,6 +314,7 @@ class FakeKube:
         self.bodies: list[tuple[str, str, Any]] = []
         self.failures: list[Failure] = []
         self.delays: list[Failure] = []
+        self.garbles: list[Failure] = []
         self.stalls = 0  # watches still to stall (stall_next_watch)
         self.clients_gone = 0  # connections a client dropped mid-request (not printed)
         self._requests_lock = threading.Lock()
@@ -390,6 +392,18 @@ class FakeKube:
         with self._requests_lock:
             self.delays.append(delay)
         return delay
+
+    def garble(self, method: str, path: str, *, times: int | None = 1) -> Failure:
+        """Answer the next `times` requests matching 200 with a body that is not JSON (a
+        proxy's error page, say): what no client code expects."""
+        garble = Failure(method, path, 200, times)
+        with self._requests_lock:
+            self.garbles.append(garble)
+        return garble
+
+    def _garbled(self, method: str, path: str) -> bool:
+        with self._requests_lock:
+            return any(g.take(method, path) for g in self.garbles)
 
     def _delay(self, method: str, path: str) -> float:
         with self._requests_lock:
@@ -475,9 +489,11 @@ class _Handler(BaseHTTPRequestHandler):
         return json.loads(raw) if raw else None
 
     def _send(self, code: int, body: JSON) -> None:
-        data = json.dumps(body).encode()
+        self._send_raw(code, json.dumps(body).encode(), "application/json")
+
+    def _send_raw(self, code: int, data: bytes, content_type: str) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -495,6 +511,9 @@ class _Handler(BaseHTTPRequestHandler):
             code = self.fake._failure(method, url.path)
             if code is not None:
                 raise ApiFailure(code, "Injected", f"injected failure {code}")
+            if self.fake._garbled(method, url.path):
+                self._send_raw(200, b"<html>502 Bad Gateway</html>", "text/html")
+                return
             if method == "GET" and watching:
                 self._watch(route, query)
                 return

@@ -23,8 +23,12 @@ class Ping:
 
     def __init__(self) -> None:
         self.health = Health(reachable=True)
+        self.surprises = 0  # calls still to fail with an exception nobody expects
 
     def __call__(self) -> Health:
+        if self.surprises:
+            self.surprises -= 1
+            raise RuntimeError("a bug in the ping")
         return self.health
 
 
@@ -297,3 +301,27 @@ def test_a_hanging_machines_api_turns_ready_false_without_waiting_for_retries(
         thread.join(5)
         api.close()
         fly.close()
+
+
+def test_a_surprise_in_the_ping_does_not_end_the_node_thread(
+    kube: FakeKube, running: tuple[NodeController, Ping]
+) -> None:
+    controller, ping = running
+    eventually(controller.registered.is_set)
+    ping.surprises = 1
+    eventually(lambda: ping.surprises == 0, what="the ping raised")
+    ping.health = Health(False, "MachinesAPIUnreachable", "Machines API: connection refused")
+    eventually(lambda: (c := ready(kube)) and c["status"] == "False", what="Ready still followed")
+
+
+def test_an_answer_that_is_not_json_does_not_end_lease_renewal(
+    kube: FakeKube, running: tuple[NodeController, Ping]
+) -> None:
+    lease = eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+    garbled = kube.garble("PUT", "/leases/flyk-node")
+    eventually(lambda: garbled.fired == 1, what="a renewal answered with a page, not JSON")
+    seen = kube.count("PUT", "/leases/flyk-node")
+    eventually(lambda: kube.count("PUT", "/leases/flyk-node") > seen + 1, what="renewals go on")
+    now = kube.get("leases", "flyk-node", "kube-node-lease")
+    assert now is not None
+    assert int(now["metadata"]["resourceVersion"]) > int(lease["metadata"]["resourceVersion"])
