@@ -520,16 +520,44 @@ class PodController:
 
     # resync: one list per namespace app -------------------------------------------------
     def _resync_timer(self) -> None:
+        """Queue each namespace's resync when due; every `resync` interval, sweep the per-pod
+        tables. An error is logged and the timer goes on: without it nothing is listed again."""
         self.synced.wait()
         tick = min(0.25, self._config.intervals.fast_resync / 4)
+        next_sweep = time.monotonic() + self._config.intervals.resync
         while not self._stop.wait(tick):
-            now = time.monotonic()
-            with self._lock:
-                spaces = list(self._namespaces.values())
-            for space in spaces:
-                if not space.resync_pending and now >= space.next_resync:
-                    space.resync_pending = True
-                    space.queue.add(RESYNC)
+            try:
+                self._queue_due_resyncs()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self._config.intervals.resync
+                    self._sweep_memory()
+            except Exception:
+                log.exception("resync timer")
+
+    def _queue_due_resyncs(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            spaces = list(self._namespaces.values())
+        for space in spaces:
+            if not space.resync_pending and now >= space.next_resync:
+                space.resync_pending = True
+                space.queue.add(RESYNC)
+
+    def _sweep_memory(self) -> None:
+        """Forget the uids that neither a pod nor a machine has. A worker may write about a pod
+        after the reflector forgot it (an Event told while the pod was force-deleted); without
+        this, such records would stay for as long as the kubelet runs. What was remembered is
+        read first: a uid remembered then belonged to a pod already in the cache, so one that
+        is in neither the cache nor a machine list afterwards is gone for good."""
+        remembered = self.tracked()
+        with self._lock:
+            known = {pod["metadata"]["uid"] for pod in self._pods.values()}
+            spaces = list(self._namespaces.values())
+        for space in spaces:
+            with space.lock:
+                known |= {*space.machines, *space.recent}
+        for uid in remembered - known:
+            self._forget(uid)
 
     def _soon(self, space: Namespace) -> None:
         """Something is changing in this namespace: look at its machines soon."""

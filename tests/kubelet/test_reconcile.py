@@ -492,6 +492,22 @@ def test_nothing_is_kept_about_pods_that_are_gone(harness: Harness) -> None:
     eventually(lambda: not kubelet.pods.tracked() & uids, what="nothing kept")
 
 
+def test_nothing_is_kept_about_a_pod_told_of_after_it_was_forgotten(harness: Harness) -> None:
+    """A worker that is still busy with a pod when the pod is force-deleted (here: waiting
+    for a Secret) tells of it afterwards (an UnsupportedField Event); what it remembers
+    about it then is swept, not kept for as long as the kubelet runs."""
+    kubelet = harness.start().kubelet
+    assert kubelet is not None
+    harness.kube.delay("GET", "/secrets/late", 1.0)
+    env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]
+    containers = [{"name": "app", "image": "app:1", "env": env}]
+    uid = harness.create_pod("app", containers=containers, hostNetwork=True)["metadata"]["uid"]
+    eventually(lambda: harness.kube.count("GET", "/secrets/late"), what="the Secret asked for")
+    harness.delete_pod("app", grace=0)
+    eventually(lambda: harness.events("app", "UnsupportedField"), what="told after the delete")
+    eventually(lambda: uid not in kubelet.pods.tracked(), what="nothing kept")
+
+
 def test_a_deleted_namespace_loses_its_workers_and_its_lists(harness: Harness) -> None:
     harness.kube.create("namespaces", {"metadata": {"name": "default"}})
     harness.kube.create("namespaces", {"metadata": {"name": "tmp"}})
