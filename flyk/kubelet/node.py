@@ -321,8 +321,11 @@ class NodeController:
                     self._wake.set()
             if self._wake.is_set() or now >= due["status"]:
                 self._wake.clear()
-                due["status"] = now + intervals.node_status
+                # Until written, the status is due again at the Lease's pace, not a minute
+                # later: a Node to register again must be back before the pod GC acts (40 s).
+                due["status"] = now + intervals.lease
                 self._write_or_register()
+                due["status"] = now + intervals.node_status
         except KubeError as error:
             log.warning("node %s: %s", self._config.node_name, error)
         except Exception:  # an ended node thread would leave Ready as it was, for good

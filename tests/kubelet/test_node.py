@@ -192,6 +192,32 @@ def test_a_deleted_node_is_noticed_before_its_status_is_due(
         api.close()
 
 
+def test_a_failed_registration_after_a_delete_is_tried_again_soon(
+    kube: FakeKube, kubeconfig: str
+) -> None:
+    """The Node is deleted and registering it again fails once: the kubelet tries again at
+    the Lease's pace, not at the next status write a minute later."""
+    import httpx
+
+    api = KubeApi(kubeconfig)
+    slow_status = Intervals(lease=0.02, node_status=3600.0, ping=3600.0)
+    controller = NodeController(api, config(intervals=slow_status), Ping())
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+        refused = kube.fail("POST", "/api/v1/nodes$", 500)
+        httpx.delete(f"{kube.url}/api/v1/nodes/flyk-node").raise_for_status()
+        eventually(lambda: refused.fired == 1, what="the first registration refused")
+        eventually(lambda: kube.get("nodes", "flyk-node"), what="the node registered again")
+    finally:
+        stop.set()
+        controller.notify()
+        thread.join(5)
+        api.close()
+
+
 def test_a_restarted_kubelet_takes_over_its_node(kube: FakeKube, kubeconfig: str) -> None:
     api = KubeApi(kubeconfig)
     first = NodeController(api, config(), Ping())
