@@ -474,6 +474,22 @@ def test_machines_of_a_namespace_deleted_while_the_kubelet_was_away_are_destroye
     assert [m.state for m in harness.fly.machines.list(other)] == ["started"]
 
 
+def test_an_unreadable_answer_at_start_up_is_retried(harness: Harness) -> None:
+    """The namespaces list at start-up comes back as a page that is not JSON (a proxy in
+    trouble): it is an API error like any other, retried, and the start-up cleanup happens."""
+    harness.kube.create("namespaces", {"metadata": {"name": "tmp"}})
+    harness.start()
+    harness.create_pod("web", namespace="tmp")
+    harness.wait_phase("web", "Running", "tmp")
+    harness.stop()
+    harness.kube.store.remove("pods", "tmp", "web")
+    harness.kube.store.remove("namespaces", "", "tmp")
+    garbled = harness.kube.garble("GET", "/api/v1/namespaces$")
+    harness.start()
+    eventually(lambda: harness.machines("tmp") == [], what="the machine destroyed")
+    assert garbled.fired == 1
+
+
 def test_nothing_is_kept_about_pods_that_are_gone(harness: Harness) -> None:
     """Per-pod records (statuses written, events told, machines seen) go with the pod: a
     force-deleted pod (its machine then destroyed as an orphan) and a deleted one alike."""
