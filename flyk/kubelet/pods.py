@@ -561,9 +561,14 @@ class PodController:
 
     def _soon(self, space: Namespace) -> None:
         """Something is changing in this namespace: look at its machines soon."""
-        space.next_resync = min(
-            space.next_resync, time.monotonic() + self._config.intervals.fast_resync
-        )
+        self._resync_by(space, time.monotonic() + self._config.intervals.fast_resync)
+
+    @staticmethod
+    def _resync_by(space: Namespace, when: float) -> None:
+        """Bring the namespace's next list forward to `when` (never back): workers and the
+        resync all do it, and a read-then-write without the lock could undo another's."""
+        with space.lock:
+            space.next_resync = min(space.next_resync, when)
 
     def _list_machines(self, space: Namespace) -> None:
         with space.create_lock:
@@ -612,7 +617,8 @@ class PodController:
         self.synced.wait()
         # A `_soon` from a worker while this runs must survive it (min() below); the timer
         # does not read next_resync while this resync is pending.
-        space.next_resync = float("inf")
+        with space.lock:
+            space.next_resync = float("inf")
         self._ensure_app(space)
         self._list_machines(space)
         pods = {p["metadata"]["uid"]: p for p in self.pods(space.name)}
@@ -656,7 +662,7 @@ class PodController:
             if busy
             else settled_interval(pods.values(), space.machines, intervals)
         )
-        space.next_resync = min(space.next_resync, time.monotonic() + pause)
+        self._resync_by(space, time.monotonic() + pause)
         space.resync_pending = False
         if not pods and not space.machines and not space.recent:
             self._prune(space)
@@ -723,7 +729,7 @@ class PodController:
         count, not_before = self._restarts.get(uid, (0, 0.0))
         now = time.monotonic()
         if now < not_before:
-            space.next_resync = min(space.next_resync, not_before)
+            self._resync_by(space, not_before)
             return False
         if now > not_before + 2 * self._config.intervals.backoff_max:
             count = 0  # it ran a good while since: the backoff starts over, as Kubernetes does
