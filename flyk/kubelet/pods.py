@@ -383,9 +383,10 @@ class PodController:
                 ):
                     if self._stop.is_set():
                         return
-                    version = pod["metadata"].get("resourceVersion") or version
                     if kind in ("ADDED", "MODIFIED", "DELETED"):
                         self._apply(kind, pod)
+                    # Only once applied: an event whose handling failed is watched again.
+                    version = pod["metadata"].get("resourceVersion") or version
                     failures = 0
             except KubeError as error:
                 if self._stop.is_set():
