@@ -38,6 +38,8 @@ class Intervals:
     lease_duration: int = 40
     node_status: float = 60.0  # rewrite node status even when nothing changed
     ping: float = 10.0  # check the Machines API still answers (for the Ready condition)
+    # A ping with no answer this soon makes Ready False (the call itself goes on, retrying).
+    ping_timeout: float = 5.0
     resync: float = 30.0  # one machine list per namespace app when every pod there is settled
     fast_resync: float = 2.0  # ... while a pod there is starting, stopping or waiting
     watch_timeout: int = 300  # the API server closes each watch after this; we resume

@@ -22,12 +22,19 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 
 class KubeError(Exception):
-    """The API server refused a call; `code` is the HTTP status (0: not reached)."""
+    """The API server refused a call; `code` is the HTTP status (0: not reached, or its
+    answer could not be read)."""
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# No answer, or one that is not what the API sends (a proxy's HTML page is no JSON: lightkube
+# raises ValueError): every caller handles a KubeError, none of these.
+_UNANSWERED = (httpx2.HTTPError, ValueError)
+_FAILURES = (ApiError, *_UNANSWERED)
 
 
 def _wrap(error: Exception) -> KubeError:
@@ -64,7 +71,7 @@ class KubeApi:
             listing = self._client.list(Pod, namespace=ALL_NS, fields={"spec.nodeName": node})
             pods = [pod.to_dict() for pod in listing]
             return pods, listing.resourceVersion
-        except (ApiError, httpx2.HTTPError) as error:
+        except _FAILURES as error:
             raise _wrap(error) from error
 
     def watch_pods(
@@ -91,7 +98,7 @@ class KubeApi:
         try:
             for kind, pod in events:
                 yield kind, pod.to_dict()
-        except (ApiError, httpx2.HTTPError) as error:
+        except _FAILURES as error:
             raise _wrap(error) from error
 
     def patch_pod_status(self, namespace: str, name: str, uid: str, status: JSON) -> None:
@@ -138,7 +145,7 @@ class KubeApi:
     def list_namespaces(self) -> list[str]:
         try:
             return [str(ns.metadata.name) for ns in self._client.list(Namespace) if ns.metadata]
-        except (ApiError, httpx2.HTTPError) as error:
+        except _FAILURES as error:
             raise _wrap(error) from error
 
     def namespace_exists(self, name: str) -> bool:
@@ -154,7 +161,7 @@ class KubeApi:
     def create_event(self, namespace: str, event: JSON) -> None:
         try:
             self._client.create(cast(Event, Event.from_dict(event)), namespace=namespace)
-        except (ApiError, httpx2.HTTPError) as error:
+        except _FAILURES as error:
             raise _wrap(error) from error
 
     # node and lease ---------------------------------------------------------------------
@@ -165,7 +172,7 @@ class KubeApi:
         try:
             created: JSON = self._client.create(cast(Node, Node.from_dict(node))).to_dict()
             return created
-        except (ApiError, httpx2.HTTPError) as error:
+        except _FAILURES as error:
             raise _wrap(error) from error
 
     def patch_node(self, name: str, patch: JSON) -> None:
@@ -182,7 +189,7 @@ class KubeApi:
             obj = cast(Lease, Lease.from_dict(lease))
             created: JSON = self._client.create(obj, namespace=NODE_LEASE_NAMESPACE).to_dict()
             return created
-        except (ApiError, httpx2.HTTPError) as error:
+        except _FAILURES as error:
             raise _wrap(error) from error
 
     def replace_lease(self, lease: JSON) -> JSON:
@@ -190,7 +197,7 @@ class KubeApi:
         try:
             replaced: JSON = self._client.replace(cast(Lease, Lease.from_dict(lease))).to_dict()
             return replaced
-        except (ApiError, httpx2.HTTPError) as error:
+        except _FAILURES as error:
             raise _wrap(error) from error
 
     # helpers ----------------------------------------------------------------------------
@@ -204,7 +211,7 @@ class KubeApi:
             if error.status.code == 404:
                 return None
             raise _wrap(error) from error
-        except httpx2.HTTPError as error:
+        except _UNANSWERED as error:
             raise _wrap(error) from error
         result: JSON = obj.to_dict()
         return result
@@ -222,5 +229,5 @@ class KubeApi:
         client: Any = self._client  # the overloads cannot see that `where` fits the resource
         try:
             client.patch(res, name, body, patch_type=patch_type, **where)
-        except (ApiError, httpx2.HTTPError) as error:
+        except _FAILURES as error:
             raise _wrap(error) from error

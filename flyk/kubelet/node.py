@@ -151,6 +151,9 @@ class NodeController:
         self._wake = threading.Event()
         self._node_uid: str | None = None
         self._lease: JSON | None = None
+        # The node thread (registration) and the lease thread both write the Lease and read
+        # the node's uid; one at a time.
+        self._lease_lock = threading.RLock()
         self._last_status: JSON | None = None
         self.health = Health(reachable=True)
         self.registered = threading.Event()
@@ -178,9 +181,9 @@ class NodeController:
                 "status": status,
             }
             created = self._kube.create_node(body)
-            self._node_uid = created["metadata"]["uid"]
+            uid = created["metadata"]["uid"]
         else:
-            self._node_uid = existing["metadata"]["uid"]
+            uid = existing["metadata"]["uid"]
             self._kube.patch_node(
                 config.node_name,
                 {
@@ -192,7 +195,11 @@ class NodeController:
         # The status subresource is authoritative: a create may drop .status.
         self._kube.patch_node_status(config.node_name, status)
         self._last_status = status
-        self.renew_lease()
+        with self._lease_lock:
+            if uid != self._node_uid:
+                self._lease = None  # re-read: its ownerReference must name this Node
+            self._node_uid = uid
+            self.renew_lease()
         self.registered.set()
 
     # lease ------------------------------------------------------------------------------
@@ -216,22 +223,36 @@ class NodeController:
         }
 
     def renew_lease(self) -> None:
-        """Update the cached Lease; on a conflict re-read it, when missing create it."""
-        body = self._lease_body()
-        for _ in range(3):
-            try:
-                if self._lease is None:
-                    self._lease = self._kube.get_lease(self._config.node_name)
-                if self._lease is None:
-                    self._lease = self._kube.create_lease(body)
+        """Update the cached Lease; on a conflict re-read it, when missing create it.
+
+        A missing Lease may mean a missing Node (`kubectl delete node` takes the Lease along,
+        by its ownerReference): the node thread is woken to write status at once, and a 404
+        there registers the Node again (`_tick`)."""
+        with self._lease_lock:
+            body = self._lease_body()
+            for _ in range(3):
+                try:
+                    if self._lease is None:
+                        self._lease = self._kube.get_lease(self._config.node_name)
+                    if self._lease is None:
+                        self._lease = self._kube.create_lease(body)
+                        self._wake.set()
+                        return
+                    self._lease = self._kube.replace_lease(self._renewed(self._lease, body))
                     return
-                renewed = {**self._lease, "spec": {**self._lease.get("spec", {}), **body["spec"]}}
-                self._lease = self._kube.replace_lease(renewed)
-                return
-            except KubeError as error:
-                if error.code not in (404, 409):
-                    raise
-                self._lease = None  # someone else wrote it, or it was deleted: start over
+                except KubeError as error:
+                    if error.code not in (404, 409):
+                        raise
+                    self._lease = None  # someone else wrote it, or it was deleted: start over
+
+    @staticmethod
+    def _renewed(lease: JSON, body: JSON) -> JSON:
+        """The cached Lease with our spec and owner (a Node registered again has a new uid)."""
+        metadata = {
+            **lease.get("metadata", {}),
+            "ownerReferences": body["metadata"]["ownerReferences"],
+        }
+        return {**lease, "metadata": metadata, "spec": {**lease.get("spec", {}), **body["spec"]}}
 
     # status -----------------------------------------------------------------------------
     def write_status(self) -> None:
@@ -259,6 +280,9 @@ class NodeController:
             except KubeError as error:
                 log.warning("registering node %s failed: %s", self._config.node_name, error)
                 stop.wait(intervals.backoff_initial)
+            except Exception:  # the node must not stay unregistered for a surprise
+                log.exception("registering node %s failed", self._config.node_name)
+                stop.wait(intervals.backoff_initial)
         if stop.is_set():
             return
         lease = threading.Thread(
@@ -282,6 +306,10 @@ class NodeController:
                 self.renew_lease()
             except KubeError as error:
                 log.warning("node %s: lease not renewed: %s", self._config.node_name, error)
+            except Exception:  # an ended lease thread would let the node go Unknown
+                log.exception("node %s: lease not renewed", self._config.node_name)
+                with self._lease_lock:
+                    self._lease = None  # read it afresh next time
 
     def _tick(self, due: dict[str, float]) -> None:
         intervals = self._config.intervals
@@ -293,7 +321,25 @@ class NodeController:
                     self._wake.set()
             if self._wake.is_set() or now >= due["status"]:
                 self._wake.clear()
+                # Until written, the status is due again at the Lease's pace, not a minute
+                # later: a Node to register again must be back before the pod GC acts (40 s).
+                due["status"] = now + intervals.lease
+                self._write_or_register()
                 due["status"] = now + intervals.node_status
-                self.write_status()
         except KubeError as error:
             log.warning("node %s: %s", self._config.node_name, error)
+        except Exception:  # an ended node thread would leave Ready as it was, for good
+            log.exception("node %s: status not written", self._config.node_name)
+
+    def _write_or_register(self) -> None:
+        """Write node status; a Node deleted under us (`kubectl delete node`) is registered
+        again, Lease included, as the Go virtual-kubelet does on NotFound: left missing, the
+        pod garbage collector would delete every pod bound to it and nothing could be
+        scheduled until the kubelet restarted."""
+        try:
+            self.write_status()
+        except KubeError as error:
+            if error.code != 404:
+                raise
+            log.warning("node %s was deleted; registering it again", self._config.node_name)
+            self.register()

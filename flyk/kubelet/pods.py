@@ -89,14 +89,21 @@ class Namespace:
 
 class MachinesHealth:
     """Reachability of the Machines API, learnt from the kubelet's own calls; the node's
-    Ready condition reads it, and pings only when nothing was called recently."""
+    Ready condition reads it, and pings only when nothing was called recently.
 
-    def __init__(self, fly: FlyClient, org: str, freshness: float) -> None:
+    A ping that gets no answer within `timeout` seconds counts as unreachable at once: the
+    client's own retries and read timeout could hold it for a minute, and the Ready
+    condition would say "reachable" all that while. The call goes on in a thread of its own
+    (one at a time, never piled up), and its answer, whenever it comes, is recorded."""
+
+    def __init__(self, fly: FlyClient, org: str, freshness: float, timeout: float = 5.0) -> None:
         self._fly = fly
         self._org = org
         self._freshness = freshness
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._last: tuple[float, Health] | None = None
+        self._answered: threading.Event | None = None  # set when the ping under way ends
         self.on_change: Callable[[], None] = lambda: None  # the node writes its status at once
 
     def record(self, error: Exception | None) -> None:
@@ -108,6 +115,9 @@ class MachinesHealth:
             health = Health(False, "MachinesAPIUnauthorized", f"Machines API: {error}")
         else:
             health = Health(reachable=True)  # the API answered, it just said no
+        self._set(health)
+
+    def _set(self, health: Health) -> None:
         with self._lock:
             changed = self._last is not None and self._last[1] != health
             self._last = (time.monotonic(), health)
@@ -117,16 +127,39 @@ class MachinesHealth:
     def __call__(self) -> Health:
         with self._lock:
             last = self._last
-        if last is not None and time.monotonic() - last[0] < self._freshness:
-            return last[1]
+            if last is not None and time.monotonic() - last[0] < self._freshness:
+                return last[1]
+            answered = self._answered
+            if answered is None:  # no ping under way: start one
+                answered = self._answered = threading.Event()
+                threading.Thread(
+                    target=self._ping, args=(answered,), name="flyk-ping", daemon=True
+                ).start()
+        if not answered.wait(self._timeout):
+            self._set(
+                Health(
+                    False,
+                    "MachinesAPIUnreachable",
+                    f"Machines API: no answer to a ping within {self._timeout:g}s",
+                )
+            )
+        with self._lock:
+            assert self._last is not None
+            return self._last[1]
+
+    def _ping(self, answered: threading.Event) -> None:
         try:
             self._fly.apps.list(self._org)
             self.record(None)
         except FlykError as error:
             self.record(error)
-        with self._lock:
-            assert self._last is not None
-            return self._last[1]
+        except Exception as error:  # never leave the ping "under way" for good
+            log.exception("pinging the Machines API failed")
+            self._set(Health(False, "MachinesAPIUnreachable", f"Machines API: {error}"))
+        finally:
+            with self._lock:
+                self._answered = None
+            answered.set()
 
 
 def settled_interval(
@@ -200,7 +233,9 @@ class PodController:
         self._config = config
         # Fresh enough while the slowest resync still lists every namespace's machines.
         freshness = config.intervals.resync + config.intervals.ping
-        self.health = MachinesHealth(fly, config.org, freshness)
+        self.health = MachinesHealth(
+            fly, config.org, freshness, timeout=config.intervals.ping_timeout
+        )
         self._node = translate.NodeFacts(
             cluster=config.cluster,
             node_name=config.node_name,
@@ -212,11 +247,12 @@ class PodController:
         self._namespaces: dict[str, Namespace] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        # What the kubelet remembers per pod uid (the tables below `_memory_lock` guards): the
+        # reflector forgets a pod while workers of every namespace write, and `tracked()` reads.
+        self._memory_lock = threading.Lock()
         self._written: dict[str, JSON] = {}  # pod uid -> the status last written
-        # pod uid -> (reason, message) of the events sent; the reflector forgets a pod while
-        # workers tell, hence the lock.
+        # pod uid -> (reason, message) of the events sent
         self._told: dict[str, set[tuple[str, str]]] = {}
-        self._told_lock = threading.Lock()
         # (region, size) -> (when asked, regions that had room): asked again once stale
         self._placements: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
         # Held across the query too: workers waiting on capacity together ask once, not each.
@@ -347,9 +383,10 @@ class PodController:
                 ):
                     if self._stop.is_set():
                         return
-                    version = pod["metadata"].get("resourceVersion") or version
                     if kind in ("ADDED", "MODIFIED", "DELETED"):
                         self._apply(kind, pod)
+                    # Only once applied: an event whose handling failed is watched again.
+                    version = pod["metadata"].get("resourceVersion") or version
                     failures = 0
             except KubeError as error:
                 if self._stop.is_set():
@@ -484,22 +521,55 @@ class PodController:
 
     # resync: one list per namespace app -------------------------------------------------
     def _resync_timer(self) -> None:
+        """Queue each namespace's resync when due; every `resync` interval, sweep the per-pod
+        tables. An error is logged and the timer goes on: without it nothing is listed again."""
         self.synced.wait()
         tick = min(0.25, self._config.intervals.fast_resync / 4)
+        next_sweep = time.monotonic() + self._config.intervals.resync
         while not self._stop.wait(tick):
-            now = time.monotonic()
-            with self._lock:
-                spaces = list(self._namespaces.values())
-            for space in spaces:
-                if not space.resync_pending and now >= space.next_resync:
-                    space.resync_pending = True
-                    space.queue.add(RESYNC)
+            try:
+                self._queue_due_resyncs()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self._config.intervals.resync
+                    self._sweep_memory()
+            except Exception:
+                log.exception("resync timer")
+
+    def _queue_due_resyncs(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            spaces = list(self._namespaces.values())
+        for space in spaces:
+            if not space.resync_pending and now >= space.next_resync:
+                space.resync_pending = True
+                space.queue.add(RESYNC)
+
+    def _sweep_memory(self) -> None:
+        """Forget the uids that neither a pod nor a machine has. A worker may write about a pod
+        after the reflector forgot it (an Event told while the pod was force-deleted); without
+        this, such records would stay for as long as the kubelet runs. What was remembered is
+        read first: a uid remembered then belonged to a pod already in the cache, so one that
+        is in neither the cache nor a machine list afterwards is gone for good."""
+        remembered = self.tracked()
+        with self._lock:
+            known = {pod["metadata"]["uid"] for pod in self._pods.values()}
+            spaces = list(self._namespaces.values())
+        for space in spaces:
+            with space.lock:
+                known |= {*space.machines, *space.recent}
+        for uid in remembered - known:
+            self._forget(uid)
 
     def _soon(self, space: Namespace) -> None:
         """Something is changing in this namespace: look at its machines soon."""
-        space.next_resync = min(
-            space.next_resync, time.monotonic() + self._config.intervals.fast_resync
-        )
+        self._resync_by(space, time.monotonic() + self._config.intervals.fast_resync)
+
+    @staticmethod
+    def _resync_by(space: Namespace, when: float) -> None:
+        """Bring the namespace's next list forward to `when` (never back): workers and the
+        resync all do it, and a read-then-write without the lock could undo another's."""
+        with space.lock:
+            space.next_resync = min(space.next_resync, when)
 
     def _list_machines(self, space: Namespace) -> None:
         with space.create_lock:
@@ -539,7 +609,7 @@ class PodController:
                 by_uid[uid] = fetched
         for uid, data in by_uid.items():
             if uid:
-                self._had[uid] = str(data.get("id"))
+                self._remember(self._had, uid, str(data.get("id")))
         with space.lock:
             space.machines = by_uid
             space.listed = True
@@ -548,7 +618,8 @@ class PodController:
         self.synced.wait()
         # A `_soon` from a worker while this runs must survive it (min() below); the timer
         # does not read next_resync while this resync is pending.
-        space.next_resync = float("inf")
+        with space.lock:
+            space.next_resync = float("inf")
         self._ensure_app(space)
         self._list_machines(space)
         pods = {p["metadata"]["uid"]: p for p in self.pods(space.name)}
@@ -592,7 +663,7 @@ class PodController:
             if busy
             else settled_interval(pods.values(), space.machines, intervals)
         )
-        space.next_resync = min(space.next_resync, time.monotonic() + pause)
+        self._resync_by(space, time.monotonic() + pause)
         space.resync_pending = False
         if not pods and not space.machines and not space.recent:
             self._prune(space)
@@ -648,7 +719,7 @@ class PodController:
             self._fly.machines.restart(space.app, machine["id"])
         intervals = self._config.intervals
         delay = backoff(count + 1, intervals.liveness_backoff, intervals.backoff_max)
-        self._liveness[uid] = (count + 1, now + delay)
+        self._remember(self._liveness, uid, (count + 1, now + delay))
         self._soon(space)
 
     def _start_again(self, space: Namespace, pod: JSON, machine: JSON) -> bool:
@@ -659,7 +730,7 @@ class PodController:
         count, not_before = self._restarts.get(uid, (0, 0.0))
         now = time.monotonic()
         if now < not_before:
-            space.next_resync = min(space.next_resync, not_before)
+            self._resync_by(space, not_before)
             return False
         if now > not_before + 2 * self._config.intervals.backoff_max:
             count = 0  # it ran a good while since: the backoff starts over, as Kubernetes does
@@ -675,7 +746,7 @@ class PodController:
         self._fly.machines.start(space.app, machine["id"])
         intervals = self._config.intervals
         delay = backoff(count + 1, intervals.liveness_backoff, intervals.backoff_max)
-        self._restarts[uid] = (count + 1, now + delay)
+        self._remember(self._restarts, uid, (count + 1, now + delay))
         self._soon(space)
         return True
 
@@ -857,7 +928,7 @@ class PodController:
         with space.lock:
             space.machines[meta["uid"]] = data
             space.recent[meta["uid"]] = (time.monotonic(), data)
-        self._had[meta["uid"]] = machine.id
+        self._remember(self._had, meta["uid"], machine.id)
         return data
 
     def _alternatives(self, plan: translate.MachinePlan, error: CapacityError) -> tuple[str, ...]:
@@ -992,7 +1063,9 @@ class PodController:
             if machine.get("state") != "stopping":  # a previous run of ours may have asked
                 self._fly.machines.stop(space.app, machine["id"], timeout=float(grace))
             self._event(pod, "Normal", "Killing", f"stopping machine {machine['id']}")
-            self._stopping[uid] = time.monotonic() + grace + self._config.intervals.stop_wait
+            self._remember(
+                self._stopping, uid, time.monotonic() + grace + self._config.intervals.stop_wait
+            )
             return False
         if time.monotonic() > deadline:
             log.warning("machine %s did not stop in time; destroying it", machine["id"])
@@ -1009,21 +1082,28 @@ class PodController:
     def tracked(self) -> set[str]:
         """The pod UIDs this kubelet keeps something about (status written, events told, …):
         the pods it knows, and for a moment those being deleted; never all it ever saw."""
-        with self._lock:
-            uids = {*self._written, *self._stopping, *self._liveness, *self._had}
-            uids |= {*self._restarts}
-        with self._told_lock:
-            uids |= {*self._told}
-        return uids
+        with self._memory_lock:
+            return {uid for table in self._memory() for uid in table}
+
+    def _memory(self) -> tuple[dict[str, Any], ...]:
+        """Every per-pod table (read and changed only under `_memory_lock`)."""
+        return (
+            self._written,
+            self._told,
+            self._stopping,
+            self._liveness,
+            self._had,
+            self._restarts,
+        )
+
+    def _remember(self, table: dict[str, Any], uid: str, value: Any) -> None:
+        with self._memory_lock:
+            table[uid] = value
 
     def _forget(self, uid: str) -> None:
-        self._written.pop(uid, None)
-        self._stopping.pop(uid, None)
-        self._liveness.pop(uid, None)
-        self._had.pop(uid, None)
-        self._restarts.pop(uid, None)
-        with self._told_lock:
-            self._told.pop(uid, None)
+        with self._memory_lock:
+            for table in self._memory():
+                table.pop(uid, None)
 
     # writing to the pod -----------------------------------------------------------------
     def _pending(self, pod: JSON, reason: str, message: str) -> None:
@@ -1057,12 +1137,12 @@ class PodController:
             # the watch brings the new one, whose own reconcile writes its status.
             log.info("%s/%s: status not written: %s", meta["namespace"], meta["name"], error)
             return
-        self._written[meta["uid"]] = new
+        self._remember(self._written, meta["uid"], new)
 
     def _event(self, pod: JSON, kind: str, reason: str, message: str) -> None:
         """A pod Event; each (reason, message) is told once per pod. Events are best effort."""
         meta = pod["metadata"]
-        with self._told_lock:
+        with self._memory_lock:
             told = self._told.setdefault(meta["uid"], set())
             if (reason, message) in told:
                 return

@@ -103,4 +103,10 @@ class WorkQueue(Generic[K]):
 
 
 def backoff(failures: int, initial: float, maximum: float) -> float:
-    return float(min(maximum, initial * 2 ** max(0, failures - 1)))
+    """`initial` doubled per failure after the first, up to `maximum`. The exponent stops at
+    63 (by then any initial delay is past any ceiling): uncapped, 2 ** 1100 overflows a float
+    and the OverflowError would end the thread that asked, a reflector whose API server was
+    down for an hour and a half (1,025 tries, 5 s apart) or a worker whose resync failed all
+    night."""
+    exponent = min(max(0, failures - 1), 63)
+    return float(min(maximum, initial * 2**exponent))

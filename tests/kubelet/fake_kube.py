@@ -15,12 +15,16 @@ Semantics kept from the real API server (and checked by tests of their own):
   replaced; a `metadata.uid` in a patch is a precondition (409 when it is not the object's);
 - delete with `gracePeriodSeconds` and `preconditions.uid`: a pod bound to a node and deleted
   with a grace period only gets `deletionTimestamp`; grace 0 removes it; a wrong uid is 409;
-- PUT with a stale resourceVersion is 409 (leases rely on it); create of an existing name 409.
+- PUT with a stale resourceVersion is 409 (leases rely on it); create of an existing name 409;
+- deleting an object deletes the objects it owns (`ownerReferences` by uid), as the garbage
+  collector does: `kubectl delete node` takes the node's Lease along;
 Resources: pods, nodes, leases (coordination.k8s.io/v1), events, secrets, configmaps,
 namespaces. Anything else is 404. `requests` records (method, path) for call counting,
 `bodies` (method, path, body) for what was sent; `fail(...)` scripts refusals (a test's seam
 for an API server that is down or that rejects one object); `stall_next_watch()` makes one
-watch go silent for good (a half-open connection); `delay(...)` slows chosen answers.
+watch go silent for good (a half-open connection); `delay(...)` slows chosen answers;
+`garble(...)` answers 200 with a body that is not JSON.
+A client that drops its connection mid-request is counted (`clients_gone`), not printed.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -249,10 +254,21 @@ class Store:
             return copy.deepcopy(after)
 
     def remove(self, plural: str, namespace: str, name: str) -> JSON:
+        """Delete an object, and (as the garbage collector does, in the background) every
+        object whose `ownerReferences` name it by uid: a deleted Node takes its Lease along."""
         with self.lock:
             obj = self.objects.pop((plural, namespace, name))
             self._bump(obj)
             self._record("DELETED", plural, obj)
+            uid = obj["metadata"].get("uid")
+            owned = [
+                key
+                for key, other in self.objects.items()
+                if any(o.get("uid") == uid for o in other["metadata"].get("ownerReferences") or [])
+            ]
+            for key in owned:
+                if key in self.objects:  # a cascade above may have taken it already
+                    self.remove(*key)
             return copy.deepcopy(obj)
 
     def __post_init__(self) -> None:
@@ -298,10 +314,13 @@ class FakeKube:
         self.bodies: list[tuple[str, str, Any]] = []
         self.failures: list[Failure] = []
         self.delays: list[Failure] = []
+        self.garbles: list[Failure] = []
         self.stalls = 0  # watches still to stall (stall_next_watch)
+        self.clients_gone = 0  # connections a client dropped mid-request (not printed)
         self._requests_lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
+        self._server.fake = self
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -374,6 +393,18 @@ class FakeKube:
             self.delays.append(delay)
         return delay
 
+    def garble(self, method: str, path: str, *, times: int | None = 1) -> Failure:
+        """Answer the next `times` requests matching 200 with a body that is not JSON (a
+        proxy's error page, say): what no client code expects."""
+        garble = Failure(method, path, 200, times)
+        with self._requests_lock:
+            self.garbles.append(garble)
+        return garble
+
+    def _garbled(self, method: str, path: str) -> bool:
+        with self._requests_lock:
+            return any(g.take(method, path) for g in self.garbles)
+
     def _delay(self, method: str, path: str) -> float:
         with self._requests_lock:
             return sum(d.seconds for d in self.delays if d.take(method, path))
@@ -401,6 +432,20 @@ class FakeKube:
 
     def list(self, plural: str, namespace: str | None = None) -> list[JSON]:
         return self.store.list(plural, namespace, [])[0]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    fake: FakeKube
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left (a reset while the request line was read, as clients closing
+        at shutdown do) is not the server's error: counted, not printed with a traceback.
+        Anything else is still printed."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            with self.fake._requests_lock:
+                self.fake.clients_gone += 1
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass
@@ -444,9 +489,11 @@ class _Handler(BaseHTTPRequestHandler):
         return json.loads(raw) if raw else None
 
     def _send(self, code: int, body: JSON) -> None:
-        data = json.dumps(body).encode()
+        self._send_raw(code, json.dumps(body).encode(), "application/json")
+
+    def _send_raw(self, code: int, data: bytes, content_type: str) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -464,6 +511,9 @@ class _Handler(BaseHTTPRequestHandler):
             code = self.fake._failure(method, url.path)
             if code is not None:
                 raise ApiFailure(code, "Injected", f"injected failure {code}")
+            if self.fake._garbled(method, url.path):
+                self._send_raw(200, b"<html>502 Bad Gateway</html>", "text/html")
+                return
             if method == "GET" and watching:
                 self._watch(route, query)
                 return

@@ -10,6 +10,7 @@ import pytest
 
 from flyk.kubelet.kube import KubeApi, KubeError
 
+from .conftest import eventually
 from .fake_kube import FakeKube, make_pod
 
 
@@ -128,3 +129,22 @@ def test_lease_replace_with_a_stale_version_conflicts(kube: FakeKube, api: KubeA
     with pytest.raises(KubeError) as conflict:
         api.replace_lease(created)  # its resourceVersion is now stale
     assert conflict.value.code == 409
+
+
+def test_a_client_that_resets_its_connection_prints_nothing(
+    kube: FakeKube, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Clients closing while the server reads (at shutdown, in the benchmark) are not errors
+    worth a traceback in the output a person reads."""
+    import socket
+    import struct
+    from urllib.parse import urlsplit
+
+    url = urlsplit(kube.url)
+    client = socket.create_connection((url.hostname, url.port))
+    client.sendall(b"GET /api/v1/nodes HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+    # SO_LINGER 0: close with a reset, as a client torn down mid-request does
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    eventually(lambda: kube.clients_gone >= 1, what="the reset seen by the server")
+    assert "Traceback" not in capfd.readouterr().err

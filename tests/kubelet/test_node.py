@@ -23,8 +23,12 @@ class Ping:
 
     def __init__(self) -> None:
         self.health = Health(reachable=True)
+        self.surprises = 0  # calls still to fail with an exception nobody expects
 
     def __call__(self) -> Health:
+        if self.surprises:
+            self.surprises -= 1
+            raise RuntimeError("a bug in the ping")
         return self.health
 
 
@@ -136,6 +140,84 @@ def test_ready_condition_follows_the_machines_api(
     assert kube.count("PUT", "/leases/flyk-node") > 0
 
 
+def test_a_deleted_node_is_registered_again(
+    kube: FakeKube, running: tuple[NodeController, Ping]
+) -> None:
+    """`kubectl delete node` (the garbage collector takes the Lease along): the kubelet
+    registers the Node again, and its Lease, owned by the new Node."""
+    import httpx
+
+    eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+    old_uid = kube.get("nodes", "flyk-node")["metadata"]["uid"]  # type: ignore[index]
+    httpx.delete(f"{kube.url}/api/v1/nodes/flyk-node").raise_for_status()
+    assert kube.get("leases", "flyk-node", "kube-node-lease") is None  # the fake's GC
+
+    def registered_again() -> dict[str, object] | None:
+        node = kube.get("nodes", "flyk-node")
+        return node if node and node["metadata"]["uid"] != old_uid else None
+
+    node = eventually(registered_again, what="the node registered again")
+    assert node["spec"]["taints"] == [{"key": "flyk.io/only", "value": "", "effect": "NoSchedule"}]  # type: ignore[index]
+    eventually(lambda: (c := ready(kube)) and c["status"] == "True", what="Ready")
+
+    def owned_by_the_new_node() -> bool:
+        lease = kube.get("leases", "flyk-node", "kube-node-lease")
+        owners = (lease or {}).get("metadata", {}).get("ownerReferences") or [{}]
+        return bool(owners[0].get("uid") == node["metadata"]["uid"])  # type: ignore[index]
+
+    eventually(owned_by_the_new_node, what="the lease owned by the new node")
+
+
+def test_a_deleted_node_is_noticed_before_its_status_is_due(
+    kube: FakeKube, kubeconfig: str
+) -> None:
+    """Node status is written once a minute, and the pod garbage collector deletes the pods
+    of a missing node after 40 s: the Lease going with the Node is what tells the kubelet."""
+    import httpx
+
+    api = KubeApi(kubeconfig)
+    slow_status = Intervals(lease=0.02, node_status=3600.0, ping=3600.0)
+    controller = NodeController(api, config(intervals=slow_status), Ping())
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+        httpx.delete(f"{kube.url}/api/v1/nodes/flyk-node").raise_for_status()
+        eventually(lambda: kube.get("nodes", "flyk-node"), what="the node registered again")
+    finally:
+        stop.set()
+        controller.notify()
+        thread.join(5)
+        api.close()
+
+
+def test_a_failed_registration_after_a_delete_is_tried_again_soon(
+    kube: FakeKube, kubeconfig: str
+) -> None:
+    """The Node is deleted and registering it again fails once: the kubelet tries again at
+    the Lease's pace, not at the next status write a minute later."""
+    import httpx
+
+    api = KubeApi(kubeconfig)
+    slow_status = Intervals(lease=0.02, node_status=3600.0, ping=3600.0)
+    controller = NodeController(api, config(intervals=slow_status), Ping())
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+        refused = kube.fail("POST", "/api/v1/nodes$", 500)
+        httpx.delete(f"{kube.url}/api/v1/nodes/flyk-node").raise_for_status()
+        eventually(lambda: refused.fired == 1, what="the first registration refused")
+        eventually(lambda: kube.get("nodes", "flyk-node"), what="the node registered again")
+    finally:
+        stop.set()
+        controller.notify()
+        thread.join(5)
+        api.close()
+
+
 def test_a_restarted_kubelet_takes_over_its_node(kube: FakeKube, kubeconfig: str) -> None:
     api = KubeApi(kubeconfig)
     first = NodeController(api, config(), Ping())
@@ -203,3 +285,69 @@ def test_a_hanging_machines_api_does_not_stop_lease_renewal(
         thread.join(5)
         api.close()
         fly.close()
+
+
+def test_a_hanging_machines_api_turns_ready_false_without_waiting_for_retries(
+    kube: FakeKube, kubeconfig: str
+) -> None:
+    """The ping's call hangs (and its client would retry for a minute): Ready turns False
+    while it still hangs, and True again once the API answers."""
+    import httpx
+
+    from flyk.api import FlyClient, RetryPolicy
+    from flyk.kubelet.pods import MachinesHealth
+
+    release = threading.Event()
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        release.wait(60)
+        return httpx.Response(200, json={"total_apps": 0, "apps": []})
+
+    fly = FlyClient(transport=httpx.MockTransport(hang), retry=RetryPolicy(deadline=60.0))
+    api = KubeApi(kubeconfig)
+    health = MachinesHealth(fly, "personal", freshness=0.0, timeout=0.05)
+    controller = NodeController(api, config(), health)
+    health.on_change = controller.notify
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        condition = eventually(
+            lambda: (c := ready(kube)) and c["status"] == "False" and c, what="NotReady"
+        )
+        assert not release.is_set()  # the ping never answered meanwhile
+        assert condition["reason"] == "MachinesAPIUnreachable"
+        assert "no answer" in condition["message"]
+        release.set()
+        eventually(lambda: (c := ready(kube)) and c["status"] == "True", what="Ready again")
+    finally:
+        release.set()
+        stop.set()
+        controller.notify()
+        thread.join(5)
+        api.close()
+        fly.close()
+
+
+def test_a_surprise_in_the_ping_does_not_end_the_node_thread(
+    kube: FakeKube, running: tuple[NodeController, Ping]
+) -> None:
+    controller, ping = running
+    eventually(controller.registered.is_set)
+    ping.surprises = 1
+    eventually(lambda: ping.surprises == 0, what="the ping raised")
+    ping.health = Health(False, "MachinesAPIUnreachable", "Machines API: connection refused")
+    eventually(lambda: (c := ready(kube)) and c["status"] == "False", what="Ready still followed")
+
+
+def test_an_answer_that_is_not_json_does_not_end_lease_renewal(
+    kube: FakeKube, running: tuple[NodeController, Ping]
+) -> None:
+    lease = eventually(lambda: kube.get("leases", "flyk-node", "kube-node-lease"), what="lease")
+    garbled = kube.garble("PUT", "/leases/flyk-node")
+    eventually(lambda: garbled.fired == 1, what="a renewal answered with a page, not JSON")
+    seen = kube.count("PUT", "/leases/flyk-node")
+    eventually(lambda: kube.count("PUT", "/leases/flyk-node") > seen + 1, what="renewals go on")
+    now = kube.get("leases", "flyk-node", "kube-node-lease")
+    assert now is not None
+    assert int(now["metadata"]["resourceVersion"]) > int(lease["metadata"]["resourceVersion"])

@@ -474,6 +474,22 @@ def test_machines_of_a_namespace_deleted_while_the_kubelet_was_away_are_destroye
     assert [m.state for m in harness.fly.machines.list(other)] == ["started"]
 
 
+def test_an_unreadable_answer_at_start_up_is_retried(harness: Harness) -> None:
+    """The namespaces list at start-up comes back as a page that is not JSON (a proxy in
+    trouble): it is an API error like any other, retried, and the start-up cleanup happens."""
+    harness.kube.create("namespaces", {"metadata": {"name": "tmp"}})
+    harness.start()
+    harness.create_pod("web", namespace="tmp")
+    harness.wait_phase("web", "Running", "tmp")
+    harness.stop()
+    harness.kube.store.remove("pods", "tmp", "web")
+    harness.kube.store.remove("namespaces", "", "tmp")
+    garbled = harness.kube.garble("GET", "/api/v1/namespaces$")
+    harness.start()
+    eventually(lambda: harness.machines("tmp") == [], what="the machine destroyed")
+    assert garbled.fired == 1
+
+
 def test_nothing_is_kept_about_pods_that_are_gone(harness: Harness) -> None:
     """Per-pod records (statuses written, events told, machines seen) go with the pod: a
     force-deleted pod (its machine then destroyed as an orphan) and a deleted one alike."""
@@ -490,6 +506,22 @@ def test_nothing_is_kept_about_pods_that_are_gone(harness: Harness) -> None:
     eventually(lambda: harness.machines() == [], what="both machines destroyed")
     eventually(lambda: harness.pod("b") is None, what="b removed")
     eventually(lambda: not kubelet.pods.tracked() & uids, what="nothing kept")
+
+
+def test_nothing_is_kept_about_a_pod_told_of_after_it_was_forgotten(harness: Harness) -> None:
+    """A worker that is still busy with a pod when the pod is force-deleted (here: waiting
+    for a Secret) tells of it afterwards (an UnsupportedField Event); what it remembers
+    about it then is swept, not kept for as long as the kubelet runs."""
+    kubelet = harness.start().kubelet
+    assert kubelet is not None
+    harness.kube.delay("GET", "/secrets/late", 1.0)
+    env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]
+    containers = [{"name": "app", "image": "app:1", "env": env}]
+    uid = harness.create_pod("app", containers=containers, hostNetwork=True)["metadata"]["uid"]
+    eventually(lambda: harness.kube.count("GET", "/secrets/late"), what="the Secret asked for")
+    harness.delete_pod("app", grace=0)
+    eventually(lambda: harness.events("app", "UnsupportedField"), what="told after the delete")
+    eventually(lambda: uid not in kubelet.pods.tracked(), what="nothing kept")
 
 
 def test_a_deleted_namespace_loses_its_workers_and_its_lists(harness: Harness) -> None:

@@ -61,3 +61,10 @@ def test_failures_count_and_backoff_doubles_to_a_ceiling() -> None:
     queue.forget("a")
     assert queue.failed("a") == 1
     assert [backoff(n, 1.0, 5.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
+
+
+def test_backoff_stays_at_its_ceiling_however_many_failures() -> None:
+    """A day of failures (an API server down) must not overflow: the caller is a thread
+    that an exception would end for good (the reflector, a namespace's worker)."""
+    assert backoff(1_100, 0.05, 5.0) == 5.0
+    assert backoff(10**9, 1.0, 300.0) == 300.0
