@@ -47,30 +47,27 @@ def tls_context(entry: KubeconfigEntry) -> ssl.SSLContext:
 
 
 def probe_api_server(entry: KubeconfigEntry, *, timeout: float = 10.0) -> ApiProbe:
+    """`/readyz`, then the version and the node and pod counts `status` shows."""
+    return _probe(entry, timeout=timeout, counts=True)
+
+
+def probe_ready(entry: KubeconfigEntry, *, timeout: float = 10.0) -> ApiProbe:
+    """Only `/readyz`: whether the API server serves yet (what create waits for)."""
+    return _probe(entry, timeout=timeout, counts=False)
+
+
+def _probe(entry: KubeconfigEntry, *, timeout: float, counts: bool) -> ApiProbe:
     try:
         with httpx.Client(
             base_url=entry.server, verify=tls_context(entry), timeout=timeout
         ) as http:
             ready = http.get("/readyz")
             if ready.status_code != 200:
-                return ApiProbe(False, f"/readyz said {ready.status_code}: {ready.text.strip()}")
-            return _counts(http)
+                said = ready.text.strip()[:200]
+                return ApiProbe(False, f"/readyz said {ready.status_code}: {said}")
+            return _counts(http) if counts else ApiProbe(True, "answering (/readyz ok)")
     except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
         return ApiProbe(False, f"not answering at {entry.server}: {exc}")
-
-
-def probe_ready(entry: KubeconfigEntry, *, timeout: float = 10.0) -> ApiProbe:
-    """Only `/readyz`: whether the API server serves yet (what create waits for)."""
-    try:
-        with httpx.Client(
-            base_url=entry.server, verify=tls_context(entry), timeout=timeout
-        ) as http:
-            ready = http.get("/readyz")
-    except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
-        return ApiProbe(False, f"not answering at {entry.server}: {exc}")
-    if ready.status_code != 200:
-        return ApiProbe(False, f"/readyz said {ready.status_code}: {ready.text.strip()[:200]}")
-    return ApiProbe(True, "answering (/readyz ok)")
 
 
 def _counts(http: httpx.Client) -> ApiProbe:
