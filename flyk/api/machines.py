@@ -30,6 +30,7 @@ from flyk.errors import (
     FlykError,
     InvalidRequestError,
     LeaseHeldError,
+    MachineStateError,
     NetworkError,
     NotFoundError,
     ServerError,
@@ -60,6 +61,20 @@ def _nonce_for(app: str, machine_id: str, nonce: str | None) -> str | None:
 def new_launch_id() -> str:
     """128 random bits in hex (as uuid4().hex, without importing uuid and platform)."""
     return os.urandom(16).hex()
+
+
+# States a machine stays in until someone acts (a failed start, an exit with no restart coming).
+_DEAD_ENDS = frozenset({"failed", "stopped", "destroyed"})
+
+
+def _with_settled(states: builtins.list[str]) -> builtins.list[str]:
+    """The states to ask the API for: `states` and "settled", so that a machine coming to rest
+    elsewhere (failed, stopped) ends the long-poll instead of running out the clock. Not when
+    waiting for "destroyed" (a machine rests in stopped on its way there) or already settled.
+    """
+    if "settled" in states or "destroyed" in states:
+        return states
+    return [*states, "settled"]
 
 
 def _states(state: str | Sequence[str]) -> builtins.list[str]:
@@ -416,7 +431,9 @@ class MachinesResource(Resource):
         WaitTimeoutError. 408 means "not yet"; 404 means reached when waiting for
         "destroyed", and is retried for a short while otherwise (a new machine may not be
         visible yet). Pass `version` when waiting for "stopped" so that the stop of an older
-        version does not count.
+        version does not count. A machine that comes to rest elsewhere for good (failed, or
+        stopped with no restart coming) raises MachineStateError at once, naming its exit code.
+        `timeout=0` still polls once.
         """
         states = _states(state)
         if version is None and "stopped" in states:
@@ -427,16 +444,20 @@ class MachinesResource(Resource):
         clock = core.retry.clock
         start = clock()
         deadline = start + timeout
+        asked = _with_settled(states)
         attempt = 0
         early_408s = 0
+        polled = False
         while True:
             remaining = deadline - clock()
-            if remaining <= 0:
+            # Poll at least once: a machine already there has reached it, even with timeout 0.
+            if remaining <= 0 and polled:
                 raise self._wait_timeout(machine_id, states, timeout)
+            polled = True
             poll = max(1, min(MAX_WAIT_SECONDS, int(remaining)))
             sent_at = clock()
             params: dict[str, Any] = {
-                "state": states,
+                "state": asked,
                 "timeout": poll,
                 "version": version,
                 "from_event_id": from_event_id,
@@ -481,7 +502,50 @@ class MachinesResource(Resource):
                     )
                 continue
             reached = as_mapping(response.json() if response.content.strip() else {})
-            return str(reached.get("state") or states[0])
+            reached_state = str(reached.get("state") or states[0])
+            if reached_state in states or asked == states:
+                return reached_state
+            # It settled elsewhere: give up if it stays there by itself, else wait for its
+            # next transition (`from_event_id`), backing off should the API not honour that.
+            self._raise_if_stuck(app, machine_id, states)
+            event_id = reached.get("event_id")
+            if isinstance(event_id, str) and event_id and event_id != from_event_id:
+                from_event_id = event_id
+                continue
+            attempt += 1
+            if not pause(core, attempt, deadline):
+                raise self._wait_timeout(machine_id, states, timeout)
+
+    def _raise_if_stuck(self, app: str, machine_id: str, states: Sequence[str]) -> None:
+        """MachineStateError when the machine rests in a state it will not leave by itself.
+
+        That is `failed`, `destroyed`, or `stopped` after an exit with no restart coming. A
+        newer event than the one that put it there (a start asked for, a restart under way)
+        means it is moving on, and so does a state it has left since the wait answered.
+        """
+        try:
+            machine = self.get(app, machine_id)
+        except NotFoundError:
+            machine = Machine(id=machine_id, state="destroyed")
+        state = machine.state or ""
+        if state not in _DEAD_ENDS:
+            return
+        events = sorted(machine.events, key=lambda event: event.timestamp or 0, reverse=True)
+        newest = events[0] if events else None
+        if newest is not None and (
+            newest.status != state or bool(newest.exit_event.get("restarting"))
+        ):
+            return
+        exit = next((event for event in events if event.type == "exit"), None)
+        how = ""
+        if exit is not None and exit.exit_code is not None:
+            how = f" (exit code {exit.exit_code}{', OOM killed' if exit.oom_killed else ''})"
+        raise MachineStateError(
+            f"machine {machine_id} is {state}{how} and will not reach "
+            f"{' or '.join(states)} by itself",
+            state=state,
+            machine_exit_code=exit.exit_code if exit is not None else None,
+        )
 
     @staticmethod
     def _wait_timeout(machine_id: str, states: Sequence[str], timeout: float) -> WaitTimeoutError:
