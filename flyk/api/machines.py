@@ -5,10 +5,11 @@ from __future__ import annotations
 import builtins
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import replace
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -16,6 +17,7 @@ from flyk.api._constants import LAUNCH_ID_KEY, MAX_WAIT_SECONDS
 from flyk.api._http import Call, path
 from flyk.api._leases import LeaseKeeper
 from flyk.api._resource import Resource, as_list, as_mapping, pause
+from flyk.api._retry import backoff
 from flyk.api.models import (
     ExecResult,
     Lease,
@@ -43,6 +45,9 @@ log = logging.getLogger("flyk.api")
 _AMBIGUOUS = (ServerError, NetworkError, WaitTimeoutError)
 # How long a just-created machine may answer 404 before we believe it (reference §4).
 _NEW_MACHINE_GRACE = 10.0
+# How long `machines.lease()` waits for a lease someone else holds (flyctl waits too): a
+# command run while another finishes gets its turn instead of failing.
+LEASE_WAIT_SECONDS = 30.0
 # Slack on top of the server-side wait timeout before the HTTP read gives up.
 _WAIT_READ_SLACK = 15.0
 # The nonces of the leases held by `with machines.lease(...)` blocks, by (app, machine id):
@@ -589,9 +594,61 @@ class MachinesResource(Resource):
     # -- leases -----------------------------------------------------------------------------
 
     def acquire_lease(
-        self, app: str, machine_id: str, *, ttl: int = 120, description: str | None = None
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        ttl: int = 120,
+        description: str | None = None,
+        wait: float = 0.0,
+        on_wait: Callable[[Lease | None], None] | None = None,
     ) -> Lease:
-        """Take the lease; LeaseHeldError (409) when someone else holds it."""
+        """Take the lease; LeaseHeldError (409) when someone else holds it after `wait` s.
+
+        While it is held, the acquire is tried again (backing off up to 2 s, never sleeping
+        past the holder's `expires_at`, when the lease is free again) until `wait` seconds
+        have passed, as flyctl waits. `on_wait(holder)` is called once, when the waiting
+        begins, with the holder's lease (None if it could not be read), so that a caller
+        can say whom it waits for.
+        """
+        policy = self._core.retry
+        deadline = policy.clock() + wait
+        attempt = 0
+        while True:
+            try:
+                return self._acquire_once(app, machine_id, ttl, description)
+            except LeaseHeldError as exc:
+                attempt += 1
+                holder = self.get_lease(app, machine_id) if wait > 0 else None
+                delay = self._lease_retry_delay(attempt, holder, deadline)
+                if delay is None:
+                    if attempt == 1:
+                        raise
+                    raise LeaseHeldError(
+                        f"{exc.message} (waited {wait:g} s for it)",
+                        hint=exc.hint,
+                        details=exc.details,
+                    ) from exc
+                if attempt == 1 and on_wait is not None:
+                    on_wait(holder)
+                policy.sleep(delay)
+
+    def _lease_retry_delay(
+        self, attempt: int, holder: Lease | None, deadline: float
+    ) -> float | None:
+        """How long to sleep before acquiring again; None when the deadline has passed."""
+        policy = self._core.retry
+        left = deadline - policy.clock()
+        if left <= 0:
+            return None
+        delay = backoff(attempt, policy.rng, initial=policy.initial_delay, maximum=2.0)
+        if holder is not None and holder.expires_at is not None:
+            # expires_at is in whole seconds: one more makes sure it has passed
+            until_free = holder.expires_at + 1 - policy.wall_clock()
+            delay = min(delay, until_free) if until_free > 0 else delay
+        return min(delay, left)  # the last try comes at the deadline
+
+    def _acquire_once(self, app: str, machine_id: str, ttl: int, description: str | None) -> Lease:
         body: dict[str, Any] = {"ttl": ttl}
         if description is not None:
             body["description"] = description
@@ -646,14 +703,28 @@ class MachinesResource(Resource):
         ttl: int = 120,
         description: str | None = None,
         refresh_every: float | None = None,
+        wait: float = LEASE_WAIT_SECONDS,
+        on_wait: Callable[[Lease | None], None] | None = None,
     ) -> AbstractContextManager[Lease]:
         """Hold the machine's lease for the `with` block: acquire, refresh, always release.
+
+        A lease someone else holds is waited for, up to `wait` seconds (see `acquire_lease`;
+        `on_wait` is told whom it waits for); then LeaseHeldError.
 
         Mutations of this machine made inside the block (in this thread or task) send the
         lease's nonce by themselves; a `nonce=` passed explicitly wins. The lease is refreshed
         in a background thread every ~ttl/3 and released in `finally`, also on Ctrl-C.
         """
-        return _held(self, app, machine_id, ttl, description, refresh_every)
+        acquire = partial(
+            self.acquire_lease,
+            app,
+            machine_id,
+            ttl=ttl,
+            description=description,
+            wait=wait,
+            on_wait=on_wait,
+        )
+        return _held(self, app, machine_id, ttl, acquire, refresh_every)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -695,14 +766,14 @@ def _held(
     app: str,
     machine_id: str,
     ttl: int,
-    description: str | None,
+    acquire: Callable[[], Lease],
     refresh_every: float | None,
 ) -> AbstractContextManager[Lease]:
     from contextlib import contextmanager
 
     @contextmanager
     def hold() -> Iterator[Lease]:
-        lease = machines.acquire_lease(app, machine_id, ttl=ttl, description=description)
+        lease = acquire()
         keeper = LeaseKeeper(
             refresh=lambda: machines.refresh_lease(app, machine_id, lease.nonce, ttl=ttl),
             nonce=lease.nonce,

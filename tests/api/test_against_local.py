@@ -496,3 +496,43 @@ def test_a_created_machine_is_waited_for_until_the_deadline(client: FlyClient, a
     machine_id = client.machines.create(app, config, region="ord", skip_launch=True).id
     with pytest.raises(WaitTimeoutError):
         client.machines.wait(app, machine_id, "started", timeout=1)
+
+
+# -- a lease someone else holds is waited for -------------------------------------------------
+
+
+def test_a_lease_released_meanwhile_is_taken(
+    backend: Any, make: ClientFactory, skew: SkewClock
+) -> None:
+    holder = make()
+    app = holder.apps.create("flyk-lease-wait", ORG).name
+    machine_id = holder.machines.create(app, _config()).id
+    theirs = holder.machines.acquire_lease(app, machine_id, ttl=60, description="deploy")
+    # the holder lets go while we wait (here, at our first backoff)
+    waiter = make(
+        retry=RetryPolicy(
+            clock=skew.monotonic,
+            wall_clock=skew.wall,
+            sleep=lambda _: holder.machines.release_lease(app, machine_id, theirs.nonce),
+        )
+    )
+    told: list[str | None] = []
+    with waiter.machines.lease(
+        app, machine_id, on_wait=lambda lease: told.append(lease and lease.description)
+    ) as ours:
+        assert ours.nonce != theirs.nonce
+    assert told == ["deploy"]
+
+
+def test_a_lease_left_to_expire_is_taken_after_its_ttl(
+    backend: Any, make: ClientFactory, skew: SkewClock
+) -> None:
+    holder = make()
+    app = holder.apps.create("flyk-lease-expiry", ORG).name
+    machine_id = holder.machines.create(app, _config()).id
+    holder.machines.acquire_lease(app, machine_id, ttl=3)
+    waiting = RetryPolicy(clock=skew.monotonic, wall_clock=skew.wall, sleep=skew.sleep)
+    lease = make(retry=waiting).machines.acquire_lease(app, machine_id, ttl=30, wait=30)
+    assert lease.nonce and 3.0 <= skew.skew < 30.0
+    with pytest.raises(LeaseHeldError, match="waited 5 s"):
+        make(retry=waiting).machines.acquire_lease(app, machine_id, ttl=30, wait=5)
