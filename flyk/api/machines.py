@@ -484,7 +484,9 @@ class MachinesResource(Resource):
                 if "currently replaced" not in exc.message:
                     raise
                 attempt += 1
-                pause(core, attempt, deadline)  # past the deadline, the check above raises
+                if not pause(core, attempt, deadline):
+                    # no time left for a pause: asking again at once would spin until then
+                    raise self._wait_timeout(machine_id, states, timeout) from exc
                 continue
             if response.status_code == 408:
                 # A 408 long before the poll time (a proxy's, a server that does not

@@ -207,3 +207,24 @@ def test_timeout_zero_polls_once_then_times_out(client: FlyClient, script: Scrip
     with pytest.raises(WaitTimeoutError):
         client.machines.wait("a", "m1", "started", timeout=0)
     assert len(script.sent(WAIT)) == 1
+
+
+def test_currently_replaced_backs_off_and_never_spins(
+    client: FlyClient, script: Script, clock: FakeClock
+) -> None:
+    # The version waited on is being replaced, answer after answer. Near the deadline no
+    # backoff fits any more: the wait must time out then, not ask again at once (the fake
+    # clock stands still without sleeps, so a loop that does not sleep would not end; this
+    # server gives in after 100 answers to make such a loop fail instead of hang).
+    answers = {"count": 0}
+    replaced = reply(400, {"error": "machine ID m1 is currently replaced"})
+    started = reply(200, {"state": "started"})
+
+    def handler(request):  # type: ignore[no-untyped-def]
+        answers["count"] += 1
+        return (replaced if answers["count"] <= 100 else started)(request)
+
+    script.on(WAIT, handler)
+    with pytest.raises(WaitTimeoutError):
+        client.machines.wait("a", "m1", "started", timeout=3)
+    assert answers["count"] == len(clock.sleeps) + 1 < 20
