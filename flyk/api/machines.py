@@ -632,7 +632,7 @@ class MachinesResource(Resource):
                         details=exc.details,
                     ) from exc
                 if attempt == 1 and on_wait is not None:
-                    on_wait(holder)
+                    _notify(on_wait, holder)
                 policy.sleep(delay)
 
     def _lease_retry_delay(
@@ -806,6 +806,13 @@ def _held(
             )
 
     return hold()
+
+
+def _notify(on_wait: Callable[[Lease | None], None], holder: Lease | None) -> None:
+    try:
+        on_wait(holder)
+    except Exception:  # a notice must never break the acquire
+        log.exception("on_wait hook failed")
 
 
 def _lease(data: Any, *, required: bool = True) -> Lease:

@@ -230,3 +230,15 @@ def test_the_wait_does_not_sleep_past_the_holders_expiry(
             assert start + pause <= free_at + 1e-6
         start += pause
     assert any(pause > 1.0 for pause in clock.sleeps[-2:])  # the backoff did grow past it
+
+
+def test_a_failing_on_wait_does_not_break_the_acquire(
+    client: FlyClient, script: Script, clock: FakeClock
+) -> None:
+    script.on(f"POST {LEASE}", reply(409, HELD), reply(201, GRANT))
+    script.on(f"GET {LEASE}", reply(200, _holder(clock, 100)))
+
+    def broken(_: Lease | None) -> None:
+        raise RuntimeError("the terminal went away")
+
+    assert client.machines.acquire_lease("a", "m1", wait=10, on_wait=broken).nonce == "n1"
