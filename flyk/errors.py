@@ -13,6 +13,7 @@
     │   ├── AlreadyExistsError ........... 5  a create found the thing already there
     │   └── PreconditionFailedError ...... 5  412: a version or volume precondition failed
     ├── WaitTimeoutError ................. 6  a wait (or the API's own 408) outlasted its deadline
+    ├── MachineStateError ............... 10  a wait ended: the machine failed or stopped for good
     ├── RateLimitedError ................. 7  still rate limited (429) after the retries
     ├── CapacityError .................... 8  the region cannot take the machine or volume now
     ├── NetworkError ..................... 9  the API could not be reached
@@ -111,6 +112,26 @@ class WaitTimeoutError(FlykError):
     exit_code = 6
 
 
+class MachineStateError(FlykError):
+    """A wait gave up early: the machine came to rest in a state it does not leave by itself
+    (failed, destroyed, or stopped with no restart coming), not in the one waited for."""
+
+    exit_code = 10
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        state: str,
+        machine_exit_code: int | None = None,
+        hint: str | None = None,
+        details: ApiDetails | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, details=details)
+        self.state = state
+        self.machine_exit_code = machine_exit_code  # the workload's, from its last exit event
+
+
 class RateLimitedError(FlykError):
     exit_code = 7
 
@@ -171,6 +192,7 @@ def exit_code_table() -> list[ExitCode]:
         7: "rate limited after retries",
         8: "no capacity in the requested region",
         9: "the API could not be reached",
+        10: "a wait ended early: the machine failed, or stopped and will not restart",
         130: "interrupted (Ctrl-C); held leases released",
     }
     return [

@@ -5,10 +5,11 @@ from __future__ import annotations
 import builtins
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import replace
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -16,6 +17,7 @@ from flyk.api._constants import LAUNCH_ID_KEY, MAX_WAIT_SECONDS
 from flyk.api._http import Call, path
 from flyk.api._leases import LeaseKeeper
 from flyk.api._resource import Resource, as_list, as_mapping, pause
+from flyk.api._retry import backoff
 from flyk.api.models import (
     ExecResult,
     Lease,
@@ -30,6 +32,7 @@ from flyk.errors import (
     FlykError,
     InvalidRequestError,
     LeaseHeldError,
+    MachineStateError,
     NetworkError,
     NotFoundError,
     ServerError,
@@ -42,6 +45,9 @@ log = logging.getLogger("flyk.api")
 _AMBIGUOUS = (ServerError, NetworkError, WaitTimeoutError)
 # How long a just-created machine may answer 404 before we believe it (reference §4).
 _NEW_MACHINE_GRACE = 10.0
+# How long `machines.lease()` waits for a lease someone else holds (flyctl waits too): a
+# command run while another finishes gets its turn instead of failing.
+LEASE_WAIT_SECONDS = 30.0
 # Slack on top of the server-side wait timeout before the HTTP read gives up.
 _WAIT_READ_SLACK = 15.0
 # The nonces of the leases held by `with machines.lease(...)` blocks, by (app, machine id):
@@ -60,6 +66,20 @@ def _nonce_for(app: str, machine_id: str, nonce: str | None) -> str | None:
 def new_launch_id() -> str:
     """128 random bits in hex (as uuid4().hex, without importing uuid and platform)."""
     return os.urandom(16).hex()
+
+
+# States a machine stays in until someone acts (a failed start, an exit with no restart coming).
+_DEAD_ENDS = frozenset({"failed", "stopped", "destroyed"})
+
+
+def _with_settled(states: builtins.list[str]) -> builtins.list[str]:
+    """The states to ask the API for: `states` and "settled", so that a machine coming to rest
+    elsewhere (failed, stopped) ends the long-poll instead of running out the clock. Not when
+    waiting for "destroyed" (a machine rests in stopped on its way there) or already settled.
+    """
+    if "settled" in states or "destroyed" in states:
+        return states
+    return [*states, "settled"]
 
 
 def _states(state: str | Sequence[str]) -> builtins.list[str]:
@@ -416,7 +436,9 @@ class MachinesResource(Resource):
         WaitTimeoutError. 408 means "not yet"; 404 means reached when waiting for
         "destroyed", and is retried for a short while otherwise (a new machine may not be
         visible yet). Pass `version` when waiting for "stopped" so that the stop of an older
-        version does not count.
+        version does not count. A machine that comes to rest elsewhere for good (failed, or
+        stopped with no restart coming) raises MachineStateError at once, naming its exit code.
+        `timeout=0` still polls once.
         """
         states = _states(state)
         if version is None and "stopped" in states:
@@ -427,16 +449,20 @@ class MachinesResource(Resource):
         clock = core.retry.clock
         start = clock()
         deadline = start + timeout
+        asked = _with_settled(states)
         attempt = 0
         early_408s = 0
+        polled = False
         while True:
             remaining = deadline - clock()
-            if remaining <= 0:
+            # Poll at least once: a machine already there has reached it, even with timeout 0.
+            if remaining <= 0 and polled:
                 raise self._wait_timeout(machine_id, states, timeout)
+            polled = True
             poll = max(1, min(MAX_WAIT_SECONDS, int(remaining)))
             sent_at = clock()
             params: dict[str, Any] = {
-                "state": states,
+                "state": asked,
                 "timeout": poll,
                 "version": version,
                 "from_event_id": from_event_id,
@@ -458,7 +484,9 @@ class MachinesResource(Resource):
                 if "currently replaced" not in exc.message:
                     raise
                 attempt += 1
-                pause(core, attempt, deadline)  # past the deadline, the check above raises
+                if not pause(core, attempt, deadline):
+                    # no time left for a pause: asking again at once would spin until then
+                    raise self._wait_timeout(machine_id, states, timeout) from exc
                 continue
             if response.status_code == 408:
                 # A 408 long before the poll time (a proxy's, a server that does not
@@ -481,7 +509,50 @@ class MachinesResource(Resource):
                     )
                 continue
             reached = as_mapping(response.json() if response.content.strip() else {})
-            return str(reached.get("state") or states[0])
+            reached_state = str(reached.get("state") or states[0])
+            if reached_state in states or asked == states:
+                return reached_state
+            # It settled elsewhere: give up if it stays there by itself, else wait for its
+            # next transition (`from_event_id`), backing off should the API not honour that.
+            self._raise_if_stuck(app, machine_id, states)
+            event_id = reached.get("event_id")
+            if isinstance(event_id, str) and event_id and event_id != from_event_id:
+                from_event_id = event_id
+                continue
+            attempt += 1
+            if not pause(core, attempt, deadline):
+                raise self._wait_timeout(machine_id, states, timeout)
+
+    def _raise_if_stuck(self, app: str, machine_id: str, states: Sequence[str]) -> None:
+        """MachineStateError when the machine rests in a state it will not leave by itself.
+
+        That is `failed`, `destroyed`, or `stopped` after an exit with no restart coming. A
+        newer event than the one that put it there (a start asked for, a restart under way)
+        means it is moving on, and so does a state it has left since the wait answered.
+        """
+        try:
+            machine = self.get(app, machine_id)
+        except NotFoundError:
+            machine = Machine(id=machine_id, state="destroyed")
+        state = machine.state or ""
+        if state not in _DEAD_ENDS:
+            return
+        events = sorted(machine.events, key=lambda event: event.timestamp or 0, reverse=True)
+        newest = events[0] if events else None
+        if newest is not None and (
+            newest.status != state or bool(newest.exit_event.get("restarting"))
+        ):
+            return
+        exit = next((event for event in events if event.type == "exit"), None)
+        how = ""
+        if exit is not None and exit.exit_code is not None:
+            how = f" (exit code {exit.exit_code}{', OOM killed' if exit.oom_killed else ''})"
+        raise MachineStateError(
+            f"machine {machine_id} is {state}{how} and will not reach "
+            f"{' or '.join(states)} by itself",
+            state=state,
+            machine_exit_code=exit.exit_code if exit is not None else None,
+        )
 
     @staticmethod
     def _wait_timeout(machine_id: str, states: Sequence[str], timeout: float) -> WaitTimeoutError:
@@ -525,9 +596,61 @@ class MachinesResource(Resource):
     # -- leases -----------------------------------------------------------------------------
 
     def acquire_lease(
-        self, app: str, machine_id: str, *, ttl: int = 120, description: str | None = None
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        ttl: int = 120,
+        description: str | None = None,
+        wait: float = 0.0,
+        on_wait: Callable[[Lease | None], None] | None = None,
     ) -> Lease:
-        """Take the lease; LeaseHeldError (409) when someone else holds it."""
+        """Take the lease; LeaseHeldError (409) when someone else holds it after `wait` s.
+
+        While it is held, the acquire is tried again (backing off up to 2 s, never sleeping
+        past the holder's `expires_at`, when the lease is free again) until `wait` seconds
+        have passed, as flyctl waits. `on_wait(holder)` is called once, when the waiting
+        begins, with the holder's lease (None if it could not be read), so that a caller
+        can say whom it waits for.
+        """
+        policy = self._core.retry
+        deadline = policy.clock() + wait
+        attempt = 0
+        while True:
+            try:
+                return self._acquire_once(app, machine_id, ttl, description)
+            except LeaseHeldError as exc:
+                attempt += 1
+                holder = self.get_lease(app, machine_id) if wait > 0 else None
+                delay = self._lease_retry_delay(attempt, holder, deadline)
+                if delay is None:
+                    if attempt == 1:
+                        raise
+                    raise LeaseHeldError(
+                        f"{exc.message} (waited {wait:g} s for it)",
+                        hint=exc.hint,
+                        details=exc.details,
+                    ) from exc
+                if attempt == 1 and on_wait is not None:
+                    _notify(on_wait, holder)
+                policy.sleep(delay)
+
+    def _lease_retry_delay(
+        self, attempt: int, holder: Lease | None, deadline: float
+    ) -> float | None:
+        """How long to sleep before acquiring again; None when the deadline has passed."""
+        policy = self._core.retry
+        left = deadline - policy.clock()
+        if left <= 0:
+            return None
+        delay = backoff(attempt, policy.rng, initial=policy.initial_delay, maximum=2.0)
+        if holder is not None and holder.expires_at is not None:
+            # expires_at is in whole seconds: one more makes sure it has passed
+            until_free = holder.expires_at + 1 - policy.wall_clock()
+            delay = min(delay, until_free) if until_free > 0 else delay
+        return min(delay, left)  # the last try comes at the deadline
+
+    def _acquire_once(self, app: str, machine_id: str, ttl: int, description: str | None) -> Lease:
         body: dict[str, Any] = {"ttl": ttl}
         if description is not None:
             body["description"] = description
@@ -582,14 +705,28 @@ class MachinesResource(Resource):
         ttl: int = 120,
         description: str | None = None,
         refresh_every: float | None = None,
+        wait: float = LEASE_WAIT_SECONDS,
+        on_wait: Callable[[Lease | None], None] | None = None,
     ) -> AbstractContextManager[Lease]:
         """Hold the machine's lease for the `with` block: acquire, refresh, always release.
+
+        A lease someone else holds is waited for, up to `wait` seconds (see `acquire_lease`;
+        `on_wait` is told whom it waits for); then LeaseHeldError.
 
         Mutations of this machine made inside the block (in this thread or task) send the
         lease's nonce by themselves; a `nonce=` passed explicitly wins. The lease is refreshed
         in a background thread every ~ttl/3 and released in `finally`, also on Ctrl-C.
         """
-        return _held(self, app, machine_id, ttl, description, refresh_every)
+        acquire = partial(
+            self.acquire_lease,
+            app,
+            machine_id,
+            ttl=ttl,
+            description=description,
+            wait=wait,
+            on_wait=on_wait,
+        )
+        return _held(self, app, machine_id, ttl, acquire, refresh_every)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -631,14 +768,14 @@ def _held(
     app: str,
     machine_id: str,
     ttl: int,
-    description: str | None,
+    acquire: Callable[[], Lease],
     refresh_every: float | None,
 ) -> AbstractContextManager[Lease]:
     from contextlib import contextmanager
 
     @contextmanager
     def hold() -> Iterator[Lease]:
-        lease = machines.acquire_lease(app, machine_id, ttl=ttl, description=description)
+        lease = acquire()
         keeper = LeaseKeeper(
             refresh=lambda: machines.refresh_lease(app, machine_id, lease.nonce, ttl=ttl),
             nonce=lease.nonce,
@@ -669,6 +806,13 @@ def _held(
             )
 
     return hold()
+
+
+def _notify(on_wait: Callable[[Lease | None], None], holder: Lease | None) -> None:
+    try:
+        on_wait(holder)
+    except Exception:  # a notice must never break the acquire
+        log.exception("on_wait hook failed")
 
 
 def _lease(data: Any, *, required: bool = True) -> Lease:

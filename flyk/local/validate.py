@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from flyk.local.config_schema import ROOT, SCHEMAS
 from flyk.local.errors import ApiError, bad_request
 
 __all__ = [
@@ -180,6 +181,8 @@ def validate_config(config: Any) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise bad_request("invalid config: must be an object")
     check_fields(config, CONFIG_FIELDS, "config")
+    check_schema(config, f"@{ROOT}", "config")
+    _check_config_strings(config)
     image = config.get("image")
     if not isinstance(image, str) or not image.strip():
         raise bad_request("invalid config.image: an image is required")
@@ -194,6 +197,75 @@ def validate_config(config: Any) -> dict[str, Any]:
     _validate_checks(config.get("checks"))
     _validate_files(config.get("files"))
     return checked
+
+
+# Values the spec types as plain strings but which only mean something in one form.
+SCHEDULES = ("hourly", "daily", "weekly", "monthly")  # reference §6
+_DURATIONS = ("interval", "timeout", "grace_period")
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "object": "an object",
+}
+
+
+def check_schema(value: Any, kind: str, where: str) -> None:
+    """Refuse a value whose type is not the spec's (see `config_schema`); null is accepted
+    anywhere, as Go reads it as the zero value. Fields the spec does not name are left alone:
+    those the API refuses are refused by the field tables above."""
+    if value is None or kind == "any":
+        return
+    if kind.startswith("@"):
+        if not isinstance(value, dict):
+            raise bad_request(f"invalid {where}: must be an object")
+        props = SCHEMAS[kind[1:]]
+        for key, item in value.items():
+            if key in props:
+                check_schema(item, props[key], f"{where}.{key}")
+        return
+    if kind.startswith("["):
+        if not isinstance(value, list):
+            raise bad_request(f"invalid {where}: must be an array")
+        for index, item in enumerate(value):
+            check_schema(item, kind[1:-1], f"{where}[{index}]")
+        return
+    if kind.startswith("{"):
+        if not isinstance(value, dict):
+            raise bad_request(f"invalid {where}: must be an object")
+        for key, item in value.items():
+            check_schema(item, kind[1:-1], f"{where}.{key}")
+        return
+    if kind.startswith("enum:"):
+        choices = kind.removeprefix("enum:").split(",")
+        if value not in choices:
+            raise bad_request(f"invalid {where} {value!r}: use one of {', '.join(choices)}")
+        return
+    short = {"string": "str", "integer": "int", "number": "num", "boolean": "bool"}
+    if not _type_ok(value, short.get(kind, "obj")):
+        raise bad_request(f"invalid {where}: must be {_TYPE_NAMES.get(kind, kind)}")
+
+
+def _check_config_strings(config: dict[str, Any]) -> None:
+    """The strings of a config whose form matters: the schedule and the Go durations."""
+    schedule = config.get("schedule")
+    if schedule not in (None, "") and schedule not in SCHEDULES:
+        raise bad_request(f"invalid config.schedule {schedule!r}: use {', '.join(SCHEDULES)}")
+    _check_duration((config.get("stop_config") or {}).get("timeout"), "config.stop_config.timeout")
+    for name, check in (config.get("checks") or {}).items():
+        for key in _DURATIONS:
+            _check_duration((check or {}).get(key), f"config.checks.{name}.{key}")
+    for index, service in enumerate(config.get("services") or []):
+        for number, check in enumerate((service or {}).get("checks") or []):
+            for key in _DURATIONS:
+                where = f"config.services[{index}].checks[{number}].{key}"
+                _check_duration((check or {}).get(key), where)
+
+
+def _check_duration(value: Any, where: str) -> None:
+    if value is not None and not DURATION.match(value):
+        raise bad_request(f"invalid {where} {value!r}: use a duration such as 10s or 1m30s")
 
 
 def _validate_guest(guest: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from flyk.api import (
     GuestConfig,
     MachineConfig,
     RateLimiter,
+    RestartConfig,
     RetryPolicy,
     StopConfig,
 )
@@ -29,6 +30,7 @@ from flyk.errors import (
     CapacityError,
     ConflictError,
     LeaseHeldError,
+    MachineStateError,
     NotFoundError,
     RateLimitedError,
     WaitTimeoutError,
@@ -432,3 +434,106 @@ def test_server_retry_after_is_honoured(backend: Any, make: ClientFactory, skew:
     assert skew.skew >= 6.0  # two Retry-After: 3 waits, slept on the injected clock
     backend.faults.add("server_error", method="GET", path=r"/machines$", times=2, status=503)
     assert client.machines.list(app) == []
+
+
+# -- waits that end early: the machine came to rest where it stays -----------------------------
+
+
+def _run(client: FlyClient, app: str, **fields: Any) -> str:
+    config = MachineConfig(image=IMAGE, guest=GUEST, **fields)
+    return client.machines.create(app, config, region="ord").id
+
+
+def test_waiting_for_started_ends_when_the_start_fails(client: FlyClient, app: str) -> None:
+    machine_id = _run(client, app, env={"FLYK_SIM_START_FAILS": "1"})
+    with pytest.raises(MachineStateError, match="is failed and will not reach started") as raised:
+        client.machines.wait(app, machine_id, "started", timeout=30)
+    assert raised.value.state == "failed" and raised.value.exit_code == 10
+
+
+def test_waiting_for_started_ends_on_an_exit_with_no_restart(client: FlyClient, app: str) -> None:
+    machine_id = _run(
+        client, app, env={"FLYK_SIM_EXIT_CODE": "3"}, restart=RestartConfig(policy="no")
+    )
+    with pytest.raises(MachineStateError, match=r"is stopped \(exit code 3\)") as raised:
+        client.machines.wait(app, machine_id, "started", timeout=30)
+    assert raised.value.state == "stopped" and raised.value.machine_exit_code == 3
+
+
+def test_waiting_for_started_ends_when_the_machine_destroys_itself(
+    client: FlyClient, app: str
+) -> None:
+    machine_id = _run(client, app, env={"FLYK_SIM_EXIT_CODE": "0"}, auto_destroy=True)
+    with pytest.raises(MachineStateError, match="is destroyed"):
+        client.machines.wait(app, machine_id, "started", timeout=30)
+
+
+def test_a_state_asked_for_is_returned_not_raised(client: FlyClient, app: str) -> None:
+    machine_id = _run(client, app, env={"FLYK_SIM_START_FAILS": "1"})
+    assert client.machines.wait(app, machine_id, ["started", "failed"], timeout=30) == "failed"
+
+
+def test_a_stopped_machine_started_again_is_waited_for(client: FlyClient, app: str) -> None:
+    machine_id = _run(client, app)
+    client.machines.wait(app, machine_id, "started", timeout=30)
+    client.machines.stop(app, machine_id)
+    client.machines.wait(app, machine_id, "stopped", timeout=30)
+    with pytest.raises(MachineStateError, match=r"is stopped \(exit code 0\)"):
+        client.machines.wait(app, machine_id, "started", timeout=30)
+    client.machines.start(app, machine_id)
+    assert client.machines.wait(app, machine_id, "started", timeout=30) == "started"
+
+
+def test_timeout_zero_polls_once(client: FlyClient, app: str) -> None:
+    machine_id = _run(client, app)
+    client.machines.wait(app, machine_id, "started", timeout=30)
+    assert client.machines.wait(app, machine_id, "started", timeout=0) == "started"
+
+
+def test_a_created_machine_is_waited_for_until_the_deadline(client: FlyClient, app: str) -> None:
+    # "created" is at rest but not for good: the wait goes on (from its last event) and times out
+    config = MachineConfig(image=IMAGE, guest=GUEST)
+    machine_id = client.machines.create(app, config, region="ord", skip_launch=True).id
+    with pytest.raises(WaitTimeoutError):
+        client.machines.wait(app, machine_id, "started", timeout=1)
+
+
+# -- a lease someone else holds is waited for -------------------------------------------------
+
+
+def test_a_lease_released_meanwhile_is_taken(
+    backend: Any, make: ClientFactory, skew: SkewClock
+) -> None:
+    holder = make()
+    app = holder.apps.create("flyk-lease-wait", ORG).name
+    machine_id = holder.machines.create(app, _config()).id
+    theirs = holder.machines.acquire_lease(app, machine_id, ttl=60, description="deploy")
+    # the holder lets go while we wait (here, at our first backoff)
+    waiter = make(
+        retry=RetryPolicy(
+            clock=skew.monotonic,
+            wall_clock=skew.wall,
+            sleep=lambda _: holder.machines.release_lease(app, machine_id, theirs.nonce),
+        )
+    )
+    told: list[str | None] = []
+    with waiter.machines.lease(
+        app, machine_id, on_wait=lambda lease: told.append(lease and lease.description)
+    ) as ours:
+        assert ours.nonce != theirs.nonce
+    assert told == ["deploy"]
+
+
+def test_a_lease_left_to_expire_is_taken_after_its_ttl(
+    backend: Any, make: ClientFactory, skew: SkewClock
+) -> None:
+    skew.freeze()  # only sleeping moves time: the TTL runs out in our sleeps, not on its own
+    holder = make()
+    app = holder.apps.create("flyk-lease-expiry", ORG).name
+    machine_id = holder.machines.create(app, _config()).id
+    holder.machines.acquire_lease(app, machine_id, ttl=3)
+    waiting = RetryPolicy(clock=skew.monotonic, wall_clock=skew.wall, sleep=skew.sleep)
+    lease = make(retry=waiting).machines.acquire_lease(app, machine_id, ttl=30, wait=30)
+    assert lease.nonce and 3.0 <= skew.skew < 30.0
+    with pytest.raises(LeaseHeldError, match="waited 5 s"):
+        make(retry=waiting).machines.acquire_lease(app, machine_id, ttl=30, wait=5)

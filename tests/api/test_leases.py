@@ -8,10 +8,10 @@ import threading
 import httpx
 import pytest
 
-from flyk.api import FlyClient, MachineConfig
+from flyk.api import FlyClient, Lease, MachineConfig
 from flyk.errors import LeaseHeldError
 
-from .helpers import Script, machine_json, reply
+from .helpers import FakeClock, Script, machine_json, reply
 
 LEASE = "/apps/a/machines/m1/lease"
 GRANT = {
@@ -74,7 +74,7 @@ def test_an_expired_lease_counts_as_released(client: FlyClient, script: Script) 
 
 def test_held_lease_is_lease_held_error(client: FlyClient, script: Script) -> None:
     script.on(f"POST {LEASE}", reply(409, {"error": "machine already has a lease"}))
-    with pytest.raises(LeaseHeldError), client.machines.lease("a", "m1"):
+    with pytest.raises(LeaseHeldError), client.machines.lease("a", "m1", wait=0):
         pytest.fail("must not enter the block")
     assert len(script.sent(f"POST {LEASE}")) == 1  # a conflict is never retried blindly
     assert script.sent(f"DELETE {LEASE}") == []
@@ -180,3 +180,65 @@ def test_an_error_in_the_block_after_the_lease_was_lost_says_so() -> None:
     notes = getattr(caught.value, "__notes__", [])
     assert len(notes) == 1 and "lease on machine m1 was lost" in notes[0]
     assert api.released == ["n1"]  # tried; its 409 is logged, never raised over the error
+
+
+HELD = {"error": "machine m1 is already leased by someone"}
+
+
+def _holder(clock: FakeClock, expires_in: int) -> dict[str, object]:
+    expires_at = int(clock.wall()) + expires_in
+    return {"nonce": "theirs", "owner": "ops@example.com", "expires_at": expires_at}
+
+
+def test_a_held_lease_is_waited_for(client: FlyClient, script: Script, clock: FakeClock) -> None:
+    script.on(f"POST {LEASE}", reply(409, HELD), reply(409, HELD), reply(201, GRANT))
+    script.on(f"GET {LEASE}", reply(200, _holder(clock, 100)))
+    script.on(f"DELETE {LEASE}", reply(200, {"ok": True}))
+    seen: list[Lease | None] = []
+    with client.machines.lease("a", "m1", on_wait=seen.append) as lease:
+        assert lease.nonce == "n1"
+    assert len(script.sent(f"POST {LEASE}")) == 3
+    # told once, with the holder, when the waiting began
+    assert len(seen) == 1 and seen[0] is not None and seen[0].owner == "ops@example.com"
+    assert len(clock.sleeps) == 2 and all(0 < pause <= 2.0 for pause in clock.sleeps)
+
+
+def test_the_wait_gives_up_at_its_deadline(
+    client: FlyClient, script: Script, clock: FakeClock
+) -> None:
+    script.on(f"POST {LEASE}", reply(409, HELD))
+    script.on(f"GET {LEASE}", reply(200, _holder(clock, 1000)))
+    start = clock()
+    with pytest.raises(LeaseHeldError, match=r"waited 5 s"):
+        client.machines.acquire_lease("a", "m1", wait=5)
+    assert clock() - start == pytest.approx(5)  # the last try came at the deadline, not after
+    assert all(pause <= 2.0 for pause in clock.sleeps)  # backing off, not spinning
+    assert len(script.sent(f"POST {LEASE}")) == len(clock.sleeps) + 1 <= 12
+
+
+def test_the_wait_does_not_sleep_past_the_holders_expiry(
+    client: FlyClient, script: Script, clock: FakeClock
+) -> None:
+    # the backoff grows past what is left of the holder's lease: no sleep overshoots it
+    script.on(f"POST {LEASE}", *[reply(409, HELD)] * 6, reply(201, GRANT))
+    script.on(f"GET {LEASE}", reply(200, _holder(clock, 1)))
+    free_at = clock() + 2  # expires_at, plus one for its whole seconds
+    start = clock()
+    client.machines.acquire_lease("a", "m1", wait=30)
+    for pause in clock.sleeps:
+        if start < free_at - 1e-6:  # (the wall clock is a float near 1.7e9: ~1e-7 apart)
+            assert start + pause <= free_at + 1e-6
+        start += pause
+    assert any(pause > 1.0 for pause in clock.sleeps[-2:])  # the backoff did grow past it
+
+
+def test_a_failing_on_wait_does_not_break_the_acquire(
+    client: FlyClient, script: Script, clock: FakeClock
+) -> None:
+    script.on(f"POST {LEASE}", reply(409, HELD), reply(201, GRANT))
+    script.on(f"GET {LEASE}", reply(200, _holder(clock, 100)))
+
+    def broken(_: Lease | None) -> None:
+        raise RuntimeError("the terminal went away")
+
+    assert client.machines.acquire_lease("a", "m1", wait=10, on_wait=broken).nonce == "n1"

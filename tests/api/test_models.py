@@ -195,3 +195,46 @@ def test_models_are_frozen() -> None:
     guest = GuestConfig(cpu_kind="shared", cpus=1, memory_mb=256)
     with pytest.raises(AttributeError):
         guest.cpus = 2  # type: ignore[misc]
+
+
+# Values of the wrong type, as a lenient or hand-edited server may hold them: reading them
+# must not crash later code that trusts the field types.
+WRONGLY_TYPED_CONFIG: dict[str, Any] = {
+    "image": "nginx",
+    "init": {"entrypoint": 5, "cmd": "notalist", "exec": ["sh", 1], "tty": "yes"},
+    "services": [{"internal_port": "x", "ports": "443"}, "not-a-service"],
+    "stop_config": {"timeout": {"seconds": 3}, "signal": 15},
+    "containers": [{"name": "c", "cmd": "str", "env": {"A": 1}}],
+    "checks": {"up": "tcp"},
+    "guest": {"cpus": "two", "memory_mb": 256, "kernel_args": "quiet"},
+    "env": {"A": 1},
+    "schedule": 7,
+    "restart": "always",
+}
+
+
+def test_wrongly_typed_values_fall_back_to_defaults() -> None:
+    config = MachineConfig.from_api(WRONGLY_TYPED_CONFIG)
+    assert config.image == "nginx"
+    assert config.init is not None
+    assert config.init.entrypoint == () and config.init.cmd == () and config.init.exec == ()
+    assert config.init.tty is None
+    assert config.services == () and config.checks == {} and config.restart is None
+    assert config.stop_config is not None
+    assert config.stop_config.timeout is None and config.stop_config.signal is None
+    assert config.containers[0].cmd == () and config.containers[0].env == {}
+    assert config.guest is not None and config.guest.cpus is None and config.guest.memory_mb == 256
+    assert config.guest.kernel_args == ()
+    assert config.env == {} and config.schedule is None
+
+
+def test_wrongly_typed_values_survive_a_write_back_as_sent() -> None:
+    assert MachineConfig.from_api(WRONGLY_TYPED_CONFIG).to_api() == WRONGLY_TYPED_CONFIG
+
+
+def test_a_machine_with_a_wrongly_typed_config_parses() -> None:
+    machine = Machine.from_api(
+        {"id": "m1", "state": "started", "config": WRONGLY_TYPED_CONFIG, "events": 5}
+    )
+    assert machine.config is not None and machine.config.image == "nginx"
+    assert machine.events == ()

@@ -114,6 +114,29 @@ MACHINE_CASES: list[tuple[str, dict[str, Any], int]] = [
         {"config": {"image": "x", "mounts": [{"volume": "vol_x", "path": "/a"}]}},
         404,
     ),
+    # nested config of the wrong type (the spec's fly.MachineConfig), refused before it is
+    # stored: a stored one would break every later read of the app's machines
+    ("init-entrypoint-number", {"config": {"image": "x", "init": {"entrypoint": 5}}}, 400),
+    ("init-cmd-string", {"config": {"image": "x", "init": {"cmd": "notalist"}}}, 400),
+    ("init-cmd-numbers", {"config": {"image": "x", "init": {"cmd": [1, 2]}}}, 400),
+    ("init-not-object", {"config": {"image": "x", "init": ["sh"]}}, 400),
+    ("port-string", {"config": {"image": "x", "services": [{"internal_port": "x"}]}}, 400),
+    ("service-not-object", {"config": {"image": "x", "services": ["web"]}}, 400),
+    (
+        "ports-handlers-string",
+        {"config": {"image": "x", "services": [{"ports": [{"handlers": "http"}]}]}},
+        400,
+    ),
+    ("autostop-unknown", {"config": {"image": "x", "services": [{"autostop": "nap"}]}}, 400),
+    ("stop-timeout-not-duration", {"config": {"image": "x", "stop_config": {"timeout": "x"}}}, 400),
+    ("stop-signal-unknown", {"config": {"image": "x", "stop_config": {"signal": "HUP"}}}, 400),
+    ("container-cmd-string", {"config": {"image": "x", "containers": [{"cmd": "str"}]}}, 400),
+    ("container-env-numbers", {"config": {"image": "x", "containers": [{"env": {"A": 1}}]}}, 400),
+    ("check-port-string", {"config": {"image": "x", "checks": {"c": {"port": "80"}}}}, 400),
+    ("check-interval-bad", {"config": {"image": "x", "checks": {"c": {"interval": "often"}}}}, 400),
+    ("schedule-unknown", {"config": {"image": "x", "schedule": "sometimes"}}, 400),
+    ("auto-destroy-string", {"config": {"image": "x", "auto_destroy": "yes"}}, 400),
+    ("dns-nameservers-string", {"config": {"image": "x", "dns": {"nameservers": "1.1.1.1"}}}, 400),
     ("bool-as-int", {"config": {"image": "x"}, "lease_ttl": True}, 400),
     ("negative-lease", {"config": {"image": "x"}, "lease_ttl": -1}, 400),
 ]
@@ -141,6 +164,38 @@ def test_every_fly_preset_cpu_count_is_accepted(
     response = raw.post("/apps/demo/machines", json={"config": {"image": "x", "guest": guest}})
     assert response.status_code == 200, response.text
     assert response.json()["config"]["guest"]["cpus"] == cpus
+
+
+def test_the_error_names_the_nested_field(raw: httpx.Client) -> None:
+    make_app(raw)
+    config = {"image": "x", "services": [{"internal_port": 80}, {"internal_port": "x"}]}
+    body = assert_error(raw.post("/apps/demo/machines", json={"config": config}), 400)
+    assert "config.services[1].internal_port" in body["error"]
+
+
+def test_well_typed_nested_config_is_accepted(raw: httpx.Client) -> None:
+    make_app(raw)
+    config = {
+        "image": "x",
+        "init": {"cmd": ["nginx", "-g", "daemon off;"], "tty": False},
+        "services": [{"internal_port": 80, "autostop": "off", "ports": [{"port": 443}]}],
+        "stop_config": {"signal": "SIGTERM", "timeout": "30s"},
+        "checks": {"up": {"type": "tcp", "port": 80, "interval": "15s", "timeout": "1m2s"}},
+        "containers": [{"name": "app", "cmd": ["run"], "env": {"A": "1"}}],
+        "schedule": "daily",
+    }
+    response = raw.post("/apps/demo/machines", json={"config": config})
+    assert response.status_code == 200, response.text
+    assert response.json()["config"]["init"]["cmd"] == ["nginx", "-g", "daemon off;"]
+
+
+def test_a_bad_nested_update_is_refused_and_the_machine_kept(
+    raw: httpx.Client, machine_base: str
+) -> None:
+    before = raw.get(machine_base).json()
+    config = {**before["config"], "init": {"entrypoint": 5}}
+    assert_error(raw.post(machine_base, json={"config": config}), 400)
+    assert raw.get(machine_base).json()["config"] == before["config"]
 
 
 def test_oversized_body_is_413(raw: httpx.Client) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import field, fields
+from dataclasses import MISSING, Field, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 # -- the generic wire mapping ---------------------------------------------------------------
@@ -75,8 +75,11 @@ class Model:
             # sent (`handlers: []` is not the same as no handlers key to every server).
             if value is None or _is_unset(value):
                 continue
+            decoded = _decode(spec.metadata, value)
+            if not _fits(spec, decoded):
+                continue  # a value of the wrong type stays in `extra`, as sent (see _fits)
             used.add(key)
-            known[spec.name] = _decode(spec.metadata, value)
+            known[spec.name] = decoded
         extra = {key: copy.deepcopy(value) for key, value in data.items() if key not in used}
         return cls(**known, extra=extra)
 
@@ -90,6 +93,47 @@ class Model:
                 continue
             out[self._wire_names.get(spec.name, spec.name)] = _encode(value)
         return out
+
+
+def _fits(spec: Field[Any], value: Any) -> bool:
+    """Whether `value` has the type the field declares, judged from its annotation.
+
+    A server may hold a value of another type (an old or lenient backend, a hand-edited
+    store): reading it must not crash later code that trusts the type (`" ".join(cmd)` on
+    an int), so the value is kept in `extra` instead, where it survives a write-back.
+    Required fields (no default) are not checked: the model cannot be built without them.
+    """
+    if spec.default is MISSING and spec.default_factory is MISSING:
+        return True
+    kind = str(spec.type).removesuffix(" | None")
+    if spec.metadata.get("model") is not None:
+        return value is not None  # see _decode
+    check = _CHECKS.get(kind)
+    if check is not None:
+        return check(value)
+    if kind.startswith("Mapping["):
+        return isinstance(value, Mapping)
+    if kind.startswith("Sequence["):
+        return isinstance(value, list | tuple)
+    return True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "str": lambda value: isinstance(value, str),
+    "bool": lambda value: isinstance(value, bool),
+    "int": _is_int,
+    "float": lambda value: _is_int(value) or isinstance(value, float),
+    "Sequence[str]": lambda value: (
+        isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+    ),
+    "Mapping[str, str]": lambda value: (
+        isinstance(value, Mapping) and all(isinstance(item, str) for item in value.values())
+    ),
+}
 
 
 def _is_unset(value: Any) -> bool:
@@ -107,11 +151,16 @@ def _decode(metadata: Mapping[str, Any], value: Any) -> Any:
             return tuple(value)
         return value
     shape = metadata["shape"]
+    # A collection holding anything but objects is not decoded (None): it stays in `extra`.
     if shape == _LIST:
-        return tuple(model.from_api(item) for item in value if isinstance(item, Mapping))
+        if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+            return None
+        return tuple(model.from_api(item) for item in value)
     if shape == _MAP:
-        if not isinstance(value, Mapping):
-            return {}
+        if not isinstance(value, Mapping) or not all(
+            isinstance(item, Mapping) for item in value.values()
+        ):
+            return None
         return {name: model.from_api(item) for name, item in value.items()}
     return model.from_api(value) if isinstance(value, Mapping) else None
 
