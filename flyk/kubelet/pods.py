@@ -995,8 +995,10 @@ class PodController:
                 }
             return
         config = MachineConfig.from_api(plan.config)
+        # wait=0: a lease held elsewhere fails at once and the pod is retried with backoff,
+        # rather than a namespace worker blocking for the client's default lease wait.
         with self._fly.machines.lease(
-            space.app, machine["id"], ttl=60, description="flyk kubelet: pod spec changed"
+            space.app, machine["id"], ttl=60, description="flyk kubelet: pod spec changed", wait=0
         ) as lease:
             updated = self._fly.machines.update(space.app, machine["id"], config, nonce=lease.nonce)
         with space.lock:
