@@ -33,11 +33,41 @@ class Shell(StrEnum):
 app = typer.Typer(name="completion", no_args_is_help=True)
 
 
+# Typer's zsh script only runs ``compdef`` when loaded, which is right when it is sourced but
+# not when compinit autoloads it from $fpath (the README's way): then the file's body *is* the
+# completion function, and must complete the first TAB too, not just register for the next.
+# The reply is quoted ("$(…)") so the shell neither splits nor globs it before eval.
+ZSH_SCRIPT = """\
+#compdef %(prog_name)s
+
+%(complete_func)s() {
+  eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh \
+%(prog_name)s)"
+}
+
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+  %(complete_func)s "$@"  # autoloaded from $fpath by compinit: this call is the first TAB
+else
+  compdef %(complete_func)s %(prog_name)s  # sourced: register for the TABs to come
+fi
+"""
+
+
 def completion_script(shell: str) -> str:
     """The script that makes ``shell`` ask flyk for completions (``completions/`` holds them)."""
     from typer._completion_shared import get_completion_script
 
+    if shell == Shell.zsh:
+        return ZSH_SCRIPT % _script_names()
     return get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell) + "\n"
+
+
+def _script_names() -> dict[str, str]:
+    return {
+        "prog_name": PROG_NAME,
+        "complete_func": f"_{PROG_NAME}_completion",
+        "autocomplete_var": COMPLETE_VAR,
+    }
 
 
 @app.command("completion")
@@ -62,9 +92,12 @@ def completion(
 
 
 def register_shells() -> None:
-    """Typer's shell classes, with bash's taking ``--app=web`` as one word (see below)."""
-    from typer._click.shell_completion import add_completion_class
-    from typer._completion_classes import BashComplete, completion_init
+    """Typer's shell classes, with bash's taking ``--app=web`` as one word (see below) and
+    zsh's keeping apostrophes in descriptions."""
+    from typer._click.shell_completion import CompletionItem, add_completion_class
+    from typer._completion_classes import BashComplete, ZshComplete, completion_init
+
+    from flyk.cli.quickcomplete import zsh_item
 
     class JoinedBashComplete(BashComplete):
         def get_completion_args(self) -> tuple[list[str], str]:
@@ -72,8 +105,16 @@ def register_shells() -> None:
             *args, incomplete = rejoin_equals([*args, incomplete])
             return args, incomplete
 
+    class QuotingZshComplete(ZshComplete):
+        source_template = ZSH_SCRIPT
+
+        def format_completion(self, item: CompletionItem) -> str:
+            # flyk's helps have no Rich markup, so Typer's pass through Rich is not needed
+            return zsh_item(item.value, item.help or "")
+
     completion_init()
     add_completion_class(JoinedBashComplete, Shell.bash.value)
+    add_completion_class(QuotingZshComplete, Shell.zsh.value)
 
 
 def rejoin_equals(words: list[str]) -> list[str]:
