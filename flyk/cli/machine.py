@@ -29,6 +29,7 @@ from flyk.cli.options import (
 )
 from flyk.errors import (
     ConflictError,
+    Interrupted,
     InvalidRequestError,
     LeaseHeldError,
     NotFoundError,
@@ -312,12 +313,29 @@ def run(
             ) from error
         step.update(f"Launched machine {machine.id} in {machine.region}")
     if not detach:
-        with out.step(f"Waiting for machine {machine.id} to start") as step:
-            with wait_hint(target_app, machine.id):
-                client.machines.wait(target_app, machine.id, "started", timeout=wait_timeout)
-            step.update(f"Machine {machine.id} started")
-        machine = client.machines.get(target_app, machine.id)
+        with left_behind_on_interrupt(target_app, machine.id):
+            with out.step(f"Waiting for machine {machine.id} to start") as step:
+                with wait_hint(target_app, machine.id):
+                    client.machines.wait(target_app, machine.id, "started", timeout=wait_timeout)
+                step.update(f"Machine {machine.id} started")
+            machine = client.machines.get(target_app, machine.id)
     _show_launched(context, machine)
+
+
+@contextmanager
+def left_behind_on_interrupt(app_name: str, machine_id: str) -> Iterator[None]:
+    """A Ctrl-C after the create leaves a machine behind: say which, and how to remove it.
+
+    Destroying it here would be a guess (the user may want it); naming it is not.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted (Ctrl-C); machine {machine_id} was created in app {app_name} "
+            "and may still be starting",
+            hint=f"Remove it with `flyk machine destroy {machine_id} -a {app_name} --force`.",
+        ) from None
 
 
 def _show_launched(context: AppContext, machine: Machine) -> None:

@@ -576,3 +576,37 @@ def test_api_code_prefixes_are_left_to_json(flyk: Flyk, app: str) -> None:
         flyk("--local", "machine", "status", "0123456789abcd", "-a", "web", "-j").stdout
     )
     assert document["error"]["message"] == "not_found: machine '0123456789abcd' not found"
+
+
+class _CtrlCOnWait(httpx.BaseTransport):
+    """The local backend, with the user pressing Ctrl-C while flyk waits on a machine."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/wait"):
+            raise KeyboardInterrupt
+        return self.inner.handle_request(request)
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_ctrl_c_while_run_waits_names_the_machine_left_behind(
+    flyk: Flyk, app: str, other_client: FlyClient, json_flag: list[str]
+) -> None:
+    transport = _CtrlCOnWait(LocalBackend(path=config.local_db_path()).transport())
+    result = flyk("--local", "m", "run", "nginx", "-a", "web", *json_flag, transport=transport)
+    assert result.exit_code == 130
+    [machine] = other_client.machines.list("web")
+    message = (
+        f"interrupted (Ctrl-C); machine {machine.id} was created in app web "
+        "and may still be starting"
+    )
+    hint = f"Remove it with `flyk machine destroy {machine.id} -a web --force`."
+    assert f"Error: {message}" in result.stderr
+    assert hint in result.stderr
+    if json_flag:
+        error = json.loads(result.stdout)["error"]
+        assert (error["type"], error["message"], error["hint"]) == ("Interrupted", message, hint)
+    else:
+        assert result.stdout == ""
