@@ -28,11 +28,16 @@ from flyk.cli.options import (
     YesOption,
 )
 from flyk.errors import (
+    AuthError,
+    ConfigError,
     ConflictError,
+    FlykError,
     Interrupted,
     InvalidRequestError,
     LeaseHeldError,
+    NetworkError,
     NotFoundError,
+    RateLimitedError,
     UsageError,
     WaitTimeoutError,
 )
@@ -445,23 +450,93 @@ def _each_leased(
     The app and the ids are checked before the client is built: bad input is a usage error
     whatever the target, and never creates the local database.
 
+    With several ids, a machine that fails does not stop the others (as ``kubectl delete a b``
+    goes on): each failure is reported when it happens, ``--json`` lists every id with its
+    ``error`` (null when done), and the exit code is the first failure's. An error that
+    would fail every machine the same way (credentials, network) is not retried on the
+    rest: they get it as their error. A single id fails as any command does.
+
     ``done_text`` says what was done ("Stopped"), when it is not simply the verb's past tense.
     """
     target_app = require_app(app_name)
     ids = [config.validate_machine_id(m) for m in machine_ids]
     client = context.client
     out = context.output
-    done: list[str] = []
+    done_text = done_text or _past(verb).capitalize()
+    outcomes: dict[str, FlykError | None] = {}
     for machine_id in ids:
-        with out.step(f"{verb.capitalize()} machine {machine_id}") as step:
-            with leased(client, target_app, machine_id, f"machine {verb}") as nonce:
-                act(client, machine_id, nonce)
-            step.update(f"{done_text or _past(verb).capitalize()} machine {machine_id}")
+        if (stopper := _stops_everything(outcomes)) is not None:
+            outcomes[machine_id] = stopper
+            continue
+        try:
+            with out.step(f"{verb.capitalize()} machine {machine_id}") as step:
+                with leased(client, target_app, machine_id, f"machine {verb}") as nonce:
+                    act(client, machine_id, nonce)
+                step.update(f"{done_text} machine {machine_id}")
+        except Interrupted:
+            raise
+        except FlykError as error:
+            if len(ids) == 1:
+                raise
+            _report_one(context, machine_id, error)
+            outcomes[machine_id] = error
+            continue
         if not out.progress:
-            out.notice(f"{done_text or _past(verb).capitalize()} machine {machine_id}")
-        done.append(machine_id)
+            out.notice(f"{done_text} machine {machine_id}")
+        outcomes[machine_id] = None
+    _report_all(context, target_app, verb, outcomes)
+
+
+# errors about the caller or the connection, not the machine: the next machine would get
+# the same after its own retries
+_EVERY_MACHINE_ERRORS = (AuthError, NetworkError, RateLimitedError, ConfigError)
+
+
+def _stops_everything(outcomes: dict[str, FlykError | None]) -> FlykError | None:
+    return next((e for e in outcomes.values() if isinstance(e, _EVERY_MACHINE_ERRORS)), None)
+
+
+def _report_one(context: AppContext, machine_id: str, error: FlykError) -> None:
+    from flyk.cli.main import display_message
+
+    context.output.error(
+        f"machine {machine_id}: {display_message(error)}",
+        hint=error.hint,
+        request_id=error.request_id,
+    )
+
+
+def _report_all(
+    context: AppContext, app_name: str, verb: str, outcomes: dict[str, FlykError | None]
+) -> None:
+    """The ``--json`` list, then (when some machine failed) a summary and the first failure's
+    exit code; each failure was reported on stderr already."""
+    from flyk.cli.main import error_document
+
+    out = context.output
     if out.json_mode:
-        out.json([{"id": m, "action": verb, "app": target_app} for m in done])
+        out.json(
+            [
+                {
+                    "id": machine_id,
+                    "action": verb,
+                    "app": app_name,
+                    "error": None if error is None else error_document(error),
+                }
+                for machine_id, error in outcomes.items()
+            ]
+        )
+    failed = [machine_id for machine_id, error in outcomes.items() if error is not None]
+    if not failed:
+        return
+    stopper = _stops_everything(outcomes)
+    untried = f" ({stopper.message})" if stopper is not None else ""
+    out.error(
+        f"{len(outcomes) - len(failed)} of {len(outcomes)} machines {_past(verb)}; "
+        f"not {_past(verb)}: {', '.join(failed)}{untried}"
+    )
+    first = next(error for error in outcomes.values() if error is not None)
+    raise typer.Exit(first.exit_code)
 
 
 def _past(verb: str) -> str:

@@ -289,9 +289,14 @@ EXTRA_SHAPES: Mapping[str, Sequence[tuple[str, str]]] = {
         ("config", "with -d/--display-config: the machine's config as the API returns it"),
     ),
     "machine start, stop, restart, suspend, cordon, uncordon, destroy": (
-        ("[].id", "machine id, one object per machine done"),
+        ("[].id", "machine id, one object per machine given"),
         ("[].action", "the command: start, stop, …, destroy"),
         ("[].app", "app name"),
+        (
+            "[].error",
+            "null when done, else the error document; with several ids a failure does not "
+            "stop the rest, and the exit code is the first failure's",
+        ),
     ),
     "machine wait": (
         ("id", "machine id"),

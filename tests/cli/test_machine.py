@@ -144,7 +144,9 @@ def test_lifecycle_commands(flyk: Flyk, app: str, machine_id: str) -> None:
         0, "suspended\n", ""
     )
     result = flyk("--local", "m", "stop", machine_id, "-a", "web", "--json")
-    assert json.loads(result.stdout) == [{"id": machine_id, "action": "stop", "app": "web"}]
+    assert json.loads(result.stdout) == [
+        {"id": machine_id, "action": "stop", "app": "web", "error": None}
+    ]
 
 
 def test_update_keeps_what_it_does_not_change(flyk: Flyk, app: str) -> None:
@@ -610,3 +612,63 @@ def test_ctrl_c_while_run_waits_names_the_machine_left_behind(
         assert (error["type"], error["message"], error["hint"]) == ("Interrupted", message, hint)
     else:
         assert result.stdout == ""
+
+
+def _started(flyk: Flyk) -> str:
+    return str(_run(flyk)["id"])
+
+
+MISSING = "0123456789abcd"
+
+
+@pytest.mark.parametrize("command", ["stop", "destroy"])
+def test_a_failing_machine_does_not_stop_the_others(
+    flyk: Flyk, app: str, other_client: FlyClient, command: str
+) -> None:
+    first, last = _started(flyk), _started(flyk)
+    args = ["--local", "m", command, first, MISSING, last, "-a", "web", "--json"]
+    result = flyk(*args, *(["--force", "--yes"] if command == "destroy" else []))
+    assert result.exit_code == 3  # the failure's: not found
+    documents = json.loads(result.stdout)
+    assert [(d["id"], d["action"], d["app"]) for d in documents] == [
+        (first, command, "web"),
+        (MISSING, command, "web"),
+        (last, command, "web"),
+    ]
+    assert [d["error"] and d["error"]["type"] for d in documents] == [
+        None,
+        "NotFoundError",
+        None,
+    ]
+    past = {"stop": "stopped", "destroy": "destroyed"}[command]
+    assert result.stderr.splitlines()[-1] == f"Error: 2 of 3 machines {past}; not {past}: {MISSING}"
+    assert f"Error: machine {MISSING}: machine '{MISSING}' not found" in result.stderr
+    remaining = {m.id: m.state for m in other_client.machines.list("web")}
+    if command == "stop":
+        assert remaining == {first: "stopped", last: "stopped"}
+    else:
+        assert remaining == {}
+
+
+def test_one_failing_machine_is_an_error_document(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "m", "stop", MISSING, "-a", "web", "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["error"]["type"] == "NotFoundError"
+
+
+def test_refused_credentials_are_not_tried_on_every_machine(flyk: Flyk) -> None:
+    paths: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return json_response(401, {"error": "unauthorized"})
+
+    ids = ["0123456789abc1", "0123456789abc2", "0123456789abc3"]
+    result = flyk(
+        "m", "stop", *ids, "-a", "web", "-t", "fm2_x", "--json",
+        transport=httpx.MockTransport(refuse),
+        client_options=no_retries(),
+    )  # fmt: skip
+    assert result.exit_code == 4
+    assert [d["error"]["type"] for d in json.loads(result.stdout)] == ["UnauthorizedError"] * 3
+    assert all(ids[0] in path for path in paths)
