@@ -29,6 +29,7 @@ from flyk.cli.options import (
 )
 from flyk.errors import (
     AuthError,
+    CapacityError,
     ConfigError,
     ConflictError,
     FlykError,
@@ -230,6 +231,32 @@ def wait_hint(app_name: str, machine_id: str) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def capacity_alternatives(
+    client: FlyClient,
+    app_name: str,
+    *,
+    compute: GuestConfig | None = None,
+    volume_size_gb: int | None = None,
+) -> Iterator[None]:
+    """A region out of room: name regions that have some (flyk never moves anything itself)."""
+    try:
+        yield
+    except CapacityError as error:
+        alternatives = client.platform.regions_with_room(
+            app_name, compute=compute, volume_size_gb=volume_size_gb, exclude=error.region
+        )
+        error.alternatives = tuple(alternatives or ())
+        if alternatives:  # else (not known) the client's hint stays
+            error.hint = (
+                f"Regions with room now: {', '.join(alternatives)}. Retry with "
+                f"-r {alternatives[0]}; flyk never moves work to another region itself."
+            )
+        elif alternatives is not None:
+            error.hint = "No region reported room now; try again later."
+        raise
+
+
 def _context(ctx: typer.Context, json: bool) -> AppContext:
     context = app_context(ctx)
     context.use_json(json)
@@ -301,9 +328,10 @@ def run(
     client = context.client
     with out.step(f"Launching a machine in app {target_app}") as step:
         try:
-            machine = client.machines.create(
-                target_app, machine_config, name=name, region=region_code
-            )
+            with capacity_alternatives(client, target_app, compute=machine_config.guest):
+                machine = client.machines.create(
+                    target_app, machine_config, name=name, region=region_code
+                )
         except NotFoundError as error:  # flyctl offers to create the app; we say how
             raise NotFoundError(
                 error.message,

@@ -672,3 +672,53 @@ def test_refused_credentials_are_not_tried_on_every_machine(flyk: Flyk) -> None:
     assert result.exit_code == 4
     assert [d["error"]["type"] for d in json.loads(result.stdout)] == ["UnauthorizedError"] * 3
     assert all(ids[0] in path for path in paths)
+
+
+@pytest.fixture
+def only_ams_has_room(tmp_path: Path) -> LocalBackend:
+    """A backend where iad is full and only ams has room (for machines and volumes)."""
+    backend = LocalBackend(tmp_path / "full.db", timing=Timing.instant())
+    backend.capacity.set_default(0)
+    backend.capacity.set("ams", 8192)
+    backend.capacity.set_volumes("iad", 0)
+    with FlyClient(base_url="http://local.flyk", transport=backend.transport()) as client:
+        client.apps.create("web", "personal")
+    return backend
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["machine", "run", "nginx"], ["volumes", "create", "data", "-s", "3"]],
+)
+def test_a_full_region_names_regions_with_room(
+    flyk: Flyk, only_ams_has_room: LocalBackend, command: list[str]
+) -> None:
+    result = flyk(
+        "--local", *command, "-a", "web", "-r", "iad", "--json",
+        transport=only_ams_has_room.transport(), client_options=no_retries(),
+    )  # fmt: skip
+    assert result.exit_code == 8, result.stderr
+    hint = (
+        "Regions with room now: ams. "
+        "Retry with -r ams; flyk never moves work to another region itself."
+    )
+    assert result.stderr.splitlines()[-1].strip() == hint
+    assert json.loads(result.stdout)["error"]["hint"] == hint
+
+
+class _PlacementsDown(_Recording):
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/platform/placements":
+            self.sent.append(request.url.path)
+            return json_response(503, {"error": "placements unavailable"})
+        return self.inner.handle_request(request)
+
+
+def test_the_alternatives_are_asked_once_and_never_retried(
+    flyk: Flyk, only_ams_has_room: LocalBackend
+) -> None:
+    transport = _PlacementsDown(only_ams_has_room.transport())
+    result = flyk("--local", "m", "run", "nginx", "-a", "web", "-r", "iad", transport=transport)
+    assert result.exit_code == 8
+    assert transport.sent == ["/v1/platform/placements"]  # the default client retries 503s
+    assert "choose another region" in result.stderr  # the client's own hint stays
