@@ -62,8 +62,6 @@ class Call:
     accept: frozenset[int] = field(default_factory=frozenset)
     read_timeout: float | None = None
     deadline: float | None = None  # absolute policy-clock time; None: policy.deadline from now
-    # False: one attempt whatever happens (a hint gathered after an error must not delay it)
-    retried: bool = True
 
 
 class HttpCore:
@@ -132,7 +130,7 @@ class HttpCore:
                 response = self._send_once(call)
             except httpx.TransportError as exc:
                 sent = not isinstance(exc, _NOT_SENT)
-                if call.retried and should_retry(None, idempotent=call.idempotent, sent=sent):
+                if should_retry(None, idempotent=call.idempotent, sent=sent):
                     delay = retry_delay(policy, attempt)
                     if delay is not None and fits_deadline(policy, deadline, delay):
                         log.debug("retrying %s %s after %r", call.method, call.path, exc)
@@ -146,7 +144,7 @@ class HttpCore:
             status = response.status_code
             if response.is_success or status in call.accept:
                 return response
-            if call.retried and should_retry(status, idempotent=call.idempotent):
+            if should_retry(status, idempotent=call.idempotent):
                 delay = retry_delay(policy, attempt, response.headers)
                 if delay is not None and fits_deadline(policy, deadline, delay):
                     log.debug("retrying %s %s after HTTP %d", call.method, call.path, status)

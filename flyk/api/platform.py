@@ -94,15 +94,15 @@ class PlatformResource(Resource):
         found = [Placement.from_api(item).region for item in as_list(data, "regions")]
         return [code for code in dict.fromkeys(found) if code and code != exclude][:limit]
 
-    @staticmethod
-    def _hint_call(method: str, *segments: str, json: Any = None) -> Call:
+    def _hint_call(self, method: str, *segments: str, json: Any = None) -> Call:
         return Call(
             method,
             path(*segments),
             json=json,
             idempotent=True,
-            retried=False,
             read_timeout=_HINT_READ_TIMEOUT,
+            # a deadline of now leaves no time for any retry, whatever the failure
+            deadline=self._core.retry.clock(),
         )
 
 
