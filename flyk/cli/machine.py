@@ -748,6 +748,10 @@ def destroy(
     _each_leased(context, target, ids, "destroy", destroy_one)
 
 
+# states an update launches the machine from (the API starts it with the new config)
+_LAUNCHED_BY_UPDATE = ("started", "stopped")
+
+
 @app.command("update")
 def update(
     ctx: typer.Context,
@@ -763,13 +767,18 @@ def update(
     vm_memory: MemoryOption = None,
     vm_cpu_kind: CpuKindOption = None,
     restart: RestartOption = None,
-    detach: DetachOption = False,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="Return once the change is accepted; do not wait."),
+    ] = False,
     wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,
 ) -> None:
     """Change a machine's config (image, env, metadata, size, restart policy).
 
-    A running machine restarts with the new config. Other settings are kept as they are.
+    The machine then starts with the new config, whether it was running or stopped (the
+    Machines API launches it), and flyk waits until it has started unless --detach. Other
+    settings are kept as they are.
     """
     context = _context(ctx, json)
     out = context.output
@@ -807,8 +816,8 @@ def update(
         machine = client.machines.update(
             target, machine_id, new_config, nonce=nonce, current_version=current.version
         )
-        if not detach and current.state == "started":
-            step.update(f"Waiting for machine {machine_id} to restart")
+        if not detach and current.state in _LAUNCHED_BY_UPDATE:
+            step.update(f"Waiting for machine {machine_id} to start")
             with wait_hint(target, machine_id):
                 client.machines.wait(
                     target, machine_id, "started", version=machine.version, timeout=wait_timeout

@@ -722,3 +722,49 @@ def test_the_alternatives_are_asked_once_and_never_retried(
     assert result.exit_code == 8
     assert transport.sent == ["/v1/platform/placements"]  # the default client retries 503s
     assert "choose another region" in result.stderr  # the client's own hint stays
+
+
+@pytest.fixture
+def slow_boot(tmp_path: Path) -> Iterator[tuple[LocalBackend, FlyClient, str]]:
+    """A backend where starting takes a while, with app web and one stopped machine."""
+    backend = LocalBackend(tmp_path / "boot.db", timing=Timing(boot=0.3))
+    with FlyClient(base_url="http://local.flyk", transport=backend.transport()) as client:
+        client.apps.create("web", "personal")
+        machine = client.machines.create("web", MachineConfig(image="nginx"))
+        client.machines.wait("web", machine.id, "started")
+        client.machines.stop("web", machine.id)
+        client.machines.wait("web", machine.id, "stopped")
+        yield backend, client, machine.id
+
+
+def test_update_of_a_stopped_machine_waits_until_it_has_started(
+    flyk: Flyk, slow_boot: tuple[LocalBackend, FlyClient, str]
+) -> None:
+    backend, _, machine_id = slow_boot
+    result = flyk(
+        "--local", "m", "update", machine_id, "-a", "web", "--image", "nginx:1.27", "--json",
+        transport=backend.transport(),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["state"] == "started"
+
+
+def test_run_detach_reports_the_state_the_api_gave(flyk: Flyk, tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "boot.db", timing=Timing(boot=5))
+    with FlyClient(base_url="http://local.flyk", transport=backend.transport()) as client:
+        client.apps.create("web", "personal")
+    result = flyk(
+        "--local", "m", "run", "nginx", "-a", "web", "--detach", "--json",
+        transport=backend.transport(),
+    )  # fmt: skip
+    assert json.loads(result.stdout)["state"] in ("created", "starting")  # not waited for
+
+
+def test_status_json_keeps_all_metadata_as_list_does(flyk: Flyk, app: str) -> None:
+    machine_id = str(_run(flyk, "-m", "team=edge")["id"])
+    status = json.loads(flyk("--local", "m", "status", machine_id, "-a", "web", "-j").stdout)
+    [listed] = json.loads(flyk("--local", "m", "list", "-a", "web", "-j").stdout)
+    assert status["metadata"] == listed["metadata"]
+    assert set(status["metadata"]) == {"team", "flyk_launch_id"}
+    table = flyk("--local", "m", "status", machine_id, "-a", "web").stdout
+    assert "team" in table and "flyk_launch_id" not in table  # people see their own
