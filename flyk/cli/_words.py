@@ -94,6 +94,8 @@ OPTIONS: dict[str, dict[str, str]] = {
     "apps list": {
         "-o": "Organization slug (default: personal).",
         "--org": "Organization slug (default: personal).",
+        "-q": "Print names only.",
+        "--quiet": "Print names only.",
         "-j": "Print JSON.",
         "--json": "Print JSON.",
         "-h": "Show this message and exit.",
@@ -503,6 +505,7 @@ HELP_LINES: dict[str, list[str]] = {
         "",
         "Options:",
         "  -o, --org ORG  Organization slug (default: personal).  [env var: FLY_ORG]",
+        "  -q, --quiet    Print names only.",
         "  -j, --json     Print JSON.  [env var: FLY_JSON]",
         "  -h, --help     Show this message and exit.",
     ],

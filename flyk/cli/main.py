@@ -59,7 +59,7 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
         if arg == "--":
             rest.extend(args[i:])
             break
-        if arg in _FLAGS or arg.startswith("--access-token="):
+        if arg in _FLAGS or _joined_token(arg):
             front.append(arg)
         elif arg in _VALUED and i + 1 < len(args):
             front.extend(args[i : i + 2])
@@ -68,6 +68,12 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
             rest.append(arg)
         i += 1
     return front + rest
+
+
+def _joined_token(arg: str) -> bool:
+    """``--access-token=TOKEN`` or ``-tTOKEN``: the value in the same word (no sub-command
+    has a ``-t`` of its own, so ``-t…`` is always the token)."""
+    return arg.startswith("--access-token=") or (arg.startswith("-t") and len(arg) > 2)
 
 
 def run(

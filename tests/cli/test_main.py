@@ -117,6 +117,7 @@ def test_json_after_double_dash_is_the_commands_not_flyks(flyk: Flyk) -> None:
         (["apps", "list", "--local"], ["--local", "apps", "list"]),
         (["apps", "list", "-t", "x", "--verbose"], ["-t", "x", "--verbose", "apps", "list"]),
         (["apps", "list", "--access-token=x"], ["--access-token=x", "apps", "list"]),
+        (["apps", "list", "-tx", "-q"], ["-tx", "apps", "list", "-q"]),
         (
             ["machine", "exec", "id", "--", "ls", "--local", "-t"],
             ["machine", "exec", "id", "--", "ls", "--local", "-t"],
