@@ -92,10 +92,10 @@ def completion(
 
 
 def register_shells() -> None:
-    """Typer's shell classes, with bash's taking ``--app=web`` as one word (see below) and
-    zsh's keeping apostrophes in descriptions."""
+    """Typer's shell classes, with bash's taking ``--app=web`` as one word (see below),
+    zsh's keeping apostrophes in descriptions, and zsh's and fish's answering ``--app=`` whole."""
     from typer._click.shell_completion import CompletionItem, add_completion_class
-    from typer._completion_classes import BashComplete, ZshComplete, completion_init
+    from typer._completion_classes import BashComplete, FishComplete, ZshComplete, completion_init
 
     from flyk.cli.quickcomplete import zsh_item
 
@@ -105,16 +105,32 @@ def register_shells() -> None:
             *args, incomplete = rejoin_equals([*args, incomplete])
             return args, incomplete
 
+    def whole_words(items: list[CompletionItem], incomplete: str) -> list[CompletionItem]:
+        """``--app=web`` for ``--app=``: zsh and fish match candidates against the whole
+        word, so a bare ``web`` would match nothing."""
+        option, equals, _ = incomplete.partition("=")
+        if not (equals and option.startswith("-")):
+            return items
+        return [CompletionItem(f"{option}={i.value}", type=i.type, help=i.help) for i in items]
+
     class QuotingZshComplete(ZshComplete):
         source_template = ZSH_SCRIPT
+
+        def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
+            return whole_words(super().get_completions(args, incomplete), incomplete)
 
         def format_completion(self, item: CompletionItem) -> str:
             # flyk's helps have no Rich markup, so Typer's pass through Rich is not needed
             return zsh_item(item.value, item.help or "")
 
+    class WholeWordFishComplete(FishComplete):
+        def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
+            return whole_words(super().get_completions(args, incomplete), incomplete)
+
     completion_init()
     add_completion_class(JoinedBashComplete, Shell.bash.value)
     add_completion_class(QuotingZshComplete, Shell.zsh.value)
+    add_completion_class(WholeWordFishComplete, Shell.fish.value)
 
 
 def rejoin_equals(words: list[str]) -> list[str]:
@@ -252,3 +268,30 @@ def complete_clusters(ctx: typer.Context, incomplete: str) -> list[str]:
         return [c.name for c in list_clusters(client, orgs)]
 
     return _quietly(fetch, incomplete)
+
+
+# fixed value lists, from the Machines API spec: --state of `machine list` (the states the
+# list filter takes), of `machine wait` (the wait endpoint's enum), and --vm-cpu-kind
+LIST_STATES = ("created", "started", "stopped", "suspended")
+WAIT_STATES = ("started", "stopped", "suspended", "destroyed", "failed", "settled")
+CPU_KINDS = ("shared", "performance")
+
+
+def _comma_separated(choices: Iterable[str], incomplete: str) -> list[str]:
+    """Complete the last item of ``a,b,c`` (the earlier items are kept, not offered again)."""
+    done, _, last = incomplete.rpartition(",")
+    given = set(done.split(",")) if done else set()
+    prefix = f"{done}," if done else ""
+    return [prefix + c for c in choices if c.startswith(last) and c not in given]
+
+
+def complete_list_states(incomplete: str) -> list[str]:
+    return _comma_separated(LIST_STATES, incomplete)
+
+
+def complete_wait_states(incomplete: str) -> list[str]:
+    return _comma_separated(WAIT_STATES, incomplete)
+
+
+def complete_cpu_kinds(incomplete: str) -> list[str]:
+    return [kind for kind in CPU_KINDS if kind.startswith(incomplete)]

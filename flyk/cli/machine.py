@@ -99,7 +99,11 @@ MemoryOption = Annotated[
 CpuKindOption = Annotated[
     str | None,
     typer.Option(
-        "--vm-cpu-kind", metavar="KIND", help="shared or performance.", show_default=False
+        "--vm-cpu-kind",
+        metavar="KIND",
+        help="shared or performance.",
+        show_default=False,
+        autocompletion=completion.complete_cpu_kinds,
     ),
 ]
 RestartOption = Annotated[
@@ -409,7 +413,12 @@ def list_machines(
     region: RegionFilterOption = None,
     state: Annotated[
         str | None,
-        typer.Option("--state", metavar="STATES", help="Only these states (comma-separated)."),
+        typer.Option(
+            "--state",
+            metavar="STATES",
+            help="Only these states (comma-separated).",
+            autocompletion=completion.complete_list_states,
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print ids only.")] = False,
     json: JsonOption = False,
@@ -863,7 +872,12 @@ def wait(
     app_name: AppOption = None,
     state: Annotated[
         str,
-        typer.Option("--state", metavar="STATES", help="State(s) to wait for, comma-separated."),
+        typer.Option(
+            "--state",
+            metavar="STATES",
+            help="State(s) to wait for, comma-separated.",
+            autocompletion=completion.complete_wait_states,
+        ),
     ] = "started",
     wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,

@@ -358,3 +358,46 @@ def test_zsh_descriptions_keep_their_apostrophes(flyk: Flyk, words: str, expecte
         check=True,
     ).stdout
     assert expected in spec
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("flyk machine list --state ", ["created", "started", "stopped", "suspended"]),
+        ("flyk machine list --state started,s", ["started,stopped", "started,suspended"]),
+        ("flyk machine wait 0123456789abcd --state se", ["settled"]),
+        ("flyk machine run nginx --vm-cpu-kind ", ["shared", "performance"]),
+        ("flyk machine update 0123456789abcd --vm-cpu-kind p", ["performance"]),
+    ],
+)
+def test_fixed_values_complete(flyk: Flyk, words: str, expected: list[str]) -> None:
+    assert _complete(flyk, words).stdout.split() == expected
+
+
+def _on_path() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_completes_values_after_an_equals_sign(flyk: Flyk, tmp_path: Path) -> None:
+    flyk("--local", "apps", "create", "web")
+    script = tmp_path / "flyk.fish"
+    script.write_text(completion_script("fish"))
+    listed = subprocess.run(
+        ["fish", "--no-config", "-c", f'source {script}; complete -C"flyk machine list --app="'],
+        env=_on_path(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert listed.split() == ["--app=web"]
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_completes_values_after_an_equals_sign(flyk: Flyk, tmp_path: Path) -> None:
+    flyk("--local", "apps", "create", "web")
+    (tmp_path / "zf").mkdir()
+    (tmp_path / "zf" / "_flyk").write_text(completion_script("zsh"))
+    setup = f"fpath=({tmp_path}/zf $fpath); autoload -Uz compinit; compinit -u -d {tmp_path}/zcd"
+    line = "flyk machine list --app="
+    assert _zsh_buffer_after_tab(line, setup, tmp_path) == "flyk machine list --app=web "
