@@ -6,10 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 from flyk.api._http import Call, path
 from flyk.api._resource import Resource, as_list, as_mapping
-from flyk.api.models import Placement, Regions, TokenInfo
+from flyk.api.models import App, Placement, Regions, TokenInfo
+from flyk.errors import FlykError
 
 if TYPE_CHECKING:  # only the caller builds one: listing regions needs no machine models
     from flyk.api.models import GuestConfig
+
+# a hint's calls: one attempt each, and a short wait for the answer
+_HINT_READ_TIMEOUT = 5.0
+_GB = 1024**3
 
 
 class PlatformResource(Resource):
@@ -55,6 +60,50 @@ class PlatformResource(Resource):
             )
         )
         return [Placement.from_api(item) for item in as_list(data, "regions")]
+
+    def regions_with_room(
+        self,
+        app_name: str,
+        *,
+        compute: GuestConfig | None = None,
+        volume_size_gb: int | None = None,
+        exclude: str | None = None,
+        limit: int = 5,
+    ) -> list[str] | None:
+        """Regions that could take one more machine of ``compute`` (or, with
+        ``volume_size_gb``, a volume of that size) in ``app_name``'s organization, best first.
+
+        For the hint after a CapacityError (flyk fails fast and names alternatives; it never
+        moves anything itself), so it must not slow that failure down: the app (for its
+        organization) and then the placements, each asked once, without retries or the
+        rate limiter, and a short read timeout. None when either call fails: "not known",
+        unlike [] ("the platform has no room anywhere").
+        """
+        try:
+            app = App.from_api(
+                as_mapping(self._core.json(self._hint_call("GET", "apps", app_name)))
+            )
+            body: dict[str, Any] = {"org_slug": app.org_slug or "personal", "region": "any"}
+            if compute is not None:
+                body["compute"] = compute.to_api()
+            if volume_size_gb is not None:
+                body["volume_size_bytes"] = volume_size_gb * _GB
+            data = self._core.json(self._hint_call("POST", "platform", "placements", json=body))
+        except FlykError:
+            return None
+        found = [Placement.from_api(item).region for item in as_list(data, "regions")]
+        return [code for code in dict.fromkeys(found) if code and code != exclude][:limit]
+
+    def _hint_call(self, method: str, *segments: str, json: Any = None) -> Call:
+        return Call(
+            method,
+            path(*segments),
+            json=json,
+            idempotent=True,
+            read_timeout=_HINT_READ_TIMEOUT,
+            # a deadline of now leaves no time for any retry, whatever the failure
+            deadline=self._core.retry.clock(),
+        )
 
 
 class TokensResource(Resource):

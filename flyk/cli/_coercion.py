@@ -6,6 +6,7 @@ This reaches into Typer's runtime-param layer (``typer._coercion``), which exist
 
 from __future__ import annotations
 
+import enum
 import types
 import typing
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ _FALSE = {"0", "false", "f", "no", "n", "off", ""}
 
 
 def _plain_type(annotation: Any) -> type | None:
-    """``str``, ``int``, ``float`` or ``bool`` (also optional, or in a list), else None."""
+    """``str``, ``int``, ``float``, ``bool`` or a string enum (also optional, or in a list),
+    else None."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         members = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -30,12 +32,19 @@ def _plain_type(annotation: Any) -> type | None:
     if origin is list:
         (item,) = typing.get_args(annotation) or (None,)
         return _plain_type(item)
+    if isinstance(annotation, type) and issubclass(annotation, enum.StrEnum):
+        return annotation
     return annotation if annotation in _PLAIN else None
 
 
 @dataclass(frozen=True)
 class PlainRuntimeParam(RuntimeParam):
+    """Converts as Typer's Pydantic adapter would, with one-line messages of flyk's own
+    ("'maybe' is not one of no, always, on-failure.", not "Value error, 'maybe' is not…")."""
+
     plain: type = str
+    minimum: float | None = None
+    maximum: float | None = None
 
     def _coerce_value(self, value: Any, param: Any, ctx: Context) -> Any:
         if isinstance(value, list | tuple):
@@ -45,14 +54,38 @@ class PlainRuntimeParam(RuntimeParam):
     def _one(self, value: Any, param: Any, ctx: Context) -> Any:
         if self.plain is bool:
             return self._bool(value, param, ctx)
+        if issubclass(self.plain, enum.StrEnum):
+            return self._choice(value, param, ctx)
         if isinstance(value, self.plain) and not isinstance(value, bool):
-            return value
+            return self._in_range(value, param, ctx)
         try:
-            return self.plain(value)
+            converted = typing.cast(Any, self.plain)(value)  # int, float or str
         except (TypeError, ValueError):
             raise BadParameter(
                 f"{value!r} is not a valid {_PLAIN[self.plain]}.", ctx=ctx, param=param
             ) from None
+        return self._in_range(converted, param, ctx)
+
+    def _choice(self, value: Any, param: Any, ctx: Context) -> Any:
+        try:
+            return self.plain(value)
+        except ValueError:
+            choices = ", ".join(str(member.value) for member in self.plain)  # type: ignore[attr-defined]
+            raise BadParameter(
+                f"{value!r} is not one of {choices}.", ctx=ctx, param=param
+            ) from None
+
+    def _in_range(self, value: Any, param: Any, ctx: Context) -> Any:
+        low, high = self.minimum, self.maximum
+        if (low is None or value >= low) and (high is None or value <= high):
+            return value
+        if low is not None and high is not None:
+            problem = f"is not between {low:g} and {high:g}"
+        elif low is not None:
+            problem = f"is below the minimum, {low:g}"
+        else:
+            problem = f"is above the maximum, {high:g}"
+        raise BadParameter(f"{value:g} {problem}.", ctx=ctx, param=param)
 
     def _bool(self, value: Any, param: Any, ctx: Context) -> bool:
         if isinstance(value, bool):
@@ -68,13 +101,15 @@ def install(param: Parameter) -> None:
     if descriptor is None or getattr(param, "_runtime_param", "absent") is not None:
         return  # not a Typer parameter, or its converter is already built
     info = descriptor.parameter_info
-    if getattr(info, "min", None) is not None or getattr(info, "max", None) is not None:
-        return  # ranges: Typer's converter says what the range is
     plain = _plain_type(descriptor.annotation)
-    if plain is None:
+    if plain is None or getattr(info, "clamp", False):
         return
     param._runtime_param = PlainRuntimeParam(  # type: ignore[attr-defined]
-        parameter_info=info, annotation=descriptor.annotation, plain=plain
+        parameter_info=info,
+        annotation=descriptor.annotation,
+        plain=plain,
+        minimum=getattr(info, "min", None),
+        maximum=getattr(info, "max", None),
     )
 
 

@@ -53,12 +53,21 @@ def create(
 
 
 @app.command("list")
-def list_apps(ctx: typer.Context, org: OrgOption = None, json: JsonOption = False) -> None:
+def list_apps(
+    ctx: typer.Context,
+    org: OrgOption = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print names only.")] = False,
+    json: JsonOption = False,
+) -> None:
     """List the apps of an organization."""
     context = app_context(ctx)
     out = context.use_json(json)
     org_slug = org or DEFAULT_ORG
     apps = sorted(context.client.apps.list(org_slug), key=lambda a: a.name)
+    if quiet and not json:  # as `machine list -q`: one name a line, for scripts
+        for listed in apps:
+            out.line(listed.name)
+        return
     views.APP.show_list(out, apps, empty=f"No apps in organization {org_slug}.")
 
 

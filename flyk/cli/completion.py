@@ -33,11 +33,41 @@ class Shell(StrEnum):
 app = typer.Typer(name="completion", no_args_is_help=True)
 
 
+# Typer's zsh script only runs ``compdef`` when loaded, which is right when it is sourced but
+# not when compinit autoloads it from $fpath (the README's way): then the file's body *is* the
+# completion function, and must complete the first TAB too, not just register for the next.
+# The reply is quoted ("$(…)") so the shell neither splits nor globs it before eval.
+ZSH_SCRIPT = """\
+#compdef %(prog_name)s
+
+%(complete_func)s() {
+  eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh \
+%(prog_name)s)"
+}
+
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+  %(complete_func)s "$@"  # autoloaded from $fpath by compinit: this call is the first TAB
+else
+  compdef %(complete_func)s %(prog_name)s  # sourced: register for the TABs to come
+fi
+"""
+
+
 def completion_script(shell: str) -> str:
     """The script that makes ``shell`` ask flyk for completions (``completions/`` holds them)."""
     from typer._completion_shared import get_completion_script
 
+    if shell == Shell.zsh:
+        return ZSH_SCRIPT % _script_names()
     return get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell) + "\n"
+
+
+def _script_names() -> dict[str, str]:
+    return {
+        "prog_name": PROG_NAME,
+        "complete_func": f"_{PROG_NAME}_completion",
+        "autocomplete_var": COMPLETE_VAR,
+    }
 
 
 @app.command("completion")
@@ -62,9 +92,12 @@ def completion(
 
 
 def register_shells() -> None:
-    """Typer's shell classes, with bash's taking ``--app=web`` as one word (see below)."""
-    from typer._click.shell_completion import add_completion_class
-    from typer._completion_classes import BashComplete, completion_init
+    """Typer's shell classes, with bash's taking ``--app=web`` as one word (see below),
+    zsh's keeping apostrophes in descriptions, and zsh's and fish's answering ``--app=`` whole."""
+    from typer._click.shell_completion import CompletionItem, add_completion_class
+    from typer._completion_classes import BashComplete, FishComplete, ZshComplete, completion_init
+
+    from flyk.cli.quickcomplete import zsh_item
 
     class JoinedBashComplete(BashComplete):
         def get_completion_args(self) -> tuple[list[str], str]:
@@ -72,8 +105,32 @@ def register_shells() -> None:
             *args, incomplete = rejoin_equals([*args, incomplete])
             return args, incomplete
 
+    def whole_words(items: list[CompletionItem], incomplete: str) -> list[CompletionItem]:
+        """``--app=web`` for ``--app=``: zsh and fish match candidates against the whole
+        word, so a bare ``web`` would match nothing."""
+        option, equals, _ = incomplete.partition("=")
+        if not (equals and option.startswith("-")):
+            return items
+        return [CompletionItem(f"{option}={i.value}", type=i.type, help=i.help) for i in items]
+
+    class QuotingZshComplete(ZshComplete):
+        source_template = ZSH_SCRIPT
+
+        def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
+            return whole_words(super().get_completions(args, incomplete), incomplete)
+
+        def format_completion(self, item: CompletionItem) -> str:
+            # flyk's helps have no Rich markup, so Typer's pass through Rich is not needed
+            return zsh_item(item.value, item.help or "")
+
+    class WholeWordFishComplete(FishComplete):
+        def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
+            return whole_words(super().get_completions(args, incomplete), incomplete)
+
     completion_init()
     add_completion_class(JoinedBashComplete, Shell.bash.value)
+    add_completion_class(QuotingZshComplete, Shell.zsh.value)
+    add_completion_class(WholeWordFishComplete, Shell.fish.value)
 
 
 def rejoin_equals(words: list[str]) -> list[str]:
@@ -211,3 +268,30 @@ def complete_clusters(ctx: typer.Context, incomplete: str) -> list[str]:
         return [c.name for c in list_clusters(client, orgs)]
 
     return _quietly(fetch, incomplete)
+
+
+# fixed value lists, from the Machines API spec: --state of `machine list` (the states the
+# list filter takes), of `machine wait` (the wait endpoint's enum), and --vm-cpu-kind
+LIST_STATES = ("created", "started", "stopped", "suspended")
+WAIT_STATES = ("started", "stopped", "suspended", "destroyed", "failed", "settled")
+CPU_KINDS = ("shared", "performance")
+
+
+def _comma_separated(choices: Iterable[str], incomplete: str) -> list[str]:
+    """Complete the last item of ``a,b,c`` (the earlier items are kept, not offered again)."""
+    done, _, last = incomplete.rpartition(",")
+    given = set(done.split(",")) if done else set()
+    prefix = f"{done}," if done else ""
+    return [prefix + c for c in choices if c.startswith(last) and c not in given]
+
+
+def complete_list_states(incomplete: str) -> list[str]:
+    return _comma_separated(LIST_STATES, incomplete)
+
+
+def complete_wait_states(incomplete: str) -> list[str]:
+    return _comma_separated(WAIT_STATES, incomplete)
+
+
+def complete_cpu_kinds(incomplete: str) -> list[str]:
+    return [kind for kind in CPU_KINDS if kind.startswith(incomplete)]

@@ -30,9 +30,9 @@ INTRO = """\
 flyk follows flyctl's conventions. Data goes to **stdout**: borderless tables with upper-case
 headers, or JSON (4-space indent) with `-j/--json` on every command that prints data.
 People's text goes to **stderr**: notices, warnings, progress (only on a terminal), errors.
-`NO_COLOR`, `TERM=dumb` or a non-terminal stderr give plain text. Prompts appear only when
-stdin and stdout are terminals; otherwise a missing answer is an error naming the flag
-that supplies it, and destructive commands need `-y/--yes`.
+`NO_COLOR`, `CLICOLOR=0`, `TERM=dumb` or a non-terminal stderr give plain text. Prompts
+appear only when stdin and stdout are terminals; otherwise a missing answer is an error
+naming the flag that supplies it, and destructive commands need `-y/--yes`.
 
 ## Targets and credentials
 
@@ -74,6 +74,7 @@ ENV_DOCS = {
     EnvVar.REGION: "default for -r/--region",
     EnvVar.JSON: "1: behave as if -j/--json were given",
     EnvVar.NO_COLOR: "any value: no colour",
+    "CLICOLOR": "0: no colour (as NO_COLOR)",
 }
 
 

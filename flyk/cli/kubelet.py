@@ -25,8 +25,12 @@ if TYPE_CHECKING:
 _ENV = "FLYK_KUBELET_"
 
 
-def _option(*names: str, envvar: list[str], help: str, **extra: Any) -> Any:
-    return typer.Option(*names, envvar=envvar, show_envvar=True, help=help, **extra)
+def _option(*names: str, metavar: str, envvar: list[str], help: str, **extra: Any) -> Any:
+    """An option with its environment variables shown, and a metavar saying what it takes
+    (else the help shows Python types: ``--cluster <str>``)."""
+    return typer.Option(
+        *names, metavar=metavar, envvar=envvar, show_envvar=True, help=help, **extra
+    )
 
 
 def build_config(
@@ -82,27 +86,45 @@ def kubelet_command(
     ctx: typer.Context,
     cluster: Annotated[
         str | None,
-        _option("--cluster", envvar=[f"{_ENV}CLUSTER", "FLYK_CLUSTER"], help="Cluster name."),
+        _option(
+            "--cluster",
+            metavar="NAME",
+            envvar=[f"{_ENV}CLUSTER", "FLYK_CLUSTER"],
+            help="Cluster name.",
+        ),
     ] = None,
     org: Annotated[
         str | None,
-        _option("--org", envvar=[f"{_ENV}ORG", "FLYK_ORG"], help="Organization of the apps."),
+        _option(
+            "--org",
+            metavar="ORG",
+            envvar=[f"{_ENV}ORG", "FLYK_ORG"],
+            help="Organization of the apps.",
+        ),
     ] = None,
     region: Annotated[
         str | None,
         _option(
             "--region",
+            metavar="REGION",
             envvar=[f"{_ENV}REGION", "FLYK_REGION", "FLY_REGION"],
             help="Default region of pods (a pod's fly.io/region annotation overrides it).",
         ),
     ] = None,
     node_name: Annotated[
-        str, _option("--node-name", envvar=[f"{_ENV}NODE_NAME"], help="Name of the virtual node.")
+        str,
+        _option(
+            "--node-name",
+            metavar="NAME",
+            envvar=[f"{_ENV}NODE_NAME"],
+            help="Name of the virtual node.",
+        ),
     ] = "flyk",
     node_ip: Annotated[
         str,
         _option(
             "--node-ip",
+            metavar="IP",
             envvar=[f"{_ENV}NODE_IP", "FLY_PRIVATE_IP"],
             help="The node's InternalIP (the machine's 6PN address).",
         ),
@@ -111,6 +133,7 @@ def kubelet_command(
         str | None,
         _option(
             "--kubeconfig",
+            metavar="PATH",
             envvar=[f"{_ENV}KUBECONFIG", "KUBECONFIG"],
             help="Kubeconfig of the API server (default: in-cluster, then ~/.kube/config).",
         ),
@@ -119,6 +142,7 @@ def kubelet_command(
         str | None,
         _option(
             "--api-url",
+            metavar="URL",
             envvar=[f"{_ENV}API_URL", "FLY_FLAPS_BASE_URL"],
             help="Machines API URL (default: flyk's usual target).",
         ),
@@ -127,6 +151,7 @@ def kubelet_command(
         str | None,
         _option(
             "--api-token",
+            metavar="TOKEN",
             envvar=[f"{_ENV}API_TOKEN", "FLY_API_TOKEN"],
             help="Machines API token (never printed).",
             show_default=False,
@@ -136,18 +161,29 @@ def kubelet_command(
         list[str] | None,
         _option(
             "--taint",
+            metavar="TAINT",
             envvar=[f"{_ENV}TAINTS"],
             help="key=value:Effect taint on the node (repeatable; none by default).",
         ),
     ] = None,
     workers: Annotated[
-        int, _option("--workers", envvar=[f"{_ENV}WORKERS"], help="Workers per namespace.")
+        int,
+        _option("--workers", metavar="N", envvar=[f"{_ENV}WORKERS"], help="Workers per namespace."),
     ] = 4,
     max_pods: Annotated[
-        int, _option("--max-pods", envvar=[f"{_ENV}MAX_PODS"], help="The node's pod capacity.")
+        int,
+        _option(
+            "--max-pods", metavar="N", envvar=[f"{_ENV}MAX_PODS"], help="The node's pod capacity."
+        ),
     ] = 5000,
     log_level: Annotated[
-        str, _option("--log-level", envvar=[f"{_ENV}LOG_LEVEL"], help="DEBUG, INFO, WARNING.")
+        str,
+        _option(
+            "--log-level",
+            metavar="LEVEL",
+            envvar=[f"{_ENV}LOG_LEVEL"],
+            help="DEBUG, INFO, WARNING.",
+        ),
     ] = "INFO",
 ) -> None:
     """Register a virtual node and run every pod bound to it as a Fly Machine."""

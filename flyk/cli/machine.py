@@ -28,10 +28,17 @@ from flyk.cli.options import (
     YesOption,
 )
 from flyk.errors import (
+    AuthError,
+    CapacityError,
+    ConfigError,
     ConflictError,
+    FlykError,
+    Interrupted,
     InvalidRequestError,
     LeaseHeldError,
+    NetworkError,
     NotFoundError,
+    RateLimitedError,
     UsageError,
     WaitTimeoutError,
 )
@@ -92,7 +99,11 @@ MemoryOption = Annotated[
 CpuKindOption = Annotated[
     str | None,
     typer.Option(
-        "--vm-cpu-kind", metavar="KIND", help="shared or performance.", show_default=False
+        "--vm-cpu-kind",
+        metavar="KIND",
+        help="shared or performance.",
+        show_default=False,
+        autocompletion=completion.complete_cpu_kinds,
     ),
 ]
 RestartOption = Annotated[
@@ -224,6 +235,32 @@ def wait_hint(app_name: str, machine_id: str) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def capacity_alternatives(
+    client: FlyClient,
+    app_name: str,
+    *,
+    compute: GuestConfig | None = None,
+    volume_size_gb: int | None = None,
+) -> Iterator[None]:
+    """A region out of room: name regions that have some (flyk never moves anything itself)."""
+    try:
+        yield
+    except CapacityError as error:
+        alternatives = client.platform.regions_with_room(
+            app_name, compute=compute, volume_size_gb=volume_size_gb, exclude=error.region
+        )
+        error.alternatives = tuple(alternatives or ())
+        if alternatives:  # else (not known) the client's hint stays
+            error.hint = (
+                f"Regions with room now: {', '.join(alternatives)}. Retry with "
+                f"-r {alternatives[0]}; flyk never moves work to another region itself."
+            )
+        elif alternatives is not None:
+            error.hint = "No region reported room now; try again later."
+        raise
+
+
 def _context(ctx: typer.Context, json: bool) -> AppContext:
     context = app_context(ctx)
     context.use_json(json)
@@ -295,9 +332,10 @@ def run(
     client = context.client
     with out.step(f"Launching a machine in app {target_app}") as step:
         try:
-            machine = client.machines.create(
-                target_app, machine_config, name=name, region=region_code
-            )
+            with capacity_alternatives(client, target_app, compute=machine_config.guest):
+                machine = client.machines.create(
+                    target_app, machine_config, name=name, region=region_code
+                )
         except NotFoundError as error:  # flyctl offers to create the app; we say how
             raise NotFoundError(
                 error.message,
@@ -312,12 +350,29 @@ def run(
             ) from error
         step.update(f"Launched machine {machine.id} in {machine.region}")
     if not detach:
-        with out.step(f"Waiting for machine {machine.id} to start") as step:
-            with wait_hint(target_app, machine.id):
-                client.machines.wait(target_app, machine.id, "started", timeout=wait_timeout)
-            step.update(f"Machine {machine.id} started")
-        machine = client.machines.get(target_app, machine.id)
+        with left_behind_on_interrupt(target_app, machine.id):
+            with out.step(f"Waiting for machine {machine.id} to start") as step:
+                with wait_hint(target_app, machine.id):
+                    client.machines.wait(target_app, machine.id, "started", timeout=wait_timeout)
+                step.update(f"Machine {machine.id} started")
+            machine = client.machines.get(target_app, machine.id)
     _show_launched(context, machine)
+
+
+@contextmanager
+def left_behind_on_interrupt(app_name: str, machine_id: str) -> Iterator[None]:
+    """A Ctrl-C after the create leaves a machine behind: say which, and how to remove it.
+
+    Destroying it here would be a guess (the user may want it); naming it is not.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted (Ctrl-C); machine {machine_id} was created in app {app_name} "
+            "and may still be starting",
+            hint=f"Remove it with `flyk machine destroy {machine_id} -a {app_name} --force`.",
+        ) from None
 
 
 def _show_launched(context: AppContext, machine: Machine) -> None:
@@ -358,7 +413,12 @@ def list_machines(
     region: RegionFilterOption = None,
     state: Annotated[
         str | None,
-        typer.Option("--state", metavar="STATES", help="Only these states (comma-separated)."),
+        typer.Option(
+            "--state",
+            metavar="STATES",
+            help="Only these states (comma-separated).",
+            autocompletion=completion.complete_list_states,
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print ids only.")] = False,
     json: JsonOption = False,
@@ -427,23 +487,93 @@ def _each_leased(
     The app and the ids are checked before the client is built: bad input is a usage error
     whatever the target, and never creates the local database.
 
+    With several ids, a machine that fails does not stop the others (as ``kubectl delete a b``
+    goes on): each failure is reported when it happens, ``--json`` lists every id with its
+    ``error`` (null when done), and the exit code is the first failure's. An error that
+    would fail every machine the same way (credentials, network) is not retried on the
+    rest: they get it as their error. A single id fails as any command does.
+
     ``done_text`` says what was done ("Stopped"), when it is not simply the verb's past tense.
     """
     target_app = require_app(app_name)
     ids = [config.validate_machine_id(m) for m in machine_ids]
     client = context.client
     out = context.output
-    done: list[str] = []
+    done_text = done_text or _past(verb).capitalize()
+    outcomes: dict[str, FlykError | None] = {}
     for machine_id in ids:
-        with out.step(f"{verb.capitalize()} machine {machine_id}") as step:
-            with leased(client, target_app, machine_id, f"machine {verb}") as nonce:
-                act(client, machine_id, nonce)
-            step.update(f"{done_text or _past(verb).capitalize()} machine {machine_id}")
+        if (stopper := _stops_everything(outcomes)) is not None:
+            outcomes[machine_id] = stopper
+            continue
+        try:
+            with out.step(f"{verb.capitalize()} machine {machine_id}") as step:
+                with leased(client, target_app, machine_id, f"machine {verb}") as nonce:
+                    act(client, machine_id, nonce)
+                step.update(f"{done_text} machine {machine_id}")
+        except Interrupted:
+            raise
+        except FlykError as error:
+            if len(ids) == 1:
+                raise
+            _report_one(context, machine_id, error)
+            outcomes[machine_id] = error
+            continue
         if not out.progress:
-            out.notice(f"{done_text or _past(verb).capitalize()} machine {machine_id}")
-        done.append(machine_id)
+            out.notice(f"{done_text} machine {machine_id}")
+        outcomes[machine_id] = None
+    _report_all(context, target_app, verb, outcomes)
+
+
+# errors about the caller or the connection, not the machine: the next machine would get
+# the same after its own retries
+_EVERY_MACHINE_ERRORS = (AuthError, NetworkError, RateLimitedError, ConfigError)
+
+
+def _stops_everything(outcomes: dict[str, FlykError | None]) -> FlykError | None:
+    return next((e for e in outcomes.values() if isinstance(e, _EVERY_MACHINE_ERRORS)), None)
+
+
+def _report_one(context: AppContext, machine_id: str, error: FlykError) -> None:
+    from flyk.cli.main import display_message
+
+    context.output.error(
+        f"machine {machine_id}: {display_message(error)}",
+        hint=error.hint,
+        request_id=error.request_id,
+    )
+
+
+def _report_all(
+    context: AppContext, app_name: str, verb: str, outcomes: dict[str, FlykError | None]
+) -> None:
+    """The ``--json`` list, then (when some machine failed) a summary and the first failure's
+    exit code; each failure was reported on stderr already."""
+    from flyk.cli.main import error_document
+
+    out = context.output
     if out.json_mode:
-        out.json([{"id": m, "action": verb, "app": target_app} for m in done])
+        out.json(
+            [
+                {
+                    "id": machine_id,
+                    "action": verb,
+                    "app": app_name,
+                    "error": None if error is None else error_document(error),
+                }
+                for machine_id, error in outcomes.items()
+            ]
+        )
+    failed = [machine_id for machine_id, error in outcomes.items() if error is not None]
+    if not failed:
+        return
+    stopper = _stops_everything(outcomes)
+    untried = f" ({stopper.message})" if stopper is not None else ""
+    out.error(
+        f"{len(outcomes) - len(failed)} of {len(outcomes)} machines {_past(verb)}; "
+        f"not {_past(verb)}: {', '.join(failed)}{untried}"
+    )
+    first = next(error for error in outcomes.values() if error is not None)
+    raise typer.Exit(first.exit_code)
 
 
 def _past(verb: str) -> str:
@@ -627,6 +757,10 @@ def destroy(
     _each_leased(context, target, ids, "destroy", destroy_one)
 
 
+# states an update launches the machine from (the API starts it with the new config)
+_LAUNCHED_BY_UPDATE = ("started", "stopped")
+
+
 @app.command("update")
 def update(
     ctx: typer.Context,
@@ -642,13 +776,18 @@ def update(
     vm_memory: MemoryOption = None,
     vm_cpu_kind: CpuKindOption = None,
     restart: RestartOption = None,
-    detach: DetachOption = False,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="Return once the change is accepted; do not wait."),
+    ] = False,
     wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,
 ) -> None:
     """Change a machine's config (image, env, metadata, size, restart policy).
 
-    A running machine restarts with the new config. Other settings are kept as they are.
+    The machine then starts with the new config, whether it was running or stopped (the
+    Machines API launches it), and flyk waits until it has started unless --detach. Other
+    settings are kept as they are.
     """
     context = _context(ctx, json)
     out = context.output
@@ -686,8 +825,8 @@ def update(
         machine = client.machines.update(
             target, machine_id, new_config, nonce=nonce, current_version=current.version
         )
-        if not detach and current.state == "started":
-            step.update(f"Waiting for machine {machine_id} to restart")
+        if not detach and current.state in _LAUNCHED_BY_UPDATE:
+            step.update(f"Waiting for machine {machine_id} to start")
             with wait_hint(target, machine_id):
                 client.machines.wait(
                     target, machine_id, "started", version=machine.version, timeout=wait_timeout
@@ -733,7 +872,12 @@ def wait(
     app_name: AppOption = None,
     state: Annotated[
         str,
-        typer.Option("--state", metavar="STATES", help="State(s) to wait for, comma-separated."),
+        typer.Option(
+            "--state",
+            metavar="STATES",
+            help="State(s) to wait for, comma-separated.",
+            autocompletion=completion.complete_wait_states,
+        ),
     ] = "started",
     wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,

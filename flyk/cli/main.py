@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     import httpx
+    from typer._click.exceptions import ClickException
 
     from flyk.cli.context import AppContext
     from flyk.errors import FlykError
@@ -58,7 +59,7 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
         if arg == "--":
             rest.extend(args[i:])
             break
-        if arg in _FLAGS or arg.startswith("--access-token="):
+        if arg in _FLAGS or _joined_token(arg):
             front.append(arg)
         elif arg in _VALUED and i + 1 < len(args):
             front.extend(args[i : i + 2])
@@ -67,6 +68,12 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
             rest.append(arg)
         i += 1
     return front + rest
+
+
+def _joined_token(arg: str) -> bool:
+    """``--access-token=TOKEN`` or ``-tTOKEN``: the value in the same word (no sub-command
+    has a ``-t`` of its own, so ``-t…`` is always the token)."""
+    return arg.startswith("--access-token=") or (arg.startswith("-t") and len(arg) > 2)
 
 
 def run(
@@ -107,7 +114,7 @@ def run(
     except SystemExit as exit_:  # completion requests exit from inside Typer
         return exit_.code if isinstance(exit_.code, int) else 0
     except Exception as error:
-        return _report_unexpected(context, error, command_name=" ".join(argv[:2]))
+        return _report_unexpected(context, error, command_name=" ".join(argv[:2]), argv=argv)
     finally:
         context.close()
     if code == EXIT_INTERRUPTED:  # Typer turned a KeyboardInterrupt into an exit code
@@ -188,7 +195,9 @@ def _name_token_source(context: AppContext, error: FlykError) -> None:
         )
 
 
-def _report_unexpected(context: AppContext, error: Exception, *, command_name: str) -> int:
+def _report_unexpected(
+    context: AppContext, error: Exception, *, command_name: str, argv: Sequence[str] = ()
+) -> int:
     """A bug or an error flyk did not foresee: one line, the traceback only with --verbose."""
     from typer import Abort
     from typer._click.exceptions import ClickException
@@ -198,6 +207,8 @@ def _report_unexpected(context: AppContext, error: Exception, *, command_name: s
         return 1
     if isinstance(error, ClickException):  # usage errors: Typer's own message, exit 2
         error.show()
+        if _asked_for_json(error, argv):
+            context.output.json({"error": _usage_error_document(error)})
         return error.exit_code
     out = context.output
     if out.verbose:
@@ -209,6 +220,36 @@ def _report_unexpected(context: AppContext, error: Exception, *, command_name: s
         hint=None if out.verbose else f"Run `flyk {command_name} --verbose` for the traceback.",
     )
     return 1
+
+
+_JSON_FLAGS = ("-j", "--json")
+_TRUE = ("1", "true", "t", "yes", "y", "on")  # what Click takes as yes from FLY_JSON
+
+
+def _asked_for_json(error: ClickException, argv: Sequence[str]) -> bool:
+    """Whether the command the parser refused has ``--json`` and it was asked for (by flag or
+    ``FLY_JSON``): scripts get the error document then, whatever stage the error came from."""
+    command = getattr(error, "ctx", None) and error.ctx.command  # type: ignore[attr-defined]
+    if command is None or not any(param.name == "json" for param in command.params):
+        return False
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    from_env = os.environ.get("FLY_JSON", "").strip().lower() in _TRUE
+    return from_env or any(flag in options for flag in _JSON_FLAGS)
+
+
+def _usage_error_document(error: ClickException) -> dict[str, Any]:
+    """A parser's error in the shape of ``error_document`` (a UsageError, exit code 2)."""
+    ctx = getattr(error, "ctx", None)
+    hint = f"Try '{ctx.command_path} -h' for help." if ctx is not None else None
+    return {
+        "type": "UsageError",
+        "message": error.format_message(),
+        "hint": hint,
+        "exit_code": error.exit_code,
+        "request_id": None,
+        "status": None,
+        "code": None,
+    }
 
 
 def error_document(error: FlykError) -> dict[str, Any]:

@@ -5,9 +5,10 @@ stderr carries people's text: notices, warnings, progress steps, prompts, errors
 Nothing on stdout is decoration, so ``flyk … | cut`` and ``flyk … --json | jq`` just work.
 
 Progress (spinners and ``✓ step  1.2s`` lines) appears only when stderr is a terminal; colour
-only when, in addition, ``NO_COLOR`` is unset and ``TERM`` is not ``dumb``. Prompts appear only
-when stdin and stdout are terminals; otherwise a missing answer is an error naming the flag
-that supplies it. Rich is imported only when a spinner is shown, to keep start-up fast.
+only when, in addition, ``NO_COLOR`` is unset, ``CLICOLOR`` is not 0 and ``TERM`` is not
+``dumb``. Prompts appear only when stdin and stdout are terminals; otherwise a missing answer
+is an error naming the flag that supplies it. Rich is imported only when a spinner is shown,
+to keep start-up fast.
 
 Streams are looked up at write time (``sys.stdout``), not captured at construction, so a
 test runner that swaps them sees everything.
@@ -149,6 +150,8 @@ class Output:
     @property
     def color(self) -> bool:
         if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+            return False
+        if os.environ.get("CLICOLOR") == "0":  # the older convention (BSD ls, git): no colour
             return False
         return self.progress
 

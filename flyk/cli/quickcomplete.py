@@ -99,20 +99,34 @@ def _typer_words(env: Mapping[str, str]) -> tuple[list[str], str] | None:
 
 
 def _zsh_escape(text: str) -> str:
+    """For a double-quoted word inside the single-quoted ``_arguments`` spec the script evals.
+
+    Typer doubles apostrophes (``''``), which zsh reads as nothing without RC_QUOTES: "Print
+    flyk's version" came out as "Print flyks version". ``'\\''`` closes the single quotes,
+    adds a quoted apostrophe and reopens them.
+    """
     return (
-        text.replace('"', '""')
-        .replace("'", "''")
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("'", "'\\''")
         .replace("$", "\\$")
         .replace("`", "\\`")
         .replace(":", r"\\:")
     )
 
 
+def zsh_item(value: str, help_text: str) -> str:
+    """One completion in the zsh reply: ``"value":"help"`` (or ``"value"`` alone)."""
+    if help_text:
+        return f'"{_zsh_escape(value)}":"{_zsh_escape(help_text)}"'
+    return f'"{_zsh_escape(value)}"'
+
+
 def _zsh_reply(matches: list[tuple[str, str]]) -> str:
-    """As Typer's ZshComplete writes it."""
+    """As flyk's zsh class (flyk.cli.completion.register_shells) writes it."""
     if not matches:
         return "_files\n"
-    items = "\n".join(f'"{_zsh_escape(w)}":"{_zsh_escape(h)}"' for w, h in matches)
+    items = "\n".join(zsh_item(w, h) for w, h in matches)
     return f"_arguments '*: :(({items}))'\n"
 
 

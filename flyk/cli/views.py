@@ -33,6 +33,11 @@ class Field(Generic[T]):
     get: Callable[[T], object]
     header: str | None = None  # the table column; None: JSON only
     doc: str = ""
+    # what the table shows when it is not the JSON value (people need not see bookkeeping)
+    shown: Callable[[T], object] | None = None
+
+    def cell(self, item: T) -> object:
+        return (self.shown or self.get)(item)
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class View(Generic[T]):
         return [f.key for f in self.fields]
 
     def row(self, item: T) -> list[object]:
-        return [f.get(item) for f in self.fields if f.header]
+        return [f.cell(item) for f in self.fields if f.header]
 
     def document(self, item: T) -> dict[str, object]:
         return {f.key: f.get(item) for f in self.fields}
@@ -64,7 +69,7 @@ class View(Generic[T]):
     def show_one(self, out: Output, item: T) -> None:
         out.emit(
             self.document(item),
-            lambda: out.detail([(f.header, f.get(item)) for f in self.fields if f.header]),
+            lambda: out.detail([(f.header, f.cell(item)) for f in self.fields if f.header]),
         )
 
 
@@ -181,7 +186,8 @@ MACHINE_DETAIL: View[Machine] = View(
         Field("command", _command, "COMMAND"),
         Field("restart", _restart, "RESTART"),
         Field("env", _env, None),
-        Field("metadata", _user_metadata, "METADATA"),
+        # all of it in JSON, as `machine list --json` gives it
+        Field("metadata", _metadata, "METADATA", shown=_user_metadata),
         Field("version", lambda m: m.version, "VERSION"),
         Field("created_at", lambda m: m.created_at, "CREATED"),
         Field("updated_at", lambda m: m.updated_at, "UPDATED"),
@@ -273,7 +279,11 @@ EXTRA_SHAPES: Mapping[str, Sequence[tuple[str, str]]] = {
     "machine run": (
         ("id", "machine id"),
         ("name", "machine name"),
-        ("state", "state after the wait (started, or created with --detach)"),
+        (
+            "state",
+            "state after the wait (started); with --detach, the state when the API answered "
+            "(created, starting, …)",
+        ),
         ("region", "region code"),
         ("private_ip", "6PN address"),
         ("…", "every key of the machine shape"),
@@ -289,9 +299,14 @@ EXTRA_SHAPES: Mapping[str, Sequence[tuple[str, str]]] = {
         ("config", "with -d/--display-config: the machine's config as the API returns it"),
     ),
     "machine start, stop, restart, suspend, cordon, uncordon, destroy": (
-        ("[].id", "machine id, one object per machine done"),
+        ("[].id", "machine id, one object per machine given"),
         ("[].action", "the command: start, stop, …, destroy"),
         ("[].app", "app name"),
+        (
+            "[].error",
+            "null when done, else the error document; with several ids a failure does not "
+            "stop the rest, and the exit code is the first failure's",
+        ),
     ),
     "machine wait": (
         ("id", "machine id"),

@@ -10,7 +10,7 @@ from flyk import config
 from flyk.cli import views
 from flyk.cli.context import app_context
 from flyk.cli.lazy import aliased
-from flyk.cli.machine import require_app
+from flyk.cli.machine import capacity_alternatives, require_app
 from flyk.cli.options import AppOption, JsonOption, RegionOption, VolumeIdArgument, YesOption
 from flyk.errors import UsageError
 
@@ -47,7 +47,9 @@ def create(
     if not region:
         raise UsageError("no region given: specify one with -r/--region or FLY_REGION")
     region_code = config.validate_region_code(region)  # before the client: no token needed
-    volume = context.client.volumes.create(target, name, region_code, size)
+    client = context.client
+    with capacity_alternatives(client, target, volume_size_gb=size):
+        volume = client.volumes.create(target, name, region_code, size)
     if json:
         views.VOLUME.show_one(out, volume)
     else:

@@ -115,3 +115,11 @@ def test_invalid_app_name_needs_no_token(flyk: Flyk, isolated_env: Path, command
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: invalid app name 'Bad'")
     assert not config.local_db_path().exists()
+
+
+def test_list_quiet_prints_names_only(flyk: Flyk) -> None:
+    for name in ("web", "api"):
+        assert flyk("--local", "apps", "create", name).exit_code == 0
+    assert flyk("--local", "apps", "list", "-q") == Result(0, "api\nweb\n", "")
+    documents = json.loads(flyk("--local", "apps", "list", "--quiet", "--json").stdout)
+    assert [d["name"] for d in documents] == ["api", "web"]  # --json wins, as in machine list

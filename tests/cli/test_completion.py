@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -278,3 +279,125 @@ def test_quick_path_serves_bash_words_joined_by_newlines() -> None:
 
     env = {"_FLYK_COMPLETE": "complete_bash", "COMP_WORDS": "flyk\nregions\n", "COMP_CWORD": "2"}
     assert answer(env) == ("list\n", 0)
+
+
+# -- the zsh script in a real zsh ----------------------------------------------------------------
+
+
+def _zsh_buffer_after_tab(line: str, setup: str, work: Path) -> str | None:
+    """Type ``line``, TAB, then a key that saves zsh's edit buffer, in an interactive zsh.
+
+    The buffer goes to a file, not through the terminal's escape sequences; None when zsh
+    never wrote it.
+    """
+    import pty
+    import select
+    import signal
+    import time
+
+    buffer = work / "buffer"
+    dump = (
+        f'dump-buffer() {{ print -r -- "$BUFFER" > {buffer} }}; zle -N dump-buffer; '
+        "bindkey '^X' dump-buffer\n"
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "TERM": "xterm",
+    }
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child becomes zsh
+        os.execvpe("zsh", ["zsh", "-f", "-i"], env)
+    try:
+        os.write(fd, (setup + "\n" + dump + line + "\t\x18").encode())
+        deadline = time.monotonic() + 60  # a bound for a stuck shell, not a speed check
+        while not buffer.exists() and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    os.read(fd, 65536)  # keep the terminal drained
+                except OSError:
+                    break
+        return buffer.read_text().rstrip("\n") if buffer.exists() else None
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+@pytest.mark.parametrize("install", ["fpath", "source"])
+def test_zsh_completes_from_the_first_tab(tmp_path: Path, install: str) -> None:
+    """Installed the README's way (a file on $fpath that compinit autoloads), the first TAB
+    of a new shell completes, not only the second; sourcing the script works too."""
+    (tmp_path / "zf").mkdir()
+    script = tmp_path / "zf" / "_flyk"
+    script.write_text(completion_script("zsh"))
+    compinit = f"autoload -Uz compinit; compinit -u -d {tmp_path}/zcompdump"
+    setup = {
+        "fpath": f"fpath=({tmp_path}/zf $fpath); {compinit}",
+        "source": f"{compinit}; source {script}",
+    }[install]
+    assert _zsh_buffer_after_tab("flyk apps sh", setup, tmp_path) == "flyk apps show "
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("flyk ", '"version":"Print flyk\'s version."'),  # the quick path
+        ("flyk --local machine ", '"list":"List an app\'s machines."'),  # Typer's
+    ],
+)
+def test_zsh_descriptions_keep_their_apostrophes(flyk: Flyk, words: str, expected: str) -> None:
+    reply = flyk(env={"_FLYK_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": words}).stdout
+    # what the script's eval hands to zsh's _arguments
+    spec = subprocess.run(
+        ["zsh", "-f", "-c", '_arguments() { print -r -- "$@" }; eval "$1"', "zsh", reply],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert expected in spec
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("flyk machine list --state ", ["created", "started", "stopped", "suspended"]),
+        ("flyk machine list --state started,s", ["started,stopped", "started,suspended"]),
+        ("flyk machine wait 0123456789abcd --state se", ["settled"]),
+        ("flyk machine run nginx --vm-cpu-kind ", ["shared", "performance"]),
+        ("flyk machine update 0123456789abcd --vm-cpu-kind p", ["performance"]),
+    ],
+)
+def test_fixed_values_complete(flyk: Flyk, words: str, expected: list[str]) -> None:
+    assert _complete(flyk, words).stdout.split() == expected
+
+
+def _on_path() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_completes_values_after_an_equals_sign(flyk: Flyk, tmp_path: Path) -> None:
+    flyk("--local", "apps", "create", "web")
+    script = tmp_path / "flyk.fish"
+    script.write_text(completion_script("fish"))
+    listed = subprocess.run(
+        ["fish", "--no-config", "-c", f'source {script}; complete -C"flyk machine list --app="'],
+        env=_on_path(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert listed.split() == ["--app=web"]
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_completes_values_after_an_equals_sign(flyk: Flyk, tmp_path: Path) -> None:
+    flyk("--local", "apps", "create", "web")
+    (tmp_path / "zf").mkdir()
+    (tmp_path / "zf" / "_flyk").write_text(completion_script("zsh"))
+    setup = f"fpath=({tmp_path}/zf $fpath); autoload -Uz compinit; compinit -u -d {tmp_path}/zcd"
+    line = "flyk machine list --app="
+    assert _zsh_buffer_after_tab(line, setup, tmp_path) == "flyk machine list --app=web "

@@ -106,12 +106,12 @@ def test_serve_on_a_busy_port_is_a_usage_error_with_a_hint(flyk: Flyk) -> None:
 
 @pytest.mark.parametrize(
     ("port", "problem"),
-    [("99999", "less than or equal to 65535"), ("-1", "greater than or equal to 0")],
+    [("99999", "99999 is not between 0 and 65535."), ("-1", "-1 is not between 0 and 65535.")],
 )
 def test_serve_refuses_ports_out_of_range(flyk: Flyk, port: str, problem: str) -> None:
     result = flyk("local", "serve", "--port", port)
     assert result.exit_code == 2
-    assert f"Invalid value for '-p' / '--port': Input should be {problem}" in result.stderr
+    assert f"Error: Invalid value for '-p' / '--port': {problem}\n" in result.stderr
 
 
 UNUSABLE_DB_CASES = [

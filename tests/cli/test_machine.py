@@ -144,7 +144,9 @@ def test_lifecycle_commands(flyk: Flyk, app: str, machine_id: str) -> None:
         0, "suspended\n", ""
     )
     result = flyk("--local", "m", "stop", machine_id, "-a", "web", "--json")
-    assert json.loads(result.stdout) == [{"id": machine_id, "action": "stop", "app": "web"}]
+    assert json.loads(result.stdout) == [
+        {"id": machine_id, "action": "stop", "app": "web", "error": None}
+    ]
 
 
 def test_update_keeps_what_it_does_not_change(flyk: Flyk, app: str) -> None:
@@ -576,3 +578,193 @@ def test_api_code_prefixes_are_left_to_json(flyk: Flyk, app: str) -> None:
         flyk("--local", "machine", "status", "0123456789abcd", "-a", "web", "-j").stdout
     )
     assert document["error"]["message"] == "not_found: machine '0123456789abcd' not found"
+
+
+class _CtrlCOnWait(httpx.BaseTransport):
+    """The local backend, with the user pressing Ctrl-C while flyk waits on a machine."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/wait"):
+            raise KeyboardInterrupt
+        return self.inner.handle_request(request)
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_ctrl_c_while_run_waits_names_the_machine_left_behind(
+    flyk: Flyk, app: str, other_client: FlyClient, json_flag: list[str]
+) -> None:
+    transport = _CtrlCOnWait(LocalBackend(path=config.local_db_path()).transport())
+    result = flyk("--local", "m", "run", "nginx", "-a", "web", *json_flag, transport=transport)
+    assert result.exit_code == 130
+    [machine] = other_client.machines.list("web")
+    message = (
+        f"interrupted (Ctrl-C); machine {machine.id} was created in app web "
+        "and may still be starting"
+    )
+    hint = f"Remove it with `flyk machine destroy {machine.id} -a web --force`."
+    assert f"Error: {message}" in result.stderr
+    assert hint in result.stderr
+    if json_flag:
+        error = json.loads(result.stdout)["error"]
+        assert (error["type"], error["message"], error["hint"]) == ("Interrupted", message, hint)
+    else:
+        assert result.stdout == ""
+
+
+def _started(flyk: Flyk) -> str:
+    return str(_run(flyk)["id"])
+
+
+MISSING = "0123456789abcd"
+
+
+@pytest.mark.parametrize("command", ["stop", "destroy"])
+def test_a_failing_machine_does_not_stop_the_others(
+    flyk: Flyk, app: str, other_client: FlyClient, command: str
+) -> None:
+    first, last = _started(flyk), _started(flyk)
+    args = ["--local", "m", command, first, MISSING, last, "-a", "web", "--json"]
+    result = flyk(*args, *(["--force", "--yes"] if command == "destroy" else []))
+    assert result.exit_code == 3  # the failure's: not found
+    documents = json.loads(result.stdout)
+    assert [(d["id"], d["action"], d["app"]) for d in documents] == [
+        (first, command, "web"),
+        (MISSING, command, "web"),
+        (last, command, "web"),
+    ]
+    assert [d["error"] and d["error"]["type"] for d in documents] == [
+        None,
+        "NotFoundError",
+        None,
+    ]
+    past = {"stop": "stopped", "destroy": "destroyed"}[command]
+    assert result.stderr.splitlines()[-1] == f"Error: 2 of 3 machines {past}; not {past}: {MISSING}"
+    assert f"Error: machine {MISSING}: machine '{MISSING}' not found" in result.stderr
+    remaining = {m.id: m.state for m in other_client.machines.list("web")}
+    if command == "stop":
+        assert remaining == {first: "stopped", last: "stopped"}
+    else:
+        assert remaining == {}
+
+
+def test_one_failing_machine_is_an_error_document(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "m", "stop", MISSING, "-a", "web", "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["error"]["type"] == "NotFoundError"
+
+
+def test_refused_credentials_are_not_tried_on_every_machine(flyk: Flyk) -> None:
+    paths: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return json_response(401, {"error": "unauthorized"})
+
+    ids = ["0123456789abc1", "0123456789abc2", "0123456789abc3"]
+    result = flyk(
+        "m", "stop", *ids, "-a", "web", "-t", "fm2_x", "--json",
+        transport=httpx.MockTransport(refuse),
+        client_options=no_retries(),
+    )  # fmt: skip
+    assert result.exit_code == 4
+    assert [d["error"]["type"] for d in json.loads(result.stdout)] == ["UnauthorizedError"] * 3
+    assert all(ids[0] in path for path in paths)
+
+
+@pytest.fixture
+def only_ams_has_room(tmp_path: Path) -> LocalBackend:
+    """A backend where iad is full and only ams has room (for machines and volumes)."""
+    backend = LocalBackend(tmp_path / "full.db", timing=Timing.instant())
+    backend.capacity.set_default(0)
+    backend.capacity.set("ams", 8192)
+    backend.capacity.set_volumes("iad", 0)
+    with FlyClient(base_url="http://local.flyk", transport=backend.transport()) as client:
+        client.apps.create("web", "personal")
+    return backend
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["machine", "run", "nginx"], ["volumes", "create", "data", "-s", "3"]],
+)
+def test_a_full_region_names_regions_with_room(
+    flyk: Flyk, only_ams_has_room: LocalBackend, command: list[str]
+) -> None:
+    result = flyk(
+        "--local", *command, "-a", "web", "-r", "iad", "--json",
+        transport=only_ams_has_room.transport(), client_options=no_retries(),
+    )  # fmt: skip
+    assert result.exit_code == 8, result.stderr
+    hint = (
+        "Regions with room now: ams. "
+        "Retry with -r ams; flyk never moves work to another region itself."
+    )
+    assert result.stderr.splitlines()[-1].strip() == hint
+    assert json.loads(result.stdout)["error"]["hint"] == hint
+
+
+class _PlacementsDown(_Recording):
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/platform/placements":
+            self.sent.append(request.url.path)
+            return json_response(503, {"error": "placements unavailable"})
+        return self.inner.handle_request(request)
+
+
+def test_the_alternatives_are_asked_once_and_never_retried(
+    flyk: Flyk, only_ams_has_room: LocalBackend
+) -> None:
+    transport = _PlacementsDown(only_ams_has_room.transport())
+    result = flyk("--local", "m", "run", "nginx", "-a", "web", "-r", "iad", transport=transport)
+    assert result.exit_code == 8
+    assert transport.sent == ["/v1/platform/placements"]  # the default client retries 503s
+    assert "choose another region" in result.stderr  # the client's own hint stays
+
+
+@pytest.fixture
+def slow_boot(tmp_path: Path) -> Iterator[tuple[LocalBackend, FlyClient, str]]:
+    """A backend where starting takes a while, with app web and one stopped machine."""
+    backend = LocalBackend(tmp_path / "boot.db", timing=Timing(boot=0.3))
+    with FlyClient(base_url="http://local.flyk", transport=backend.transport()) as client:
+        client.apps.create("web", "personal")
+        machine = client.machines.create("web", MachineConfig(image="nginx"))
+        client.machines.wait("web", machine.id, "started")
+        client.machines.stop("web", machine.id)
+        client.machines.wait("web", machine.id, "stopped")
+        yield backend, client, machine.id
+
+
+def test_update_of_a_stopped_machine_waits_until_it_has_started(
+    flyk: Flyk, slow_boot: tuple[LocalBackend, FlyClient, str]
+) -> None:
+    backend, _, machine_id = slow_boot
+    result = flyk(
+        "--local", "m", "update", machine_id, "-a", "web", "--image", "nginx:1.27", "--json",
+        transport=backend.transport(),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["state"] == "started"
+
+
+def test_run_detach_reports_the_state_the_api_gave(flyk: Flyk, tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "boot.db", timing=Timing(boot=5))
+    with FlyClient(base_url="http://local.flyk", transport=backend.transport()) as client:
+        client.apps.create("web", "personal")
+    result = flyk(
+        "--local", "m", "run", "nginx", "-a", "web", "--detach", "--json",
+        transport=backend.transport(),
+    )  # fmt: skip
+    assert json.loads(result.stdout)["state"] in ("created", "starting")  # not waited for
+
+
+def test_status_json_keeps_all_metadata_as_list_does(flyk: Flyk, app: str) -> None:
+    machine_id = str(_run(flyk, "-m", "team=edge")["id"])
+    status = json.loads(flyk("--local", "m", "status", machine_id, "-a", "web", "-j").stdout)
+    [listed] = json.loads(flyk("--local", "m", "list", "-a", "web", "-j").stdout)
+    assert status["metadata"] == listed["metadata"]
+    assert set(status["metadata"]) == {"team", "flyk_launch_id"}
+    table = flyk("--local", "m", "status", machine_id, "-a", "web").stdout
+    assert "team" in table and "flyk_launch_id" not in table  # people see their own

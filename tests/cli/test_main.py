@@ -55,12 +55,69 @@ def test_unknown_command_is_a_usage_error(flyk: Flyk) -> None:
     assert result.stdout == ""
 
 
+PARSER_ERRORS = [
+    (
+        ["machine", "run", "nginx", "--restart", "maybe"],
+        "Invalid value for '--restart': 'maybe' is not one of no, always, on-failure.",
+        "flyk machine run",
+    ),
+    (
+        ["volumes", "create", "d", "-a", "x", "-r", "iad", "-s", "0"],
+        "Invalid value for '-s' / '--size': 0 is not between 1 and 500.",
+        "flyk volumes create",
+    ),
+    (["machine", "list", "--bogus"], "No such option: --bogus", "flyk machine list"),
+    (
+        ["machine", "wait", "0123456789abcd", "-w", "-1"],
+        "Invalid value for '-w' / '--wait-timeout': -1 is below the minimum, 0.",
+        "flyk machine wait",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message", "command"), PARSER_ERRORS)
+@pytest.mark.parametrize("ask", ["--json", "-j", "FLY_JSON"])
+def test_parser_errors_print_the_json_error_document_when_asked(
+    flyk: Flyk, args: list[str], message: str, command: str, ask: str
+) -> None:
+    if ask == "FLY_JSON":
+        result = flyk(*args, env={"FLY_JSON": "1"})
+    else:
+        result = flyk(*args, ask)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == f"Error: {message}"
+    assert json.loads(result.stdout)["error"] == {
+        "type": "UsageError",
+        "message": message,
+        "hint": f"Try '{command} -h' for help.",
+        "exit_code": 2,
+        "request_id": None,
+        "status": None,
+        "code": None,
+    }
+
+
+@pytest.mark.parametrize(("args", "message", "command"), PARSER_ERRORS)
+def test_parser_errors_print_nothing_on_stdout_without_json(
+    flyk: Flyk, args: list[str], message: str, command: str
+) -> None:
+    result = flyk(*args)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == f"Error: {message}"
+
+
+def test_json_after_double_dash_is_the_commands_not_flyks(flyk: Flyk) -> None:
+    result = flyk("machine", "run", "nginx", "--restart", "maybe", "--", "cat", "--json")
+    assert (result.exit_code, result.stdout) == (2, "")
+
+
 @pytest.mark.parametrize(
     ("args", "hoisted"),
     [
         (["apps", "list", "--local"], ["--local", "apps", "list"]),
         (["apps", "list", "-t", "x", "--verbose"], ["-t", "x", "--verbose", "apps", "list"]),
         (["apps", "list", "--access-token=x"], ["--access-token=x", "apps", "list"]),
+        (["apps", "list", "-tx", "-q"], ["-tx", "apps", "list", "-q"]),
         (
             ["machine", "exec", "id", "--", "ls", "--local", "-t"],
             ["machine", "exec", "id", "--", "ls", "--local", "-t"],

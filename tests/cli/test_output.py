@@ -116,3 +116,27 @@ def test_confirm_asks_only_a_person(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sys.stderr.getvalue() == "Delete? [y/N] "
     monkeypatch.setattr(sys, "stdin", Terminal("\n"))
     assert not out.confirm("Delete?", yes=False)
+
+
+@pytest.mark.parametrize(
+    ("env", "coloured"),
+    [
+        ({}, True),
+        ({"NO_COLOR": "1"}, False),
+        ({"CLICOLOR": "0"}, False),
+        ({"CLICOLOR": "1"}, True),
+        ({"TERM": "dumb"}, False),
+    ],
+)
+def test_colour_follows_no_color_and_clicolor(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], coloured: bool
+) -> None:
+    for name in ("NO_COLOR", "CLICOLOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    Output().error("boom")
+    assert ("\x1b[" in terminal.getvalue()) is coloured

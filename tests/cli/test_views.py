@@ -36,7 +36,7 @@ LIFECYCLE = "machine start, stop, restart, suspend, cordon, uncordon, destroy"
 @pytest.mark.parametrize("verb", ["stop", "start", "cordon", "uncordon", "restart"])
 def test_lifecycle_documents(flyk: Flyk, machine_id: str, verb: str) -> None:
     document = _json(flyk, "machine", verb, machine_id, "-a", "web")
-    assert document == [{"id": machine_id, "action": verb, "app": "web"}]
+    assert document == [{"id": machine_id, "action": verb, "app": "web", "error": None}]
     assert set(document[0]) == _documented(LIFECYCLE)  # type: ignore[index]
 
 
