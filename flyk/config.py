@@ -56,6 +56,7 @@ class EnvVar:
     API_HOSTNAME = "FLY_API_HOSTNAME"
     FLY_CONFIG_DIR = "FLY_CONFIG_DIR"
     LOCAL_DB = "FLYK_LOCAL_DB"
+    LEASE_WAIT = "FLYK_LEASE_WAIT"
     APP = "FLY_APP"
     ORG = "FLY_ORG"
     REGION = "FLY_REGION"
@@ -92,6 +93,27 @@ def local_db_path(env: Mapping[str, str] | None = None) -> Path:
     from platformdirs import user_data_path
 
     return user_data_path(APP_NAME, appauthor=False) / LOCAL_DB_NAME
+
+
+DEFAULT_LEASE_WAIT_SECONDS = 30.0
+
+
+def lease_wait_seconds(env: Mapping[str, str] | None = None) -> float:
+    """How long a command waits for a machine lease someone else holds (FLYK_LEASE_WAIT)."""
+    env = os.environ if env is None else env
+    text = env.get(EnvVar.LEASE_WAIT, "").strip()
+    if not text:
+        return DEFAULT_LEASE_WAIT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(
+            f"{EnvVar.LEASE_WAIT}={text!r} is not a number of seconds",
+            hint=f"Set {EnvVar.LEASE_WAIT} to 0 or more (0: fail at once if the lease is held).",
+        )
+    return seconds
 
 
 # ---------------------------------------------------------------------------------------------

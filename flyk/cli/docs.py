@@ -69,6 +69,8 @@ ENV_DOCS = {
     EnvVar.API_HOSTNAME: "Machines API base URL, read after FLY_FLAPS_BASE_URL",
     EnvVar.FLY_CONFIG_DIR: "flyctl's config directory (default ~/.fly)",
     EnvVar.LOCAL_DB: "the local backend's database file",
+    EnvVar.LEASE_WAIT: "seconds a machine command waits for a lease someone else holds "
+    "(default 30; 0: fail at once)",
     EnvVar.APP: "default for -a/--app",
     EnvVar.ORG: "default for -o/--org (else personal)",
     EnvVar.REGION: "default for -r/--region",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -44,7 +45,8 @@ from flyk.errors import (
 )
 
 if TYPE_CHECKING:
-    from flyk.api import FlyClient, GuestConfig, Machine, MachineConfig
+    from flyk.api import FlyClient, GuestConfig, Lease, Machine, MachineConfig
+    from flyk.cli.output import Output, Step
 
 app = typer.Typer(
     name="machine",
@@ -202,13 +204,27 @@ def build_config(
 
 
 @contextmanager
-def leased(client: FlyClient, app_name: str, machine_id: str, why: str) -> Iterator[str]:
-    """Hold the machine's lease; yields the nonce to send with each mutation."""
+def leased(
+    client: FlyClient,
+    app_name: str,
+    machine_id: str,
+    why: str,
+    on_wait: Callable[[Lease | None], None] | None = None,
+) -> Iterator[str]:
+    """Hold the machine's lease; yields the nonce to send with each mutation.
+
+    A lease someone else holds is waited for (FLYK_LEASE_WAIT seconds, as flyctl waits),
+    and `on_wait` is told whose it is."""
     with ExitStack() as stack:
         try:
             lease = stack.enter_context(
                 client.machines.lease(
-                    app_name, machine_id, ttl=LEASE_TTL, description=f"flyk {why}"
+                    app_name,
+                    machine_id,
+                    ttl=LEASE_TTL,
+                    description=f"flyk {why}",
+                    wait=config.lease_wait_seconds(),
+                    on_wait=on_wait,
                 )
             )
         except LeaseHeldError as error:
@@ -220,6 +236,15 @@ def leased(client: FlyClient, app_name: str, machine_id: str, why: str) -> Itera
                 )
             raise
         yield lease.nonce
+
+
+def _waiting_for_lease(out: Output, step: Step, machine_id: str, holder: Lease | None) -> None:
+    """Say why the command is not moving: someone else's lease (a deploy, another flyk)."""
+    who = (holder.description or holder.owner) if holder else None
+    message = f"Waiting for the lease on machine {machine_id}" + (f" ({who})" if who else "")
+    step.update(message)
+    if not out.progress:  # no spinner to show the step: one line instead
+        out.notice(message)
 
 
 @contextmanager
@@ -507,7 +532,8 @@ def _each_leased(
             continue
         try:
             with out.step(f"{verb.capitalize()} machine {machine_id}") as step:
-                with leased(client, target_app, machine_id, f"machine {verb}") as nonce:
+                waiting = partial(_waiting_for_lease, out, step, machine_id)
+                with leased(client, target_app, machine_id, f"machine {verb}", waiting) as nonce:
                     act(client, machine_id, nonce)
                 step.update(f"{done_text} machine {machine_id}")
         except Interrupted:

@@ -197,7 +197,7 @@ def test_someone_elses_lease_blocks_mutations_until_cleared(
     table = flyk("--local", "m", "leases", "view", machine_id, "-a", "web").stdout
     assert f"EXPIRES      {viewed['expires']}\n" in table
 
-    blocked = flyk("--local", "m", "stop", machine_id, "-a", "web")
+    blocked = flyk("--local", "m", "stop", machine_id, "-a", "web", env={"FLYK_LEASE_WAIT": "0"})
     assert blocked.exit_code == 5
     error, *hint = blocked.stderr.splitlines()
     assert error.startswith("Error: ")
@@ -212,6 +212,27 @@ def test_someone_elses_lease_blocks_mutations_until_cleared(
     assert other_client.machines.get_lease("web", machine_id) is None
     assert flyk("--local", "m", "stop", machine_id, "-a", "web").exit_code == 0
     assert lease.nonce
+
+
+def test_a_held_lease_is_waited_for_and_named(
+    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient
+) -> None:
+    other_client.machines.acquire_lease("web", machine_id, ttl=1, description="deploy")
+    result = flyk("--local", "m", "stop", machine_id, "-a", "web", env={"FLYK_LEASE_WAIT": "30"})
+    assert result.exit_code == 0, result.stderr
+    assert f"Waiting for the lease on machine {machine_id} (deploy)\n" in result.stderr
+    assert f"Stopped machine {machine_id}\n" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "inf"])
+def test_a_bad_lease_wait_is_a_config_error(
+    flyk: Flyk, app: str, machine_id: str, value: str
+) -> None:
+    result = flyk("--local", "m", "stop", machine_id, "-a", "web", env={"FLYK_LEASE_WAIT": value})
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-2] == (
+        f"Error: FLYK_LEASE_WAIT={value!r} is not a number of seconds"
+    )
 
 
 def test_no_lease_left_behind(
