@@ -82,6 +82,10 @@ def _with_settled(states: builtins.list[str]) -> builtins.list[str]:
     return [*states, "settled"]
 
 
+# how each dead end reads in a sentence ("machine X failed and will not reach started")
+_HAS_COME_TO = {"failed": "failed", "stopped": "stopped", "destroyed": "was destroyed"}
+
+
 def _states(state: str | Sequence[str]) -> builtins.list[str]:
     if isinstance(state, str):
         return [part.strip() for part in state.split(",") if part.strip()]
@@ -548,7 +552,7 @@ class MachinesResource(Resource):
         if exit is not None and exit.exit_code is not None:
             how = f" (exit code {exit.exit_code}{', OOM killed' if exit.oom_killed else ''})"
         raise MachineStateError(
-            f"machine {machine_id} is {state}{how} and will not reach "
+            f"machine {machine_id} {_HAS_COME_TO[state]}{how} and will not reach "
             f"{' or '.join(states)} by itself",
             state=state,
             machine_exit_code=exit.exit_code if exit is not None else None,

@@ -37,6 +37,7 @@ from flyk.errors import (
     Interrupted,
     InvalidRequestError,
     LeaseHeldError,
+    MachineStateError,
     NetworkError,
     NotFoundError,
     RateLimitedError,
@@ -249,13 +250,18 @@ def _waiting_for_lease(out: Output, step: Step, machine_id: str, holder: Lease |
 
 @contextmanager
 def wait_hint(app_name: str, machine_id: str) -> Iterator[None]:
-    """Name the flag that waits longer when a wait for ``machine_id`` times out."""
+    """Name the command that shows why a wait for ``machine_id`` ended without its state."""
     try:
         yield
     except WaitTimeoutError as error:
         error.hint = (
             f"Check `flyk machine status {machine_id} -a {app_name}`, "
             "or wait longer with -w/--wait-timeout."
+        )
+        raise
+    except MachineStateError as error:
+        error.hint = error.hint or (
+            f"Its events say why: flyk machine status {machine_id} -a {app_name}"
         )
         raise
 
@@ -669,8 +675,12 @@ def stop(
     def stop_one(client: FlyClient, machine_id: str, nonce: str) -> None:
         client.machines.stop(target, machine_id, signal=signal, timeout=timeout, nonce=nonce)
         if not detach:
-            with wait_hint(target, machine_id):
-                client.machines.wait(target, machine_id, "stopped", timeout=wait_timeout)
+            try:
+                with wait_hint(target, machine_id):
+                    client.machines.wait(target, machine_id, "stopped", timeout=wait_timeout)
+            except MachineStateError as error:
+                if error.state != "failed":  # failed runs nothing either: what stop asked
+                    raise
 
     _each_leased(
         context,

@@ -446,7 +446,7 @@ def _run(client: FlyClient, app: str, **fields: Any) -> str:
 
 def test_waiting_for_started_ends_when_the_start_fails(client: FlyClient, app: str) -> None:
     machine_id = _run(client, app, env={"FLYK_SIM_START_FAILS": "1"})
-    with pytest.raises(MachineStateError, match="is failed and will not reach started") as raised:
+    with pytest.raises(MachineStateError, match="failed and will not reach started") as raised:
         client.machines.wait(app, machine_id, "started", timeout=30)
     assert raised.value.state == "failed" and raised.value.exit_code == 10
 
@@ -455,7 +455,7 @@ def test_waiting_for_started_ends_on_an_exit_with_no_restart(client: FlyClient, 
     machine_id = _run(
         client, app, env={"FLYK_SIM_EXIT_CODE": "3"}, restart=RestartConfig(policy="no")
     )
-    with pytest.raises(MachineStateError, match=r"is stopped \(exit code 3\)") as raised:
+    with pytest.raises(MachineStateError, match=r" stopped \(exit code 3\)") as raised:
         client.machines.wait(app, machine_id, "started", timeout=30)
     assert raised.value.state == "stopped" and raised.value.machine_exit_code == 3
 
@@ -464,7 +464,7 @@ def test_waiting_for_started_ends_when_the_machine_destroys_itself(
     client: FlyClient, app: str
 ) -> None:
     machine_id = _run(client, app, env={"FLYK_SIM_EXIT_CODE": "0"}, auto_destroy=True)
-    with pytest.raises(MachineStateError, match="is destroyed"):
+    with pytest.raises(MachineStateError, match="was destroyed"):
         client.machines.wait(app, machine_id, "started", timeout=30)
 
 
@@ -478,7 +478,7 @@ def test_a_stopped_machine_started_again_is_waited_for(client: FlyClient, app: s
     client.machines.wait(app, machine_id, "started", timeout=30)
     client.machines.stop(app, machine_id)
     client.machines.wait(app, machine_id, "stopped", timeout=30)
-    with pytest.raises(MachineStateError, match=r"is stopped \(exit code 0\)"):
+    with pytest.raises(MachineStateError, match=r" stopped \(exit code 0\)"):
         client.machines.wait(app, machine_id, "started", timeout=30)
     client.machines.start(app, machine_id)
     assert client.machines.wait(app, machine_id, "started", timeout=30) == "started"

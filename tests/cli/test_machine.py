@@ -789,3 +789,26 @@ def test_status_json_keeps_all_metadata_as_list_does(flyk: Flyk, app: str) -> No
     assert set(status["metadata"]) == {"team", "flyk_launch_id"}
     table = flyk("--local", "m", "status", machine_id, "-a", "web").stdout
     assert "team" in table and "flyk_launch_id" not in table  # people see their own
+
+
+def test_a_machine_that_fails_to_start_ends_the_wait_at_once(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "machine", "run", "nginx", "-a", "web", "-e", "FLYK_SIM_START_FAILS=1")
+    assert result.exit_code == 10
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error.startswith("Error: machine ") and error.endswith(
+        " failed and will not reach started by itself"
+    )
+    machine_id = error.split()[2]
+    assert hint == f"       Its events say why: flyk machine status {machine_id} -a web"
+    # a failed machine runs nothing: stopping it is done, not an error
+    stopped = flyk("--local", "machine", "stop", machine_id, "-a", "web")
+    assert stopped.exit_code == 0, stopped.stderr
+
+
+def test_a_workload_that_exits_for_good_names_its_exit_code(flyk: Flyk, app: str) -> None:
+    result = flyk(
+        "--local", "machine", "run", "nginx", "-a", "web", "--restart", "no",
+        "-e", "FLYK_SIM_EXIT_CODE=3",
+    )  # fmt: skip
+    assert result.exit_code == 10
+    assert " stopped (exit code 3) and will not reach started by itself" in result.stderr
