@@ -34,10 +34,13 @@ class PlatformResource(Resource):
         count: int = 1,
         volume_name: str | None = None,
         volume_size_bytes: int | None = None,
+        hint: bool = False,
     ) -> list[Placement]:
         """Where `count` machines of size `compute` would go within a region expression.
 
-        Asking changes nothing, so it is retried like a read.
+        Asking changes nothing, so it is retried like a read; with `hint=True` it is asked
+        once, with a short read timeout, for a caller whose answer is only advice (a failing
+        placements endpoint must not slow down a create that would fail fast or go on).
         """
         body: dict[str, Any] = {
             "org_slug": org_slug,
@@ -49,8 +52,10 @@ class PlatformResource(Resource):
             body["volume_name"] = volume_name
         if volume_size_bytes is not None:
             body["volume_size_bytes"] = volume_size_bytes
-        data = self._core.json(
-            Call(
+        if hint:
+            call = self._hint_call("POST", "platform", "placements", json=body)
+        else:
+            call = Call(
                 "POST",
                 path("platform", "placements"),
                 json=body,
@@ -58,7 +63,7 @@ class PlatformResource(Resource):
                 limit=("placements", org_slug),
                 region=region,
             )
-        )
+        data = self._core.json(call)
         return [Placement.from_api(item) for item in as_list(data, "regions")]
 
     def regions_with_room(

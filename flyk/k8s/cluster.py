@@ -1170,6 +1170,7 @@ def _placements(client: FlyClient, plan: ClusterPlan, region: str) -> list[str]:
         region=region,
         compute=spec.guest,
         volume_size_bytes=spec.volume_size_gb * 1024**3,
+        hint=True,  # advice only: asked once, so a failing endpoint never slows a create
     )
     return [p.region for p in placements if p.region]
 

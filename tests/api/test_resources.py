@@ -230,6 +230,21 @@ def test_platform_and_tokens(client: FlyClient, script: Script) -> None:
     ]
 
 
+@pytest.mark.parametrize(("hint", "asked"), [(False, 3), (True, 1)])
+def test_placements_asked_as_a_hint_are_asked_once(
+    client: FlyClient, script: Script, hint: bool, asked: int
+) -> None:
+    failing = [reply(503, {"error": "busy"})] * 2
+    script.on("POST /platform/placements", *failing, reply(200, {"regions": [{"region": "ord"}]}))
+    guest = GuestConfig(cpu_kind="shared", cpus=1, memory_mb=256)
+    try:
+        found = client.platform.placements("personal", region="ord", compute=guest, hint=hint)
+    except FlykError:
+        found = []
+    assert len(script.sent("POST /platform/placements")) == asked
+    assert [p.region for p in found] == ([] if hint else ["ord"])
+
+
 def test_non_json_success_body_is_a_clear_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>proxy</html>")
