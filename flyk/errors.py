@@ -193,7 +193,7 @@ def exit_code_table() -> list[ExitCode]:
         8: "no capacity in the requested region",
         9: "the API could not be reached",
         10: "a wait ended early: the machine failed, or stopped and will not restart",
-        130: "interrupted (Ctrl-C); held leases released",
+        130: "interrupted (Ctrl-C): held leases released, what was left said on stderr",
     }
     return [
         ExitCode(0, "success"),
