@@ -71,8 +71,11 @@ MACHINE_NAME = "control-plane"
 
 # K3s add-ons a nodeless cluster cannot run or does not need (reference §3.1): traefik and
 # servicelb need a real node's network, local-storage a real disk, metrics-server a kubelet
-# that serves /metrics/resource.
-DISABLED_ADDONS = ("traefik", "servicelb", "local-storage", "metrics-server")
+# that serves /metrics/resource. CoreDNS (reference §3.7) would be bound to the virtual node
+# and run as a Machine that cannot work: no service-account token reaches pods (projected
+# volumes are not supported) and its ClusterIP is unreachable with no kube-proxy, so it would
+# crash-loop on a billed Machine. Pods resolve through Fly's DNS instead (docs/kubernetes.md).
+DISABLED_ADDONS = ("coredns", "traefik", "servicelb", "local-storage", "metrics-server")
 
 # How long a pod stays bound to a node that is NotReady (the virtual kubelet says so while the
 # Machines API is down) or unreachable (its Lease lapsed) before the node lifecycle controller

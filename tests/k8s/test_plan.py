@@ -71,7 +71,9 @@ def test_public_plan_has_tcp_passthrough_and_tls_sans_for_every_name() -> None:
     for flag in ("--disable-agent", "--egress-selector-mode=disabled"):
         assert flag in args
     disabled = next(a for a in args if a.startswith("--disable=")).split("=")[1].split(",")
-    assert set(disabled) >= {"traefik", "servicelb", "local-storage", "metrics-server"}
+    # CoreDNS too: bound to the virtual node it would crash-loop as a Machine (no SA token,
+    # no kube-proxy for its ClusterIP).
+    assert set(disabled) >= {"coredns", "traefik", "servicelb", "local-storage", "metrics-server"}
     assert not any(a.startswith("--datastore-endpoint") for a in args)  # SQLite on the volume
     assert config["mounts"] == [{"volume": "vol_123", "path": "/var/lib/rancher/k3s"}]
     assert config["restart"]["policy"] == "always"
