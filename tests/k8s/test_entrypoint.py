@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -58,9 +60,9 @@ def machine(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-def _run(machine: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+def _env(machine: dict[str, Path]) -> dict[str, str]:
     pki = ClusterPKI.generate("env")
-    env = {
+    return {
         "PATH": f"{machine['bin']}:/usr/bin:/bin",
         "RECORD": str(machine["record"]),
         "K3S_DATA_DIR": str(machine["data"]),
@@ -72,9 +74,12 @@ def _run(machine: dict[str, Path]) -> subprocess.CompletedProcess[str]:
         # App secrets arrive as environment variables too; the CA keys must not reach k3s.
         **{name: base64.b64encode(b"secret").decode() for name in pki.to_secrets()},
     }
+
+
+def _run(machine: dict[str, Path]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["sh", str(ENTRYPOINT), "--disable-agent", "--tls-san=x.fly.dev"],
-        env=env,
+        env=_env(machine),
         capture_output=True,
         text=True,
         timeout=60,
@@ -98,7 +103,9 @@ def test_places_cas_before_k3s_starts_then_runs_the_kubelet(machine: dict[str, P
         "--disable-agent",
         "--tls-san=x.fly.dev",
     ]
-    assert "FLYK_PKI_" not in (record / "k3s.env").read_text()
+    k3s_env = (record / "k3s.env").read_text()
+    assert "FLYK_PKI_" not in k3s_env
+    assert "kubelet-token" not in k3s_env  # the kubelet's token is the kubelet's alone
     assert (record / "flyk.args").read_text().split() == ["ext", "k8s", "kubelet"]
     kubelet_env = dict(
         line.split("=", 1) for line in (record / "flyk.env").read_text().splitlines() if "=" in line
@@ -125,6 +132,47 @@ def test_refuses_to_start_without_the_ca_files(machine: dict[str, Path]) -> None
     assert result.returncode == 1
     assert "no CA files" in result.stderr
     assert not (machine["record"] / "k3s.args").exists()
+
+
+def test_a_missing_ca_file_places_none_so_the_next_boot_tries_again(
+    machine: dict[str, Path],
+) -> None:
+    kept = (machine["pki"] / "service.key").read_bytes()
+    (machine["pki"] / "service.key").unlink()
+    result = _run(machine)
+    assert result.returncode == 1
+    assert "service.key is missing" in result.stderr
+    assert not (machine["record"] / "k3s.args").exists()
+    # Had server-ca.crt been placed, the next boot would take the CAs as there and K3s would
+    # make its own service.key.
+    assert not (machine["data"] / "server" / "tls" / "server-ca.crt").exists()
+    (machine["pki"] / "service.key").write_bytes(kept)
+    _run(machine)
+    assert (machine["data"] / "server" / "tls" / "service.key").read_bytes() == kept
+
+
+def test_sigterm_stops_both_and_exits_0(machine: dict[str, Path]) -> None:
+    # A kubelet that stays up until it is told to stop, as the real one does.
+    _executable(machine["bin"] / "flyk", 'echo up > "$RECORD/flyk.up"\nexec sleep 30\n')
+    process = subprocess.Popen(
+        ["sh", str(ENTRYPOINT)],
+        env=_env(machine),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(400):
+            if (machine["record"] / "flyk.up").exists() or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert (machine["record"] / "flyk.up").exists()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "so that Fly restarts it" not in stderr
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX shell script")
