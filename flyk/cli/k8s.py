@@ -294,7 +294,7 @@ def _default_region(context: AppContext) -> str:
 def _render_plan(out: Output, checked: cluster.DryRun, kube: cluster.KubeconfigOptions) -> None:
     plan = checked.plan
     described = plan.describe()
-    target = kube.output or ", ".join(str(p) for p in kc.resolve_chain(kube.path))
+    target = kube.output or str(kc.entry_file(plan.spec.name, kube.path))
     described["kubeconfig"] = {
         "context": plan.context,
         "file": target,

@@ -703,6 +703,22 @@ def cluster_fields(
     return None
 
 
+def entry_file(
+    cluster: str,
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """The file a merge would put the cluster's context in: the file of the chain already
+    holding it, else where kubectl puts a new entry (what `create --dry-run` names)."""
+    chain = resolve_chain(explicit, environ)
+    name = context_name(cluster)
+    for path in chain:
+        doc = load(path, chosen=bool(explicit))
+        if doc is not None and _find(doc, "contexts", name) is not None:
+            return path
+    return default_file(chain)
+
+
 def holders(
     cluster: str,
     explicit: str | os.PathLike[str] | None = None,

@@ -75,6 +75,19 @@ def test_dry_run_prints_the_plan_and_creates_nothing(flyk: Flyk, isolated_env: P
     assert "nothing is created" in human.stdout and "--disable-agent" in human.stdout
 
 
+def test_dry_run_names_the_file_of_the_chain_the_entry_would_go_to(
+    flyk: Flyk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing, existing, later = tmp_path / "missing", tmp_path / "a.yaml", tmp_path / "b.yaml"
+    existing.write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join(map(str, (missing, existing, later))))
+    plan = json.loads(flyk("ext", "k8s", "create", "demo", "--dry-run", "--json").stdout)
+    # kubectl puts a new entry in the first file of the chain that exists.
+    assert plan["kubeconfig"]["file"] == str(existing)
+    assert flyk("ext", "k8s", "create", "demo").exit_code == 0
+    assert "flyk-demo" in existing.read_text() and not missing.exists() and not later.exists()
+
+
 def test_second_create_exits_5(flyk: Flyk) -> None:
     assert flyk("ext", "k8s", "create", "demo").exit_code == 0
     again = flyk("ext", "k8s", "create", "demo")
