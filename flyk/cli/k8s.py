@@ -575,10 +575,17 @@ def _render_deleted(out: Output, result: cluster.DeleteResult) -> None:
         cleared = " (current-context cleared)" if removed.current_context_cleared else ""
         where = ", ".join(_home(p) for p in removed.files)
         out.success(f"Removed context {removed.context} from {where}{cleared}")
+    name = result.plan.cluster.name
     if result.leftovers:
         out.warn(f"left behind: {', '.join(result.leftovers)}")
+    elif result.kept:
+        hint = cluster.resume_hint(name, result.plan.cluster.org)
+        out.notice(
+            f"Cluster {name} deleted, but for what --keep-volumes kept: "
+            f"{', '.join(result.kept)}; {hint}"
+        )
     else:
-        out.notice(f"Cluster {result.plan.cluster.name} deleted.")
+        out.notice(f"Cluster {name} deleted.")
 
 
 # ---------------------------------------------------------------------------------------------

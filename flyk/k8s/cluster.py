@@ -1073,7 +1073,7 @@ def _failed(
         return _interrupted(error, f"kept app {plan.app_name} (--keep-on-failure)")
     try:
         with progress.step(f"Removing what this run created (app {plan.app_name})") as step:
-            leftovers = _remove_app_and_contents(client, plan.app_name, keep_volumes=False)
+            leftovers, _ = _remove_app_and_contents(client, plan.app_name, keep_volumes=False)
             step.update(
                 f"Could not remove: {', '.join(leftovers)}"
                 if leftovers
@@ -1196,8 +1196,11 @@ def _regions_with_room(
     return [r.code for r in roomy[:5]], False
 
 
-def _remove_app_and_contents(client: FlyClient, app: str, *, keep_volumes: bool) -> list[str]:
-    """Machines, then IPs and volumes, then the app. Best effort: returns what is left."""
+def _remove_app_and_contents(
+    client: FlyClient, app: str, *, keep_volumes: bool
+) -> tuple[list[str], list[str]]:
+    """Machines, then IPs and volumes, then the app. Best effort: returns what is left
+    against our will, and what `keep_volumes` kept (the volumes, and so the app)."""
     leftovers: list[str] = []
 
     def attempt(what: str, call: Callable[[], Any]) -> bool:
@@ -1213,7 +1216,7 @@ def _remove_app_and_contents(client: FlyClient, app: str, *, keep_volumes: bool)
     try:
         machines = client.machines.list(app)
     except NotFoundError:
-        return []
+        return [], []
     except FlykError:
         machines = []
     _map(
@@ -1224,12 +1227,11 @@ def _remove_app_and_contents(client: FlyClient, app: str, *, keep_volumes: bool)
     _map(lambda ip: attempt(f"IP {ip.ip}", lambda: client.ips.delete(app, ip.ip)), ips)
     volumes = _volumes(client, app)
     if keep_volumes and volumes:
-        leftovers.extend(f"volume {v.id} (kept, in app {app})" for v in volumes)
-        return leftovers
+        return leftovers, [f"volume {v.id} in app {app}" for v in volumes]
     _map(lambda v: attempt(f"volume {v.id}", lambda: _delete_volume(client, app, v.id)), volumes)
     if attempt(f"app {app}", lambda: client.apps.delete(app)):
-        return []  # deleting the app removed whatever of it was still left
-    return leftovers
+        return [], []  # deleting the app removed whatever of it was still left
+    return leftovers, []
 
 
 def _delete_volume(client: FlyClient, app: str, volume_id: str) -> None:
@@ -1605,13 +1607,16 @@ def _marked_for(client: FlyClient, app: str, cluster: str, org: str) -> bool:
 @dataclass(frozen=True)
 class DeleteResult:
     plan: DeletionPlan
-    leftovers: tuple[str, ...]
+    leftovers: tuple[str, ...]  # what could not be removed
     kubeconfig: kc.RemoveResult | None
+    kept: tuple[str, ...] = ()  # what --keep-volumes kept on purpose
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.plan.to_json(),
+            "found_on_platform": True,
             "left_behind": list(self.leftovers),
+            "kept": list(self.kept),
             "kubeconfig_files": [str(p) for p in self.kubeconfig.files] if self.kubeconfig else [],
             "current_context_cleared": bool(
                 self.kubeconfig and self.kubeconfig.current_context_cleared
@@ -1661,6 +1666,7 @@ def _delete(
     remaining: list[str],
 ) -> DeleteResult:
     leftovers: list[str] = []
+    kept: list[str] = []
     ref = plan.cluster
     if ref.machine is not None:
         machine_id = ref.machine.id
@@ -1673,7 +1679,9 @@ def _delete(
         plan.namespace_apps, find_namespace_apps(client, ref.app, ref.name, ref.org)
     )
     if namespace_apps:
-        leftovers.extend(_remove_namespace_apps(client, namespace_apps, keep_volumes, progress))
+        failed, held = _remove_namespace_apps(client, namespace_apps, keep_volumes, progress)
+        leftovers.extend(failed)
+        kept.extend(held)
     remaining.pop(0)
     with progress.step(f"Removing the volume, IPs and app {ref.app}") as step:
         if keep_volumes:
@@ -1683,7 +1691,9 @@ def _delete(
             # app's secrets could attach the volume and read the same keys there. The kubelet's
             # API token goes.
             _delete_secrets(client, ref.app, keep=frozenset({*TLS_FILES.values(), *_MARKERS}))
-        leftovers.extend(_remove_app_and_contents(client, ref.app, keep_volumes=keep_volumes))
+        failed, held = _remove_app_and_contents(client, ref.app, keep_volumes=keep_volumes)
+        leftovers.extend(failed)
+        kept.extend(held)
         step.update(
             f"Removed the IPs and the kubelet's token; kept app {ref.app} with its volume "
             "and CAs (flyk ext k8s create resumes it)"
@@ -1692,7 +1702,7 @@ def _delete(
         )
     remaining.pop(0)
     removed = kubeconfig.remove(ref.name)
-    return DeleteResult(plan=plan, leftovers=tuple(leftovers), kubeconfig=removed)
+    return DeleteResult(plan=plan, leftovers=tuple(leftovers), kubeconfig=removed, kept=tuple(kept))
 
 
 @dataclass(frozen=True)
@@ -1733,17 +1743,20 @@ def _merge_namespace_apps(
 
 def _remove_namespace_apps(
     client: FlyClient, apps: Sequence[NamespaceApp], keep_volumes: bool, progress: Progress
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
+    """Each namespace app and its contents: (what is left against our will, what was kept)."""
     pods = sum(n.machines for n in apps)
     what = f"{_plural(pods, 'pod machine')} and {_plural(len(apps), 'namespace app')}"
     leftovers: list[str] = []
+    kept: list[str] = []
     with progress.step(f"Removing {what}") as step:
-        for group in _map(
+        for failed, held in _map(
             lambda n: _remove_app_and_contents(client, n.app, keep_volumes=keep_volumes), apps
         ):
-            leftovers.extend(group)
+            leftovers.extend(failed)
+            kept.extend(held)
         step.update(f"Removed {what}")
-    return leftovers
+    return leftovers, kept
 
 
 def _delete_secrets(client: FlyClient, app: str, *, keep: frozenset[str] = frozenset()) -> None:

@@ -146,6 +146,18 @@ def test_delete_needs_yes_when_not_interactive(flyk: Flyk) -> None:
     assert "flyk-demo" not in kubectl("get-contexts")
 
 
+def test_delete_keep_volumes_reports_what_it_kept_not_a_warning(flyk: Flyk) -> None:
+    assert flyk("ext", "k8s", "create", "kv").exit_code == 0
+    result = flyk("ext", "k8s", "delete", "kv", "--yes", "--keep-volumes")
+    assert result.exit_code == 0, result.stderr
+    assert "Warning" not in result.stderr and "left behind" not in result.stderr
+    assert "Cluster kv deleted, but for what --keep-volumes kept: volume vol_" in result.stderr
+    assert "resume with flyk ext k8s create kv" in result.stderr
+    data = json.loads(flyk("ext", "k8s", "delete", "kv", "--yes", "--keep-volumes", "-j").stdout)
+    assert data["left_behind"] == [] and len(data["kept"]) == 1
+    assert data["found_on_platform"] is True
+
+
 def test_delete_of_a_missing_cluster_exits_3(flyk: Flyk) -> None:
     result = flyk("ext", "k8s", "delete", "ghost", "--yes")
     assert result.exit_code == 3 and "no cluster ghost" in result.stderr

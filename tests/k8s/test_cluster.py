@@ -547,7 +547,10 @@ def test_delete_keep_volumes_keeps_the_volume_and_its_cas_and_create_resumes(
     assert left["machines"] == [] and left["ips"] == []
     # the CAs stay with the volume (K3s keeps its CAs there); the kubelet's token goes
     assert set(left["secrets"]) == {*TLS_FILES.values(), records.MARKER_CLUSTER, records.MARKER_ORG}
-    assert any("kept" in item for item in result.leftovers)
+    # kept on purpose, not "left behind" (which says what could not be removed)
+    assert result.leftovers == ()
+    assert result.kept == (f"volume {created.volume.id} in app flyk-demo-personal",)
+    assert result.to_json()["kept"] == list(result.kept)
     assert [(c.name, c.state) for c in cluster.list_clusters(client, ["personal"])] == [
         ("demo", "incomplete")
     ]
