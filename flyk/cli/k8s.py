@@ -76,8 +76,10 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 def parse_timeout(text: str) -> float:
     """`600`, `90s`, `10m`, `1h` → seconds."""
     match = _DURATION.match(text)
-    if match is None or float(match.group(1)) <= 0:
+    if match is None:
         raise UsageError(f"cannot read --timeout {text!r}; write e.g. 10m, 90s or 600")
+    if float(match.group(1)) <= 0:
+        raise UsageError(f"--timeout must be more than 0, got {text!r}; e.g. 10m")
     scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
     return float(match.group(1)) * scale
 
