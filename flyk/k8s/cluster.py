@@ -198,8 +198,9 @@ def rebuild_kubeconfig(client: FlyClient, name: str, org: str) -> kc.KubeconfigE
     ref = find_cluster(client, name, org, incomplete_ok=True)
     if ref.machine is None:
         raise NotFoundError(
-            f"cluster {name} is incomplete (a create stopped before its control plane); "
-            "it has no API server to write a kubeconfig for",
+            f"cluster {name} is incomplete (no control-plane machine: a create stopped "
+            "before making it, or a delete removed it, e.g. with --keep-volumes); it has no "
+            "API server to write a kubeconfig for",
             hint=resume_hint(name, org),
         )
     cas = recover_from_secrets(_secret_values(client, ref.app))
@@ -592,8 +593,7 @@ def _elsewhere(plan: ClusterPlan, what: str, region: str) -> UsageError:
     return UsageError(
         f"the incomplete cluster {spec.name} has its {what} in {region}, not {spec.region}; "
         "nothing was changed",
-        hint=f"resume it with -r {region}, or clean up with flyk ext k8s delete {spec.name} "
-        f"-o {spec.org} --yes",
+        hint=f"resume it with -r {region}, or clean up with {_delete_command(spec.name, spec.org)}",
     )
 
 

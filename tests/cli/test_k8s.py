@@ -154,6 +154,10 @@ def test_delete_keep_volumes_reports_what_it_kept_not_a_warning(flyk: Flyk) -> N
     assert "Warning" not in result.stderr and "left behind" not in result.stderr
     assert "Cluster kv deleted, but for what --keep-volumes kept: volume vol_" in result.stderr
     assert "resume with flyk ext k8s create kv" in result.stderr
+    rebuilt = flyk("ext", "k8s", "kubeconfig", "kv")
+    assert (
+        rebuilt.exit_code == 3 and "a delete removed it, e.g. with --keep-volumes" in rebuilt.stderr
+    )
     data = json.loads(flyk("ext", "k8s", "delete", "kv", "--yes", "--keep-volumes", "-j").stdout)
     assert data["left_behind"] == [] and len(data["kept"]) == 1
     assert data["found_on_platform"] is True
