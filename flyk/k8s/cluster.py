@@ -711,6 +711,59 @@ def _provision(
     deadline: Deadline,
     progress: Progress,
 ) -> CreateResult:
+    """Create's steps after preflight, each shown on stderr: app, volume, IPs and secrets;
+    the control-plane machine, started; its check passing; the API server answering; the
+    kubeconfig written. What `existing` (an incomplete cluster) holds is reused."""
+    foundation = _create_foundation(
+        client, plan, pki, existing, journal, options, deadline, progress
+    )
+    machine = _start_control_plane(
+        client, plan, existing.machine if existing else None, foundation, deadline, progress
+    )
+    with progress.step("Waiting for the control plane to be healthy") as step:
+        deadline.check("the control plane's API check did not pass")
+        machine = _wait_check_passing(client, plan.app_name, machine.id, deadline)
+        step.update("Control plane healthy")
+    entry = _kubeconfig_entry(plan, pki)
+    if options.api_check is not None and not on_local_backend(client):
+        with progress.step("Waiting for the API server to answer") as step:
+            _wait_api_answers(options.api_check, entry, client, deadline)
+            step.update("API server answering (/readyz ok)")
+    journal.healthy = True
+    with progress.step("Writing the kubeconfig") as step:
+        result = _write_kubeconfig(options.kubeconfig, entry, plan)
+        step.update(f"Wrote the kubeconfig (context {result.context})")
+    return CreateResult(
+        plan=plan,
+        machine=machine,
+        volume=foundation.volume,
+        ips=tuple(foundation.ips),
+        kubeconfig=result,
+    )
+
+
+@dataclass(frozen=True)
+class _Foundation:
+    """What the control-plane machine is built on: its volume, the API addresses (each a
+    --tls-san), and the secrets version its `files[]` must see (None: no secrets were set)."""
+
+    volume: Volume
+    ips: list[IPAssignment]
+    secrets_version: int | None
+
+
+def _create_foundation(
+    client: FlyClient,
+    plan: ClusterPlan,
+    pki: ClusterPKI,
+    existing: _Existing | None,
+    journal: _Journal,
+    options: CreateOptions,
+    deadline: Deadline,
+    progress: Progress,
+) -> _Foundation:
+    """The app (unless it exists), then its volume, IPs and secrets side by side; only what
+    `existing` lacks is made."""
     spec = plan.spec
     with progress.step("Creating app, volume, API address and secrets") as step:
         creating = "creating the app, volume, API address and secrets did not finish"
@@ -750,17 +803,30 @@ def _provision(
             f"({volume.size_gb or spec.volume_size_gb} GB), "
             f"API address {', '.join(ip.ip for ip in ips)}, secrets"
         )
+    return _Foundation(volume=volume, ips=ips, secrets_version=made.get("secrets"))
+
+
+def _start_control_plane(
+    client: FlyClient,
+    plan: ClusterPlan,
+    kept: Machine | None,
+    foundation: _Foundation,
+    deadline: Deadline,
+    progress: Progress,
+) -> Machine:
+    """The control-plane machine (a `kept` one is started again if it is stopped), waited
+    for until it is started."""
     with progress.step("Starting the control plane") as step:
         starting = "the control plane did not start"
-        machine = existing.machine
+        machine = kept
         if machine is None:
-            config = plan.machine_config(volume.id, extra_sans=tuple(ip.ip for ip in ips if ip.ip))
+            sans = tuple(ip.ip for ip in foundation.ips if ip.ip)
             machine = client.machines.create(
                 plan.app_name,
-                config,
+                plan.machine_config(foundation.volume.id, extra_sans=sans),
                 name=cp.MACHINE_NAME,
-                region=spec.region,
-                min_secrets_version=made.get("secrets"),
+                region=plan.spec.region,
+                min_secrets_version=foundation.secrets_version,
             )
         elif machine.state in _STARTABLE:
             client.machines.start(plan.app_name, machine.id)
@@ -771,23 +837,8 @@ def _provision(
             )
         except WaitTimeoutError as exc:
             raise deadline.expired(starting) from exc
-        step.update(f"Control plane started (machine {machine.id}, {_size(spec.guest)})")
-    with progress.step("Waiting for the control plane to be healthy") as step:
-        deadline.check("the control plane's API check did not pass")
-        machine = _wait_check_passing(client, plan.app_name, machine.id, deadline)
-        step.update("Control plane healthy")
-    entry = _kubeconfig_entry(plan, pki)
-    if options.api_check is not None and not on_local_backend(client):
-        with progress.step("Waiting for the API server to answer") as step:
-            _wait_api_answers(options.api_check, entry, client, deadline)
-            step.update("API server answering (/readyz ok)")
-    journal.healthy = True
-    with progress.step("Writing the kubeconfig") as step:
-        result = _write_kubeconfig(options.kubeconfig, entry, plan)
-        step.update(f"Wrote the kubeconfig (context {result.context})")
-    return CreateResult(
-        plan=plan, machine=machine, volume=volume, ips=tuple(ips), kubeconfig=result
-    )
+        step.update(f"Control plane started (machine {machine.id}, {_size(plan.spec.guest)})")
+    return machine
 
 
 def _write_kubeconfig(
