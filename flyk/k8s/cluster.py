@@ -722,7 +722,18 @@ def _provision(
     )
     with progress.step("Waiting for the control plane to be healthy") as step:
         deadline.check("the control plane's API check did not pass")
-        machine = _wait_check_passing(client, plan.app_name, machine.id, deadline)
+        # FLYK_CREATING goes now, beside the wait (no extra round trip): with the machine
+        # made and started there is nothing left for a second create to race for; left set,
+        # it would refuse `create NAME` as "another create is running" until it expired,
+        # whenever the control plane was stopped or its check failed meanwhile.
+        machine_id = machine.id
+        waited = _parallel(
+            {
+                "healthy": lambda: _wait_check_passing(client, plan.app_name, machine_id, deadline),
+                "marker": lambda: _clear_creating(client, plan.app_name),
+            }
+        )
+        machine = waited["healthy"]
         step.update("Control plane healthy")
     entry = _kubeconfig_entry(plan, pki)
     if options.api_check is not None and not on_local_backend(client):

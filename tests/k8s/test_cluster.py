@@ -1139,3 +1139,17 @@ def test_a_kept_failure_clears_its_marker_so_create_resumes_at_once(
     assert records.MARKER_CREATING not in names
     backend.faults.clear()
     assert cluster.create(client, spec(), options(tmp_path)).machine.state == "started"
+
+
+def test_a_finished_create_clears_its_marker_so_a_stopped_cluster_resumes_at_once(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    first = cluster.create(client, spec(), options(tmp_path))
+    names = {s.name for s in client.secrets.list("flyk-demo-personal")}
+    assert records.MARKER_CREATING not in names
+    # Stopped (or its check failing) minutes later: create NAME restarts it, rather than
+    # "another create of cluster demo is running" until the first create's --timeout ends.
+    client.machines.stop("flyk-demo-personal", first.machine.id)
+    client.machines.wait("flyk-demo-personal", first.machine.id, "stopped", timeout=30)
+    again = cluster.create(client, spec(), options(tmp_path / "again"))
+    assert again.machine.id == first.machine.id and again.machine.state == "started"
