@@ -33,6 +33,7 @@ from flyk.errors import (
     FlykError,
     ForbiddenError,
     Interrupted,
+    MachineStateError,
     NotFoundError,
     UsageError,
     WaitTimeoutError,
@@ -981,6 +982,21 @@ class Deadline:
         )
 
 
+def _wait_started_again(client: FlyClient, app: str, machine: Machine, deadline: Deadline) -> None:
+    """The control plane left `started` while its check was awaited: K3s or the kubelet
+    exited and Fly restarts the machine (restart policy always), which is waited for; a
+    machine that will not start again by itself (failed, destroyed, stopped by someone) is
+    a MachineStateError (exit 10) at once, as every wait of flyk's."""
+    starting = f"the control plane did not start again (machine {machine.id} is {machine.state})"
+    try:
+        client.machines.wait(app, machine.id, "started", timeout=deadline.remaining(starting))
+    except WaitTimeoutError as exc:
+        raise deadline.expired(starting) from exc
+    except MachineStateError as exc:
+        exc.hint = exc.hint or f"flyk machine status {machine.id} -a {app} shows its events"
+        raise
+
+
 def _wait_check_passing(
     client: FlyClient, app: str, machine_id: str, deadline: Deadline
 ) -> Machine:
@@ -996,11 +1012,8 @@ def _wait_check_passing(
         machine = client.machines.get(app, machine_id)
         check = next((c for c in machine.checks if c.name == cp.CHECK_NAME), None)
         if machine.state not in (None, "started", "starting", "created"):
-            raise FlykError(
-                f"the control plane stopped while starting (machine {machine_id} is "
-                f"{machine.state})",
-                hint=f"flyk machine status {machine_id} -a {app} shows its events",
-            )
+            _wait_started_again(client, app, machine, deadline)
+            continue
         if check is not None and check.status == "passing":
             return machine
         attempt += 1

@@ -22,6 +22,7 @@ from flyk.errors import (
     ConflictError,
     FlykError,
     Interrupted,
+    MachineStateError,
     NotFoundError,
     UsageError,
     WaitTimeoutError,
@@ -1153,3 +1154,30 @@ def test_a_finished_create_clears_its_marker_so_a_stopped_cluster_resumes_at_onc
     client.machines.wait("flyk-demo-personal", first.machine.id, "stopped", timeout=30)
     again = cluster.create(client, spec(), options(tmp_path / "again"))
     assert again.machine.id == first.machine.id and again.machine.state == "started"
+
+
+class StopsBeforeFirstCheck(httpx.BaseTransport):
+    """Stops the control plane (as someone might) just before create first reads its check."""
+
+    def __init__(self, inner: httpx.BaseTransport, other: FlyClient) -> None:
+        self.inner, self.other, self.done = inner, other, False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        parts = request.url.path.rstrip("/").split("/")
+        if not self.done and request.method == "GET" and parts[-2] == "machines":
+            self.done = True
+            self.other.machines.stop(parts[-3], parts[-1])
+            self.other.machines.wait(parts[-3], parts[-1], "stopped", timeout=30)
+        return self.inner.handle_request(request)
+
+
+def test_a_control_plane_stopped_during_the_check_wait_is_a_dead_end_exit_10(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    other = make_client(backend.transport())
+    client = make_client(StopsBeforeFirstCheck(backend.transport(), other))
+    with pytest.raises(MachineStateError) as caught:
+        cluster.create(client, spec(), options(tmp_path))
+    assert caught.value.exit_code == 10  # as every wait of flyk's that cannot end well
+    assert caught.value.hint and "flyk machine status" in caught.value.hint
+    assert footprint(other) == {}  # rolled back
