@@ -341,8 +341,7 @@ def _render_plan(out: Output, checked: cluster.DryRun, kube: cluster.KubeconfigO
 
 
 def _render_created(out: Output, result: cluster.CreateResult, local: bool) -> None:
-    merged = result.kubeconfig
-    out.success(f"Kubeconfig: {_written(merged)}")
+    merged = result.kubeconfig  # where it went is the last step's line
     name = result.plan.spec.name
     if local:
         out.notice(
@@ -352,14 +351,6 @@ def _render_created(out: Output, result: cluster.CreateResult, local: bool) -> N
         )
         return
     out.notice(f"Cluster {name} is ready. Try: {_try(merged)}kubectl get nodes")
-
-
-def _written(merged: kc.MergeResult) -> str:
-    where = ", ".join(_home(p) for p in merged.files) or "(already up to date)"
-    if merged.standalone:
-        return f"context {merged.context} written to {where} (a file of its own)"
-    current = " (current)" if merged.current_context_file else ""
-    return f"context {merged.context} merged into {where}{current}"
 
 
 def _try(merged: kc.MergeResult) -> str:
@@ -372,10 +363,7 @@ def _try(merged: kc.MergeResult) -> str:
 
 
 def _home(path: Path) -> str:
-    try:
-        return "~/" + str(path.relative_to(Path.home()))
-    except ValueError:
-        return str(path)
+    return kc.home_relative(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,7 +474,7 @@ def kubeconfig_command(
         "files": [str(p) for p in merged.files],
         "current_context": merged.current_context_file is not None,
     }
-    out.emit(data, lambda: out.success(f"Kubeconfig: {_written(merged)}"))
+    out.emit(data, lambda: out.success(f"Kubeconfig: {kc.describe_written(merged)}"))
 
 
 # ---------------------------------------------------------------------------------------------

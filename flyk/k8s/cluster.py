@@ -744,7 +744,7 @@ def _provision(
     journal.healthy = True
     with progress.step("Writing the kubeconfig") as step:
         result = _write_kubeconfig(options.kubeconfig, entry, plan)
-        step.update(f"Wrote the kubeconfig (context {result.context})")
+        step.update(f"Kubeconfig: {kc.describe_written(result)}")
     return CreateResult(
         plan=plan,
         machine=machine,
@@ -1096,7 +1096,7 @@ def _finish(
     )
     with progress.step("Writing the kubeconfig") as step:
         result = _write_kubeconfig(kube, entry, plan)
-        step.update(f"Wrote the kubeconfig (context {result.context})")
+        step.update(f"Kubeconfig: {kc.describe_written(result)}")
     return CreateResult(
         plan=plan,
         machine=existing.machine,

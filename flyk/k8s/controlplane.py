@@ -35,7 +35,8 @@ DATA_DIR = "/var/lib/rancher/k3s"
 PKI_DIR = "/etc/flyk/pki"
 
 # The guest is documented in docs/k8s.md: K3s with SQLite and the kubelet idle at about 600 MB;
-# 2 GB leaves room for the API server's caches as the cluster grows. Override with --vm-size/--vm-memory.
+# 2 GB leaves room for the API server's caches as the cluster grows. Override with --vm-size
+# and --vm-memory.
 DEFAULT_SIZE = "shared-cpu-2x"
 DEFAULT_MEMORY_MB = 2048
 DEFAULT_VOLUME_GB = 1

@@ -442,6 +442,25 @@ class MergeResult:
     standalone: bool = False  # a file of its own (`--output`), not a merge
 
 
+def home_relative(path: Path) -> str:
+    """`~/…` for a path under the home directory, as people write it."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+def describe_written(merged: MergeResult) -> str:
+    """One line for people: which context went where, and whether it is current."""
+    current = " (current)" if merged.current_context_file else ""
+    if not merged.files:
+        return f"context {merged.context} already up to date{current}"
+    where = ", ".join(home_relative(p) for p in merged.files)
+    if merged.standalone:
+        return f"context {merged.context} written to {where} (a file of its own)"
+    return f"context {merged.context} merged into {where}{current}"
+
+
 @dataclass(frozen=True)
 class RemoveResult:
     context: str

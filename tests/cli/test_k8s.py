@@ -29,6 +29,7 @@ def test_readme_main_job_create_then_list(flyk: Flyk, isolated_env: Path) -> Non
     assert "Using the local backend" in created.stderr
     assert "Control plane healthy" in created.stderr
     assert "context flyk-demo merged into" in created.stderr and created.stdout == ""
+    assert created.stderr.count("flyk-demo merged") == 1  # said once, by the last step
     listed = flyk("ext", "k8s", "list")
     assert listed.exit_code == 0, listed.stderr
     header, row = listed.stdout.splitlines()[:2]
