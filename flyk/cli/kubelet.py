@@ -182,7 +182,7 @@ def kubelet_command(
             "--log-level",
             metavar="LEVEL",
             envvar=[f"{_ENV}LOG_LEVEL"],
-            help="DEBUG, INFO, WARNING.",
+            help="DEBUG, INFO, WARNING or ERROR.",
         ),
     ] = "INFO",
 ) -> None:
@@ -214,9 +214,14 @@ def _client(config: KubeletConfig) -> FlyClient:
     return FlyClient(base_url=config.api_url, token=config.api_token)
 
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def _configure_logging(level: str) -> None:
+    if level.upper() not in _LOG_LEVELS:
+        raise UsageError(f"--log-level {level!r} is not one of {', '.join(_LOG_LEVELS)}")
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
+        level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # One line per HTTP request is noise at INFO (and URLs are all they would show).

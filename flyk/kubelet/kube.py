@@ -12,10 +12,14 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import httpx2
+import yaml
 from lightkube import ALL_NS, ApiError, Client, KubeConfig
+from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Node, Pod, Secret
 from lightkube.types import OnErrorAction, OnErrorResult, PatchType
+
+from flyk.errors import ConfigError
 
 JSON = dict[str, Any]
 NODE_LEASE_NAMESPACE = "kube-node-lease"
@@ -49,18 +53,35 @@ def _raise_on_error(_error: Exception, _count: int) -> OnErrorResult:
     return OnErrorResult(OnErrorAction.RAISE)
 
 
+def _unusable(kubeconfig: str | None, why: str) -> ConfigError:
+    where = kubeconfig or "in-cluster, else KUBECONFIG, else ~/.kube/config"
+    return ConfigError(
+        f"cannot use the kubeconfig ({where}): {why}",
+        hint="pass --kubeconfig PATH (in the control-plane machine the entrypoint sets "
+        "KUBECONFIG to K3s's admin kubeconfig)",
+    )
+
+
 class KubeApi:
     """One lightkube client per instance; the watch uses its own instance so that closing it
     ends a watch blocked on a quiet stream."""
 
     def __init__(self, kubeconfig: str | None, *, context: str | None = None) -> None:
-        config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
-        self._client = Client(
-            config.get(context) if context else config,
-            timeout=httpx2.Timeout(30.0),
-            field_manager="flyk-kubelet",
-            trust_env=False,
-        )
+        try:
+            config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+            self._client = Client(
+                config.get(context) if context else config,
+                timeout=httpx2.Timeout(30.0),
+                field_manager="flyk-kubelet",
+                trust_env=False,
+            )
+        except (LightkubeConfigError, OSError, yaml.YAMLError, ValueError) as error:
+            # At start-up, before any thread: a bad kubeconfig is the user's input (exit 2).
+            raise _unusable(kubeconfig, str(error).splitlines()[0]) from error
+        except (KeyError, TypeError, AttributeError) as error:
+            # lightkube reads a file of the wrong shape (empty, no `clusters`) this way.
+            why = f"not a kubeconfig ({type(error).__name__}: {error})"
+            raise _unusable(kubeconfig, why) from error
 
     def close(self) -> None:
         self._client.close()

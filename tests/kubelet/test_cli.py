@@ -97,3 +97,37 @@ def test_the_command_runs_a_pod_and_stops_on_sigterm(
     assert process.returncode == 0, stderr
     assert "fo1_not_a_real_token" not in stderr
     assert namespace_app_name("demo", "default", "personal") in stderr  # "created app …"
+
+
+def _kubelet(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "FLYK_LOCAL_DB": str(tmp_path / "local.db"),
+        "NO_COLOR": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "flyk", "ext", "k8s", "kubelet", "--cluster", "c", "--org",
+         "personal", "--region", "iad", *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("content", [None, "", "clusters: [\n", "apiVersion: v1\nkind: Config\n"])
+def test_an_unusable_kubeconfig_is_bad_input_in_one_line(
+    tmp_path: Path, content: str | None
+) -> None:
+    path = tmp_path / "kubeconfig"
+    if content is not None:
+        path.write_text(content)
+    result = _kubelet(tmp_path, "--kubeconfig", str(path))
+    assert result.returncode == 2, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert f"cannot use the kubeconfig ({path})" in error and "unexpected" not in error
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_log_level_is_bad_input(tmp_path: Path) -> None:
+    result = _kubelet(tmp_path, "--log-level", "LOUD")
+    assert result.returncode == 2
+    assert "--log-level 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR" in result.stderr
