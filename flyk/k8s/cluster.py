@@ -17,6 +17,7 @@ import concurrent.futures
 import contextlib
 import datetime
 import functools
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -726,15 +727,14 @@ def _provision(
         # FLYK_CREATING goes now, beside the wait (no extra round trip): with the machine
         # made and started there is nothing left for a second create to race for; left set,
         # it would refuse `create NAME` as "another create is running" until it expired,
-        # whenever the control plane was stopped or its check failed meanwhile.
-        machine_id = machine.id
-        waited = _parallel(
-            {
-                "healthy": lambda: _wait_check_passing(client, plan.app_name, machine_id, deadline),
-                "marker": lambda: _clear_creating(client, plan.app_name),
-            }
+        # whenever the control plane was stopped or its check failed meanwhile. The wait
+        # stays in this thread, so that Ctrl-C ends it at once.
+        clearing = threading.Thread(
+            target=_clear_creating, args=(client, plan.app_name), daemon=True
         )
-        machine = waited["healthy"]
+        clearing.start()
+        machine = _wait_check_passing(client, plan.app_name, machine.id, deadline)
+        clearing.join()
         step.update("Control plane healthy")
     entry = _kubeconfig_entry(plan, pki)
     if options.api_check is not None and not on_local_backend(client):
