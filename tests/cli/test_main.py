@@ -72,6 +72,16 @@ PARSER_ERRORS = [
         "Invalid value for '-w' / '--wait-timeout': -1 is below the minimum, 0.",
         "flyk machine wait",
     ),
+    (
+        ["machine", "run", "nginx", "-a", "web", "-w", "inf"],
+        "Invalid value for '-w' / '--wait-timeout': inf is not a finite number.",
+        "flyk machine run",
+    ),
+    (
+        ["machine", "stop", "0123456789abcd", "--timeout", "nan"],
+        "Invalid value for '--timeout': nan is not a finite number.",
+        "flyk machine stop",
+    ),
 ]
 
 
