@@ -445,6 +445,8 @@ class MachinesResource(Resource):
         `timeout=0` still polls once.
         """
         states = _states(state)
+        if not states:
+            raise ValueError("wait() needs a state to wait for")
         if version is None and "stopped" in states:
             # The API wants the version when waiting for "stopped" (reference §4); the current
             # one is what a stop we just asked for will stop.

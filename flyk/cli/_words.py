@@ -928,7 +928,7 @@ HELP_LINES: dict[str, list[str]] = {
         "Usage: flyk machine wait [OPTIONS] MACHINE_ID",
         "",
         "  Wait until a machine reaches a state (started, stopped, suspended,",
-        "  destroyed).",
+        "  destroyed, failed, or settled: any state it rests in).",
         "",
         "Arguments:",
         "  MACHINE_ID  Machine id (14 hex digits).  [required]",

@@ -142,6 +142,20 @@ def require_app(name: str | None) -> str:
     return config.validate_app_name(name)
 
 
+def parse_states(text: str, allowed: tuple[str, ...], *, what: str) -> list[str]:
+    """A comma-separated --state value, checked before any call: an empty one would ask for
+    nothing (a wait then ran out its clock), a misspelt one is named with the choices."""
+    states = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [state for state in states if state not in allowed]
+    if not states or unknown:
+        problem = f"unknown state {', '.join(map(repr, unknown))}" if unknown else "no state"
+        raise UsageError(
+            f"--state {text!r}: {problem}; {what} one or more of {', '.join(allowed)}",
+            hint="Separate several with commas, e.g. --state started,stopped.",
+        )
+    return states
+
+
 def build_guest(
     base: GuestConfig | None,
     *,
@@ -459,7 +473,8 @@ def list_machines(
     out = context.output
     target_app = require_app(app_name)
     region_code = config.validate_region_code(region) if region else None
-    machines = context.client.machines.list(target_app, region=region_code, state=state)
+    states = parse_states(state, completion.LIST_STATES, what="list") if state else None
+    machines = context.client.machines.list(target_app, region=region_code, state=states)
     if quiet and not json:
         for machine in machines:
             out.line(machine.id)
@@ -918,14 +933,16 @@ def wait(
     wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,
 ) -> None:
-    """Wait until a machine reaches a state (started, stopped, suspended, destroyed)."""
+    """Wait until a machine reaches a state (started, stopped, suspended, destroyed, failed,
+    or settled: any state it rests in)."""
     context = _context(ctx, json)
     out = context.output
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
-    with out.step(f"Waiting for machine {machine_id} to reach {state}") as step:
+    states = parse_states(state, completion.WAIT_STATES, what="wait for")
+    with out.step(f"Waiting for machine {machine_id} to reach {' or '.join(states)}") as step:
         with wait_hint(target, machine_id):
-            reached = context.client.machines.wait(target, machine_id, state, timeout=wait_timeout)
+            reached = context.client.machines.wait(target, machine_id, states, timeout=wait_timeout)
         step.update(f"Machine {machine_id} is {reached}")
     out.emit({"id": machine_id, "state": reached}, lambda: out.line(reached))
 

@@ -359,6 +359,34 @@ def test_wait_timeout_names_the_wait_flag(flyk: Flyk, app: str, machine_id: str)
     assert "-w/--wait-timeout" in document["error"]["hint"]
 
 
+@pytest.mark.parametrize(
+    ("command", "state", "problem"),
+    [
+        ("wait", "", "no state"),
+        ("wait", ",", "no state"),
+        ("wait", "started,bogus", "unknown state 'bogus'"),
+        ("wait", "STARTED", "unknown state 'STARTED'"),
+        ("list", "destroyed", "unknown state 'destroyed'"),
+    ],
+)
+def test_a_bad_state_is_a_usage_error_naming_the_choices(
+    flyk: Flyk, machine_id: str, command: str, state: str, problem: str
+) -> None:
+    """An empty --state used to wait out the whole timeout for nothing (exit 6)."""
+    args = [machine_id, "-w", "5"] if command == "wait" else []
+    result = flyk("--local", "m", command, *args, "-a", "web", "--state", state)
+    assert result.exit_code == 2
+    first, hint = result.stderr.splitlines()
+    assert first.startswith(f"Error: --state {state!r}: {problem}; ")
+    assert ("settled" in first) == (command == "wait")
+    assert "e.g. --state started,stopped" in hint
+
+
+def test_wait_takes_several_states(flyk: Flyk, machine_id: str) -> None:
+    args = ("--local", "m", "wait", machine_id, "-a", "web", "--state", "stopped, started")
+    assert flyk(*args) == Result(0, "started\n", "")
+
+
 @pytest.mark.parametrize("command", ["run", "update", "wait"])
 def test_negative_wait_timeout_is_refused_before_anything_happens(
     flyk: Flyk, app: str, command: str
