@@ -173,8 +173,9 @@ def build_guest(
 
     if base is None and size is None and cpus is None and memory is None and cpu_kind is None:
         return None
-    guest = sizes.preset(size) if size else (base or sizes.preset(sizes.DEFAULT_SIZE))
-    kind_name = cpu_kind or guest.cpu_kind or "shared"
+    # `is not None`: an empty --vm-size or --vm-cpu-kind is refused, not taken as "not given"
+    guest = sizes.preset(size) if size is not None else (base or sizes.preset(sizes.DEFAULT_SIZE))
+    kind_name = cpu_kind if cpu_kind is not None else (guest.cpu_kind or "shared")
     kind = sizes.CPU_KINDS.get(kind_name)
     if kind is None:
         raise UsageError(f"unknown CPU kind {kind_name!r}; use 'shared' or 'performance'")
@@ -188,6 +189,12 @@ def build_guest(
     result = GuestConfig(cpu_kind=kind.name, cpus=count, memory_mb=memory_mb)
     sizes.validate_guest(result)
     return result
+
+
+def require_image(image: str) -> str:
+    if not image.strip():
+        raise UsageError("the image is empty", hint="Name one, e.g. nginx or registry/app:tag.")
+    return image
 
 
 def build_config(
@@ -208,7 +215,7 @@ def build_config(
     if command or entrypoint:
         init = InitConfig(cmd=tuple(command), entrypoint=(entrypoint,) if entrypoint else ())
     return MachineConfig(
-        image=image,
+        image=require_image(image),
         env=config.parse_env(env or []),
         metadata=config.parse_metadata(metadata or []),
         guest=guest,
@@ -851,7 +858,10 @@ def update(
             "--vm-size, --vm-cpus, --vm-memory, --vm-cpu-kind, --restart",
             hint=f"Example: flyk machine update {machine_id} -a {target} --image nginx:1.27",
         )
-    config.parse_env(env or [])  # malformed KEY=VALUE: a usage error before any API call
+    # bad input is a usage error before any API call (and an empty --image, not a no-op)
+    if image is not None:
+        require_image(image)
+    config.parse_env(env or [])
     config.parse_metadata(metadata or [])
     client = context.client
     with (
@@ -903,7 +913,7 @@ def _updated_config(
 
     base = current.config or MachineConfig()
     changes: dict[str, object] = {}
-    if image:
+    if image is not None:
         changes["image"] = image
     if env:
         changes["env"] = {**base.env, **config.parse_env(env)}

@@ -568,6 +568,30 @@ def test_update_with_nothing_to_change_names_the_flags(
     assert other_client.machines.get("web", machine_id).version == before
 
 
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--image", "Error: the image is empty"),
+        ("--vm-size", "Error: unknown machine size ''; choose one of: shared-cpu-1x, "),
+        ("--vm-cpu-kind", "Error: unknown CPU kind ''; use 'shared' or 'performance'"),
+    ],
+)
+def test_an_empty_value_is_refused_not_taken_as_unchanged(
+    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient, flag: str, message: str
+) -> None:
+    """`update --image ""` replaced the machine (a reboot) with nothing changed; run took an
+    empty size or CPU kind for the default."""
+    before = other_client.machines.get("web", machine_id).version
+    updated = flyk("--local", "machine", "update", machine_id, "-a", "web", flag, "")
+    assert updated.exit_code == 2
+    assert updated.stderr.startswith(message)
+    assert other_client.machines.get("web", machine_id).version == before
+    run = ["", "--vm-size", "shared-cpu-1x"] if flag == "--image" else ["nginx", flag, ""]
+    launched = flyk("--local", "machine", "run", *run, "-a", "web")
+    assert (launched.exit_code, launched.stderr.startswith(message)) == (2, True)
+    assert len(other_client.machines.list("web")) == 1
+
+
 def test_fly_region_does_not_filter_the_list(flyk: Flyk, app: str, machine_id: str) -> None:
     result = flyk("--local", "machine", "list", "-a", "web", "-q", env={"FLY_REGION": "ams"})
     assert result.stdout == f"{machine_id}\n"
