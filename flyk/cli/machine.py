@@ -679,6 +679,7 @@ def stop(
         float | None,
         typer.Option(
             "--timeout",
+            min=0,
             metavar="SECONDS",
             help="Seconds before the machine is killed.",
             show_default=False,
@@ -970,7 +971,7 @@ def exec_command(
     app_name: AppOption = None,
     timeout: Annotated[
         int | None,
-        typer.Option("--timeout", metavar="SECONDS", help="Seconds the command may run."),
+        typer.Option("--timeout", min=0, metavar="SECONDS", help="Seconds the command may run."),
     ] = None,
     json: JsonOption = False,
 ) -> None:
