@@ -867,7 +867,13 @@ def update(
     client = context.client
     with (
         out.step(f"Updating machine {machine_id}") as step,
-        leased(client, target, machine_id, "machine update") as nonce,
+        leased(
+            client,
+            target,
+            machine_id,
+            "machine update",
+            partial(_waiting_for_lease, out, step, machine_id),
+        ) as nonce,
     ):
         current = client.machines.get(target, machine_id)
         new_config = _updated_config(
@@ -894,6 +900,8 @@ def update(
                     target, machine_id, "started", version=machine.version, timeout=wait_timeout
                 )
         step.update(f"Updated machine {machine_id}")
+    if not out.progress:  # as the lifecycle commands say what they did
+        out.notice(f"Updated machine {machine_id}")
     machine = client.machines.get(target, machine_id)
     views.MACHINE.show_one(out, machine)
 

@@ -214,14 +214,19 @@ def test_someone_elses_lease_blocks_mutations_until_cleared(
     assert lease.nonce
 
 
+@pytest.mark.parametrize(("command", "done"), [("stop", "Stopped"), ("update", "Updated")])
 def test_a_held_lease_is_waited_for_and_named(
-    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient
+    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient, command: str, done: str
 ) -> None:
+    """update waited in silence: it did not say whose lease held it up."""
     other_client.machines.acquire_lease("web", machine_id, ttl=1, description="deploy")
-    result = flyk("--local", "m", "stop", machine_id, "-a", "web", env={"FLYK_LEASE_WAIT": "30"})
+    extra = ["-e", "A=1"] if command == "update" else []
+    result = flyk(
+        "--local", "m", command, machine_id, "-a", "web", *extra, env={"FLYK_LEASE_WAIT": "30"}
+    )
     assert result.exit_code == 0, result.stderr
     assert f"Waiting for the lease on machine {machine_id} (deploy)\n" in result.stderr
-    assert f"Stopped machine {machine_id}\n" in result.stderr
+    assert f"{done} machine {machine_id}" in result.stderr
 
 
 @pytest.mark.parametrize("value", ["soon", "-1", "inf"])
