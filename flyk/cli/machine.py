@@ -549,7 +549,9 @@ def _each_leased(
     ``done_text`` says what was done ("Stopped"), when it is not simply the verb's past tense.
     """
     target_app = require_app(app_name)
-    ids = [config.validate_machine_id(m) for m in machine_ids]
+    # an id given twice is acted on once: its second turn (a destroy's 404) would overwrite
+    # the first's outcome and report a machine destroyed as not destroyed
+    ids = list(dict.fromkeys(config.validate_machine_id(m) for m in machine_ids))
     client = context.client
     out = context.output
     done_text = done_text or _past(verb).capitalize()
@@ -796,7 +798,7 @@ def destroy(
     """Destroy machines. Not reversible."""
     context = _context(ctx, json)
     target = require_app(app_name)
-    ids = [config.validate_machine_id(m) for m in machine_ids]
+    ids = list(dict.fromkeys(config.validate_machine_id(m) for m in machine_ids))
     question = f"Destroy {len(ids)} machine{'s' if len(ids) > 1 else ''} ({', '.join(ids)})?"
     if not context.output.confirm(question, yes=yes):
         context.output.declined("Nothing destroyed.")

@@ -728,6 +728,17 @@ def test_a_failing_machine_does_not_stop_the_others(
         assert remaining == {}
 
 
+def test_an_id_given_twice_is_acted_on_once(flyk: Flyk, app: str, other_client: FlyClient) -> None:
+    """The second destroy's 404 overwrote the first's success: exit 3, '0 of 1 destroyed'."""
+    machine = _started(flyk)
+    args = ["--local", "m", "destroy", machine, machine, "-a", "web", "--force", "--yes"]
+    result = flyk(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [d["error"] for d in json.loads(result.stdout)] == [None]
+    assert result.stderr == f"Destroyed machine {machine}\n"
+    assert other_client.machines.list("web") == []
+
+
 def test_one_failing_machine_is_an_error_document(flyk: Flyk, app: str) -> None:
     result = flyk("--local", "m", "stop", MISSING, "-a", "web", "--json")
     assert result.exit_code == 3
