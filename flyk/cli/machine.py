@@ -183,6 +183,8 @@ def build_guest(
     if memory is not None:
         memory_mb = sizes.parse_memory_mb(memory)
     elif cpus is not None or cpu_kind is not None:
+        # CPUs or kind changed and memory not given: the kind's default for that many CPUs
+        # (the old memory would often be out of the new kind's bounds)
         memory_mb = count * kind.default_mb_per_cpu
     else:
         memory_mb = guest.memory_mb or count * kind.default_mb_per_cpu
