@@ -1016,6 +1016,15 @@ def exec_command(
 # leases
 
 
+def _lease_of_existing(client: FlyClient, app_name: str, machine_id: str) -> Lease | None:
+    """The machine's lease, or None when it has none; NotFoundError when there is no such
+    machine (the lease endpoint answers 404 for both, and "not leased" would be a lie)."""
+    lease = client.machines.get_lease(app_name, machine_id)
+    if lease is None:
+        client.machines.get(app_name, machine_id)
+    return lease
+
+
 @leases.command("view")
 def lease_view(
     ctx: typer.Context,
@@ -1028,7 +1037,7 @@ def lease_view(
     out = context.output
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
-    lease = context.client.machines.get_lease(target, machine_id)
+    lease = _lease_of_existing(context.client, target, machine_id)
     if lease is None:
         unleased = {"id": machine_id, "leased": False, **dict.fromkeys(views.LEASE.keys)}
         out.emit(unleased, lambda: out.notice(f"Machine {machine_id} is not leased."))
@@ -1051,7 +1060,7 @@ def lease_clear(
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
     client = context.client
-    lease = client.machines.get_lease(target, machine_id)
+    lease = _lease_of_existing(client, target, machine_id)
     if lease is None:
         out.emit({"id": machine_id, "cleared": False}, lambda: out.notice("No lease to clear."))
         return

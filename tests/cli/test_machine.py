@@ -240,6 +240,16 @@ def test_a_bad_lease_wait_is_a_config_error(
     )
 
 
+@pytest.mark.parametrize("command", ["view", "clear"])
+def test_leases_of_a_missing_machine_are_not_found(flyk: Flyk, app: str, command: str) -> None:
+    """The lease endpoint's 404 read as 'not leased' (exit 0) for a machine that is not there."""
+    yes = ["-y"] if command == "clear" else []
+    result = flyk("--local", "m", "leases", command, MISSING, "-a", "web", *yes, "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["error"]["type"] == "NotFoundError"
+    assert f"machine '{MISSING}' not found" in result.stderr
+
+
 def test_no_lease_left_behind(
     flyk: Flyk, app: str, machine_id: str, other_client: FlyClient
 ) -> None:
