@@ -732,10 +732,19 @@ def restart(
     """Restart machines."""
     context = _context(ctx, json)
     target = require_app(app_name)
-    _each_leased(
-        context, target, machine_ids, "restart",
-        lambda client, mid, nonce: client.machines.restart(target, mid, signal=signal, nonce=nonce),
-    )  # fmt: skip
+
+    def restart_one(client: FlyClient, machine_id: str, nonce: str) -> None:
+        try:
+            client.machines.restart(target, machine_id, signal=signal, nonce=nonce)
+        except ConflictError as error:  # 412: not running (stopped, suspended, created)
+            if error.details is not None and error.details.status == 412 and error.hint is None:
+                error.hint = (
+                    "Restart needs a running machine; start it with: "
+                    f"flyk machine start {machine_id} -a {target}"
+                )
+            raise
+
+    _each_leased(context, target, machine_ids, "restart", restart_one)
 
 
 @app.command("suspend")

@@ -738,6 +738,17 @@ def test_a_failing_machine_does_not_stop_the_others(
         assert remaining == {}
 
 
+def test_restart_of_a_machine_not_running_says_to_start_it(flyk: Flyk, app: str) -> None:
+    machine = _started(flyk)
+    assert flyk("--local", "m", "suspend", machine, "-a", "web").exit_code == 0
+    result = flyk("--local", "m", "restart", machine, "-a", "web")
+    assert result.exit_code == 5
+    assert result.stderr.splitlines()[-1] == (
+        f"       Restart needs a running machine; start it with: "
+        f"flyk machine start {machine} -a web"
+    )
+
+
 def test_an_id_given_twice_is_acted_on_once(flyk: Flyk, app: str, other_client: FlyClient) -> None:
     """The second destroy's 404 overwrote the first's success: exit 3, '0 of 1 destroyed'."""
     machine = _started(flyk)
