@@ -194,8 +194,11 @@ def build_guest(
 
 
 def require_image(image: str) -> str:
+    hint = "Name one, e.g. nginx or registry/app:tag."
     if not image.strip():
-        raise UsageError("the image is empty", hint="Name one, e.g. nginx or registry/app:tag.")
+        raise UsageError("the image is empty", hint=hint)
+    if any(character.isspace() for character in image):  # a command pasted after the image
+        raise UsageError(f"invalid image {image!r}: an image reference has no spaces", hint=hint)
     return image
 
 

@@ -587,6 +587,7 @@ def test_update_with_nothing_to_change_names_the_flags(
     ("flag", "message"),
     [
         ("--image", "Error: the image is empty"),
+        ("--image=nginx -- sh", "Error: invalid image 'nginx -- sh': an image reference has no "),
         ("--vm-size", "Error: unknown machine size ''; choose one of: shared-cpu-1x, "),
         ("--vm-cpu-kind", "Error: unknown CPU kind ''; use 'shared' or 'performance'"),
     ],
@@ -597,11 +598,12 @@ def test_an_empty_value_is_refused_not_taken_as_unchanged(
     """`update --image ""` replaced the machine (a reboot) with nothing changed; run took an
     empty size or CPU kind for the default."""
     before = other_client.machines.get("web", machine_id).version
-    updated = flyk("--local", "machine", "update", machine_id, "-a", "web", flag, "")
+    flag, _, value = flag.partition("=")
+    updated = flyk("--local", "machine", "update", machine_id, "-a", "web", flag, value)
     assert updated.exit_code == 2
     assert updated.stderr.startswith(message)
     assert other_client.machines.get("web", machine_id).version == before
-    run = ["", "--vm-size", "shared-cpu-1x"] if flag == "--image" else ["nginx", flag, ""]
+    run = [value, "--vm-size", "shared-cpu-1x"] if flag == "--image" else ["nginx", flag, ""]
     launched = flyk("--local", "machine", "run", *run, "-a", "web")
     assert (launched.exit_code, launched.stderr.startswith(message)) == (2, True)
     assert len(other_client.machines.list("web")) == 1
