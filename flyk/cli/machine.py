@@ -473,7 +473,7 @@ def list_machines(
         typer.Option(
             "--state",
             metavar="STATES",
-            help="Only these states (comma-separated).",
+            help="Only these states, comma-separated: created, started, stopped, suspended.",
             autocompletion=completion.complete_list_states,
         ),
     ] = None,
