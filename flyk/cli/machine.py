@@ -216,6 +216,8 @@ def build_config(
     from flyk.api import InitConfig, MachineConfig, RestartConfig
 
     policy = restart or (RestartPolicy.no if auto_destroy else RestartPolicy.always)
+    if entrypoint is not None and not entrypoint.strip():
+        raise UsageError("--entrypoint is empty", hint="Name a command, e.g. --entrypoint sh.")
     init = None
     if command or entrypoint:
         init = InitConfig(cmd=tuple(command), entrypoint=(entrypoint,) if entrypoint else ())

@@ -609,6 +609,16 @@ def test_an_empty_value_is_refused_not_taken_as_unchanged(
     assert len(other_client.machines.list("web")) == 1
 
 
+def test_an_empty_entrypoint_is_refused(flyk: Flyk, app: str) -> None:
+    """It was dropped, and the image's own entrypoint ran instead."""
+    result = flyk("--local", "machine", "run", "nginx", "-a", "web", "--entrypoint", "")
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        2,
+        "Error: --entrypoint is empty",
+    )
+    assert flyk("--local", "machine", "list", "-a", "web", "-q").stdout == ""
+
+
 def test_fly_region_does_not_filter_the_list(flyk: Flyk, app: str, machine_id: str) -> None:
     result = flyk("--local", "machine", "list", "-a", "web", "-q", env={"FLY_REGION": "ams"})
     assert result.stdout == f"{machine_id}\n"
