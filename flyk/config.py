@@ -282,10 +282,15 @@ def resolve_token(
     return None
 
 
+# what is left of a pasted "Authorization: Bearer " without its token (the client strips
+# these schemes and would send no credentials at all)
+_ONLY_SCHEMES = re.compile(r"(?:(?:bearer|flyv1)\s*)+", re.IGNORECASE)
+
+
 def store_token(token: str) -> Path:
     """Save a token for later runs (``flyk auth login``); returns the file written."""
     value = _clean_token(token)
-    if value is None:
+    if value is None or _ONLY_SCHEMES.fullmatch(value):
         raise UsageError("the token is empty", hint="Paste a token from `fly tokens create`.")
     path = flyk_config_file()
     update_config_file(path, {TOKEN_KEY: value})

@@ -135,9 +135,15 @@ def test_malformed_config_is_an_error_and_never_overwritten(
         config.resolve_token()
 
 
-def test_store_empty_token_is_refused(isolated_env: Path) -> None:
+@pytest.mark.parametrize("pasted", ["\n", "Bearer \n", "FlyV1", "bearer FlyV1  "])
+def test_store_empty_token_is_refused(isolated_env: Path, pasted: str) -> None:
+    """A scheme with no token after it was stored, and then sent as no credentials."""
     with pytest.raises(UsageError, match="the token is empty"):
-        config.store_token("\n")
+        config.store_token(pasted)
+    assert config.resolve_token() is None
+    config.store_token("FlyV1 fm2_x")  # a scheme in front of a token is kept, as flyctl prints
+    stored = config.resolve_token()
+    assert stored is not None and stored.value == "FlyV1 fm2_x"
 
 
 # -- targets ------------------------------------------------------------------------------------

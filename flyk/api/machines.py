@@ -6,7 +6,7 @@ import builtins
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from functools import partial
@@ -56,6 +56,10 @@ _WAIT_READ_SLACK = 15.0
 _HELD_NONCES: ContextVar[Mapping[tuple[str, str], str]] = ContextVar(
     "flyk_held_nonces", default=MappingProxyType({})
 )
+# States a machine stays in until someone acts (a failed start, an exit with no restart coming).
+_DEAD_ENDS = frozenset({"failed", "stopped", "destroyed"})
+# how each dead end reads in a sentence ("machine X failed and will not reach started")
+_HAS_COME_TO = {"failed": "failed", "stopped": "stopped", "destroyed": "was destroyed"}
 
 
 def _nonce_for(app: str, machine_id: str, nonce: str | None) -> str | None:
@@ -68,10 +72,6 @@ def new_launch_id() -> str:
     return os.urandom(16).hex()
 
 
-# States a machine stays in until someone acts (a failed start, an exit with no restart coming).
-_DEAD_ENDS = frozenset({"failed", "stopped", "destroyed"})
-
-
 def _with_settled(states: builtins.list[str]) -> builtins.list[str]:
     """The states to ask the API for: `states` and "settled", so that a machine coming to rest
     elsewhere (failed, stopped) ends the long-poll instead of running out the clock. Not when
@@ -80,10 +80,6 @@ def _with_settled(states: builtins.list[str]) -> builtins.list[str]:
     if "settled" in states or "destroyed" in states:
         return states
     return [*states, "settled"]
-
-
-# how each dead end reads in a sentence ("machine X failed and will not reach started")
-_HAS_COME_TO = {"failed": "failed", "stopped": "stopped", "destroyed": "was destroyed"}
 
 
 def _states(state: str | Sequence[str]) -> builtins.list[str]:
@@ -445,6 +441,8 @@ class MachinesResource(Resource):
         `timeout=0` still polls once.
         """
         states = _states(state)
+        if not states:
+            raise ValueError("wait() needs a state to wait for")
         if version is None and "stopped" in states:
             # The API wants the version when waiting for "stopped" (reference §4); the current
             # one is what a stop we just asked for will stop.
@@ -514,6 +512,8 @@ class MachinesResource(Resource):
                 continue
             reached = as_mapping(response.json() if response.content.strip() else {})
             reached_state = str(reached.get("state") or states[0])
+            # `asked == states`: "settled" was not added, so whatever answered is what the
+            # caller asked for (a "settled" wait returns the state it settled in)
             if reached_state in states or asked == states:
                 return reached_state
             # It settled elsewhere: give up if it stays there by itself, else wait for its
@@ -775,8 +775,6 @@ def _held(
     acquire: Callable[[], Lease],
     refresh_every: float | None,
 ) -> AbstractContextManager[Lease]:
-    from contextlib import contextmanager
-
     @contextmanager
     def hold() -> Iterator[Lease]:
         lease = acquire()

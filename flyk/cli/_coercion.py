@@ -7,6 +7,7 @@ This reaches into Typer's runtime-param layer (``typer._coercion``), which exist
 from __future__ import annotations
 
 import enum
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -76,6 +77,10 @@ class PlainRuntimeParam(RuntimeParam):
             ) from None
 
     def _in_range(self, value: Any, param: Any, ctx: Context) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            # float() reads "inf" and "nan": neither is a number of seconds (inf overflowed
+            # in the wait, nan compares false to every bound)
+            raise BadParameter(f"{value!r} is not a finite number.", ctx=ctx, param=param)
         low, high = self.minimum, self.maximum
         if (low is None or value >= low) and (high is None or value <= high):
             return value

@@ -66,20 +66,37 @@ def serve(
         served = _backend(timing).serve(host=host, port=port)
     except OSError as error:  # the port is taken, or the address is not this machine's
         raise UsageError(
-            f"cannot listen on {host}:{port}: {error.strerror or error}",
-            hint="Pick another port with -p/--port, or --port 0 for any free one.",
+            f"cannot listen on {host}:{port}: {error.strerror or error}", hint=_listen_hint(error)
         ) from error
     try:
         out.emit(
             {"url": served.url, "data": str(config.local_db_path())}, lambda: out.line(served.url)
         )
         out.notice(f"Serving the local Machines API; data in {config.local_db_path()}")
+        if not config.is_loopback_url(f"http://{_bracketed(host)}"):
+            out.warn(
+                f"listening on {host}: whoever reaches this address can use it "
+                "(the local backend checks no token)"
+            )
         out.notice(f"Use it with: export FLY_FLAPS_BASE_URL={served.url}   (Ctrl-C stops)")
         threading.Event().wait()
     except KeyboardInterrupt:
         out.notice("Stopped.")
     finally:
         served.close()
+
+
+def _listen_hint(error: OSError) -> str:
+    import errno
+    import socket
+
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return "Give an address of this machine with --host, e.g. 127.0.0.1 (or 0.0.0.0: all)."
+    return "Pick another port with -p/--port, or --port 0 for any free one."
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 @app.command("status")

@@ -142,6 +142,20 @@ def require_app(name: str | None) -> str:
     return config.validate_app_name(name)
 
 
+def parse_states(text: str, allowed: tuple[str, ...], *, what: str) -> list[str]:
+    """A comma-separated --state value, checked before any call: an empty one would ask for
+    nothing (a wait then ran out its clock), a misspelt one is named with the choices."""
+    states = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [state for state in states if state not in allowed]
+    if not states or unknown:
+        problem = f"unknown state {', '.join(map(repr, unknown))}" if unknown else "no state"
+        raise UsageError(
+            f"--state {text!r}: {problem}; {what} one or more of {', '.join(allowed)}",
+            hint="Separate several with commas, e.g. --state started,stopped.",
+        )
+    return states
+
+
 def build_guest(
     base: GuestConfig | None,
     *,
@@ -159,8 +173,9 @@ def build_guest(
 
     if base is None and size is None and cpus is None and memory is None and cpu_kind is None:
         return None
-    guest = sizes.preset(size) if size else (base or sizes.preset(sizes.DEFAULT_SIZE))
-    kind_name = cpu_kind or guest.cpu_kind or "shared"
+    # `is not None`: an empty --vm-size or --vm-cpu-kind is refused, not taken as "not given"
+    guest = sizes.preset(size) if size is not None else (base or sizes.preset(sizes.DEFAULT_SIZE))
+    kind_name = cpu_kind if cpu_kind is not None else (guest.cpu_kind or "shared")
     kind = sizes.CPU_KINDS.get(kind_name)
     if kind is None:
         raise UsageError(f"unknown CPU kind {kind_name!r}; use 'shared' or 'performance'")
@@ -168,12 +183,23 @@ def build_guest(
     if memory is not None:
         memory_mb = sizes.parse_memory_mb(memory)
     elif cpus is not None or cpu_kind is not None:
+        # CPUs or kind changed and memory not given: the kind's default for that many CPUs
+        # (the old memory would often be out of the new kind's bounds)
         memory_mb = count * kind.default_mb_per_cpu
     else:
         memory_mb = guest.memory_mb or count * kind.default_mb_per_cpu
     result = GuestConfig(cpu_kind=kind.name, cpus=count, memory_mb=memory_mb)
     sizes.validate_guest(result)
     return result
+
+
+def require_image(image: str) -> str:
+    hint = "Name one, e.g. nginx or registry/app:tag."
+    if not image.strip():
+        raise UsageError("the image is empty", hint=hint)
+    if any(character.isspace() for character in image):  # a command pasted after the image
+        raise UsageError(f"invalid image {image!r}: an image reference has no spaces", hint=hint)
+    return image
 
 
 def build_config(
@@ -190,11 +216,13 @@ def build_config(
     from flyk.api import InitConfig, MachineConfig, RestartConfig
 
     policy = restart or (RestartPolicy.no if auto_destroy else RestartPolicy.always)
+    if entrypoint is not None and not entrypoint.strip():
+        raise UsageError("--entrypoint is empty", hint="Name a command, e.g. --entrypoint sh.")
     init = None
     if command or entrypoint:
         init = InitConfig(cmd=tuple(command), entrypoint=(entrypoint,) if entrypoint else ())
     return MachineConfig(
-        image=image,
+        image=require_image(image),
         env=config.parse_env(env or []),
         metadata=config.parse_metadata(metadata or []),
         guest=guest,
@@ -447,7 +475,7 @@ def list_machines(
         typer.Option(
             "--state",
             metavar="STATES",
-            help="Only these states (comma-separated).",
+            help="Only these states, comma-separated: created, started, stopped, suspended.",
             autocompletion=completion.complete_list_states,
         ),
     ] = None,
@@ -459,7 +487,8 @@ def list_machines(
     out = context.output
     target_app = require_app(app_name)
     region_code = config.validate_region_code(region) if region else None
-    machines = context.client.machines.list(target_app, region=region_code, state=state)
+    states = parse_states(state, completion.LIST_STATES, what="list") if state else None
+    machines = context.client.machines.list(target_app, region=region_code, state=states)
     if quiet and not json:
         for machine in machines:
             out.line(machine.id)
@@ -527,7 +556,9 @@ def _each_leased(
     ``done_text`` says what was done ("Stopped"), when it is not simply the verb's past tense.
     """
     target_app = require_app(app_name)
-    ids = [config.validate_machine_id(m) for m in machine_ids]
+    # an id given twice is acted on once: its second turn (a destroy's 404) would overwrite
+    # the first's outcome and report a machine destroyed as not destroyed
+    ids = list(dict.fromkeys(config.validate_machine_id(m) for m in machine_ids))
     client = context.client
     out = context.output
     done_text = done_text or _past(verb).capitalize()
@@ -657,6 +688,7 @@ def stop(
         float | None,
         typer.Option(
             "--timeout",
+            min=0,
             metavar="SECONDS",
             help="Seconds before the machine is killed.",
             show_default=False,
@@ -705,10 +737,19 @@ def restart(
     """Restart machines."""
     context = _context(ctx, json)
     target = require_app(app_name)
-    _each_leased(
-        context, target, machine_ids, "restart",
-        lambda client, mid, nonce: client.machines.restart(target, mid, signal=signal, nonce=nonce),
-    )  # fmt: skip
+
+    def restart_one(client: FlyClient, machine_id: str, nonce: str) -> None:
+        try:
+            client.machines.restart(target, machine_id, signal=signal, nonce=nonce)
+        except ConflictError as error:  # 412: not running (stopped, suspended, created)
+            if error.details is not None and error.details.status == 412 and error.hint is None:
+                error.hint = (
+                    "Restart needs a running machine; start it with: "
+                    f"flyk machine start {machine_id} -a {target}"
+                )
+            raise
+
+    _each_leased(context, target, machine_ids, "restart", restart_one)
 
 
 @app.command("suspend")
@@ -773,7 +814,7 @@ def destroy(
     """Destroy machines. Not reversible."""
     context = _context(ctx, json)
     target = require_app(app_name)
-    ids = [config.validate_machine_id(m) for m in machine_ids]
+    ids = list(dict.fromkeys(config.validate_machine_id(m) for m in machine_ids))
     question = f"Destroy {len(ids)} machine{'s' if len(ids) > 1 else ''} ({', '.join(ids)})?"
     if not context.output.confirm(question, yes=yes):
         context.output.declined("Nothing destroyed.")
@@ -836,12 +877,21 @@ def update(
             "--vm-size, --vm-cpus, --vm-memory, --vm-cpu-kind, --restart",
             hint=f"Example: flyk machine update {machine_id} -a {target} --image nginx:1.27",
         )
-    config.parse_env(env or [])  # malformed KEY=VALUE: a usage error before any API call
+    # bad input is a usage error before any API call (and an empty --image, not a no-op)
+    if image is not None:
+        require_image(image)
+    config.parse_env(env or [])
     config.parse_metadata(metadata or [])
     client = context.client
     with (
         out.step(f"Updating machine {machine_id}") as step,
-        leased(client, target, machine_id, "machine update") as nonce,
+        leased(
+            client,
+            target,
+            machine_id,
+            "machine update",
+            partial(_waiting_for_lease, out, step, machine_id),
+        ) as nonce,
     ):
         current = client.machines.get(target, machine_id)
         new_config = _updated_config(
@@ -868,6 +918,8 @@ def update(
                     target, machine_id, "started", version=machine.version, timeout=wait_timeout
                 )
         step.update(f"Updated machine {machine_id}")
+    if not out.progress:  # as the lifecycle commands say what they did
+        out.notice(f"Updated machine {machine_id}")
     machine = client.machines.get(target, machine_id)
     views.MACHINE.show_one(out, machine)
 
@@ -888,7 +940,7 @@ def _updated_config(
 
     base = current.config or MachineConfig()
     changes: dict[str, object] = {}
-    if image:
+    if image is not None:
         changes["image"] = image
     if env:
         changes["env"] = {**base.env, **config.parse_env(env)}
@@ -918,14 +970,16 @@ def wait(
     wait_timeout: WaitTimeoutOption = DEFAULT_WAIT_TIMEOUT,
     json: JsonOption = False,
 ) -> None:
-    """Wait until a machine reaches a state (started, stopped, suspended, destroyed)."""
+    """Wait until a machine reaches a state (started, stopped, suspended, destroyed, failed,
+    or settled: any state it rests in)."""
     context = _context(ctx, json)
     out = context.output
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
-    with out.step(f"Waiting for machine {machine_id} to reach {state}") as step:
+    states = parse_states(state, completion.WAIT_STATES, what="wait for")
+    with out.step(f"Waiting for machine {machine_id} to reach {' or '.join(states)}") as step:
         with wait_hint(target, machine_id):
-            reached = context.client.machines.wait(target, machine_id, state, timeout=wait_timeout)
+            reached = context.client.machines.wait(target, machine_id, states, timeout=wait_timeout)
         step.update(f"Machine {machine_id} is {reached}")
     out.emit({"id": machine_id, "state": reached}, lambda: out.line(reached))
 
@@ -943,7 +997,7 @@ def exec_command(
     app_name: AppOption = None,
     timeout: Annotated[
         int | None,
-        typer.Option("--timeout", metavar="SECONDS", help="Seconds the command may run."),
+        typer.Option("--timeout", min=0, metavar="SECONDS", help="Seconds the command may run."),
     ] = None,
     json: JsonOption = False,
 ) -> None:
@@ -976,6 +1030,15 @@ def exec_command(
 # leases
 
 
+def _lease_of_existing(client: FlyClient, app_name: str, machine_id: str) -> Lease | None:
+    """The machine's lease, or None when it has none; NotFoundError when there is no such
+    machine (the lease endpoint answers 404 for both, and "not leased" would be a lie)."""
+    lease = client.machines.get_lease(app_name, machine_id)
+    if lease is None:
+        client.machines.get(app_name, machine_id)
+    return lease
+
+
 @leases.command("view")
 def lease_view(
     ctx: typer.Context,
@@ -988,7 +1051,7 @@ def lease_view(
     out = context.output
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
-    lease = context.client.machines.get_lease(target, machine_id)
+    lease = _lease_of_existing(context.client, target, machine_id)
     if lease is None:
         unleased = {"id": machine_id, "leased": False, **dict.fromkeys(views.LEASE.keys)}
         out.emit(unleased, lambda: out.notice(f"Machine {machine_id} is not leased."))
@@ -1011,7 +1074,7 @@ def lease_clear(
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
     client = context.client
-    lease = client.machines.get_lease(target, machine_id)
+    lease = _lease_of_existing(client, target, machine_id)
     if lease is None:
         out.emit({"id": machine_id, "cleared": False}, lambda: out.notice("No lease to clear."))
         return

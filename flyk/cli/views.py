@@ -325,6 +325,10 @@ EXTRA_SHAPES: Mapping[str, Sequence[tuple[str, str]]] = {
         ("name", "app name"),
         ("destroyed", "true"),
     ),
+    "volumes extend": (
+        ("…", "every key of the volume shape, after the extend"),
+        ("needs_restart", "true when the attached machine must restart to use the new size"),
+    ),
     "volumes destroy": (
         ("id", "volume id"),
         ("destroyed", "true"),

@@ -95,11 +95,17 @@ def extend(
     context = app_context(ctx)
     out = context.use_json(json)
     target = require_app(app_name)
-    result = context.client.volumes.extend(target, volume_id, size)
-    if result.volume is not None:
-        views.VOLUME.show_one(out, result.volume)
+    client = context.client
+    result = client.volumes.extend(target, volume_id, size)
+    volume = result.volume or client.volumes.get(target, volume_id)  # the answer may omit it
+    document = {**views.VOLUME.document(volume), "needs_restart": result.needs_restart}
+    out.emit(document, lambda: views.VOLUME.show_one(out, volume))
     if result.needs_restart:
-        out.notice("Restart the attached machine to use the new size.")
+        machine = volume.attached_machine_id
+        which, how = (f"machine {machine}", f": flyk machine restart {machine} -a {target}")
+        if not machine:
+            which, how = "the attached machine", ""
+        out.notice(f"Restart {which} to use the new size{how}")
 
 
 @app.command("destroy")

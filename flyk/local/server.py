@@ -147,8 +147,12 @@ class _IPv6Server(_Server):
     address_family = socket.AF_INET6
 
 
+_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
 class ServedBackend:
-    """A running server: `.url` (no trailing slash, without /v1), `.close()`; a context manager."""
+    """A running server: `.url` (how this machine reaches it: no trailing slash, without /v1;
+    loopback when it listens on every address), `.close()`; a context manager."""
 
     def __init__(self, core: Core, host: str, port: int) -> None:
         server_class = _IPv6Server if ":" in host else _Server
@@ -156,6 +160,9 @@ class ServedBackend:
         self._server.daemon_threads = True
         bound_host, bound_port = self._server.server_address[:2]
         host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
+        # bound to every address: the URL is how this machine reaches it (http://0.0.0.0 is
+        # no address to connect to, and a client does not take it for loopback)
+        host_text = _WILDCARD_TO_LOOPBACK.get(host_text, host_text)
         shown = f"[{host_text}]" if ":" in host_text else host_text
         self.url = f"http://{shown}:{bound_port}"
         self._thread = threading.Thread(

@@ -48,7 +48,10 @@ def test_flyk_local_db_moves_the_state(
 
 
 @pytest.mark.served
-def test_serve_speaks_the_machines_api_over_http(isolated_env: Path) -> None:
+@pytest.mark.parametrize("host", [None, "0.0.0.0"])
+def test_serve_speaks_the_machines_api_over_http(isolated_env: Path, host: str | None) -> None:
+    """The URL printed is the one to use: on every address too (http://0.0.0.0:PORT was
+    printed, and a flyk given it asked for a token, exit 4); that case is warned about."""
     flyk = [sys.executable, "-m", "flyk"]
     env = dict(os.environ)
     # Ctrl-C is SIGINT with Python's default handler, whatever this process inherited: a test
@@ -58,7 +61,8 @@ def test_serve_speaks_the_machines_api_over_http(isolated_env: Path) -> None:
         "sys.argv[0] = 'flyk'; runpy.run_module('flyk', run_name='__main__', alter_sys=True)"
     )
     server = subprocess.Popen(
-        [sys.executable, "-c", serve, "local", "serve", "--port", "0", "--timing", "instant"],
+        [sys.executable, "-c", serve, "local", "serve", "--port", "0", "--timing", "instant"]
+        + (["--host", host] if host else []),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -89,6 +93,8 @@ def test_serve_speaks_the_machines_api_over_http(isolated_env: Path) -> None:
                 server.communicate()
     assert server.returncode == 0
     assert stderr.splitlines()[-1] == "Stopped."
+    warned = "Warning: listening on 0.0.0.0: whoever reaches this address can use it"
+    assert (warned in stderr) == (host is not None), stderr
 
 
 def test_serve_on_a_busy_port_is_a_usage_error_with_a_hint(flyk: Flyk) -> None:
@@ -102,6 +108,18 @@ def test_serve_on_a_busy_port_is_a_usage_error_with_a_hint(flyk: Flyk) -> None:
     error, hint = result.stderr.splitlines()
     assert error.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
     assert hint == "       Pick another port with -p/--port, or --port 0 for any free one."
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid", "192.0.2.1"])
+def test_serve_on_an_address_not_this_machines_names_host_not_port(flyk: Flyk, host: str) -> None:
+    """The hint said to pick another port whatever was wrong."""
+    result = flyk("local", "serve", "--host", host, "--port", "0", "--timing", "instant")
+    assert result.exit_code == 2
+    error, hint = result.stderr.splitlines()
+    assert error.startswith(f"Error: cannot listen on {host}:0: ")
+    assert hint == (
+        "       Give an address of this machine with --host, e.g. 127.0.0.1 (or 0.0.0.0: all)."
+    )
 
 
 @pytest.mark.parametrize(

@@ -214,14 +214,19 @@ def test_someone_elses_lease_blocks_mutations_until_cleared(
     assert lease.nonce
 
 
+@pytest.mark.parametrize(("command", "done"), [("stop", "Stopped"), ("update", "Updated")])
 def test_a_held_lease_is_waited_for_and_named(
-    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient
+    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient, command: str, done: str
 ) -> None:
+    """update waited in silence: it did not say whose lease held it up."""
     other_client.machines.acquire_lease("web", machine_id, ttl=1, description="deploy")
-    result = flyk("--local", "m", "stop", machine_id, "-a", "web", env={"FLYK_LEASE_WAIT": "30"})
+    extra = ["-e", "A=1"] if command == "update" else []
+    result = flyk(
+        "--local", "m", command, machine_id, "-a", "web", *extra, env={"FLYK_LEASE_WAIT": "30"}
+    )
     assert result.exit_code == 0, result.stderr
     assert f"Waiting for the lease on machine {machine_id} (deploy)\n" in result.stderr
-    assert f"Stopped machine {machine_id}\n" in result.stderr
+    assert f"{done} machine {machine_id}" in result.stderr
 
 
 @pytest.mark.parametrize("value", ["soon", "-1", "inf"])
@@ -233,6 +238,16 @@ def test_a_bad_lease_wait_is_a_config_error(
     assert result.stderr.splitlines()[-2] == (
         f"Error: FLYK_LEASE_WAIT={value!r} is not a number of seconds"
     )
+
+
+@pytest.mark.parametrize("command", ["view", "clear"])
+def test_leases_of_a_missing_machine_are_not_found(flyk: Flyk, app: str, command: str) -> None:
+    """The lease endpoint's 404 read as 'not leased' (exit 0) for a machine that is not there."""
+    yes = ["-y"] if command == "clear" else []
+    result = flyk("--local", "m", "leases", command, MISSING, "-a", "web", *yes, "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["error"]["type"] == "NotFoundError"
+    assert f"machine '{MISSING}' not found" in result.stderr
 
 
 def test_no_lease_left_behind(
@@ -357,6 +372,34 @@ def test_wait_timeout_names_the_wait_flag(flyk: Flyk, app: str, machine_id: str)
     assert "with --timeout" not in result.stderr
     document = json.loads(flyk(*args, "--json").stdout)
     assert "-w/--wait-timeout" in document["error"]["hint"]
+
+
+@pytest.mark.parametrize(
+    ("command", "state", "problem"),
+    [
+        ("wait", "", "no state"),
+        ("wait", ",", "no state"),
+        ("wait", "started,bogus", "unknown state 'bogus'"),
+        ("wait", "STARTED", "unknown state 'STARTED'"),
+        ("list", "destroyed", "unknown state 'destroyed'"),
+    ],
+)
+def test_a_bad_state_is_a_usage_error_naming_the_choices(
+    flyk: Flyk, machine_id: str, command: str, state: str, problem: str
+) -> None:
+    """An empty --state used to wait out the whole timeout for nothing (exit 6)."""
+    args = [machine_id, "-w", "5"] if command == "wait" else []
+    result = flyk("--local", "m", command, *args, "-a", "web", "--state", state)
+    assert result.exit_code == 2
+    first, hint = result.stderr.splitlines()
+    assert first.startswith(f"Error: --state {state!r}: {problem}; ")
+    assert ("settled" in first) == (command == "wait")
+    assert "e.g. --state started,stopped" in hint
+
+
+def test_wait_takes_several_states(flyk: Flyk, machine_id: str) -> None:
+    args = ("--local", "m", "wait", machine_id, "-a", "web", "--state", "stopped, started")
+    assert flyk(*args) == Result(0, "started\n", "")
 
 
 @pytest.mark.parametrize("command", ["run", "update", "wait"])
@@ -540,6 +583,42 @@ def test_update_with_nothing_to_change_names_the_flags(
     assert other_client.machines.get("web", machine_id).version == before
 
 
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--image", "Error: the image is empty"),
+        ("--image=nginx -- sh", "Error: invalid image 'nginx -- sh': an image reference has no "),
+        ("--vm-size", "Error: unknown machine size ''; choose one of: shared-cpu-1x, "),
+        ("--vm-cpu-kind", "Error: unknown CPU kind ''; use 'shared' or 'performance'"),
+    ],
+)
+def test_an_empty_value_is_refused_not_taken_as_unchanged(
+    flyk: Flyk, app: str, machine_id: str, other_client: FlyClient, flag: str, message: str
+) -> None:
+    """`update --image ""` replaced the machine (a reboot) with nothing changed; run took an
+    empty size or CPU kind for the default."""
+    before = other_client.machines.get("web", machine_id).version
+    flag, _, value = flag.partition("=")
+    updated = flyk("--local", "machine", "update", machine_id, "-a", "web", flag, value)
+    assert updated.exit_code == 2
+    assert updated.stderr.startswith(message)
+    assert other_client.machines.get("web", machine_id).version == before
+    run = [value, "--vm-size", "shared-cpu-1x"] if flag == "--image" else ["nginx", flag, ""]
+    launched = flyk("--local", "machine", "run", *run, "-a", "web")
+    assert (launched.exit_code, launched.stderr.startswith(message)) == (2, True)
+    assert len(other_client.machines.list("web")) == 1
+
+
+def test_an_empty_entrypoint_is_refused(flyk: Flyk, app: str) -> None:
+    """It was dropped, and the image's own entrypoint ran instead."""
+    result = flyk("--local", "machine", "run", "nginx", "-a", "web", "--entrypoint", "")
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        2,
+        "Error: --entrypoint is empty",
+    )
+    assert flyk("--local", "machine", "list", "-a", "web", "-q").stdout == ""
+
+
 def test_fly_region_does_not_filter_the_list(flyk: Flyk, app: str, machine_id: str) -> None:
     result = flyk("--local", "machine", "list", "-a", "web", "-q", env={"FLY_REGION": "ams"})
     assert result.stdout == f"{machine_id}\n"
@@ -669,6 +748,28 @@ def test_a_failing_machine_does_not_stop_the_others(
         assert remaining == {first: "stopped", last: "stopped"}
     else:
         assert remaining == {}
+
+
+def test_restart_of_a_machine_not_running_says_to_start_it(flyk: Flyk, app: str) -> None:
+    machine = _started(flyk)
+    assert flyk("--local", "m", "suspend", machine, "-a", "web").exit_code == 0
+    result = flyk("--local", "m", "restart", machine, "-a", "web")
+    assert result.exit_code == 5
+    assert result.stderr.splitlines()[-1] == (
+        f"       Restart needs a running machine; start it with: "
+        f"flyk machine start {machine} -a web"
+    )
+
+
+def test_an_id_given_twice_is_acted_on_once(flyk: Flyk, app: str, other_client: FlyClient) -> None:
+    """The second destroy's 404 overwrote the first's success: exit 3, '0 of 1 destroyed'."""
+    machine = _started(flyk)
+    args = ["--local", "m", "destroy", machine, machine, "-a", "web", "--force", "--yes"]
+    result = flyk(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [d["error"] for d in json.loads(result.stdout)] == [None]
+    assert result.stderr == f"Destroyed machine {machine}\n"
+    assert other_client.machines.list("web") == []
 
 
 def test_one_failing_machine_is_an_error_document(flyk: Flyk, app: str) -> None:

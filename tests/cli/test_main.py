@@ -72,6 +72,26 @@ PARSER_ERRORS = [
         "Invalid value for '-w' / '--wait-timeout': -1 is below the minimum, 0.",
         "flyk machine wait",
     ),
+    (
+        ["machine", "run", "nginx", "-a", "web", "-w", "inf"],
+        "Invalid value for '-w' / '--wait-timeout': inf is not a finite number.",
+        "flyk machine run",
+    ),
+    (
+        ["machine", "stop", "0123456789abcd", "--timeout", "-5"],
+        "Invalid value for '--timeout': -5 is below the minimum, 0.",
+        "flyk machine stop",
+    ),
+    (
+        ["machine", "exec", "0123456789abcd", "true", "--timeout", "-1"],
+        "Invalid value for '--timeout': -1 is below the minimum, 0.",
+        "flyk machine exec",
+    ),
+    (
+        ["machine", "stop", "0123456789abcd", "--timeout", "nan"],
+        "Invalid value for '--timeout': nan is not a finite number.",
+        "flyk machine stop",
+    ),
 ]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from flyk import config
+from flyk.cli import views
 from tests.cli.helpers import Flyk, Result
 
 
@@ -41,6 +42,33 @@ def test_create_list_show_extend_destroy(flyk: Flyk) -> None:
     assert flyk("--local", "vol", "destroy", volume_id, "-a", "web", "--yes") == Result(
         0, "", f"Destroyed volume {volume_id}\n"
     )
+
+
+def test_extend_says_when_the_machine_must_restart(flyk: Flyk, isolated_env: Path) -> None:
+    """--json dropped needs_restart, so a script could not tell; the notice names the machine."""
+    from flyk.api import FlyClient, MachineConfig, MountConfig
+    from flyk.local import LocalBackend
+
+    flyk("--local", "apps", "create", "web")
+    volume_id = flyk("--local", "volumes", "create", "data", "-a", "web", "-r", "iad").stdout
+    volume_id = volume_id.strip()
+    backend = LocalBackend(path=config.local_db_path())
+    with FlyClient(base_url="http://local.flyk", transport=backend.transport()) as client:
+        mount = MountConfig(volume=volume_id, path="/data")
+        machine = client.machines.create("web", MachineConfig(image="nginx", mounts=(mount,)))
+        client.machines.wait("web", machine.id, "started")
+    extended = flyk("--local", "vol", "extend", volume_id, "-a", "web", "-s", "3", "-j")
+    document = json.loads(extended.stdout)
+    assert (document["size_gb"], document["needs_restart"]) == (3, True)
+    assert set(document) == set(views.VOLUME.keys) | {"needs_restart"}
+    assert {key for key, _ in views.EXTRA_SHAPES["volumes extend"]} == {"…", "needs_restart"}
+    assert extended.stderr == (
+        f"Restart machine {machine.id} to use the new size: "
+        f"flyk machine restart {machine.id} -a web\n"
+    )
+    unattached = flyk("--local", "volumes", "create", "spare", "-a", "web", "-r", "iad").stdout
+    quiet = flyk("--local", "vol", "extend", unattached.strip(), "-a", "web", "-s", "2", "-j")
+    assert (json.loads(quiet.stdout)["needs_restart"], quiet.stderr) == (False, "")
 
 
 def test_json_list_keys(flyk: Flyk) -> None:

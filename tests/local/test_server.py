@@ -148,3 +148,12 @@ def test_well_framed_bodies_still_work_over_raw_http(backend: LocalBackend) -> N
         other = APP.replace(b"framed", b"chunked")
         chunked += b"%x\r\n" % len(other) + other + END
         assert _exchange(served.url, chunked)[0] == 201
+
+
+def test_listening_on_every_address_gives_a_loopback_url(tmp_path: Path) -> None:
+    """`http://0.0.0.0:PORT` is no address to connect to (and no client takes it for local)."""
+    backend = LocalBackend(tmp_path / "local.db", Timing.instant())
+    with backend.serve(host="0.0.0.0", port=0) as served:
+        assert served.url.startswith("http://127.0.0.1:")
+        with httpx.Client(base_url=f"{served.url}/v1") as client:
+            assert client.get("/apps", params={"org_slug": "personal"}).status_code == 200
