@@ -141,6 +141,8 @@ def _json_docs() -> list[str]:
         "",
         "Keys are stable: new keys may appear, existing keys are never renamed or removed.",
         "Lists print a JSON array of objects; single objects print one object.",
+        "The shapes of `flyk ext k8s` (create, its dry run, list, status, kubeconfig, delete)",
+        "are in [k8s.md](k8s.md#json), beside what those commands do.",
         "",
     ]
     for view in views.ALL_VIEWS:
