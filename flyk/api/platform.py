@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from flyk.api._http import Call, path
@@ -52,63 +54,64 @@ class PlatformResource(Resource):
             body["volume_name"] = volume_name
         if volume_size_bytes is not None:
             body["volume_size_bytes"] = volume_size_bytes
-        if hint:
-            call = self._hint_call("POST", "platform", "placements", json=body)
-        else:
+        call = Call(
+            "POST",
+            path("platform", "placements"),
+            json=body,
+            idempotent=True,
+            limit=("placements", org_slug),
+            region=region,
+        )
+        data = self._core.json(self._as_hint(call) if hint else call)
+        return [Placement.from_api(item) for item in as_list(data, "regions")]
+
+    def regions_with_room(
+        self,
+        org_slug: str | None = None,
+        *,
+        app_name: str | None = None,
+        compute: GuestConfig | None = None,
+        volume_size_gb: int | None = None,
+        exclude: Collection[str] = (),
+        limit: int = 5,
+    ) -> list[str] | None:
+        """Regions that could take one more machine of ``compute`` (and, with
+        ``volume_size_gb``, its volume) in the organization ``org_slug`` (or ``app_name``'s),
+        best first, leaving out ``exclude``.
+
+        For the hint after a CapacityError (flyk fails fast and names alternatives; it never
+        moves anything itself), so it must not slow that failure down: each call is asked
+        once, without retries, with a short read timeout. None when a call fails: "not
+        known", unlike [] ("the platform has no room anywhere").
+        """
+        try:
+            if org_slug is None:
+                get_app = Call("GET", path("apps", app_name or ""), idempotent=True)
+                app = App.from_api(as_mapping(self._core.json(self._as_hint(get_app))))
+                org_slug = app.org_slug or "personal"
+            body: dict[str, Any] = {"org_slug": org_slug, "region": "any"}
+            if compute is not None:
+                body["compute"] = compute.to_api()
+            if volume_size_gb is not None:
+                body["volume_size_bytes"] = volume_size_gb * _GB
             call = Call(
                 "POST",
                 path("platform", "placements"),
                 json=body,
                 idempotent=True,
                 limit=("placements", org_slug),
-                region=region,
             )
-        data = self._core.json(call)
-        return [Placement.from_api(item) for item in as_list(data, "regions")]
-
-    def regions_with_room(
-        self,
-        app_name: str,
-        *,
-        compute: GuestConfig | None = None,
-        volume_size_gb: int | None = None,
-        exclude: str | None = None,
-        limit: int = 5,
-    ) -> list[str] | None:
-        """Regions that could take one more machine of ``compute`` (or, with
-        ``volume_size_gb``, a volume of that size) in ``app_name``'s organization, best first.
-
-        For the hint after a CapacityError (flyk fails fast and names alternatives; it never
-        moves anything itself), so it must not slow that failure down: the app (for its
-        organization) and then the placements, each asked once, without retries or the
-        rate limiter, and a short read timeout. None when either call fails: "not known",
-        unlike [] ("the platform has no room anywhere").
-        """
-        try:
-            app = App.from_api(
-                as_mapping(self._core.json(self._hint_call("GET", "apps", app_name)))
-            )
-            body: dict[str, Any] = {"org_slug": app.org_slug or "personal", "region": "any"}
-            if compute is not None:
-                body["compute"] = compute.to_api()
-            if volume_size_gb is not None:
-                body["volume_size_bytes"] = volume_size_gb * _GB
-            data = self._core.json(self._hint_call("POST", "platform", "placements", json=body))
+            data = self._core.json(self._as_hint(call))
         except FlykError:
             return None
-        found = [Placement.from_api(item).region for item in as_list(data, "regions")]
-        return [code for code in dict.fromkeys(found) if code and code != exclude][:limit]
+        placements = [Placement.from_api(item) for item in as_list(data, "regions")]
+        found = [p.region for p in placements if p.region and p.count != 0]
+        return [code for code in dict.fromkeys(found) if code not in exclude][:limit]
 
-    def _hint_call(self, method: str, *segments: str, json: Any = None) -> Call:
-        return Call(
-            method,
-            path(*segments),
-            json=json,
-            idempotent=True,
-            read_timeout=_HINT_READ_TIMEOUT,
-            # a deadline of now leaves no time for any retry, whatever the failure
-            deadline=self._core.retry.clock(),
-        )
+    def _as_hint(self, call: Call) -> Call:
+        """One attempt with a short read timeout: for a call whose answer is only advice
+        (a deadline of now leaves no time for any retry, whatever the failure)."""
+        return replace(call, read_timeout=_HINT_READ_TIMEOUT, deadline=self._core.retry.clock())
 
 
 class TokensResource(Resource):

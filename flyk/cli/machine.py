@@ -307,7 +307,10 @@ def capacity_alternatives(
         yield
     except CapacityError as error:
         alternatives = client.platform.regions_with_room(
-            app_name, compute=compute, volume_size_gb=volume_size_gb, exclude=error.region
+            app_name=app_name,
+            compute=compute,
+            volume_size_gb=volume_size_gb,
+            exclude=() if error.region is None else (error.region,),
         )
         error.alternatives = tuple(alternatives or ())
         if alternatives:  # else (not known) the client's hint stays

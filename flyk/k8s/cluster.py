@@ -1256,12 +1256,14 @@ def _regions_with_room(
     """Regions the platform says could take the cluster, and whether placements said so
     (else region capacity, which counts machine memory only)."""
     if ask_placements:
-        try:
-            found = [r for r in _placements(client, plan, "any") if r != failed_region]
-            if found:
-                return found[:5], True
-        except FlykError:
-            pass
+        found = client.platform.regions_with_room(
+            plan.spec.org,
+            compute=plan.spec.guest,
+            volume_size_gb=plan.spec.volume_size_gb,
+            exclude=(failed_region,),
+        )
+        if found:
+            return found, True
     try:
         regions = client.platform.regions().regions
     except FlykError:

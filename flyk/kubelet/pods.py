@@ -944,22 +944,15 @@ class PodController:
             for stale in [k for k, (asked, _) in self._placements.items() if now - asked > ttl]:
                 self._placements.pop(stale, None)
             if key not in self._placements:
-                self._placements[key] = (now, self._regions_with_room(plan))
+                found = self._fly.platform.regions_with_room(
+                    self._config.org,
+                    compute=GuestConfig.from_api(plan.size.to_api()),
+                    exclude=set(translate.allowed_regions(plan.region)),
+                )
+                if found is None:  # not known: asked again at the next capacity failure
+                    return ()
+                self._placements[key] = (now, tuple(found))
             return self._placements[key][1]
-
-    def _regions_with_room(self, plan: translate.MachinePlan) -> tuple[str, ...]:
-        try:
-            placements = self._fly.platform.placements(
-                self._config.org,
-                region="any",
-                compute=GuestConfig.from_api(plan.size.to_api()),
-            )
-            found = [p.region for p in placements if p.region and p.count != 0]
-        except FlykError as failure:
-            log.info("placement query failed: %s", failure)
-            found = []
-        wanted = set(translate.allowed_regions(plan.region))
-        return tuple(r for r in found if r not in wanted)
 
     def _no_capacity(self, pod: JSON, plan: translate.MachinePlan, error: CapacityError) -> None:
         region = error.region or plan.region
