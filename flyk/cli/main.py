@@ -151,29 +151,29 @@ def _add_hint(error: FlykError) -> None:
         error.hint = "`flyk apps list` shows your apps."
 
 
-# The Machines API starts some messages with its error code ("not_found: machine … not
-# found"). People are told the same by the message itself; the code stays in --json.
-_API_CODE_PREFIXES = {
-    "not_found": "NotFoundError",
-    "failed_precondition": "ConflictError",
-    "already_exists": "ConflictError",
-    "invalid_argument": "UsageError",
-    "unauthenticated": "AuthError",
-    "permission_denied": "AuthError",
-}
-
-
 def display_message(error: FlykError) -> str:
-    """The error's message for stderr: an API code prefix the error's class says is dropped."""
+    """The error's message for stderr, without the API code prefix its class already says.
+
+    The Machines API starts some messages with its error code ("not_found: machine … not
+    found"); people are told the same by the message itself, and the code stays in --json.
+    """
     import re
 
     from flyk import errors
 
+    said_by: dict[str, type[FlykError]] = {
+        "not_found": errors.NotFoundError,
+        "failed_precondition": errors.ConflictError,
+        "already_exists": errors.ConflictError,
+        "invalid_argument": errors.UsageError,
+        "unauthenticated": errors.AuthError,
+        "permission_denied": errors.AuthError,
+    }
     match = re.match(r"([a-z_]+): (?=\S)", error.message)
     if error.details is None or match is None:
         return error.message
-    said_by = getattr(errors, _API_CODE_PREFIXES.get(match.group(1), ""), None)
-    if isinstance(said_by, type) and isinstance(error, said_by):
+    kind = said_by.get(match.group(1))
+    if kind is not None and isinstance(error, kind):
         return error.message[match.end() :]
     return error.message
 
