@@ -24,6 +24,8 @@ _LEAKY_ENV = (
     "FLY_CONFIG_DIR",
     "FLYK_LOCAL_DB",
     "KUBECONFIG",
+    "FLYK_CONTROLPLANE_BIN",  # the real control plane runs only where a test asks for it
+    "FLYK_LOCAL_RUNTIME",
 )
 
 

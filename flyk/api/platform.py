@@ -113,6 +113,24 @@ class PlatformResource(Resource):
         (a deadline of now leaves no time for any retry, whatever the failure)."""
         return replace(call, read_timeout=_HINT_READ_TIMEOUT, deadline=self._core.retry.clock())
 
+    def local_published_port(self, app_name: str, port: int) -> int:
+        """flyk's local backend only: the loopback port that stands for `port` of the app's
+        services (Fly Proxy's role there). Made once per app and port, then kept."""
+        root = self._core.base_url.rstrip("/").removesuffix("/v1")
+        data = self._core.json(
+            Call("POST", f"{root}/_flyk/publish", json={"app": app_name, "port": port})
+        )
+        host_port = as_mapping(data).get("host_port")
+        if not isinstance(host_port, int):
+            raise FlykError("the local backend did not say which port it published")
+        return host_port
+
+    def local_processes(self) -> list[dict[str, Any]]:
+        """flyk's local backend only: the machines it runs as processes (runtime.py)."""
+        root = self._core.base_url.rstrip("/").removesuffix("/v1")
+        data = self._core.json(Call("GET", f"{root}/_flyk/processes", idempotent=True))
+        return [dict(item) for item in as_list(data) if isinstance(item, dict)]
+
 
 class TokensResource(Resource):
     def current(self) -> TokenInfo:

@@ -613,7 +613,7 @@ HELP_LINES: dict[str, list[str]] = {
         "",
         "Commands:",
         "  serve   Serve the local backend over HTTP until Ctrl-C.",
-        "  status  Where the local backend keeps its data, and what is in it.",
+        "  status  Where the local backend keeps its data, what is in it, and...",
         "  reset   Delete everything in the local backend (apps, machines,...",
     ],
     "local reset": [
@@ -644,7 +644,8 @@ HELP_LINES: dict[str, list[str]] = {
     "local status": [
         "Usage: flyk local status [OPTIONS]",
         "",
-        "  Where the local backend keeps its data, and what is in it.",
+        "  Where the local backend keeps its data, what is in it, and which machines it",
+        "  runs for real (control planes), with their log files.",
         "",
         "Options:",
         "  -j, --json  Print JSON.  [env var: FLY_JSON]",

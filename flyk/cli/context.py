@@ -149,6 +149,17 @@ class AppContext:
             close()
 
 
+def _launcher() -> Any:
+    """What the local backend runs for real: flyk's control-plane image (flyk/k8s/
+    local_launch.py), unless this process was itself started by the local backend (the
+    kubelet inside a control plane), which must never manage its own parent."""
+    if os.environ.get("FLYK_LOCAL_RUNTIME") == "0":
+        return None
+    from flyk.k8s.local_launch import launcher
+
+    return launcher
+
+
 def open_local_backend(path: Path, timing: Any = None) -> Any:
     """The embedded backend on ``path``; a file it cannot use is a ConfigError (exit 2).
 
@@ -160,7 +171,7 @@ def open_local_backend(path: Path, timing: Any = None) -> Any:
     from flyk.local import LocalBackend, LocalDatabaseError
 
     try:
-        return LocalBackend(path=path, timing=timing)
+        return LocalBackend(path=path, timing=timing, launcher=_launcher())
     except ConfigError as error:
         error.hint = error.hint or _local_db_hint()
         raise

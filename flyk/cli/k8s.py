@@ -18,6 +18,7 @@ import typer
 
 from flyk.cli.completion import complete_clusters
 from flyk.cli.context import LOCAL_BASE_URL, AppContext, app_context
+from flyk.cli.controlplane import build_command, control_plane_command
 from flyk.cli.kubelet import kubelet_command
 from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, RegionOption, YesOption
 from flyk.cli.output import Output
@@ -26,7 +27,7 @@ from flyk.errors import FlykError, NotFoundError, UsageError
 from flyk.k8s import cluster
 from flyk.k8s import controlplane as cp
 from flyk.k8s import kubeconfig as kc
-from flyk.k8s.plan import ClusterSpec
+from flyk.k8s.plan import VOLUME_NAME, ClusterSpec
 from flyk.k8s.progress import StepHandle
 
 app = typer.Typer(
@@ -181,9 +182,10 @@ def create_command(
     k3s_version: Annotated[
         str | None,
         typer.Option(
+            "--kubernetes-version",
             "--k3s-version",
             metavar="VERSION",
-            help=f"K3s version (default {cp.DEFAULT_K3S_VERSION}).",
+            help=f"Kubernetes version, the image tag (default {cp.KUBERNETES_VERSION}).",
             show_default=False,
         ),
     ] = None,
@@ -246,16 +248,13 @@ def create_command(
         keep_on_failure=keep_on_failure,
         kubelet_token=token,
         kubeconfig=kube,
-        api_check=None if context.target.is_local else cluster.ask_readyz,
+        api_check=cluster.ask_readyz,
     )
     if dry_run:  # create's read-only checks, then the plan; writes nothing
         _render_plan(out, cluster.dry_run(context.client, spec, options), kube)
         return
     result = cluster.create(context.client, spec, options, progress=Steps(out))
-    # The in-process backend is known by how it was reached; a served one (`flyk local serve`
-    # behind FLY_FLAPS_BASE_URL) by what it answered.
-    local = context.target.is_local or cluster.on_local_backend(context.client)
-    out.emit(result.to_json(), lambda: _render_created(out, result, local))
+    out.emit(result.to_json(), lambda: _render_created(out, result))
 
 
 def _cluster_name(argument: str | None, option: str | None) -> str:
@@ -327,7 +326,7 @@ def _render_plan(out: Output, checked: cluster.DryRun, kube: cluster.KubeconfigO
             else []
         ),
         f"  app         {plan.app_name}",
-        f"  volume      k3s_data, {spec.volume_size_gb} GB in {spec.region}",
+        f"  volume      {VOLUME_NAME}, {spec.volume_size_gb} GB in {spec.region}",
         f"  secrets     {len(plan.secret_names)} (CA material"
         f"{', kubelet token' if cp.KUBELET_TOKEN_SECRET in plan.secret_names else ''}; "
         "values redacted)",
@@ -340,14 +339,14 @@ def _render_plan(out: Output, checked: cluster.DryRun, kube: cluster.KubeconfigO
     out.line("\n".join(lines))
 
 
-def _render_created(out: Output, result: cluster.CreateResult, local: bool) -> None:
+def _render_created(out: Output, result: cluster.CreateResult) -> None:
     merged = result.kubeconfig  # where it went is the last step's line
     name = result.plan.spec.name
-    if local:
+    if result.simulated:
         out.notice(
-            f"Cluster {name} is recorded on the local backend, which runs no images: its "
-            "kubeconfig and certificates are real, but no API server answers. "
-            f"See: flyk ext k8s status {name}"
+            f"Cluster {name} is recorded on the local backend, but the control-plane binary is "
+            "not built, so no API server answers. Build it with `flyk ext k8s build` (needs Go), "
+            f"then `flyk ext k8s delete {name} --yes && flyk ext k8s create {name}`."
         )
         return
     out.notice(f"Cluster {name} is ready. Try: {_try(merged)}kubectl get nodes")
@@ -404,7 +403,7 @@ def status_command(
     """Control-plane machine and checks; whether the API server answers; nodes and pods."""
     context = app_context(ctx)
     out = context.use_json(json)
-    result = cluster.status(context.client, name, _org(org), probe_api=not context.target.is_local)
+    result = cluster.status(context.client, name, _org(org))
     out.emit(result.to_json(), lambda: _render_status(out, result))
 
 
@@ -592,3 +591,7 @@ app.command("rm", hidden=True)(delete_command)
 # The virtual kubelet (flyk/cli/kubelet.py) runs inside the control-plane machine, started by
 # the image's entrypoint; listed in help so that its flags and variables are discoverable.
 app.command("kubelet")(kubelet_command)
+
+# The control plane: building its binary here, and running it (the machine's entrypoint).
+app.command("build")(build_command)
+app.command("control-plane")(control_plane_command)

@@ -101,30 +101,40 @@ def _bracketed(host: str) -> str:
 
 @app.command("status")
 def status(ctx: typer.Context, json: JsonOption = False) -> None:
-    """Where the local backend keeps its data, and what is in it."""
+    """Where the local backend keeps its data, what is in it, and which machines it runs for
+    real (control planes), with their log files."""
     context = app_context(ctx)
     out = context.use_json(json)
     context.force_local()
     path = config.local_db_path()
     exists = path.exists()
     apps = context.client.apps.list(DEFAULT_ORG) if exists else []
+    processes = context.client.platform.local_processes() if exists else []
     document = {
         "data": str(path),
         "exists": exists,
         "size_bytes": path.stat().st_size if exists else 0,
         "apps": len(apps),
+        "processes": processes,
     }
-    out.emit(
-        document,
-        lambda: out.detail(
+
+    def render() -> None:
+        out.detail(
             [
                 ("DATA", document["data"]),
                 ("EXISTS", exists),
                 ("SIZE BYTES", document["size_bytes"]),
                 ("APPS", document["apps"]),
             ]
-        ),
-    )
+        )
+        for process in processes:
+            state = f"running (pid {process['pid']})" if process["running"] else "not running"
+            out.line(
+                f"MACHINE {process['machine_id']} (app {process['app']}): {state}; "
+                f"log {process['log']}"
+            )
+
+    out.emit(document, render)
 
 
 @app.command("reset")

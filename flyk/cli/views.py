@@ -348,6 +348,10 @@ EXTRA_SHAPES: Mapping[str, Sequence[tuple[str, str]]] = {
         ("exists", "false until something was stored"),
         ("size_bytes", "its size"),
         ("apps", "number of apps in the personal org"),
+        (
+            "processes",
+            "machines run for real (control planes): machine_id, app, pid, running, log, ports",
+        ),
     ),
     "local reset": (
         ("data", "the database file"),

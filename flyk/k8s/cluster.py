@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime
 import functools
 import threading
@@ -291,8 +292,7 @@ class CreateOptions:
     kubelet_token: str | None = None
     kubeconfig: KubeconfigOptions = field(default_factory=KubeconfigOptions)
     # After the machine's check passes, wait until this says the API server answers. None
-    # skips it (the CLI passes `ask_readyz` unless the target is the local backend, which
-    # runs no images, so no API server will ever answer there).
+    # skips it; so does a local backend that simulates the control plane (no binary built).
     api_check: ApiCheck | None = None
 
 
@@ -305,6 +305,8 @@ class CreateResult:
     kubeconfig: kc.MergeResult
     # The cluster was already there and healthy: only its kubeconfig entry was written.
     existed: bool = False
+    # The local backend recorded the control plane without running it (no binary built).
+    simulated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -323,6 +325,7 @@ class CreateResult:
             "context": self.kubeconfig.context,
             "kubeconfig_files": [str(p) for p in self.kubeconfig.files],
             "current_context": self.kubeconfig.current_context_file is not None,
+            "simulated": self.simulated,
         }
 
 
@@ -397,6 +400,7 @@ def create(
     try:
         with progress.step(f"Planning cluster {spec.name} in {spec.region}") as step:
             pki, existing = _preflight(client, plan, options.kubeconfig, journal)
+            plan = _with_local_endpoint(client, plan)
             deadline.check("the checks before creating anything did not finish")
             step.update(f"Planned cluster {spec.name} in {spec.region} (app {plan.app_name})")
         if existing is not None and existing.healthy:
@@ -737,7 +741,8 @@ def _provision(
         clearing.join()
         step.update("Control plane healthy")
     entry = _kubeconfig_entry(plan, pki)
-    if options.api_check is not None and not on_local_backend(client):
+    real = runs_for_real(client, machine.id)
+    if options.api_check is not None and real:
         with progress.step("Waiting for the API server to answer") as step:
             _wait_api_answers(options.api_check, entry, client, deadline)
             step.update("API server answering (/readyz ok)")
@@ -751,6 +756,7 @@ def _provision(
         volume=foundation.volume,
         ips=tuple(foundation.ips),
         kubeconfig=result,
+        simulated=not real,
     )
 
 
@@ -1483,9 +1489,29 @@ class ClusterStatus:
         }
 
 
-SIMULATED = "simulated: the local backend does not run images, so there is no API server to ask"
+SIMULATED = (
+    "simulated: the control-plane binary is not built, so the local backend runs no API server "
+    "(`flyk ext k8s build`, then `flyk ext k8s create` again)"
+)
 # The `server` header of `flyk local serve` (flyk/local/server.py).
 LOCAL_BACKEND_SERVER = "flyk-local"
+
+
+def runs_for_real(client: FlyClient, machine_id: str) -> bool:
+    """Whether the control-plane machine runs an API server: always on Fly; on the local
+    backend only when it runs the machine as processes (the binary is built)."""
+    if not on_local_backend(client):
+        return True
+    return any(p.get("machine_id") == machine_id for p in client.platform.local_processes())
+
+
+def _with_local_endpoint(client: FlyClient, plan: ClusterPlan) -> ClusterPlan:
+    """On the local backend the API server listens on a loopback port the backend publishes
+    for the app (Fly Proxy's role there): the kubeconfig and the machine's records say so."""
+    if not on_local_backend(client):
+        return plan
+    port = client.platform.local_published_port(plan.app_name, cp.API_PORT)
+    return dataclasses.replace(plan, local_api_port=port)
 
 
 def on_local_backend(client: FlyClient) -> bool:
@@ -1508,7 +1534,7 @@ def status(
         return _incomplete_status(client, ref)
     machine = client.machines.get(ref.app, ref.machine.id)
     checks = tuple((c.name or "", c.status or "unknown") for c in machine.checks)
-    if not probe_api or on_local_backend(client):
+    if not probe_api or not runs_for_real(client, machine.id):
         api = ApiProbe(reachable=False, detail=SIMULATED)
     else:
         api = _probe(client, name, org, probe_timeout)

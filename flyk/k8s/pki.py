@@ -1,9 +1,10 @@
 """The cluster's certificate authorities and the certificates flyk signs with them.
 
-K3s uses custom CAs when it finds them in `<data-dir>/server/tls/` on its first start
-(reference virtual-kubelet-k3s.md §3.2). flyk generates them here, so that it can sign the admin
-client certificate of the kubeconfig itself and rebuild a kubeconfig later from the CA material
-kept in the cluster app's secrets, without ever reading anything back out of the machine.
+flyk generates the CAs here, so that it can sign the admin client certificate of the
+kubeconfig itself and rebuild a kubeconfig later from the CA material kept in the cluster
+app's secrets, without ever reading anything back out of the machine. The control plane
+signs its own leaf certificates from the same CAs at boot (bootstrap.py), in the layout K3s
+uses for custom CAs (reference virtual-kubelet-k3s.md §3.2).
 
 Keys are ECDSA P-256 (what K3s generates for its own CAs) except the service-account signing key,
 which is RSA 2048 as in K3s's custom-CA script. Private keys leave this module only as PEM bytes
@@ -231,9 +232,9 @@ def _leaf_key_usage() -> x509.KeyUsage:
     )
 
 
-# K3s's file names under <data-dir>/server/tls/, and the app secret holding each (base64 PEM, as
-# machine `files[].secret_name` wants it). Etcd CAs are included because K3s's custom-CA check
-# expects the full set even when the datastore is SQLite.
+# The CA files under the machine's /etc/flyk/pki/ (K3s's names), and the app secret holding each
+# (base64 PEM, as machine `files[].secret_name` wants it). kine on SQLite speaks to the API server
+# over a local socket, so there are no etcd CAs.
 TLS_FILES: dict[str, str] = {
     "server-ca.crt": "FLYK_PKI_SERVER_CA_CRT",
     "server-ca.key": "FLYK_PKI_SERVER_CA_KEY",
@@ -241,10 +242,6 @@ TLS_FILES: dict[str, str] = {
     "client-ca.key": "FLYK_PKI_CLIENT_CA_KEY",
     "request-header-ca.crt": "FLYK_PKI_REQUEST_HEADER_CA_CRT",
     "request-header-ca.key": "FLYK_PKI_REQUEST_HEADER_CA_KEY",
-    "etcd/peer-ca.crt": "FLYK_PKI_ETCD_PEER_CA_CRT",
-    "etcd/peer-ca.key": "FLYK_PKI_ETCD_PEER_CA_KEY",
-    "etcd/server-ca.crt": "FLYK_PKI_ETCD_SERVER_CA_CRT",
-    "etcd/server-ca.key": "FLYK_PKI_ETCD_SERVER_CA_KEY",
     "service.key": "FLYK_PKI_SERVICE_ACCOUNT_KEY",
 }
 
@@ -258,13 +255,11 @@ RECOVERY_SECRETS = (
 
 @dataclass(frozen=True)
 class ClusterPKI:
-    """Every CA and key K3s takes from us on its first start."""
+    """Every CA and key the control plane takes from us."""
 
     server_ca: CertificateAuthority
     client_ca: CertificateAuthority
     request_header_ca: CertificateAuthority
-    etcd_peer_ca: CertificateAuthority
-    etcd_server_ca: CertificateAuthority
     service_account_key_pem: bytes
 
     @classmethod
@@ -273,8 +268,6 @@ class ClusterPKI:
             server_ca=CertificateAuthority.generate(f"flyk-{cluster}-server-ca"),
             client_ca=CertificateAuthority.generate(f"flyk-{cluster}-client-ca"),
             request_header_ca=CertificateAuthority.generate(f"flyk-{cluster}-request-header-ca"),
-            etcd_peer_ca=CertificateAuthority.generate(f"flyk-{cluster}-etcd-peer-ca"),
-            etcd_server_ca=CertificateAuthority.generate(f"flyk-{cluster}-etcd-server-ca"),
             service_account_key_pem=_key_pem(
                 rsa.generate_private_key(public_exponent=65537, key_size=2048)
             ),
@@ -284,7 +277,7 @@ class ClusterPKI:
         return "ClusterPKI(<redacted>)"
 
     def tls_files(self) -> dict[str, bytes]:
-        """K3s's relative path under server/tls → PEM bytes."""
+        """File name under the machine's PKI dir → PEM bytes."""
         files: dict[str, bytes] = {"service.key": self.service_account_key_pem}
         for stem, ca in self._cas().items():
             files[f"{stem}.crt"] = ca.cert_pem
@@ -296,8 +289,6 @@ class ClusterPKI:
             "server-ca": self.server_ca,
             "client-ca": self.client_ca,
             "request-header-ca": self.request_header_ca,
-            "etcd/peer-ca": self.etcd_peer_ca,
-            "etcd/server-ca": self.etcd_server_ca,
         }
 
     def to_secrets(self) -> dict[str, str]:
@@ -334,8 +325,6 @@ class ClusterPKI:
             server_ca=ca("server-ca"),
             client_ca=ca("client-ca"),
             request_header_ca=ca("request-header-ca"),
-            etcd_peer_ca=ca("etcd/peer-ca"),
-            etcd_server_ca=ca("etcd/server-ca"),
             service_account_key_pem=service_key,
         )
 

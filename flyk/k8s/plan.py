@@ -23,7 +23,7 @@ from flyk.k8s.pki import TLS_FILES
 APP_PREFIX = "flyk-"
 APP_NAME_LIMIT = 63  # Fly app names are DNS labels
 CLUSTER_NAME_LIMIT = 40
-VOLUME_NAME = "k3s_data"
+VOLUME_NAME = "flyk_data"
 VOLUME_PLACEHOLDER = "<volume id>"
 REDACTED = "<redacted>"
 
@@ -107,6 +107,8 @@ class ClusterPlan:
     api_host: str
     tls_sans: tuple[str, ...]
     secret_names: tuple[str, ...]
+    # On the local backend: the loopback port it publishes for the API (runtime.py).
+    local_api_port: int | None = None
 
     @property
     def context(self) -> str:
@@ -114,6 +116,8 @@ class ClusterPlan:
 
     @property
     def api_endpoint(self) -> str:
+        if self.local_api_port is not None:
+            return f"https://127.0.0.1:{self.local_api_port}"
         return f"https://{self.api_host}:{cp.API_PORT}"
 
     def metadata(self) -> dict[str, str]:

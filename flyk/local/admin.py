@@ -9,6 +9,9 @@ GET    /_flyk/faults   POST {kind, method?, path?, times?, status?, seconds?, re
                        DELETE (clear all)
 GET    /_flyk/orgs     POST {slug, name?}
 GET    /_flyk/coverage which spec operations are served
+POST   /_flyk/publish  {app, port} → {host_port}: the loopback port that stands for an app's
+                       service port (made once, kept); machines that run for real listen there
+GET    /_flyk/processes the machines that run for real: pid, log file, published ports
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from flyk.local.errors import ApiError, bad_request
 from flyk.local.knobs import FaultRule, Timing
 from flyk.local.regions import REGIONS
 from flyk.local.routes import HANDLERS, SPEC_OPERATIONS
+from flyk.local.runtime import Runtime
 from flyk.local.validate import APP_NAME
 
 if TYPE_CHECKING:
@@ -47,6 +51,8 @@ class AdminApi:
             ("GET", "orgs"): self._get_orgs,
             ("POST", "orgs"): self._add_org,
             ("GET", "coverage"): self._coverage,
+            ("POST", "publish"): self._publish,
+            ("GET", "processes"): self._processes,
         }
 
     def routes(self) -> list[tuple[str, str]]:
@@ -61,6 +67,22 @@ class AdminApi:
                 raise ApiError(405, f"method {request.method} not allowed for /_flyk/{name}")
             raise ApiError(404, f"not_found: no admin route /_flyk/{name}")
         return handler(request)
+
+    def _publish(self, request: LocalRequest) -> Reply:
+        body = parse_admin_body(request)
+        app, port = body.get("app"), body.get("port")
+        if not isinstance(app, str) or not APP_NAME.match(app):
+            raise bad_request("publish needs an app name")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise bad_request("publish needs a port between 1 and 65535")
+        runtime = self.backend.runtime or Runtime(self.backend.store, lambda _config: None)
+        with self.backend.store.transaction() as conn:
+            host_port = runtime.publish(conn, app, port)
+        return Reply(200, {"app": app, "port": port, "host_port": host_port})
+
+    def _processes(self, _: LocalRequest) -> Reply:
+        runtime = self.backend.runtime or Runtime(self.backend.store, lambda _config: None)
+        return Reply(200, runtime.status())
 
     def _reset(self, _: LocalRequest) -> Reply:
         self.backend.reset()

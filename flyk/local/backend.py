@@ -14,6 +14,7 @@ from flyk.local.admin import AdminApi
 from flyk.local.context import Settings
 from flyk.local.core import Core
 from flyk.local.knobs import Capacity, Faults, RateLimits, Timing
+from flyk.local.runtime import Launcher, Runtime
 from flyk.local.store import DB_ENV_VAR, Store
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ class LocalBackend:
     `orgs`: organizations the backend knows besides `personal` (slug, or slug -> display name).
     `clock`: unix seconds, injectable for tests (lease expiry, transitions, rate limits).
     `sleep`: how latency faults wait, injectable for tests.
+    `launcher`: runs the machines whose image it knows as local processes (runtime.py); every
+    other machine's workload is simulated. Without one, nothing runs for real.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class LocalBackend:
         orgs: Iterable[str] | dict[str, str] = (),
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        launcher: Launcher | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else default_path()
         self._timing = timing or Timing.instant()
@@ -65,10 +69,25 @@ class LocalBackend:
         extra = orgs if isinstance(orgs, dict) else {slug: slug for slug in orgs}
         self._default_orgs = {**DEFAULT_ORGS, **extra}
         self._ensure_orgs()
-        settings = Settings(
-            store=self._store, timing=lambda: self.timing, capacity=self.capacity, clock=self._now
+        self.runtime = (
+            None
+            if launcher is None
+            else Runtime(self._store, launcher, timing=lambda: self.timing, clock=self._now)
         )
+        settings = Settings(
+            store=self._store,
+            timing=lambda: self.timing,
+            capacity=self.capacity,
+            clock=self._now,
+            runtime=self.runtime,
+        )
+        if self.runtime is not None:
+            self.runtime.sync()  # bring back what a reboot or a crash took down
         self._core = Core(settings, self.faults, self.rate_limits, AdminApi(self), sleep=sleep)
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     def _now(self) -> float:
         return self.clock()
@@ -110,7 +129,9 @@ class LocalBackend:
         self.close()
 
     def reset(self) -> None:
-        """Forget all state (apps, machines, volumes, …) and the knobs' settings."""
+        """Forget all state (apps, machines, volumes, …) and the knobs' settings, stopping
+        every machine that runs for real first."""
+        (self.runtime or Runtime(self._store, lambda _config: None)).stop_all()
         self._store.reset()
         self._ensure_orgs()
         self.capacity.reset()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyk.local.errors import bad_request
 from flyk.local.knobs import Capacity, Timing
 from flyk.local.store import Store
 from flyk.local.validate import MAX_INT, parse_json_object
+
+if TYPE_CHECKING:
+    from flyk.local.runtime import Runtime
 
 __all__ = ["Ctx", "Reply", "Settings"]
 
@@ -23,6 +26,8 @@ class Settings:
     timing: Callable[[], Timing]
     capacity: Capacity
     clock: Callable[[], float]  # unix seconds
+    # Machines run for real (runtime.py), when the backend was given a launcher.
+    runtime: Runtime | None = None
 
 
 @dataclass

@@ -88,7 +88,9 @@ class Core:
         try:
             if request.path == ADMIN_PREFIX or request.path.startswith(ADMIN_PREFIX + "/"):
                 return _encode(self._admin(request))
-            return self._handle_api(request)
+            response = self._handle_api(request)
+            self._sync_runtime()
+            return response
         except ApiError as error:
             return _encode(error_reply(error))
         except Exception as exc:  # a bug in the backend: say so, without a traceback on the wire
@@ -135,6 +137,11 @@ class Core:
         response = _encode(reply)
         response.drop_connection = drop
         return response
+
+    def _sync_runtime(self) -> None:
+        """Machines that run for real follow the state this request left them in."""
+        if self.settings.runtime is not None:
+            self.settings.runtime.sync()
 
     def _apply_faults(self, method: str, path: str) -> bool:
         """Sleep for latency faults, raise for 429/5xx faults; True for drop_after_commit."""

@@ -351,6 +351,14 @@ class Sim:
         self.pending = [Step(now, "exit", exit_code=128 + number, signal=number)]
         return []
 
+    def exited(self, now: int, exit_code: int, workload: Workload, timing: Timing) -> list[Event]:
+        """The machine's real process ended by itself (runtime.py saw it go): an exit now,
+        then what the restart policy says."""
+        signal = exit_code - 128 if exit_code > 128 else -1
+        step = Step(now, "exit", exit_code=exit_code, signal=signal)
+        self.pending = []
+        return self._after_exit(step, self._exit_event(step, restarting=False), workload, timing)
+
     def destroy(self, now: int, timing: Timing, *, force: bool) -> list[Event]:
         if self.state in {"destroying", "destroyed"}:
             return []

@@ -64,6 +64,14 @@ CREATE TABLE IF NOT EXISTS secrets (
     app TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, digest TEXT NOT NULL,
     created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (app, name)
 );
+CREATE TABLE IF NOT EXISTS processes (
+    machine_id TEXT PRIMARY KEY, app TEXT NOT NULL, pid INTEGER NOT NULL,
+    start_ticks INTEGER NOT NULL, spawned_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS published_ports (
+    app TEXT NOT NULL, port INTEGER NOT NULL, host_port INTEGER NOT NULL,
+    PRIMARY KEY (app, port)
+);
 CREATE TABLE IF NOT EXISTS machine_memory (
     machine_id TEXT PRIMARY KEY, limit_mb INTEGER NOT NULL
 );
@@ -90,7 +98,7 @@ CREATE TABLE IF NOT EXISTS ips (
 
 _DATA_TABLES = (
     "apps", "machines", "machine_versions", "events", "leases", "volumes", "secrets", "ips", "orgs",
-    "machine_memory", "snapshots", "secret_keys", "certificates",
+    "machine_memory", "snapshots", "secret_keys", "certificates", "processes", "published_ports",
 )  # fmt: skip
 
 

@@ -28,6 +28,9 @@ class LocalTransport(httpx.BaseTransport):
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
             )
+        # Named as `flyk local serve` names itself, so a client can tell it is talking to
+        # the local backend however it reached it.
+        headers = {**response.headers, "server": "flyk-local"}
         return httpx.Response(
-            response.status, headers=response.headers, content=response.body, request=request
+            response.status, headers=headers, content=response.body, request=request
         )

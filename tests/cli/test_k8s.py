@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def test_create_json_for_ci(flyk: Flyk) -> None:
     result = flyk("ext", "k8s", "create", "ci-1", "-r", "ams", "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["api_endpoint"] == "https://flyk-ci-1-personal.fly.dev:6443"
+    # the local backend's published loopback port for the app (on Fly: <app>.fly.dev:6443)
+    assert re.fullmatch(r"https://127\.0\.0\.1:\d+", data["api_endpoint"])
+    assert data["simulated"] is True  # no control-plane binary in this test's cache
     assert data["region"] == "ams" and data["context"] == "flyk-ci-1"
     listed = json.loads(flyk("ext", "k8s", "ls", "--json").stdout)
     assert [c["name"] for c in listed] == ["ci-1"]
@@ -73,7 +76,7 @@ def test_dry_run_prints_the_plan_and_creates_nothing(flyk: Flyk, isolated_env: P
     assert flyk("ext", "k8s", "list", "--json").stdout.strip() == "[]"
     assert not (isolated_env / ".kube" / "config").exists()
     human = flyk("ext", "k8s", "create", "demo", "--dry-run")
-    assert "nothing is created" in human.stdout and "--disable-agent" in human.stdout
+    assert "nothing is created" in human.stdout and "--tls-san=" in human.stdout
 
 
 def test_dry_run_names_the_file_of_the_chain_the_entry_would_go_to(
@@ -238,7 +241,7 @@ def test_status_json(flyk: Flyk) -> None:
     assert flyk("ext", "k8s", "create", "demo").exit_code == 0
     data = json.loads(flyk("ext", "k8s", "status", "demo", "--json").stdout)
     assert data["state"] == "started" and data["api_server"]["reachable"] is False
-    assert data["checks"] == [{"name": "k3s-api", "status": "passing"}]
+    assert data["checks"] == [{"name": "api-readyz", "status": "passing"}]
 
 
 def test_kubeconfig_rebuild_merges_into_the_default_file(flyk: Flyk, isolated_env: Path) -> None:
@@ -447,15 +450,17 @@ def test_dry_run_of_an_existing_cluster_exits_5_and_changes_nothing(
 
 @pytest.mark.served
 def test_a_served_local_backend_gets_the_honest_notice(flyk: Flyk, tmp_path: Path) -> None:
-    """`flyk local serve` behind FLY_FLAPS_BASE_URL runs no images either: create must not
-    claim the cluster is ready, status must not try an API server that cannot exist."""
+    """`flyk local serve` behind FLY_FLAPS_BASE_URL, with no control-plane binary built,
+    records the control plane without running it: create must not claim the cluster is ready
+    and says how to get the real one; status must not try an API server that cannot exist."""
     served = LocalBackend(tmp_path / "db", timing=Timing.instant()).serve()
     env = {"FLY_FLAPS_BASE_URL": served.url}
     try:
         created = flyk("ext", "k8s", "create", "demo", env=env)
         assert created.exit_code == 0, created.stderr
         assert "is ready" not in created.stderr
-        assert "runs no images" in created.stderr
+        assert "control-plane binary is not built" in created.stderr
+        assert "flyk ext k8s build" in created.stderr
         status = flyk("ext", "k8s", "status", "demo", "--json", env=env)
         assert status.exit_code == 0, status.stderr
         assert "simulated" in json.loads(status.stdout)["api_server"]["detail"]
@@ -485,7 +490,8 @@ def test_create_again_on_another_kubeconfig_writes_the_entry_and_says_so(
     again = flyk("ext", "k8s", "create", "p3", "--private", "--kubeconfig", str(other))
     assert again.exit_code == 0, again.stderr
     assert "nothing on Fly was changed" in again.stderr and "had no entry" in again.stderr
-    assert "flycast:6443" in kubectl("view", kubeconfig=other)
+    # On the local backend the API is the loopback port the backend publishes for the app.
+    assert "server: https://127.0.0.1:" in kubectl("view", kubeconfig=other)
 
 
 def test_a_larger_vm_size_takes_its_own_memory(flyk: Flyk) -> None:

@@ -18,7 +18,7 @@ from tests.cli.helpers import Flyk, Result
 def test_status_and_reset(flyk: Flyk, isolated_env: Path) -> None:
     db = isolated_env / ".local" / "share" / "flyk" / "local.db"
     empty = json.loads(flyk("local", "status", "--json").stdout)
-    assert empty == {"data": str(db), "exists": False, "size_bytes": 0, "apps": 0}
+    assert empty == {"data": str(db), "exists": False, "size_bytes": 0, "apps": 0, "processes": []}
 
     flyk("--local", "apps", "create", "web")
     status = json.loads(flyk("local", "status", "--json").stdout)

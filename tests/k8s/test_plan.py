@@ -64,18 +64,12 @@ def test_public_plan_has_tcp_passthrough_and_tls_sans_for_every_name() -> None:
     config = plan.machine_config("vol_123", extra_sans=("2a09::1",)).to_api()
     (service,) = config["services"]
     assert service["internal_port"] == 6443 and service["protocol"] == "tcp"
-    assert all("handlers" not in port for port in service["ports"])  # K3s terminates TLS
-    args = config["init"]["cmd"]
+    assert all("handlers" not in port for port in service["ports"])  # the API server does TLS
+    args = config["init"]["cmd"]  # the supervisor's flags (the image's entrypoint)
     for name in ("flyk-demo-personal.fly.dev", "flyk-demo-personal.flycast", "2a09::1"):
         assert f"--tls-san={name}" in args
-    for flag in ("--disable-agent", "--egress-selector-mode=disabled"):
-        assert flag in args
-    disabled = next(a for a in args if a.startswith("--disable=")).split("=")[1].split(",")
-    # CoreDNS too: bound to the virtual node it would crash-loop as a Machine (no SA token,
-    # no kube-proxy for its ClusterIP).
-    assert set(disabled) >= {"coredns", "traefik", "servicelb", "local-storage", "metrics-server"}
-    assert not any(a.startswith("--datastore-endpoint") for a in args)  # SQLite on the volume
-    assert config["mounts"] == [{"volume": "vol_123", "path": "/var/lib/rancher/k3s"}]
+    assert all(a.startswith("--tls-san=") for a in args)
+    assert config["mounts"] == [{"volume": "vol_123", "path": "/var/lib/flyk"}]
     assert config["restart"]["policy"] == "always"
     assert config["checks"][cp.CHECK_NAME]["port"] == 6443
     assert config["guest"] == {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048}

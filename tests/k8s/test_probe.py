@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
 from flyk.api import FlyClient, RetryPolicy
@@ -169,6 +170,19 @@ class ClusterApiServer:
             self.server.server_close()
 
 
+class AsIfRemote(httpx.BaseTransport):
+    """The local backend as if it were Fly's API: without the `server` header naming it,
+    create treats its control plane as one that runs an API server, as on Fly."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        del response.headers["server"]
+        return response
+
+
 def _create_options(tmp_path: Path, api: ClusterApiServer, timeout: float) -> cluster.CreateOptions:
     kube = cluster.KubeconfigOptions(path=str(tmp_path / "kubeconfig"))
     return cluster.CreateOptions(timeout=timeout, kubeconfig=kube, api_check=api)
@@ -178,7 +192,7 @@ def test_create_waits_until_the_api_server_answers_readyz(
     backend: LocalBackend, tmp_path: Path
 ) -> None:
     slept: list[float] = []
-    client = make_client(backend.transport(), RetryPolicy(sleep=slept.append))
+    client = make_client(AsIfRemote(backend.transport()), RetryPolicy(sleep=slept.append))
     api = ClusterApiServer(client, tmp_path, ready_after=2)
     try:
         spec = ClusterSpec(name="demo", org="personal", region="iad")
@@ -205,7 +219,9 @@ def test_an_api_server_that_never_answers_times_out_and_rolls_back(
     backend: LocalBackend, tmp_path: Path
 ) -> None:
     clock = Clock()
-    client = make_client(backend.transport(), RetryPolicy(clock=clock, sleep=clock.advance))
+    client = make_client(
+        AsIfRemote(backend.transport()), RetryPolicy(clock=clock, sleep=clock.advance)
+    )
     api = ClusterApiServer(client, tmp_path, ready_after=10**9)
     try:
         spec = ClusterSpec(name="demo", org="personal", region="iad")

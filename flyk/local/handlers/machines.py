@@ -183,6 +183,8 @@ def create_machine(ctx: Ctx) -> Reply:
             "UPDATE volumes SET attached_machine_id = ? WHERE id = ?", (m.id, volume["id"])
         )
     nonce = _lease_on_create(ctx, m, body.get("lease_ttl"))
+    if ctx.settings.runtime is not None:
+        ctx.settings.runtime.adopt(ctx.db, m)
     advance(ctx.db, m, ctx.now_ms, ctx.timing)
     return Reply(200, machine_json(ctx.db, m, nonce=nonce))
 
@@ -233,6 +235,8 @@ def update_machine(ctx: Ctx) -> Reply:
     events = m.sim.update(ctx.now_ms, ctx.timing, skip_launch=bool(body.get("skip_launch")))
     add_version(ctx.db, m)
     save_machine(ctx.db, m, events)
+    if ctx.settings.runtime is not None:
+        ctx.settings.runtime.adopt(ctx.db, m)
     nonce = None
     if body.get("lease_ttl") is not None and ctx.nonce() is None:
         nonce = _lease_on_create(ctx, m, body["lease_ttl"])

@@ -1,0 +1,51 @@
+"""Objects the control plane creates at every start, idempotently, as the supervisor (a
+`system:masters` client certificate that never leaves the machine).
+
+- ClusterRoleBinding `kube-apiserver-kubelet-admin`: the API server's kubelet-client
+  certificate (user `kube-apiserver`) may reach the kubelet's API (`nodes/proxy`, `nodes/log`,
+  …) through `system:kubelet-api-admin`, for `kubectl logs` and `exec` (K3s ships the same).
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flyk.k8s import bootstrap
+
+BOOTSTRAP_OBJECTS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "kube-apiserver-kubelet-admin"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:kubelet-api-admin",
+            },
+            "subjects": [
+                {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "User",
+                    "name": bootstrap.KUBELET_CLIENT_USER,
+                }
+            ],
+        },
+    ),
+]
+
+
+def ensure(server: str, ca_file: Path, cert_file: Path, key_file: Path) -> None:
+    """Create each bootstrap object unless it exists (409 is success)."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.load_cert_chain(str(cert_file), str(key_file))
+    with httpx.Client(base_url=server, verify=context, timeout=10) as client:
+        for path, body in BOOTSTRAP_OBJECTS:
+            response = client.post(path, json=body)
+            if response.status_code not in (200, 201, 409):
+                response.raise_for_status()

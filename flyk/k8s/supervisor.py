@@ -1,0 +1,268 @@
+"""The control-plane machine's main process: starts kine, the API server, the controller-manager,
+the scheduler and the virtual kubelet in that order, each once the one before it is ready;
+restarts one that dies, with backoff; stops them in reverse order on SIGTERM; exits non-zero
+when it cannot keep them up (Fly's restart policy then restarts the machine).
+
+Why Python and not Go: the supervisor signs the boot's certificates with flyk's PKI code
+(bootstrap.py), renders every flag in one place (components.py) and starts the kubelet, which
+is Python too; the Go binary stays upstream's components and nothing else. It costs one
+Python process (~30 MB) beside a control plane of several hundred.
+
+`Supervisor` is generic over `Process` specs, so tests drive it with small stand-ins; `run`
+wires the real control plane.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from flyk.k8s import bootstrap, components, rbac
+from flyk.k8s.components import Layout
+
+log = logging.getLogger("flyk.supervisor")
+
+# A component that dies this many times within RESTART_WINDOW seconds is not coming back:
+# the supervisor stops everything and exits 1, and Fly restarts the machine.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 120.0
+MAX_BACKOFF = 30.0
+STOP_GRACE = 10.0
+READY_TIMEOUT = 180.0
+POLL = 0.2
+
+# Environment the components never see: the CA keys (Fly injects app secrets as variables;
+# the files are what the components read) and the Machines API token, the kubelet's alone.
+PRIVATE_ENV_PREFIXES = ("FLYK_PKI_",)
+TOKEN_ENV = ("FLYK_KUBELET_TOKEN", "FLY_API_TOKEN", "FLY_ACCESS_TOKEN")
+EXIT_FILE_ENV = "FLYK_EXIT_FILE"
+
+
+@dataclass
+class Process:
+    """One supervised process: how to start it and how to tell it is ready."""
+
+    name: str
+    argv: Callable[[], Sequence[str]]
+    ready: Callable[[], bool] = lambda: True
+    env: Mapping[str, str] | None = None  # the whole environment; None inherits ours
+    cwd: Path | None = None
+    after_ready: Callable[[], None] | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    deaths: list[float] = field(default_factory=list)
+
+
+class SupervisorError(Exception):
+    pass
+
+
+class Supervisor:
+    def __init__(self, processes: Sequence[Process], *, ready_timeout: float = READY_TIMEOUT):
+        self.processes = list(processes)
+        self.ready_timeout = ready_timeout
+        self._stopping = threading.Event()
+
+    def request_stop(self, *_args: object) -> None:
+        self._stopping.set()
+
+    def run(self) -> int:
+        """Start in order, then watch until asked to stop or a process cannot be kept up."""
+        try:
+            for process in self.processes:
+                if self._stopping.is_set():
+                    return 0
+                self._start(process)
+                self._wait_ready(process)
+            log.info("control plane up: %s", ", ".join(p.name for p in self.processes))
+            while not self._stopping.wait(POLL):
+                for process in self.processes:
+                    self._check(process)
+            return 0
+        except SupervisorError as exc:
+            log.error("%s; stopping the control plane", exc)
+            return 1
+        finally:
+            self.stop_all()
+
+    def _start(self, process: Process) -> None:
+        argv = list(process.argv())
+        env = None if process.env is None else dict(process.env)
+        process.popen = subprocess.Popen(argv, env=env, cwd=process.cwd, stdin=subprocess.DEVNULL)
+        log.info("started %s (pid %d)", process.name, process.popen.pid)
+
+    def _wait_ready(self, process: Process) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while not self._stopping.is_set():
+            assert process.popen is not None
+            code = process.popen.poll()
+            if code is not None:
+                raise SupervisorError(f"{process.name} exited with {code} before it was ready")
+            if _safely(process.ready):
+                log.info("%s is ready", process.name)
+                if process.after_ready is not None:
+                    process.after_ready()
+                return
+            if time.monotonic() > deadline:
+                raise SupervisorError(
+                    f"{process.name} was not ready after {self.ready_timeout:.0f}s"
+                )
+            time.sleep(POLL)
+
+    def _check(self, process: Process) -> None:
+        assert process.popen is not None
+        code = process.popen.poll()
+        if code is None:
+            return
+        now = time.monotonic()
+        process.deaths = [t for t in process.deaths if now - t < RESTART_WINDOW] + [now]
+        if len(process.deaths) > MAX_RESTARTS:
+            raise SupervisorError(
+                f"{process.name} exited {len(process.deaths)} times in {RESTART_WINDOW:.0f} s"
+            )
+        delay = min(MAX_BACKOFF, 2 ** (len(process.deaths) - 1))
+        log.warning("%s exited with %d; restarting it in %d s", process.name, code, delay)
+        if self._stopping.wait(delay):
+            return
+        self._start(process)
+        self._wait_ready(process)
+
+    def stop_all(self) -> None:
+        """SIGTERM each process, last started first; SIGKILL what outlives STOP_GRACE."""
+        for process in reversed(self.processes):
+            popen = process.popen
+            if popen is None or popen.poll() is not None:
+                continue
+            popen.terminate()
+            try:
+                popen.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                log.warning("%s ignored SIGTERM for %.0f s; killing it", process.name, STOP_GRACE)
+                popen.kill()
+                popen.wait()
+            log.info("stopped %s", process.name)
+
+
+def _safely(check: Callable[[], bool]) -> bool:
+    try:
+        return check()
+    except (OSError, ValueError):
+        return False
+
+
+def https_ok(url: str, ca_file: Path) -> Callable[[], bool]:
+    """A readiness check: GET `url` answers 200, its certificate signed by `ca_file`."""
+
+    def check() -> bool:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        with urllib.request.urlopen(url, context=context, timeout=2) as response:
+            return bool(response.status == 200)
+
+    return check
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _private(name: str) -> bool:
+    return name.startswith(PRIVATE_ENV_PREFIXES)
+
+
+def _component_env() -> dict[str, str]:
+    """The environment the Go components get: ours less the CA keys and the tokens."""
+    return {k: v for k, v in os.environ.items() if not _private(k) and k not in TOKEN_ENV}
+
+
+def kubelet_process(kubeconfig: Path) -> Process:
+    """`flyk ext k8s kubelet` against the Machines API the machine was given: the local
+    backend's database (FLYK_LOCAL_DB, set by the local runtime) or FLYK_API_URL with the
+    kubelet's own token."""
+    env = {k: v for k, v in os.environ.items() if not _private(k)}
+    env["KUBECONFIG"] = str(kubeconfig)
+    token = env.pop("FLYK_KUBELET_TOKEN", "") or env.pop("FLY_API_TOKEN", "")
+    env.pop("FLY_ACCESS_TOKEN", None)
+    argv = [sys.executable, "-m", "flyk"]
+    if env.get("FLYK_LOCAL_DB"):
+        argv.append("--local")
+    else:
+        env["FLY_FLAPS_BASE_URL"] = env.get("FLYK_API_URL", "http://_api.internal:4280")
+        if token:
+            env["FLY_API_TOKEN"] = token
+    argv += ["ext", "k8s", "kubelet"]
+    return Process("kubelet", lambda: argv, env=env)
+
+
+def control_plane(
+    binary: Path, layout: Layout, tls_sans: Sequence[str], *, with_kubelet: bool = True
+) -> list[Process]:
+    """The control plane's processes, in start order. Signs this boot's certificates first."""
+    files = bootstrap.prepare(layout, tls_sans)
+    env = _component_env()
+    cwd = layout.data
+    ca = layout.ca("server-ca.crt")
+    api = f"https://127.0.0.1:{layout.api_port}"
+    kcm_port, scheduler_port = free_port(), free_port()
+
+    def component(name: str, args: Callable[[], list[str]], ready: Callable[[], bool]) -> Process:
+        return Process(name, lambda: [str(binary), name, *args()], ready, env=env, cwd=cwd)
+
+    processes = [
+        component(
+            "kine", lambda: components.kine_args(layout), lambda: (cwd / "kine.sock").exists()
+        ),
+        component(
+            "kube-apiserver",
+            lambda: components.apiserver_args(layout),
+            https_ok(f"{api}/readyz", ca),
+        ),
+        component(
+            "kube-controller-manager",
+            lambda: components.controller_manager_args(layout, kcm_port),
+            https_ok(f"https://127.0.0.1:{kcm_port}/healthz", ca),
+        ),
+        component(
+            "kube-scheduler",
+            lambda: components.scheduler_args(layout, scheduler_port),
+            https_ok(f"https://127.0.0.1:{scheduler_port}/healthz", ca),
+        ),
+    ]
+    processes[1].after_ready = lambda: rbac.ensure(
+        api, ca, files.supervisor_cert, files.supervisor_key
+    )
+    if with_kubelet:
+        processes.append(kubelet_process(files.kubelet))
+    return processes
+
+
+def run(binary: Path, layout: Layout, tls_sans: Sequence[str], *, with_kubelet: bool = True) -> int:
+    """The supervisor's whole life; its exit code is the machine's."""
+    supervisor = Supervisor(control_plane(binary, layout, tls_sans, with_kubelet=with_kubelet))
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        supervisor.request_stop()
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    code = supervisor.run()
+    exit_file = os.environ.get(EXIT_FILE_ENV)
+    if exit_file:
+        with contextlib.suppress(OSError):
+            Path(exit_file).write_text(f"{code}\n")
+    return code
