@@ -258,9 +258,14 @@ def test_bad_queries(raw: httpx.Client, machine_base: str, url: str, status: int
     assert_error(raw.get(url.replace("{id}", machine_id)), status)
 
 
-def test_wrong_method_is_405(raw: httpx.Client) -> None:
+def test_wrong_method_is_405_with_the_methods_the_path_takes(raw: httpx.Client) -> None:
     make_app(raw)
-    assert_error(raw.patch("/apps/demo"), 405)
+    response = raw.patch("/apps/demo")
+    assert_error(response, 405)
+    assert response.headers["allow"] == "GET, HEAD, DELETE"
+    assert "allowed: GET, HEAD, DELETE" in response.json()["error"]
+    metadata = raw.request("TRACE", "/apps/demo/machines/x/metadata")
+    assert metadata.headers["allow"] == "GET, HEAD, PUT, PATCH"
 
 
 def test_unserved_operation_is_501(raw: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
