@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from flyk.local.admin import AdminApi
 from flyk.local.context import Settings
 from flyk.local.core import Core
-from flyk.local.knobs import Capacity, Faults, RateLimits, Timing
+from flyk.local.knobs import Capacity, Faults, RateLimits, Timing, strict_from_env
 from flyk.local.store import DB_ENV_VAR, Store
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class LocalBackend:
     `orgs`: organizations the backend knows besides `personal` (slug, or slug -> display name).
     `clock`: unix seconds, injectable for tests (lease expiry, transitions, rate limits).
     `sleep`: how latency faults wait, injectable for tests.
+    `strict`: refuse request fields the spec does not name (None: `FLYK_LOCAL_STRICT`); by
+    default they are ignored, as the real API ignores them. `.strict` may be changed later.
     """
 
     def __init__(
@@ -53,8 +55,10 @@ class LocalBackend:
         orgs: Iterable[str] | dict[str, str] = (),
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        strict: bool | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else default_path()
+        self.strict = strict_from_env() if strict is None else strict
         self._timing = timing or Timing.instant()
         self._timing_lock = threading.Lock()
         self.capacity = Capacity()
@@ -66,7 +70,11 @@ class LocalBackend:
         self._default_orgs = {**DEFAULT_ORGS, **extra}
         self._ensure_orgs()
         settings = Settings(
-            store=self._store, timing=lambda: self.timing, capacity=self.capacity, clock=self._now
+            store=self._store,
+            timing=lambda: self.timing,
+            capacity=self.capacity,
+            clock=self._now,
+            strict=lambda: self.strict,
         )
         self._core = Core(settings, self.faults, self.rate_limits, AdminApi(self), sleep=sleep)
 

@@ -23,6 +23,7 @@ class Settings:
     timing: Callable[[], Timing]
     capacity: Capacity
     clock: Callable[[], float]  # unix seconds
+    strict: Callable[[], bool] = lambda: False  # refuse unknown request fields
 
 
 @dataclass

@@ -23,7 +23,7 @@ from flyk.local.context import Ctx, Reply, Settings
 from flyk.local.errors import ApiError
 from flyk.local.knobs import Faults, RateLimits
 from flyk.local.routes import OWNS_TRANSACTIONS, Route, match
-from flyk.local.validate import MAX_BODY_BYTES, parse_json_object
+from flyk.local.validate import MAX_BODY_BYTES, parse_json_object, strictness
 
 __all__ = ["ADMIN_PREFIX", "API_PREFIX", "Core", "LocalRequest", "LocalResponse"]
 
@@ -159,12 +159,13 @@ class Core:
             settings=self.settings,
             now_ms=round(self.settings.clock() * 1000),
         )
-        if route.operation_id in OWNS_TRANSACTIONS:
-            reply = handler(ctx)
-        else:
-            with self.settings.store.transaction() as conn:
-                ctx.conn = conn
+        with strictness(self.settings.strict()):
+            if route.operation_id in OWNS_TRANSACTIONS:
                 reply = handler(ctx)
+            else:
+                with self.settings.store.transaction() as conn:
+                    ctx.conn = conn
+                    reply = handler(ctx)
         response = _encode(reply)
         response.drop_connection = drop
         return response
