@@ -9,11 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +22,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from flyk.local import LocalBackend
 from flyk.local.routes import HANDLERS, SPEC_OPERATIONS
-from tests.local.conftest import make_app, make_machine
+from tests.local.conftest import flyk_local_serve, make_app, make_machine
 from tests.spec_check import SpecCheckingTransport, load_spec
 
 FIELDS = [
@@ -196,39 +192,6 @@ class Seeded:
             "org_slug": "personal",
         }
         return fixed.get(name) or self.ids[name.removesuffix("_id")]
-
-
-@dataclass
-class Served:
-    url: str
-    stderr: str = ""  # what the server printed, once it has stopped
-
-
-@contextmanager
-def flyk_local_serve(tmp_path: Path) -> Iterator[Served]:
-    """`flyk local serve` in a process of its own, lenient (the default a user gets)."""
-    env = {**os.environ, "FLYK_LOCAL_DB": str(tmp_path / "fuzz.db"), "FLYK_LOCAL_STRICT": "0"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "flyk", "local", "serve", "--port", "0", "--timing", "instant"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    served = Served("")
-    try:
-        assert server.stdout is not None
-        served.url = server.stdout.readline().strip()
-        assert served.url.startswith("http://127.0.0.1:"), server.communicate(timeout=10)
-        yield served
-    finally:
-        server.terminate()
-        try:
-            served.stderr = server.communicate(timeout=30)[1]
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.communicate()
 
 
 def test_schemathesis_with_the_official_spec_reaches_the_state(tmp_path: Path) -> None:
