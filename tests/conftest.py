@@ -41,6 +41,9 @@ def isolated_env(
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    # flyk's own requests must name only the spec's fields: a typo in the client is a 400 here,
+    # where the real API (and a lenient local backend) would silently ignore the field.
+    monkeypatch.setenv("FLYK_LOCAL_STRICT", "1")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("TERM", "dumb")

@@ -7,6 +7,7 @@ lifecycles are simulated, with the timings ``--timing`` selects.
 
 from __future__ import annotations
 
+import signal
 import threading
 from enum import StrEnum
 from typing import Annotated, Any
@@ -68,6 +69,13 @@ def serve(
         raise UsageError(
             f"cannot listen on {host}:{port}: {error.strerror or error}", hint=_listen_hint(error)
         ) from error
+    # SIGTERM (a service manager, `kill`, a container stopping) stops it as Ctrl-C does; the
+    # handler is in place before the URL is printed, so whoever read the URL may stop it.
+    stop = threading.Event()
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    except ValueError:  # not the main thread (an embedding caller): Ctrl-C only
+        previous = None
     try:
         out.emit(
             {"url": served.url, "data": str(config.local_db_path())}, lambda: out.line(served.url)
@@ -79,10 +87,13 @@ def serve(
                 "(the local backend checks no token)"
             )
         out.notice(f"Use it with: export FLY_FLAPS_BASE_URL={served.url}   (Ctrl-C stops)")
-        threading.Event().wait()
+        stop.wait()
+        out.notice("Stopped.")
     except KeyboardInterrupt:
         out.notice("Stopped.")
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         served.close()
 
 

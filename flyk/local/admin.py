@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flyk.local.context import Reply
-from flyk.local.core import LocalRequest, parse_admin_body
+from flyk.local.core import LocalRequest, method_not_allowed, parse_admin_body, routed_method
 from flyk.local.errors import ApiError, bad_request
 from flyk.local.knobs import FaultRule, Timing
 from flyk.local.regions import REGIONS
@@ -61,10 +61,11 @@ class AdminApi:
 
     def __call__(self, request: LocalRequest) -> Reply:
         name = request.path.removeprefix("/_flyk").strip("/")
-        handler = self._routes.get((request.method, name))
+        handler = self._routes.get((routed_method(request.method), name))
         if handler is None:
-            if any(path == name for _, path in self._routes):
-                raise ApiError(405, f"method {request.method} not allowed for /_flyk/{name}")
+            allowed = tuple(method for method, path in self._routes if path == name)
+            if allowed:
+                raise method_not_allowed(request.method, f"/_flyk/{name}", allowed)
             raise ApiError(404, f"not_found: no admin route /_flyk/{name}")
         return handler(request)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from flyk.local.admin import AdminApi
 from flyk.local.context import Settings
 from flyk.local.core import Core
-from flyk.local.knobs import Capacity, Faults, RateLimits, Timing
+from flyk.local.knobs import Capacity, Faults, RateLimits, Timing, strict_from_env
 from flyk.local.runtime import Launcher, Runtime
 from flyk.local.store import DB_ENV_VAR, Store
 
@@ -44,6 +44,8 @@ class LocalBackend:
     `orgs`: organizations the backend knows besides `personal` (slug, or slug -> display name).
     `clock`: unix seconds, injectable for tests (lease expiry, transitions, rate limits).
     `sleep`: how latency faults wait, injectable for tests.
+    `strict`: refuse request fields the spec does not name (None: `FLYK_LOCAL_STRICT`); by
+    default they are ignored, as the real API ignores them. `.strict` may be changed later.
     `launcher`: runs the machines whose image it knows as local processes (runtime.py); every
     other machine's workload is simulated. Without one, nothing runs for real.
     """
@@ -56,9 +58,11 @@ class LocalBackend:
         orgs: Iterable[str] | dict[str, str] = (),
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        strict: bool | None = None,
         launcher: Launcher | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else default_path()
+        self.strict = strict_from_env() if strict is None else strict
         self._timing = timing or Timing.instant()
         self._timing_lock = threading.Lock()
         self.capacity = Capacity()
@@ -79,6 +83,7 @@ class LocalBackend:
             timing=lambda: self.timing,
             capacity=self.capacity,
             clock=self._now,
+            strict=lambda: self.strict,
             runtime=self.runtime,
         )
         if self.runtime is not None:

@@ -26,6 +26,7 @@ class Settings:
     timing: Callable[[], Timing]
     capacity: Capacity
     clock: Callable[[], float]  # unix seconds
+    strict: Callable[[], bool] = lambda: False  # refuse unknown request fields
     # Machines run for real (runtime.py), when the backend was given a launcher.
     runtime: Runtime | None = None
 

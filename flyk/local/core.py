@@ -23,7 +23,7 @@ from flyk.local.context import Ctx, Reply, Settings
 from flyk.local.errors import ApiError
 from flyk.local.knobs import Faults, RateLimits
 from flyk.local.routes import OWNS_TRANSACTIONS, Route, match
-from flyk.local.validate import MAX_BODY_BYTES, parse_json_object
+from flyk.local.validate import MAX_BODY_BYTES, parse_json_object, strictness
 
 __all__ = ["ADMIN_PREFIX", "API_PREFIX", "Core", "LocalRequest", "LocalResponse"]
 
@@ -62,6 +62,33 @@ def _encode(reply: Reply) -> LocalResponse:
     return LocalResponse(reply.status, headers, body)
 
 
+def allow_header(methods: tuple[str, ...]) -> str:
+    """`Allow` for a path that takes `methods`: HEAD goes with GET."""
+    listed = list(methods)
+    if "GET" in listed:
+        listed.insert(listed.index("GET") + 1, "HEAD")
+    return ", ".join(listed)
+
+
+def routed_method(method: str) -> str:
+    """The method a request is routed as: HEAD goes wherever GET does."""
+    return "GET" if method == "HEAD" else method
+
+
+def _printable(method: str) -> str:
+    """A method as a client sent it, safe to echo in a message (any token is a method)."""
+    return method.encode("ascii", "backslashreplace").decode()[:32]
+
+
+def method_not_allowed(method: str, path: str, allowed: tuple[str, ...]) -> ApiError:
+    allow = allow_header(allowed)
+    return ApiError(
+        405,
+        f"method {_printable(method)} not allowed for {path} (allowed: {allow})",
+        headers={"allow": allow},
+    )
+
+
 def error_reply(error: ApiError) -> Reply:
     return Reply(error.status, error.body(), dict(error.headers))
 
@@ -85,6 +112,12 @@ class Core:
         self._sleep = sleep
 
     def handle(self, request: LocalRequest) -> LocalResponse:
+        response = self._handle(request)
+        if request.method == "HEAD":  # GET's answer without its body (RFC 9110 §9.3.2)
+            response.body = b""
+        return response
+
+    def _handle(self, request: LocalRequest) -> LocalResponse:
         try:
             if request.path == ADMIN_PREFIX or request.path.startswith(ADMIN_PREFIX + "/"):
                 return _encode(self._admin(request))
@@ -104,11 +137,11 @@ class Core:
         path = request.path[len(API_PREFIX) :] or "/"
         if request.too_large or len(request.body) > MAX_BODY_BYTES:
             raise ApiError(413, f"request body too large: the limit is {MAX_BODY_BYTES} bytes")
-        route, params, path_known = match(request.method, path)
+        route, params, allowed = match(routed_method(request.method), path)
         if route is None:
-            if path_known:
-                raise ApiError(405, f"method {request.method} not allowed for {path}")
-            raise ApiError(404, f"not_found: no route for {request.method} {path}")
+            if allowed:
+                raise method_not_allowed(request.method, path, allowed)
+            raise ApiError(404, f"not_found: no route for {_printable(request.method)} {path}")
         handler = route.handler
         if handler is None:
             raise ApiError(
@@ -119,7 +152,7 @@ class Core:
         drop = self._apply_faults(request.method, path)
         self._apply_rate_limits(route, params)
         ctx = Ctx(
-            method=request.method,
+            method=routed_method(request.method),
             path=path,
             params=params,
             query=parse_qsl(request.query, keep_blank_values=True),
@@ -128,12 +161,13 @@ class Core:
             settings=self.settings,
             now_ms=round(self.settings.clock() * 1000),
         )
-        if route.operation_id in OWNS_TRANSACTIONS:
-            reply = handler(ctx)
-        else:
-            with self.settings.store.transaction() as conn:
-                ctx.conn = conn
+        with strictness(self.settings.strict()):
+            if route.operation_id in OWNS_TRANSACTIONS:
                 reply = handler(ctx)
+            else:
+                with self.settings.store.transaction() as conn:
+                    ctx.conn = conn
+                    reply = handler(ctx)
         response = _encode(reply)
         response.drop_connection = drop
         return response

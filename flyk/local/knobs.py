@@ -1,26 +1,44 @@
-"""The backend's knobs: timing, capacity, rate limits and faults.
+"""The backend's knobs: timing, capacity, rate limits, faults and strictness.
 
 Each is a plain object owned by one `LocalBackend` (not stored in SQLite): tests set them through
 the Python API, and a served backend exposes them under `/_flyk/`. They are thread-safe because the
 served backend handles requests on many threads.
+
+Strictness is the one knob read from the environment: `FLYK_LOCAL_STRICT=1` (or true, yes, on)
+makes a backend refuse request fields the spec does not name (400 `unknown field`), where by
+default it ignores them as the real API does. flyk's own test suite runs strict, so that a typo
+in flyk's client is caught; `LocalBackend(strict=…)` or `backend.strict = …` overrides it.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 __all__ = [
+    "STRICT_ENV_VAR",
     "Capacity",
     "FaultKind",
     "FaultRule",
     "Faults",
     "RateLimits",
     "Timing",
+    "strict_from_env",
 ]
+
+STRICT_ENV_VAR = "FLYK_LOCAL_STRICT"
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+def strict_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """Whether `FLYK_LOCAL_STRICT` asks for strict request checking (1, true, yes, on)."""
+    value = (os.environ if env is None else env).get(STRICT_ENV_VAR, "")
+    return value.strip().lower() in _TRUE_WORDS
 
 
 @dataclass(frozen=True)

@@ -220,21 +220,23 @@ ROUTES: tuple[Route, ...] = tuple(
 )
 
 
-def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
-    """The route for a request, its path parameters, and whether the path exists at all (for
-    telling 405 from 404). A literal segment wins over a parameter (`/metadata` vs `/{key}`)."""
-    path_known = False
+def match(method: str, path: str) -> tuple[Route | None, dict[str, str], tuple[str, ...]]:
+    """The route for a request, its path parameters, and the methods the path takes (empty for
+    a path the API does not have: 404, else 405 with them in `Allow`). A literal segment wins
+    over a parameter (`/metadata` vs `/{key}`)."""
+    allowed: list[str] = []
     best: tuple[Route, dict[str, str]] | None = None
     for route in ROUTES:
         found = route.pattern.match(path)
         if found is None:
             continue
-        path_known = True
+        if route.method not in allowed:
+            allowed.append(route.method)
         if route.method != method:
             continue
         params = {k: unquote(v) for k, v in found.groupdict().items()}
         if best is None or len(params) < len(best[1]):
             best = (route, params)
     if best is None:
-        return None, {}, path_known
-    return best[0], best[1], True
+        return None, {}, tuple(allowed)
+    return best[0], best[1], tuple(allowed)

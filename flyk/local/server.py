@@ -80,18 +80,23 @@ def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
                     raise _BadFraming("malformed chunked body: a chunk is not its stated size")
                 chunks.append(chunk)
 
-        def _refuse_framing(self, error: _BadFraming) -> None:
-            """A 400 in the API's shape; the connection closes (the next request's start is
-            unknown)."""
+        def _send_json_error(self, code: int, message: str) -> None:
+            """An error the HTTP layer finds itself, in the API's shape (`{"error": …}`). The
+            connection closes: what follows on it cannot be trusted."""
             self.close_connection = True
-            body = json.dumps({"error": f"malformed request body: {error}"}).encode()
+            if not self.request_version.startswith("HTTP/1."):
+                # a request line too broken to name a version (the standard library then
+                # assumes HTTP/0.9, which has no status line): answer in HTTP/1.1
+                self.request_version = "HTTP/1.1"
+            body = json.dumps({"error": message}).encode()
             try:
-                self.send_response(400)
+                self.send_response(code)
                 self.send_header("content-type", "application/json; charset=utf-8")
                 self.send_header("content-length", str(len(body)))
                 self.send_header("connection", "close")
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
             except CLIENT_GONE:
                 pass  # the client left: nobody to tell
 
@@ -99,7 +104,7 @@ def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
             try:
                 body, too_large = self._read_body()
             except _BadFraming as error:
-                self._refuse_framing(error)
+                self._send_json_error(400, f"malformed request body: {error}")
                 return
             url = urlsplit(self.path)
             request = LocalRequest(
@@ -126,7 +131,21 @@ def _handler_class(core: Core) -> type[BaseHTTPRequestHandler]:
             except CLIENT_GONE:
                 self.close_connection = True  # the client left before its answer: normal
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+        def __getattr__(self, name: str) -> Any:
+            """Every method a client may send reaches the core (`do_TRACE`, `do_OPTIONS`,
+            `do_FOO`, …), which answers in the API's shape: 405 with `Allow` for a method the
+            path does not take. Without this the standard library answers 501 in HTML."""
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            """The standard library's own refusals (a malformed request line, a URI or headers
+            too long, an HTTP version it does not speak) in the API's error shape, not HTML."""
+            reason = message or self.responses.get(code, ("error",))[0]
+            self._send_json_error(code, f"{reason}: {explain}" if explain else reason)
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # quiet: the CLI owns the terminal

@@ -1,15 +1,20 @@
 """Request validation: JSON bodies, field types, names and machine config.
 
 Everything here raises a 400-class `ApiError` with a message; nothing a client sends may cause a
-500. Field tables list the spec's request properties (plus the documented client variants), so an
-unknown field is refused the way a typo deserves.
+500. Field tables list the spec's request properties (plus the documented client variants).
+
+A field a table does not list is ignored, as the real API (a Go service decoding JSON into
+structs) ignores it; in strict mode (`FLYK_LOCAL_STRICT`, see `knobs.py`) it is refused the way a
+typo deserves. The mode is per request: the core sets it with `strictness()` around each one.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from flyk.local.config_schema import ROOT, SCHEMAS
@@ -19,8 +24,26 @@ __all__ = [
     "APP_NAME",
     "check_fields",
     "parse_json_object",
+    "strictness",
     "validate_config",
 ]
+
+_STRICT: ContextVar[bool] = ContextVar("flyk_local_strict", default=False)
+
+
+@contextmanager
+def strictness(strict: bool) -> Iterator[None]:
+    """Within: unknown request fields are refused (True) or ignored (False)."""
+    token = _STRICT.set(strict)
+    try:
+        yield
+    finally:
+        _STRICT.reset(token)
+
+
+def is_strict() -> bool:
+    return _STRICT.get()
+
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -94,11 +117,13 @@ def _type_ok(value: Any, kind: str) -> bool:
 
 
 def check_fields(body: Mapping[str, Any], allowed: Mapping[str, str], where: str) -> None:
-    """Refuse unknown fields and fields of the wrong type. Types: str int num bool obj list,
-    with a trailing `?` when null is accepted."""
+    """Refuse fields of the wrong type, and unknown fields in strict mode (else they are
+    ignored). Types: str int num bool obj list, with a trailing `?` when null is accepted."""
     for key, value in body.items():
         if key not in allowed:
-            raise bad_request(f"invalid {where}: unknown field {key!r}")
+            if _STRICT.get():
+                raise bad_request(f"invalid {where}: unknown field {key!r}")
+            continue
         if not _type_ok(value, allowed[key]):
             expected = allowed[key].rstrip("?")
             raise bad_request(f"invalid {where}: field {key!r} must be {_NAMES[expected]}")
@@ -186,8 +211,8 @@ def validate_config(config: Any) -> dict[str, Any]:
     image = config.get("image")
     if not isinstance(image, str) or not image.strip():
         raise bad_request("invalid config.image: an image is required")
-    checked = dict(config)
-    checked["guest"] = _validate_guest(config.get("guest"))
+    checked: dict[str, Any] = prune(config, f"@{ROOT}")
+    checked["guest"] = prune(_validate_guest(config.get("guest")), SCHEMAS[ROOT]["guest"])
     if config.get("env") is not None:
         string_map(config["env"], "config.env")
     if config.get("metadata") is not None:
@@ -245,6 +270,22 @@ def check_schema(value: Any, kind: str, where: str) -> None:
     short = {"string": "str", "integer": "int", "number": "num", "boolean": "bool"}
     if not _type_ok(value, short.get(kind, "obj")):
         raise bad_request(f"invalid {where}: must be {_TYPE_NAMES.get(kind, kind)}")
+
+
+def prune(value: Any, kind: str) -> Any:
+    """The value without the fields its schema does not name, at any depth: what the real API
+    keeps of a config once Go has decoded it (a field it does not know is dropped, not echoed
+    back). Call after `check_schema`, which checked the shapes."""
+    if value is None:
+        return None
+    if kind.startswith("@") and isinstance(value, dict):
+        props = SCHEMAS[kind[1:]]
+        return {key: prune(item, props[key]) for key, item in value.items() if key in props}
+    if kind.startswith("[") and isinstance(value, list):
+        return [prune(item, kind[1:-1]) for item in value]
+    if kind.startswith("{") and isinstance(value, dict):
+        return {key: prune(item, kind[1:-1]) for key, item in value.items()}
+    return value
 
 
 def _check_config_strings(config: dict[str, Any]) -> None:

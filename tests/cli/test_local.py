@@ -97,6 +97,29 @@ def test_serve_speaks_the_machines_api_over_http(isolated_env: Path, host: str |
     assert (warned in stderr) == (host is not None), stderr
 
 
+@pytest.mark.served
+def test_serve_stops_quietly_on_sigterm(isolated_env: Path) -> None:
+    """A service manager or `kill` stops it the way Ctrl-C does: exit 0, one line."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flyk", "local", "serve", "--port", "0", "--timing", "instant"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("http://127.0.0.1:")
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, stderr
+    assert stderr.splitlines()[-1] == "Stopped."
+    assert "Traceback" not in stderr
+
+
 def test_serve_on_a_busy_port_is_a_usage_error_with_a_hint(flyk: Flyk) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

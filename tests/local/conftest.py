@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +94,37 @@ def make_machine(client: httpx.Client, app: str = "demo", **fields: Any) -> dict
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+@dataclass
+class Served:
+    url: str
+    stderr: str = ""  # what the server printed, once it has stopped
+
+
+@contextmanager
+def flyk_local_serve(tmp_path: Path, timing: str = "instant") -> Iterator[Served]:
+    """`flyk local serve` in a process of its own, as another tool meets it: lenient (the
+    default a user gets), its state in `tmp_path`; stopped (SIGTERM) on the way out."""
+    env = {**os.environ, "FLYK_LOCAL_DB": str(tmp_path / "served.db"), "FLYK_LOCAL_STRICT": "0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flyk", "local", "serve", "--port", "0", "--timing", timing],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    served = Served("")
+    try:
+        assert server.stdout is not None
+        served.url = server.stdout.readline().strip()
+        assert served.url.startswith("http://127.0.0.1:"), server.communicate(timeout=10)
+        yield served
+    finally:
+        server.terminate()
+        try:
+            served.stderr = server.communicate(timeout=30)[1]
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.communicate()

@@ -210,7 +210,8 @@ ACTION_CASES: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("stop-bad-timeout", "POST", "/stop", {"timeout": "soon"}, 400),
     ("stop-unknown-field", "POST", "/stop", {"signal": "SIGTERM", "force": True}, 400),
     ("signal-missing", "POST", "/signal", {}, 400),
-    ("signal-number", "POST", "/signal", {"signal": 9}, 400),
+    ("signal-number-unknown", "POST", "/signal", {"signal": 99}, 400),
+    ("signal-number-bool", "POST", "/signal", {"signal": True}, 400),
     ("exec-empty", "POST", "/exec", {"command": []}, 400),
     ("exec-not-strings", "POST", "/exec", {"command": ["ls", 1]}, 400),
     ("lease-ttl-string", "POST", "/lease", {"ttl": "30"}, 400),
@@ -258,9 +259,14 @@ def test_bad_queries(raw: httpx.Client, machine_base: str, url: str, status: int
     assert_error(raw.get(url.replace("{id}", machine_id)), status)
 
 
-def test_wrong_method_is_405(raw: httpx.Client) -> None:
+def test_wrong_method_is_405_with_the_methods_the_path_takes(raw: httpx.Client) -> None:
     make_app(raw)
-    assert_error(raw.patch("/apps/demo"), 405)
+    response = raw.patch("/apps/demo")
+    assert_error(response, 405)
+    assert response.headers["allow"] == "GET, HEAD, DELETE"
+    assert "allowed: GET, HEAD, DELETE" in response.json()["error"]
+    metadata = raw.request("TRACE", "/apps/demo/machines/x/metadata")
+    assert metadata.headers["allow"] == "GET, HEAD, PUT, PATCH"
 
 
 def test_unserved_operation_is_501(raw: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:

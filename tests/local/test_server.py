@@ -157,3 +157,83 @@ def test_listening_on_every_address_gives_a_loopback_url(tmp_path: Path) -> None
         assert served.url.startswith("http://127.0.0.1:")
         with httpx.Client(base_url=f"{served.url}/v1") as client:
             assert client.get("/apps", params={"org_slug": "personal"}).status_code == 200
+
+
+def _raw(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read until the server closes; the status, headers and body."""
+    with _connect(url) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    fields = (line.partition(":") for line in lines)
+    headers = {name.strip().lower(): value.strip() for name, _, value in fields}
+    return int(status_line.split(" ")[1]), headers, body
+
+
+def _line(method: bytes, target: bytes = b"/v1/apps", extra: bytes = b"") -> bytes:
+    return method + b" " + target + b" HTTP/1.1\r\nHost: local\r\nConnection: close\r\n" + extra
+
+
+APPS_ALLOW = "GET, HEAD, POST"
+MACHINE_ALLOW = "GET, HEAD, POST, DELETE"
+ANY_REQUEST_CASES = [
+    # a method the path does not take: 405 with the methods it does
+    ("trace", _line(b"TRACE") + b"\r\n", 405, APPS_ALLOW),
+    ("options", _line(b"OPTIONS") + b"\r\n", 405, APPS_ALLOW),
+    ("connect", _line(b"CONNECT") + b"\r\n", 405, APPS_ALLOW),
+    ("invented-method", _line(b"BREW") + b"\r\n", 405, APPS_ALLOW),
+    ("delete-a-collection", _line(b"DELETE") + b"\r\n", 405, APPS_ALLOW),
+    ("put-a-machine", _line(b"PUT", b"/v1/apps/a/machines/m") + b"\r\n", 405, MACHINE_ALLOW),
+    ("trace-admin", _line(b"TRACE", b"/_flyk/timing") + b"\r\n", 405, "GET, HEAD, PUT"),
+    # a path the API does not have: 404, whatever the method
+    ("unknown-path", _line(b"GET", b"/v1/nowhere") + b"\r\n", 404, None),
+    ("trace-unknown-path", _line(b"TRACE", b"/elsewhere") + b"\r\n", 404, None),
+    ("bad-percent-encoding", _line(b"GET", b"/v1/apps/%ff%fe") + b"\r\n", 404, None),
+    # what the HTTP layer itself refuses
+    ("garbage-request-line", b"GARBAGE\r\n\r\n", 400, None),
+    ("http-2-version", b"GET /v1/apps HTTP/2.0\r\nHost: local\r\n\r\n", 505, None),
+    ("uri-too-long", _line(b"GET", b"/v1/" + b"a" * 70_000) + b"\r\n", 414, None),
+    ("header-too-long", _line(b"GET", extra=b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n"), 431, None),
+    ("too-many-headers", _line(b"GET", extra=b"X-A: b\r\n" * 120 + b"\r\n"), 431, None),
+    # bodies: not JSON, not UTF-8, compressed, too large
+    ("not-json", _line(b"POST", extra=b"Content-Length: 5\r\n\r\nhello"), 400, None),
+    ("not-utf8", _line(b"POST", extra=b"Content-Length: 4\r\n\r\n\xff\xfe{}"), 400, None),
+    ("gzip-body", _line(b"POST", extra=b"Content-Encoding: gzip\r\nContent-Length: 4\r\n\r\n"
+                        b"\x1f\x8b\x08\x00"), 400, None),
+    ("json-array", _line(b"POST", extra=b"Content-Length: 2\r\n\r\n[]"), 400, None),
+    ("huge-body", _line(b"POST", extra=b"Content-Length: 5000000\r\n\r\n" + b"x" * 999), 413,
+     None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "allow"),
+    [c[1:] for c in ANY_REQUEST_CASES],
+    ids=[c[0] for c in ANY_REQUEST_CASES],
+)
+def test_every_answer_is_json_in_the_api_error_shape(
+    backend: LocalBackend, request_bytes: bytes, status: int, allow: str | None
+) -> None:
+    """No HTML and no 501 from the standard library, whatever a client sends."""
+    with backend.serve() as served:
+        code, headers, body = _raw(served.url, request_bytes)
+    assert code == status, body
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    error = json.loads(body)
+    assert set(error) == {"error"} and isinstance(error["error"], str) and error["error"]
+    assert headers.get("allow") == allow
+
+
+def test_head_is_get_without_the_body(backend: LocalBackend) -> None:
+    with backend.serve() as served:
+        get = _raw(served.url, _line(b"GET", b"/v1/apps?org_slug=personal") + b"\r\n")
+        head = _raw(served.url, _line(b"HEAD", b"/v1/apps?org_slug=personal") + b"\r\n")
+        missing = _raw(served.url, _line(b"HEAD", b"/v1/apps/nope") + b"\r\n")
+    assert (get[0], head[0], missing[0]) == (200, 200, 404)
+    assert json.loads(get[2]) == {"apps": [], "total_apps": 0}
+    assert head[2] == missing[2] == b""
+    assert head[1]["content-type"] == get[1]["content-type"]

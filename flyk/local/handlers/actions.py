@@ -87,8 +87,18 @@ def suspend(ctx: Ctx) -> Reply:
     return ok()
 
 
+# fly-go's Kill sends the signal's number, `{"signal": 9}` (docs/local-backend.md "Older field
+# names"); the spec names it.
+SIGNAL_NAMES = {number: name for name, number in SIGNALS.items()}
+
+
 def signal(ctx: Ctx) -> Reply:
     body = ctx.json()
+    number = body.get("signal")
+    if isinstance(number, int) and not isinstance(number, bool):
+        if number not in SIGNAL_NAMES:
+            raise bad_request(f"invalid signal request: unknown signal number {number}")
+        body = {**body, "signal": SIGNAL_NAMES[number]}
     check_fields(body, {"signal": "str"}, "signal request")
     if "signal" not in body:
         raise bad_request("invalid signal request: signal is required")

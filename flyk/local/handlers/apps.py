@@ -12,7 +12,12 @@ from flyk.local.errors import ApiError, bad_request
 from flyk.local.records import get_app, get_org, load_app_machines
 from flyk.local.validate import DURATION, check_app_name, check_fields, require
 
-CREATE_FIELDS = {"name": "str", "org_slug": "str", "network": "str?", "enable_subdomains": "bool?"}
+CREATE_FIELDS = {
+    "name": "str", "org_slug": "str", "network": "str?", "enable_subdomains": "bool?",
+    # the name's older field, as the API docs showed it and clients in the wild still send it
+    # (docs/local-backend.md "Older field names")
+    "app_name": "str?",
+}  # fmt: skip
 
 
 def app_json(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
@@ -54,6 +59,8 @@ def list_apps(ctx: Ctx) -> Reply:
 def create_app(ctx: Ctx) -> Reply:
     body = ctx.json()
     check_fields(body, CREATE_FIELDS, "app")
+    if not body.get("name") and body.get("app_name"):
+        body = {**body, "name": body["app_name"]}
     name = require(body, "name", "app")
     slug = require(body, "org_slug", "app")
     check_app_name(name)
