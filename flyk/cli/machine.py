@@ -77,7 +77,12 @@ EnvOption = Annotated[
 ]
 MetadataOption = Annotated[
     list[str] | None,
-    typer.Option("-m", "--metadata", metavar="KEY=VALUE", help="Metadata (repeatable)."),
+    typer.Option(
+        "-m",
+        "--metadata",
+        metavar="KEY=VALUE",
+        help="Metadata (repeatable); keys starting with flyk_ are flyk's own.",
+    ),
 ]
 SizeOption = Annotated[
     str | None,

@@ -289,6 +289,16 @@ BAD_RUNS = [
         "Error: --metadata '=x' is not KEY=VALUE\n       Write it as --metadata KEY=value.\n",
     ),
     (
+        ["-m", "flyk_launch_id=mine"],
+        "Error: --metadata 'flyk_launch_id=mine': keys starting with flyk_ are reserved for "
+        "flyk's own records\n       Choose another key, e.g. launch_id.\n",
+    ),
+    (
+        ["-m", "FLYK_cluster=x"],
+        "Error: --metadata 'FLYK_cluster=x': keys starting with flyk_ are reserved for "
+        "flyk's own records\n       Choose another key, e.g. cluster.\n",
+    ),
+    (
         ["-r", "IAD!"],
         "Error: invalid region 'IAD!': region codes are three lower-case letters like iad\n"
         "       `flyk regions list` shows the regions.\n",
@@ -913,3 +923,11 @@ def test_a_workload_that_exits_for_good_names_its_exit_code(flyk: Flyk, app: str
     )  # fmt: skip
     assert result.exit_code == 10
     assert " stopped (exit code 3) and will not reach started by itself" in result.stderr
+
+
+def test_update_refuses_flyk_metadata_keys(flyk: Flyk, machine_id: str) -> None:
+    result = flyk("--local", "m", "update", machine_id, "-a", "web", "-m", "flyk_cluster=x")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "reserved for flyk's own records" in result.stderr
+    status = json.loads(flyk("--local", "m", "status", machine_id, "-a", "web", "-j").stdout)
+    assert "flyk_cluster" not in status["metadata"]
