@@ -210,6 +210,11 @@ def _report_unexpected(
         if _asked_for_json(error, argv):
             context.output.json({"error": _usage_error_document(error)})
         return error.exit_code
+    from flyk.cli.context import local_storage_error
+
+    storage = local_storage_error(error)
+    if storage is not None:
+        return _report(context, storage)
     out = context.output
     if out.verbose:
         import traceback

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -362,3 +363,36 @@ def test_a_refused_token_names_where_it_came_from(
         f"       The token from {source} was refused: check it, or replace it "
         "(`flyk auth whoami` shows which token is used)."
     ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE as on Linux")
+def test_a_full_disk_is_one_line_naming_the_file_and_nothing_is_half_written(
+    flyk: Flyk, isolated_env: Path
+) -> None:
+    """The write-ahead log cannot grow past 32 KiB (the size of its index file, which must
+    fit): the machine's create is refused by the disk, as on a full filesystem."""
+    import resource
+
+    db = isolated_env / "local.db"
+    env = {**os.environ, "FLYK_LOCAL_DB": str(db)}
+    assert flyk("--local", "apps", "create", "web", env=env).exit_code == 0
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32768, resource.RLIM_INFINITY))
+
+    run = subprocess.run(
+        [sys.executable, "-m", "flyk", "machine", "run", "nginx", "-a", "web"],
+        env=env,
+        preexec_fn=small_files,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and run.stdout == ""
+    error, hint = run.stderr.splitlines()[-2:]
+    assert error.startswith(f"Error: cannot write the local backend's database {db}: ")
+    assert error.endswith("; nothing was changed")
+    assert "FLYK_LOCAL_DB" in hint
+    listed = flyk("--local", "machine", "list", "-a", "web", "-q", env=env)
+    assert (listed.exit_code, listed.stdout) == (0, "")  # nothing half-written
