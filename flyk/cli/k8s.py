@@ -218,8 +218,9 @@ def create_command(
     json: JsonOption = False,
 ) -> None:
     """Create a cluster: app, volume, API address, CA secrets and the control-plane Machine;
-    wait until it is healthy; merge its kubeconfig (context flyk-NAME). An incomplete cluster
-    of that name (kept by --keep-on-failure) is resumed."""
+    wait until it is healthy; merge its kubeconfig (context flyk-NAME; flyk-NAME@ORG outside
+    the personal org). An incomplete cluster of that name (kept by --keep-on-failure) is
+    resumed."""
     context = app_context(ctx)
     out = context.use_json(json)
     cluster_name = _cluster_name(name_argument, name)
@@ -296,7 +297,7 @@ def _default_region(context: AppContext) -> str:
 def _render_plan(out: Output, checked: cluster.DryRun, kube: cluster.KubeconfigOptions) -> None:
     plan = checked.plan
     described = plan.describe()
-    target = kube.output or str(kc.entry_file(plan.spec.name, kube.path))
+    target = kube.output or str(kc.entry_file(plan.context, kube.path))
     described["kubeconfig"] = {
         "context": plan.context,
         "file": target,
@@ -510,7 +511,7 @@ def delete_command(
     try:
         plan = cluster.plan_deletion(context.client, name, _org(org), kube)
     except NotFoundError:
-        stale = cluster.stale_kubeconfig_files(name, kube)
+        stale = cluster.stale_kubeconfig_files(name, _org(org), kube)
         if not stale:
             raise
         _delete_stale_entries(out, name, _org(org), kube, stale, yes)
@@ -539,9 +540,12 @@ def _delete_stale_entries(
     """No such cluster on the platform, but its kubeconfig entries are still there: remove
     them (exit 0: afterwards nothing of the cluster is left, which is what delete is for)."""
     where = ", ".join(_home(p) for p in files)
+    context = kc.context_name(name, org)
+    server = (kc.cluster_fields(context, kube.path) or {}).get("server")
+    at = f", server {server}" if isinstance(server, str) and server else ""
     question = (
         f"No cluster {name} in organization {org}; remove its stale kubeconfig entries "
-        f"(context {kc.context_name(name)} in {where})?"
+        f"(context {context} in {where}{at})?"
     )
     if not out.confirm(question, yes=yes):
         out.declined("Nothing was removed.")
@@ -565,6 +569,12 @@ def _render_deleted(out: Output, result: cluster.DeleteResult) -> None:
         cleared = " (current-context cleared)" if removed.current_context_cleared else ""
         where = ", ".join(_home(p) for p in removed.files)
         out.success(f"Removed context {removed.context} from {where}{cleared}")
+    other = removed.other_cluster_in if removed else result.plan.other_cluster_entry
+    if other is not None:
+        out.warn(
+            f"kept context {result.plan.context} in {_home(other)}: it points at another "
+            "cluster (its CA is not this cluster's)"
+        )
     name = result.plan.cluster.name
     if result.leftovers:
         out.warn(f"left behind: {', '.join(result.leftovers)}")

@@ -17,6 +17,7 @@ from flyk.api import machine_sizes
 from flyk.api.models import GuestConfig, MachineConfig
 from flyk.errors import UsageError
 from flyk.k8s import controlplane as cp
+from flyk.k8s import kubeconfig as kc
 from flyk.k8s import records
 from flyk.k8s.pki import TLS_FILES
 
@@ -110,7 +111,13 @@ class ClusterPlan:
 
     @property
     def context(self) -> str:
-        return f"flyk-{self.spec.name}"
+        """The kubeconfig entry's name: `flyk-NAME`, or `flyk-NAME@ORG` outside personal."""
+        return kc.context_name(self.spec.name, self.spec.org)
+
+    @property
+    def node_name(self) -> str:
+        """The virtual node's name (a DNS subdomain, so never the context's `@ORG` form)."""
+        return f"{APP_PREFIX}{self.spec.name}"
 
     @property
     def api_endpoint(self) -> str:
@@ -140,7 +147,7 @@ class ClusterPlan:
             "FLYK_API_URL": self.spec.kubelet_api_url,
             "FLYK_API_ENDPOINT": self.api_endpoint,
             # read by `flyk ext k8s kubelet`: the virtual node is named after the cluster
-            "FLYK_KUBELET_NODE_NAME": self.context,
+            "FLYK_KUBELET_NODE_NAME": self.node_name,
         }
 
     def machine_config(

@@ -508,3 +508,41 @@ def test_ctrl_c_during_delete_exits_130_naming_what_is_left(flyk: Flyk, tmp_path
     assert "flyk ext k8s delete demo --yes" in result.stderr
     again = flyk("ext", "k8s", "delete", "demo", "--yes", transport=backend.transport())
     assert again.exit_code == 0, again.stderr
+
+
+def test_an_entry_that_is_another_clusters_is_never_replaced_or_removed(
+    flyk: Flyk, isolated_env: Path
+) -> None:
+    """`flyk-demo` points at a cluster of the same name on another target."""
+    other = isolated_env / "other.db"
+    assert flyk("ext", "k8s", "create", "demo", env={"FLYK_LOCAL_DB": str(other)}).exit_code == 0
+    config = isolated_env / ".kube" / "config"
+    before = config.read_bytes()
+    assert (
+        flyk("ext", "k8s", "create", "demo", "--output", str(isolated_env / "own.yaml")).exit_code
+        == 0
+    )
+    rebuilt = flyk("ext", "k8s", "kubeconfig", "demo")
+    assert rebuilt.exit_code == 5 and rebuilt.stdout == ""
+    error, hint = rebuilt.stderr.splitlines()[-2:]
+    assert error == (
+        f"Error: kubeconfig {config} already has an entry flyk-demo for another cluster "
+        "(server https://flyk-demo-personal.fly.dev:6443); flyk leaves it as it is"
+    )
+    assert "kubectl config delete-context flyk-demo" in hint
+    deleted = flyk("ext", "k8s", "delete", "demo", "--yes")
+    assert deleted.exit_code == 0, deleted.stderr
+    assert "kept context flyk-demo in ~/.kube/config: it points at another cluster" in (
+        deleted.stderr
+    )
+    assert config.read_bytes() == before
+
+
+def test_a_cluster_outside_personal_gets_a_context_with_its_org(flyk: Flyk) -> None:
+    from flyk import config
+
+    LocalBackend(config.local_db_path(), orgs=("acme",))
+    created = flyk("ext", "k8s", "create", "same", "-o", "acme", "--json")
+    assert created.exit_code == 0, created.stderr
+    assert json.loads(created.stdout)["context"] == "flyk-same@acme"
+    assert kubectl("current-context").strip() == "flyk-same@acme"

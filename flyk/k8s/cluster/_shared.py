@@ -167,6 +167,7 @@ def rebuild_kubeconfig(client: FlyClient, name: str, org: str) -> kc.KubeconfigE
         ca_pem=cas.server_ca_pem,
         client_cert_pem=admin.cert_pem,
         client_key_pem=admin.key_pem,
+        org=org,
     )
 
 
@@ -186,17 +187,22 @@ class KubeconfigOptions:
                 "--kubeconfig merges into a file, --output writes a file of its own; give one"
             )
 
-    def check(self, cluster: str) -> None:
+    def check(self, context: str) -> None:
         """Refuse before anything is provisioned what the write would refuse afterwards."""
         if self.output:
-            kc.check_file_writable(kc.check_standalone(self.output, cluster))
+            kc.check_file_writable(kc.check_standalone(self.output, context))
         else:
             kc.check_writable(self.path, self.environ)
+
+    def check_owner(self, context: str, ca_pem: bytes | None) -> None:
+        """Refuse (ConflictError) when the target's entry CONTEXT is another cluster's (its
+        CA is not `ca_pem`; None: a cluster still to be made, whose CA nothing has yet)."""
+        kc.check_owner(context, ca_pem, self.output or self.path, self.environ)
 
     def holds(self, entry: kc.KubeconfigEntry) -> bool | None:
         """Whether the target already has this cluster's entry with the same server and CA:
         True; an entry of that name pointing elsewhere: False; no entry: None."""
-        found = kc.cluster_fields(entry.cluster, self.output or self.path, self.environ)
+        found = kc.cluster_fields(entry.name, self.output or self.path, self.environ)
         if found is None:
             return None
         return found == {**found, **entry.cluster_fields()}
@@ -211,8 +217,9 @@ class KubeconfigOptions:
         """Refuse before a delete destroys anything what its kubeconfig step would refuse."""
         kc.check_removable(self.path, self.environ)
 
-    def remove(self, cluster: str) -> kc.RemoveResult:
-        return kc.remove(cluster, explicit=self.path, environ=self.environ)
+    def remove(self, context: str, ca_pem: bytes | None = None) -> kc.RemoveResult:
+        """Remove the entries CONTEXT; with `ca_pem`, only if they are that CA's cluster's."""
+        return kc.remove(context, ca_pem=ca_pem, explicit=self.path, environ=self.environ)
 
     def merge(self, entry: kc.KubeconfigEntry) -> kc.MergeResult:
         if self.output:

@@ -141,7 +141,7 @@ def create(
     progress = progress or NullProgress()
     deadline = Deadline(options.timeout, client.retry.clock, options.keep_on_failure)
     plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
-    options.kubeconfig.check(spec.name)
+    options.kubeconfig.check(plan.context)
     journal = _Journal(app=plan.app_name)
     try:
         with progress.step(f"Planning cluster {spec.name} in {spec.region}") as step:

@@ -4,26 +4,17 @@ entries of a cluster already gone from the platform (`remove_stale_entries`)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# pure functions of the client's RetryPolicy, so that waits here are paced as the client's own
 from flyk.api.models import App, IPAssignment, Volume
-from flyk.errors import (
-    Interrupted,
-    NotFoundError,
-)
+from flyk.errors import FlykError, Interrupted, NotFoundError
 from flyk.k8s import kubeconfig as kc
 from flyk.k8s import records
-from flyk.k8s.pki import (
-    TLS_FILES,
-)
-from flyk.k8s.progress import NullProgress, Progress
-
-if TYPE_CHECKING:
-    from flyk.api import FlyClient
 from flyk.k8s.cluster._shared import (
     _MARKERS,
     ClusterRef,
@@ -39,6 +30,11 @@ from flyk.k8s.cluster._shared import (
     _volumes,
     find_cluster,
 )
+from flyk.k8s.pki import TLS_FILES
+from flyk.k8s.progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from flyk.api import FlyClient
 
 
 @dataclass(frozen=True)
@@ -56,6 +52,12 @@ class DeletionPlan:
     ips: tuple[IPAssignment, ...]
     # The files of the kubeconfig chain holding the cluster's entries.
     kubeconfig_files: tuple[Path, ...] = ()
+    # The entries' name, and the CA that proves them the cluster's (None: the cluster has no
+    # CA, or it could not be read, so no entry can be shown to be its and none is removed).
+    context: str = ""
+    server_ca: bytes | None = field(default=None, repr=False)
+    # A file whose entry of that name is another cluster's: it stays.
+    other_cluster_entry: Path | None = None
 
     def describe(self, *, keep_volumes: bool = False) -> str:
         """What goes (and, with --keep-volumes, what stays), for the confirmation prompt."""
@@ -74,8 +76,13 @@ class DeletionPlan:
             gone.extend([_plural(len(self.volumes), "volume"), f"app {ref.app}"])
         if self.kubeconfig_files:
             files = ", ".join(str(f) for f in self.kubeconfig_files)
-            gone.append(f"context {kc.context_name(ref.name)} in {files}")
+            gone.append(f"context {self.context} in {files}")
         text = ", ".join(gone)
+        if self.other_cluster_entry is not None:
+            text += (
+                f" (context {self.context} in {self.other_cluster_entry} is another "
+                "cluster's and stays)"
+            )
         if keep_volumes:
             text += (
                 f"; keep {_plural(len(self.volumes), 'volume')} and app {ref.app} "
@@ -109,16 +116,45 @@ def plan_deletion(
             "apps": lambda: _org_apps(client, org),
             "volumes": lambda: _volumes(client, ref.app),
             "ips": lambda: client.ips.list(ref.app),
+            "ca": lambda: _server_ca(client, ref.app),
         }
     )
     namespace_apps = find_namespace_apps(client, ref.app, name, org, found["apps"])
+    context = kc.context_name(name, org)
+    server_ca: bytes | None = found["ca"]
+    files: list[Path] = kc.holders(context, kubeconfig.path, kubeconfig.environ)
+    other: Path | None = None
+    if files:
+        try:
+            kubeconfig.check_owner(context, server_ca)
+        except FlykError:
+            other = kc.entry_file(context, kubeconfig.path, kubeconfig.environ)
+            files = []
     return DeletionPlan(
         cluster=ref,
         namespace_apps=tuple(namespace_apps),
         volumes=tuple(found["volumes"]),
         ips=tuple(found["ips"]),
-        kubeconfig_files=tuple(stale_kubeconfig_files(name, kubeconfig)),
+        kubeconfig_files=tuple(files),
+        context=context,
+        server_ca=server_ca,
+        other_cluster_entry=other,
     )
+
+
+def _server_ca(client: FlyClient, app: str) -> bytes | None:
+    """The cluster's server CA certificate (what its kubeconfig entries carry), from the
+    app's secrets; None when it has none or they cannot be read."""
+    try:
+        stored = _secret_values(client, app).get(TLS_FILES["server-ca.crt"])
+    except FlykError:
+        return None
+    if not stored:
+        return None
+    try:
+        return base64.b64decode(stored, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def find_namespace_apps(
@@ -205,7 +241,7 @@ def delete(
         *(["the control-plane machine"] if ref.machine is not None else []),
         "the namespace apps and their machines",
         f"app {ref.app} with its {'IPs' if keep_volumes else 'volume, IPs'} and secrets",
-        f"the kubeconfig entries (context {kc.context_name(ref.name)})",
+        f"the kubeconfig entries (context {plan.context})",
     ]
     try:
         return _delete(client, plan, keep_volumes, kubeconfig, progress, remaining)
@@ -262,7 +298,9 @@ def _delete(
             else f"Removed the volume, IPs and app {ref.app}"
         )
     remaining.pop(0)
-    removed = kubeconfig.remove(ref.name)
+    removed = None
+    if plan.server_ca is not None:  # else no entry can be shown to be this cluster's
+        removed = kubeconfig.remove(plan.context, plan.server_ca)
     return DeleteResult(plan=plan, leftovers=tuple(leftovers), kubeconfig=removed, kept=tuple(kept))
 
 
@@ -284,14 +322,14 @@ class StaleEntries:
         }
 
 
-def stale_kubeconfig_files(name: str, kubeconfig: KubeconfigOptions) -> list[Path]:
+def stale_kubeconfig_files(name: str, org: str, kubeconfig: KubeconfigOptions) -> list[Path]:
     """The files still holding entries of a cluster that is gone from the platform (deleted
     elsewhere, or a delete that stopped before its last step)."""
-    return kc.holders(name, kubeconfig.path, kubeconfig.environ)
+    return kc.holders(kc.context_name(name, org), kubeconfig.path, kubeconfig.environ)
 
 
 def remove_stale_entries(name: str, org: str, kubeconfig: KubeconfigOptions) -> StaleEntries:
-    return StaleEntries(name=name, org=org, removed=kubeconfig.remove(name))
+    return StaleEntries(name=name, org=org, removed=kubeconfig.remove(kc.context_name(name, org)))
 
 
 def _merge_namespace_apps(

@@ -31,6 +31,6 @@ def dry_run(client: FlyClient, spec: ClusterSpec, options: CreateOptions | None 
     same errors and exit codes a real create would give, before it made anything."""
     options = options or CreateOptions()
     plan = plan_cluster(spec, with_kubelet_token=options.kubelet_token is not None)
-    options.kubeconfig.check(spec.name)
+    options.kubeconfig.check(plan.context)
     existing = _checks(client, plan, options.kubeconfig)
     return DryRun(plan=plan, resuming=existing)

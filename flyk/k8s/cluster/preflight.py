@@ -114,6 +114,10 @@ def _checks(
         # Compared with the server the cluster recorded, not the one these flags would give.
         if kube.holds(_existing_entry(plan, existing, admin=False)):
             raise _already_exists(plan)
+    # An entry of this name that is another cluster's is never taken over (a cluster of the
+    # same name on another target, or an earlier one deleted behind flyk's back).
+    stored = existing.pki if existing is not None else None
+    kube.check_owner(plan.context, stored.server_ca.cert_pem if stored else None)
     needs_room = existing is None or existing.machine is None
     if needs_room and not results["room"]:
         raise _with_alternatives(
@@ -316,6 +320,7 @@ def _kubeconfig_entry(
         ca_pem=pki.server_ca.cert_pem,
         client_cert_pem=credentials.cert_pem if credentials else b"",
         client_key_pem=credentials.key_pem if credentials else b"",
+        org=plan.spec.org,
     )
 
 

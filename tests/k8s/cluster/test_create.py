@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -751,3 +752,49 @@ def test_a_control_plane_stopped_during_the_check_wait_is_a_dead_end_exit_10(
     assert caught.value.exit_code == 10  # as every wait of flyk's that cannot end well
     assert caught.value.hint and "flyk machine status" in caught.value.hint
     assert footprint(other) == {}  # rolled back
+
+
+def _contexts(path: Path) -> dict[str, dict[str, Any]]:
+    """Cluster entries by name, as kubectl reads the file."""
+    return {c["name"]: c["cluster"] for c in kubectl_view(path)["clusters"]}
+
+
+def test_clusters_of_one_name_in_two_orgs_get_entries_of_their_own(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "db", timing=Timing.instant(), orgs=("acme",))
+    client = make_client(backend.transport())
+    personal = cluster.create(client, spec("same"), options(tmp_path))
+    acme = cluster.create(client, spec("same", org="acme"), options(tmp_path))
+    assert (personal.kubeconfig.context, acme.kubeconfig.context) == ("flyk-same", "flyk-same@acme")
+    entries = _contexts(tmp_path / "kubeconfig")
+    assert set(entries) == {"flyk-same", "flyk-same@acme"}
+    assert entries["flyk-same"] != entries["flyk-same@acme"]  # two CAs
+    assert acme.to_json()["context"] == "flyk-same@acme"
+    plan = cluster.plan_deletion(client, "same", "personal", kube_options(tmp_path))
+    cluster.delete(client, plan, kubeconfig=kube_options(tmp_path))
+    assert set(_contexts(tmp_path / "kubeconfig")) == {"flyk-same@acme"}  # acme's stays
+
+
+def test_an_entry_of_the_name_for_another_cluster_is_refused_before_anything_is_created(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    """The same name on another target (or an earlier cluster deleted behind flyk's back)."""
+    cluster.create(client, spec(), options(tmp_path))
+    kube = (tmp_path / "kubeconfig").read_bytes()
+    elsewhere = make_client(LocalBackend(tmp_path / "other", timing=Timing.instant()).transport())
+    for attempt in (cluster.dry_run, cluster.create):
+        with pytest.raises(ConflictError) as info:
+            attempt(elsewhere, spec(), options(tmp_path))
+        assert info.value.exit_code == 5
+        assert "already has an entry flyk-demo for another cluster" in info.value.message
+        assert info.value.hint and "kubectl config delete-context flyk-demo" in info.value.hint
+    assert footprint(elsewhere) == {}
+    assert (tmp_path / "kubeconfig").read_bytes() == kube
+    cluster.create(elsewhere, spec(), options(tmp_path / "own"))
+    entry = cluster.rebuild_kubeconfig(elsewhere, "demo", "personal")
+    for kube_options_ in (
+        cluster.KubeconfigOptions(path=str(tmp_path / "kubeconfig")),
+        cluster.KubeconfigOptions(output=str(tmp_path / "kubeconfig")),
+    ):
+        with pytest.raises(ConflictError):  # nor by a kubeconfig rebuilt for the other cluster
+            kube_options_.merge(entry)
+    assert (tmp_path / "kubeconfig").read_bytes() == kube

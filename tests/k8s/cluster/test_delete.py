@@ -15,7 +15,7 @@ from flyk.errors import (
 from flyk.k8s import cluster, records
 from flyk.k8s.pki import TLS_FILES
 from flyk.k8s.progress import RecordingProgress
-from flyk.local import LocalBackend
+from flyk.local import LocalBackend, Timing
 from tests.k8s.cluster.helpers import footprint, kube_options, kubectl_view, options, spec
 from tests.k8s.conftest import InterruptingTransport, make_client
 
@@ -160,3 +160,18 @@ def test_the_delete_prompt_says_what_goes_and_what_keep_volumes_keeps(
         "(with its CA secrets, so create resumes it)"
     )
     assert plan.to_json()["kubeconfig_files"] == [str(kubeconfig)]
+
+
+def test_delete_keeps_an_entry_of_the_name_that_is_another_clusters(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    cluster.create(client, spec(), options(tmp_path))
+    kube = (tmp_path / "kubeconfig").read_bytes()
+    elsewhere = make_client(LocalBackend(tmp_path / "other", timing=Timing.instant()).transport())
+    cluster.create(elsewhere, spec(), options(tmp_path / "own"))
+    plan = cluster.plan_deletion(elsewhere, "demo", "personal", kube_options(tmp_path))
+    assert plan.kubeconfig_files == () and plan.other_cluster_entry == tmp_path / "kubeconfig"
+    assert "is another cluster's and stays" in plan.describe()
+    result = cluster.delete(elsewhere, plan, kubeconfig=kube_options(tmp_path))
+    assert result.kubeconfig is not None and result.kubeconfig.files == ()
+    assert (tmp_path / "kubeconfig").read_bytes() == kube
