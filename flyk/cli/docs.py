@@ -33,6 +33,10 @@ People's text goes to **stderr**: notices, warnings, progress (only on a termina
 `NO_COLOR`, `CLICOLOR=0`, `TERM=dumb` or a non-terminal stderr give plain text. Prompts
 appear only when stdin and stdout are terminals; otherwise a missing answer is an error
 naming the flag that supplies it, and destructive commands need `-y/--yes`.
+Numbers are checked when the command line is read, before any call: every duration
+(`--timeout`, `-w/--wait-timeout`, `ext k8s create --timeout`) is at most 24 hours, memory at
+most what the largest machine has, CPUs at most the largest size of their kind, volume sizes
+1–500 GB (the API's bounds).
 
 ## Targets and credentials
 

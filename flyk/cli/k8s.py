@@ -19,7 +19,14 @@ import typer
 from flyk.cli.completion import complete_clusters
 from flyk.cli.context import LOCAL_BASE_URL, AppContext, app_context
 from flyk.cli.kubelet import kubelet_command
-from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, RegionOption, YesOption
+from flyk.cli.options import (
+    DEFAULT_ORG,
+    MAX_SECONDS,
+    JsonOption,
+    OrgOption,
+    RegionOption,
+    YesOption,
+)
 from flyk.cli.output import Output
 from flyk.config import is_loopback_url
 from flyk.errors import FlykError, NotFoundError, UsageError
@@ -81,7 +88,10 @@ def parse_timeout(text: str) -> float:
     if float(match.group(1)) <= 0:
         raise UsageError(f"--timeout must be more than 0, got {text!r}; e.g. 10m")
     scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
-    return float(match.group(1)) * scale
+    seconds = float(match.group(1)) * scale
+    if seconds > MAX_SECONDS:
+        raise UsageError(f"--timeout is at most 24h, got {text!r}; e.g. 10m")
+    return seconds
 
 
 class _Label:
@@ -202,7 +212,13 @@ def create_command(
     ] = None,
     volume_size: Annotated[
         int,
-        typer.Option("--volume-size", metavar="GB", help="K3s data volume size in GB.", min=1),
+        typer.Option(
+            "--volume-size",
+            metavar="GB",
+            help="K3s data volume size in GB (1–500).",
+            min=1,
+            max=500,
+        ),
     ] = cp.DEFAULT_VOLUME_GB,
     kubelet_token: Annotated[
         str | None,

@@ -21,6 +21,7 @@ from flyk.cli import completion, views
 from flyk.cli.context import AppContext, app_context
 from flyk.cli.lazy import aliased
 from flyk.cli.options import (
+    MAX_SECONDS,
     AppOption,
     JsonOption,
     MachineIdArgument,
@@ -129,6 +130,7 @@ WaitTimeoutOption = Annotated[
         "-w",
         "--wait-timeout",
         min=0,
+        max=MAX_SECONDS,
         metavar="SECONDS",
         help="Seconds to wait for the machine's state.",
     ),
@@ -697,6 +699,7 @@ def stop(
         typer.Option(
             "--timeout",
             min=0,
+            max=MAX_SECONDS,
             metavar="SECONDS",
             help="Seconds before the machine is killed.",
             show_default=False,
@@ -1005,7 +1008,13 @@ def exec_command(
     app_name: AppOption = None,
     timeout: Annotated[
         int | None,
-        typer.Option("--timeout", min=0, metavar="SECONDS", help="Seconds the command may run."),
+        typer.Option(
+            "--timeout",
+            min=0,
+            max=MAX_SECONDS,
+            metavar="SECONDS",
+            help="Seconds the command may run.",
+        ),
     ] = None,
     json: JsonOption = False,
 ) -> None:

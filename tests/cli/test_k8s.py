@@ -105,12 +105,17 @@ def test_second_create_exits_5(flyk: Flyk) -> None:
         (("create", "demo", "--timeout", "0"), "--timeout must be more than 0"),
         (("create", "demo", "--vm-memory", "100"), "memory"),
         (("create", "a", "-n", "b"), "two names"),
+        (("create", "demo", "--timeout", "9" * 20), "--timeout is at most 24h"),
+        (("create", "demo", "--timeout", "99999999999999999999", "--dry-run"), "at most 24h"),
+        (("create", "demo", "--vm-memory", "9" * 400), "more than any machine has"),
+        (("create", "demo", "--volume-size", "100000"), "100000 is not between 1 and 500"),
         (("create", "demo", "--output", "a", "--kubeconfig", "b"), "give one"),
     ],
 )
 def test_bad_input_exits_2(flyk: Flyk, args: tuple[str, ...], needle: str) -> None:
     result = flyk("ext", "k8s", *args)
     assert result.exit_code == 2 and needle in result.stderr
+    assert "unexpected" not in result.stderr
     assert flyk("ext", "k8s", "list", "--json").stdout.strip() == "[]"
 
 

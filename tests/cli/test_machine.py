@@ -289,6 +289,20 @@ BAD_RUNS = [
         "Error: --metadata '=x' is not KEY=VALUE\n       Write it as --metadata KEY=value.\n",
     ),
     (
+        ["--memory", "9" * 400],
+        f"Error: memory {'9' * 400!r} is more than any machine has (at most 131072 MB)\n",
+    ),
+    (
+        ["--vm-cpus", "99999999999999999999999"],
+        "Error: a shared machine has at most 8 CPUs, got 99999999999999999999999\n",
+    ),
+    (
+        ["-w", "1e20"],
+        "Usage: flyk machine run [OPTIONS] IMAGE [COMMAND]...\nTry 'flyk machine run -h' for "
+        "help.\n\nError: Invalid value for '-w' / '--wait-timeout': 1e+20 is not between 0 "
+        "and 86400.\n",
+    ),
+    (
         ["-m", "flyk_launch_id=mine"],
         "Error: --metadata 'flyk_launch_id=mine': keys starting with flyk_ are reserved for "
         "flyk's own records\n       Choose another key, e.g. launch_id.\n",
@@ -931,3 +945,19 @@ def test_update_refuses_flyk_metadata_keys(flyk: Flyk, machine_id: str) -> None:
     assert "reserved for flyk's own records" in result.stderr
     status = json.loads(flyk("--local", "m", "status", machine_id, "-a", "web", "-j").stdout)
     assert "flyk_cluster" not in status["metadata"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stop", "--timeout", "1e20"],
+        ["stop", "-w", "1e20"],
+        ["exec", "--timeout", "99999999999999999999", "--", "true"],
+    ],
+)
+def test_durations_are_bounded_at_parse_time(flyk: Flyk, machine_id: str, args: list[str]) -> None:
+    command, *rest = args
+    result = flyk("--local", "m", command, machine_id, "-a", "web", *rest)
+    assert result.exit_code == 2 and "is not between 0 and 86400" in result.stderr
+    status = json.loads(flyk("--local", "m", "status", machine_id, "-a", "web", "-j").stdout)
+    assert status["state"] == "started"

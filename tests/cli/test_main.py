@@ -70,7 +70,7 @@ PARSER_ERRORS = [
     (["machine", "list", "--bogus"], "No such option: --bogus", "flyk machine list"),
     (
         ["machine", "wait", "0123456789abcd", "-w", "-1"],
-        "Invalid value for '-w' / '--wait-timeout': -1 is below the minimum, 0.",
+        "Invalid value for '-w' / '--wait-timeout': -1 is not between 0 and 86400.",
         "flyk machine wait",
     ),
     (
@@ -80,12 +80,12 @@ PARSER_ERRORS = [
     ),
     (
         ["machine", "stop", "0123456789abcd", "--timeout", "-5"],
-        "Invalid value for '--timeout': -5 is below the minimum, 0.",
+        "Invalid value for '--timeout': -5 is not between 0 and 86400.",
         "flyk machine stop",
     ),
     (
         ["machine", "exec", "0123456789abcd", "true", "--timeout", "-1"],
-        "Invalid value for '--timeout': -1 is below the minimum, 0.",
+        "Invalid value for '--timeout': -1 is not between 0 and 86400.",
         "flyk machine exec",
     ),
     (
