@@ -128,6 +128,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+            f"{exc.start})",
+            hint="Fix or remove the file; flyk does not overwrite a file it cannot read.",
+        ) from exc
     import yaml
 
     try:
