@@ -23,6 +23,7 @@ from flyk.k8s.pki import TLS_FILES
 
 APP_PREFIX = "flyk-"
 APP_NAME_LIMIT = 63  # Fly app names are DNS labels
+MAX_VOLUME_GB = 500  # the API's bound on a volume's size
 CLUSTER_NAME_LIMIT = 40
 VOLUME_NAME = "k3s_data"
 VOLUME_PLACEHOLDER = "<volume id>"
@@ -95,8 +96,11 @@ class ClusterSpec:
         validate_org(self.org)
         validate_region(self.region)
         machine_sizes.validate_guest(self.guest, memory_flag="--vm-memory")
-        if self.volume_size_gb < 1:
-            raise UsageError("the K3s data volume needs at least 1 GB")
+        if not 1 <= self.volume_size_gb <= MAX_VOLUME_GB:
+            raise UsageError(
+                f"the K3s data volume takes 1 to {MAX_VOLUME_GB} GB (the API's bounds), "
+                f"got {self.volume_size_gb}"
+            )
 
 
 @dataclass(frozen=True)

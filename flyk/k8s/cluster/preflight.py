@@ -120,16 +120,31 @@ def _checks(
     kube.check_owner(plan.context, stored.server_ca.cert_pem if stored else None)
     needs_room = existing is None or existing.machine is None
     if needs_room and not results["room"]:
+        # Which of the two ran out, as the create's own error would say: asked only now.
+        volume = _machine_fits(client, plan)
+        what = f"{_size(spec.guest)} and a " if not volume else "a "
         raise _with_alternatives(
             client,
             plan,
             CapacityError(
-                f"{spec.region} has no capacity for {_size(spec.guest)} and a "
-                f"{spec.volume_size_gb} GB volume right now (the placements check found none)",
+                f"{spec.region} has no capacity for {what}{spec.volume_size_gb} GB volume "
+                "right now (the placements check found none)",
                 region=spec.region,
             ),
+            volume=volume,
         )
     return existing
+
+
+def _machine_fits(client: FlyClient, plan: ClusterPlan) -> bool:
+    """Whether the region has room for the machine without its volume (a hint: False when
+    placements cannot say)."""
+    try:
+        return plan.spec.region in _placements(client, plan, plan.spec.region, volume=False)
+    except Interrupted:
+        raise
+    except FlykError:
+        return False
 
 
 def _already_exists(plan: ClusterPlan, why: str = "") -> AlreadyExistsError:
@@ -377,14 +392,17 @@ def _with_alternatives(
     )
 
 
-def _placements(client: FlyClient, plan: ClusterPlan, region: str) -> list[str]:
-    """Regions (of the expression `region`) with room for the machine and its volume."""
+def _placements(
+    client: FlyClient, plan: ClusterPlan, region: str, *, volume: bool = True
+) -> list[str]:
+    """Regions (of the expression `region`) with room for the machine and its volume (or,
+    `volume=False`, the machine alone)."""
     spec = plan.spec
     placements = client.platform.placements(
         spec.org,
         region=region,
         compute=spec.guest,
-        volume_size_bytes=spec.volume_size_gb * 1024**3,
+        volume_size_bytes=spec.volume_size_gb * 1024**3 if volume else None,
         hint=True,  # advice only: asked once, so a failing endpoint never slows a create
     )
     return [p.region for p in placements if p.region]

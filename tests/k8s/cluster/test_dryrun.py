@@ -12,6 +12,7 @@ from flyk.errors import (
     AlreadyExistsError,
     CapacityError,
     NotFoundError,
+    UsageError,
 )
 from flyk.k8s import cluster
 from flyk.local import LocalBackend
@@ -61,3 +62,21 @@ def test_dry_run_gives_the_errors_a_create_would_and_writes_nothing(
     assert _writes_besides_placements(transport) == []
     assert footprint(client) == before
     assert (tmp_path / "kubeconfig").read_bytes() == kube_before
+
+
+def test_dry_run_refuses_a_region_without_volume_room_as_create_does(
+    backend: LocalBackend, client: FlyClient, tmp_path: Path
+) -> None:
+    backend.capacity.set_volumes("ams", 0)
+    with pytest.raises(CapacityError) as dry:
+        cluster.dry_run(client, spec(region="ams"), options(tmp_path))
+    with pytest.raises(CapacityError) as real:
+        cluster.create(client, spec(region="ams"), options(tmp_path))
+    assert dry.value.exit_code == real.value.exit_code == 8
+    assert dry.value.region == real.value.region == "ams"
+    assert footprint(client) == {}
+
+
+def test_a_volume_larger_than_the_api_allows_is_refused_before_any_call() -> None:
+    with pytest.raises(UsageError, match="1 to 500 GB"):
+        spec(volume_size_gb=100000)
