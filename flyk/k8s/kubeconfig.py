@@ -7,7 +7,7 @@ world-readable file, and never lets two writers interleave.
 Rules (client-go's `clientcmd`, which kubectl follows):
 
 * The chain is `--kubeconfig` if given, else every path in `KUBECONFIG` (duplicates and empty
-  items dropped), else `~/.kube/config`.
+  items dropped; no `~` expanded in either), else `~/.kube/config`.
 * A name is defined by the first file in the chain that has it; an existing cluster, user or
   context is updated in that file.
 * A new entry goes to the explicit file; with a one-item `KUBECONFIG` to that file; with several,
@@ -134,14 +134,16 @@ def resolve_chain(
     explicit: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """The kubeconfig files kubectl would load, in precedence order."""
+    """The kubeconfig files kubectl would load, in precedence order. As kubectl, no `~` is
+    expanded in `--kubeconfig` or KUBECONFIG: `'~/x'` is a directory named `~` (the shell
+    expands an unquoted one before flyk sees it)."""
     env = os.environ if environ is None else environ
     if explicit:
-        return [Path(explicit).expanduser()]
+        return [Path(explicit)]
     chain: list[Path] = []
     for item in env.get("KUBECONFIG", "").split(os.pathsep):
-        if item and Path(item).expanduser() not in chain:
-            chain.append(Path(item).expanduser())
+        if item and Path(item) not in chain:
+            chain.append(Path(item))
     if chain:
         return chain
     return [Path(env.get("HOME", str(Path.home()))) / ".kube" / "config"]

@@ -594,3 +594,18 @@ def test_malformed_hint_does_not_suggest_the_flag_already_given(
     with pytest.raises(ConfigError) as implicit:
         kc.merge(entry_for(pki))
     assert implicit.value.hint and "--kubeconfig" in implicit.value.hint
+
+
+@pytest.mark.parametrize("how", ["KUBECONFIG", "--kubeconfig"])
+def test_a_tilde_in_the_path_is_a_directory_named_tilde_as_for_kubectl(
+    pki: ClusterPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """kubectl expands no `~` in KUBECONFIG or --kubeconfig (the shell does, when unquoted)."""
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "KUBECONFIG": "~/t.yaml"} if how == "KUBECONFIG" else {}
+    explicit = "~/t.yaml" if how == "--kubeconfig" else None
+    kc.merge(entry_for(pki), explicit=explicit, environ=env)
+    assert (tmp_path / "~" / "t.yaml").is_file() and not (home / "t.yaml").exists()
+    shown = kubectl("view", env={**os.environ, "HOME": str(home), "KUBECONFIG": "~/t.yaml"})
+    assert "flyk-demo" in shown
