@@ -28,7 +28,7 @@ from flyk.cli.options import (
     YesOption,
 )
 from flyk.cli.output import Output
-from flyk.config import is_loopback_url
+from flyk.config import EnvVar, is_loopback_url
 from flyk.errors import FlykError, NotFoundError, UsageError
 from flyk.k8s import cluster
 from flyk.k8s import controlplane as cp
@@ -387,9 +387,23 @@ def _home(path: Path) -> str:
 # list, status
 
 
+ListOrgOption = Annotated[
+    str | None,
+    typer.Option(
+        "-o",
+        "--org",
+        metavar="ORG",
+        envvar=EnvVar.ORG,
+        help="Only this organization (default: every organization the token can use).",
+        show_envvar=True,
+    ),
+]
+
+
 @app.command("list")
-def list_command(ctx: typer.Context, org: OrgOption = None, json: JsonOption = False) -> None:
-    """List clusters (found on the platform, not in a local file)."""
+def list_command(ctx: typer.Context, org: ListOrgOption = None, json: JsonOption = False) -> None:
+    """List clusters of every organization the token can use (found on the platform, not in
+    a local file)."""
     context = app_context(ctx)
     out = context.use_json(json)
     client = context.client

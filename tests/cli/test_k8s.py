@@ -551,3 +551,18 @@ def test_a_cluster_outside_personal_gets_a_context_with_its_org(flyk: Flyk) -> N
     assert created.exit_code == 0, created.stderr
     assert json.loads(created.stdout)["context"] == "flyk-same@acme"
     assert kubectl("current-context").strip() == "flyk-same@acme"
+
+
+def test_list_without_org_lists_every_org_and_its_help_says_so(flyk: Flyk) -> None:
+    from flyk import config
+
+    LocalBackend(config.local_db_path(), orgs=("acme",))
+    assert flyk("ext", "k8s", "create", "one").exit_code == 0
+    assert flyk("ext", "k8s", "create", "two", "-o", "acme").exit_code == 0
+    listed = json.loads(flyk("ext", "k8s", "list", "--json").stdout)
+    assert [(c["name"], c["org"]) for c in listed] == [("two", "acme"), ("one", "personal")]
+    only = json.loads(flyk("ext", "k8s", "list", "-o", "acme", "--json").stdout)
+    assert [c["name"] for c in only] == ["two"]
+    help_text = " ".join(flyk("ext", "k8s", "list", "--help").stdout.split())
+    assert "Only this organization (default: every organization the token can use)" in help_text
+    assert "default: personal" not in help_text
