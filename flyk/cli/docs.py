@@ -63,7 +63,8 @@ lifecycles are simulated.
 Global options (`-t`, `--verbose`, `--local`) may be given before or after the sub-command,
 anywhere before `--`. Everything after `--` is passed on untouched (`machine run IMAGE -- CMD…`,
 `machine exec ID -- CMD…`). `--verbose` prints each API request and response on stderr,
-credentials redacted, and a traceback for unexpected errors.
+credentials redacted, and a traceback only for unexpected errors (exit 1, "unexpected …"); an
+error flyk raises on purpose is its one line and hint, with or without `--verbose`.
 """
 
 ENV_DOCS = {

@@ -695,13 +695,14 @@ def test_exec_on_a_stopped_machine_says_to_start_it(flyk: Flyk, app: str, machin
     assert hint == f"       Start it first: flyk machine start {machine_id} -a web"
 
 
-def test_api_code_prefixes_are_left_to_json(flyk: Flyk, app: str) -> None:
+def test_api_code_prefixes_are_stripped_in_text_and_json_alike(flyk: Flyk, app: str) -> None:
     result = flyk("--local", "machine", "status", "0123456789abcd", "-a", "web")
     assert result.stderr.startswith("Error: machine '0123456789abcd' not found (Request ID: ")
     document = json.loads(
         flyk("--local", "machine", "status", "0123456789abcd", "-a", "web", "-j").stdout
     )
-    assert document["error"]["message"] == "not_found: machine '0123456789abcd' not found"
+    assert document["error"]["message"] == "machine '0123456789abcd' not found"
+    assert document["error"]["code"] == "not_found"  # the prefix, kept as the code
 
 
 class _CtrlCOnWait(httpx.BaseTransport):
