@@ -128,6 +128,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+            f"{exc.start})",
+            hint="Fix or remove the file; flyk does not overwrite a file it cannot read.",
+        ) from exc
     import yaml
 
     try:
@@ -411,6 +417,7 @@ _APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _MACHINE_ID = re.compile(r"^[0-9a-f]{14}$")
 _REGION = re.compile(r"^[a-z]{3}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_METADATA_PREFIX = "flyk_"
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$")
 
 
@@ -458,7 +465,17 @@ def parse_env(items: Iterable[str]) -> dict[str, str]:
 
 def parse_metadata(items: Iterable[str]) -> dict[str, str]:
     """``--metadata`` values, same shape as ``--env``; keys may also hold dots, dashes, slashes."""
-    return _parse_key_values(items, flag="--metadata", key_pattern=_METADATA_KEY)
+    parsed = _parse_key_values(items, flag="--metadata", key_pattern=_METADATA_KEY)
+    for key, value in parsed.items():
+        if key.lower().startswith(RESERVED_METADATA_PREFIX):
+            # flyk's own records (a create's launch id, a cluster's role and owner): one set by
+            # hand would make flyk take a machine for one it made, or for a cluster's.
+            raise UsageError(
+                f"--metadata '{key}={value}': keys starting with {RESERVED_METADATA_PREFIX} "
+                "are reserved for flyk's own records",
+                hint=f"Choose another key, e.g. {key[len(RESERVED_METADATA_PREFIX) :] or 'name'}.",
+            )
+    return parsed
 
 
 def _parse_key_values(

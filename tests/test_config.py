@@ -300,3 +300,17 @@ def test_the_cli_and_the_local_backend_agree_on_app_names(name: str) -> None:
     except UsageError:
         cli_accepts = False
     assert cli_accepts == backend_accepts
+
+
+@pytest.mark.parametrize("which", ["flyk", "flyctl"])
+def test_a_config_file_that_is_not_utf8_is_a_config_error_naming_it(
+    isolated_env: Path, which: str
+) -> None:
+    path = config.flyk_config_file() if which == "flyk" else isolated_env / ".fly" / "config.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"access_token: \xff\xfe\n")
+    with pytest.raises(ConfigError) as caught:
+        config.resolve_token()
+    assert caught.value.exit_code == 2
+    assert caught.value.message == f"{path} is not UTF-8 text (byte 0xff at position 14)"
+    assert path.read_bytes() == b"access_token: \xff\xfe\n"

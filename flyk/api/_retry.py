@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 # those that say the request can never succeed as sent: 501 Not Implemented (the server does
 # not do this operation; the local backend answers it for unserved operations), 505 HTTP
 # Version Not Supported and 511 Network Authentication Required (a captive portal wants a
-# login). Repeating those only delays the error until the deadline.
-_PERMANENT_5XX = frozenset({501, 505, 511})
+# login), and 507 Insufficient Storage (the server's disk refused the write; `flyk local serve`
+# answers it on a full disk, and no retry within seconds frees space). Repeating those only
+# delays the error until the deadline.
+_PERMANENT_5XX = frozenset({501, 505, 507, 511})
 
 
 def is_retryable_status(status: int) -> bool:

@@ -8,6 +8,7 @@ terse 400 into a one-line message that says how to fix the size.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -44,6 +45,14 @@ PRESETS: dict[str, GuestConfig] = {
     for cpus in kind.cpu_counts
 }
 DEFAULT_SIZE = "shared-cpu-1x"
+
+
+# The largest sizes Fly offers (the presets): CPUs per kind, and memory of any machine.
+MAX_CPUS: dict[str, int] = {
+    kind.name: max(g.cpus or 0 for g in PRESETS.values() if g.cpu_kind == kind.name)
+    for kind in (SHARED, PERFORMANCE)
+}
+MAX_MEMORY_MB = max(MAX_CPUS[kind.name] * kind.max_mb_per_cpu for kind in (SHARED, PERFORMANCE))
 
 
 def preset(name: str) -> GuestConfig:
@@ -84,6 +93,10 @@ def parse_memory_mb(value: str | int) -> int:
         )
     number, unit = float(match.group(1)), (match.group(2) or "mb").lower()
     megabytes = number * 1024 if unit.startswith("g") else number
+    if not math.isfinite(megabytes) or megabytes > MAX_MEMORY_MB:
+        raise UsageError(
+            f"memory {value!r} is more than any machine has (at most {MAX_MEMORY_MB} MB)"
+        )
     if megabytes != int(megabytes):
         raise UsageError(f"memory {value!r} is not a whole number of megabytes")
     return int(megabytes)
@@ -99,6 +112,10 @@ def validate_guest(guest: GuestConfig, *, memory_flag: str = "--memory") -> None
     cpus, memory = guest.cpus or 0, guest.memory_mb or 0
     if cpus < 1:
         raise UsageError(f"a machine needs at least 1 CPU, got {cpus}")
+    if cpus > MAX_CPUS[kind.name]:
+        raise UsageError(
+            f"a {kind.name} machine has at most {MAX_CPUS[kind.name]} CPUs, got {cpus}"
+        )
     if memory <= 0 or memory % MEMORY_STEP_MB:
         rounded = max(MEMORY_STEP_MB, -(-memory // MEMORY_STEP_MB) * MEMORY_STEP_MB)
         raise UsageError(

@@ -189,6 +189,27 @@ def open_local_backend(path: Path, timing: Any = None) -> Any:
         ) from error
 
 
+def local_storage_error(error: BaseException) -> ConfigError | None:
+    """The embedded backend's database refused a write in the middle of a command (a full
+    disk, an I/O error, a read-only file): a ConfigError naming the file, or None for any
+    other error. The backend rolled the write back and it is not retried."""
+    from flyk.local import LocalStorageError
+
+    if not isinstance(error, LocalStorageError):
+        return None
+    if error.disk_full:
+        hint = (
+            "Free some space on its filesystem, "
+            f"or set {config.EnvVar.LOCAL_DB} to a file on another one."
+        )
+    else:
+        hint = (
+            "Check that the file and its directory are writable and the disk is healthy, "
+            f"or set {config.EnvVar.LOCAL_DB} to another file."
+        )
+    return ConfigError(str(error), hint=hint)
+
+
 def _local_db_hint() -> str:
     if os.environ.get(config.EnvVar.LOCAL_DB):
         return f"{config.EnvVar.LOCAL_DB} names that file: point it at a writable SQLite file."

@@ -33,6 +33,10 @@ People's text goes to **stderr**: notices, warnings, progress (only on a termina
 `NO_COLOR`, `CLICOLOR=0`, `TERM=dumb` or a non-terminal stderr give plain text. Prompts
 appear only when stdin and stdout are terminals; otherwise a missing answer is an error
 naming the flag that supplies it, and destructive commands need `-y/--yes`.
+Numbers are checked when the command line is read, before any call: every duration
+(`--timeout`, `-w/--wait-timeout`, `ext k8s create --timeout`) is at most 24 hours, memory at
+most what the largest machine has, CPUs at most the largest size of their kind, volume sizes
+1–500 GB (the API's bounds).
 
 ## Targets and credentials
 
@@ -59,7 +63,8 @@ lifecycles are simulated.
 Global options (`-t`, `--verbose`, `--local`) may be given before or after the sub-command,
 anywhere before `--`. Everything after `--` is passed on untouched (`machine run IMAGE -- CMD…`,
 `machine exec ID -- CMD…`). `--verbose` prints each API request and response on stderr,
-credentials redacted, and a traceback for unexpected errors.
+credentials redacted, and a traceback only for unexpected errors (exit 1, "unexpected …"); an
+error flyk raises on purpose is its one line and hint, with or without `--verbose`.
 """
 
 ENV_DOCS = {

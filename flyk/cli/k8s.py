@@ -20,9 +20,16 @@ from flyk.cli.completion import complete_clusters
 from flyk.cli.context import LOCAL_BASE_URL, AppContext, app_context
 from flyk.cli.controlplane import build_command, control_plane_command
 from flyk.cli.kubelet import kubelet_command
-from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, RegionOption, YesOption
+from flyk.cli.options import (
+    DEFAULT_ORG,
+    MAX_SECONDS,
+    JsonOption,
+    OrgOption,
+    RegionOption,
+    YesOption,
+)
 from flyk.cli.output import Output
-from flyk.config import is_loopback_url
+from flyk.config import EnvVar, is_loopback_url
 from flyk.errors import FlykError, NotFoundError, UsageError
 from flyk.k8s import cluster
 from flyk.k8s import controlplane as cp
@@ -82,7 +89,10 @@ def parse_timeout(text: str) -> float:
     if float(match.group(1)) <= 0:
         raise UsageError(f"--timeout must be more than 0, got {text!r}; e.g. 10m")
     scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
-    return float(match.group(1)) * scale
+    seconds = float(match.group(1)) * scale
+    if seconds > MAX_SECONDS:
+        raise UsageError(f"--timeout is at most 24h, got {text!r}; e.g. 10m")
+    return seconds
 
 
 class _Label:
@@ -204,7 +214,13 @@ def create_command(
     ] = None,
     volume_size: Annotated[
         int,
-        typer.Option("--volume-size", metavar="GB", help="K3s data volume size in GB.", min=1),
+        typer.Option(
+            "--volume-size",
+            metavar="GB",
+            help="K3s data volume size in GB (1–500).",
+            min=1,
+            max=500,
+        ),
     ] = cp.DEFAULT_VOLUME_GB,
     kubelet_token: Annotated[
         str | None,
@@ -220,8 +236,9 @@ def create_command(
     json: JsonOption = False,
 ) -> None:
     """Create a cluster: app, volume, API address, CA secrets and the control-plane Machine;
-    wait until it is healthy; merge its kubeconfig (context flyk-NAME). An incomplete cluster
-    of that name (kept by --keep-on-failure) is resumed."""
+    wait until it is healthy; merge its kubeconfig (context flyk-NAME; flyk-NAME@ORG outside
+    the personal org). An incomplete cluster of that name (kept by --keep-on-failure) is
+    resumed."""
     context = app_context(ctx)
     out = context.use_json(json)
     cluster_name = _cluster_name(name_argument, name)
@@ -295,7 +312,7 @@ def _default_region(context: AppContext) -> str:
 def _render_plan(out: Output, checked: cluster.DryRun, kube: cluster.KubeconfigOptions) -> None:
     plan = checked.plan
     described = plan.describe()
-    target = kube.output or str(kc.entry_file(plan.spec.name, kube.path))
+    target = kube.output or str(kc.entry_file(plan.context, kube.path))
     described["kubeconfig"] = {
         "context": plan.context,
         "file": target,
@@ -369,9 +386,23 @@ def _home(path: Path) -> str:
 # list, status
 
 
+ListOrgOption = Annotated[
+    str | None,
+    typer.Option(
+        "-o",
+        "--org",
+        metavar="ORG",
+        envvar=EnvVar.ORG,
+        help="Only this organization (default: every organization the token can use).",
+        show_envvar=True,
+    ),
+]
+
+
 @app.command("list")
-def list_command(ctx: typer.Context, org: OrgOption = None, json: JsonOption = False) -> None:
-    """List clusters (found on the platform, not in a local file)."""
+def list_command(ctx: typer.Context, org: ListOrgOption = None, json: JsonOption = False) -> None:
+    """List clusters of every organization the token can use (found on the platform, not in
+    a local file)."""
     context = app_context(ctx)
     out = context.use_json(json)
     client = context.client
@@ -509,7 +540,7 @@ def delete_command(
     try:
         plan = cluster.plan_deletion(context.client, name, _org(org), kube)
     except NotFoundError:
-        stale = cluster.stale_kubeconfig_files(name, kube)
+        stale = cluster.stale_kubeconfig_files(name, _org(org), kube)
         if not stale:
             raise
         _delete_stale_entries(out, name, _org(org), kube, stale, yes)
@@ -538,9 +569,12 @@ def _delete_stale_entries(
     """No such cluster on the platform, but its kubeconfig entries are still there: remove
     them (exit 0: afterwards nothing of the cluster is left, which is what delete is for)."""
     where = ", ".join(_home(p) for p in files)
+    context = kc.context_name(name, org)
+    server = (kc.cluster_fields(context, kube.path) or {}).get("server")
+    at = f", server {server}" if isinstance(server, str) and server else ""
     question = (
         f"No cluster {name} in organization {org}; remove its stale kubeconfig entries "
-        f"(context {kc.context_name(name)} in {where})?"
+        f"(context {context} in {where}{at})?"
     )
     if not out.confirm(question, yes=yes):
         out.declined("Nothing was removed.")
@@ -564,6 +598,12 @@ def _render_deleted(out: Output, result: cluster.DeleteResult) -> None:
         cleared = " (current-context cleared)" if removed.current_context_cleared else ""
         where = ", ".join(_home(p) for p in removed.files)
         out.success(f"Removed context {removed.context} from {where}{cleared}")
+    other = removed.other_cluster_in if removed else result.plan.other_cluster_entry
+    if other is not None:
+        out.warn(
+            f"kept context {result.plan.context} in {_home(other)}: it points at another "
+            "cluster (its CA is not this cluster's)"
+        )
     name = result.plan.cluster.name
     if result.leftovers:
         out.warn(f"left behind: {', '.join(result.leftovers)}")

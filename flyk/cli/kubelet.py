@@ -17,7 +17,7 @@ import typer
 
 from flyk.cli.context import app_context
 from flyk.errors import UsageError
-from flyk.kubelet.config import Intervals, KubeletConfig, Taint
+from flyk.kubelet.config import Intervals, KubeletConfig, Taint, missing_kube_client
 
 if TYPE_CHECKING:
     from flyk.api import FlyClient
@@ -187,6 +187,7 @@ def kubelet_command(
     ] = "INFO",
 ) -> None:
     """Register a virtual node and run every pod bound to it as a Fly Machine."""
+    _require_kubelet_extra()
     config = build_config(
         cluster=cluster,
         org=org,
@@ -206,6 +207,17 @@ def kubelet_command(
         context.output.add_secret(api_token)
     fly = _client(config) if (api_url or api_token) else context.client
     _run_until_signalled(config, fly)
+
+
+def _require_kubelet_extra() -> None:
+    """The Kubernetes client comes with `flyk[kubelet]` (the control-plane image has it); a
+    plain install lacks it, and says so before anything else."""
+    missing = missing_kube_client()
+    if missing is not None:
+        raise UsageError(
+            f"the kubelet needs flyk's kubelet extra ({missing}), which is not installed",
+            hint="Install it: pip install 'flyk[kubelet]'",
+        )
 
 
 def _client(config: KubeletConfig) -> FlyClient:

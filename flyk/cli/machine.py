@@ -21,6 +21,7 @@ from flyk.cli import completion, views
 from flyk.cli.context import AppContext, app_context
 from flyk.cli.lazy import aliased
 from flyk.cli.options import (
+    MAX_SECONDS,
     AppOption,
     JsonOption,
     MachineIdArgument,
@@ -77,7 +78,12 @@ EnvOption = Annotated[
 ]
 MetadataOption = Annotated[
     list[str] | None,
-    typer.Option("-m", "--metadata", metavar="KEY=VALUE", help="Metadata (repeatable)."),
+    typer.Option(
+        "-m",
+        "--metadata",
+        metavar="KEY=VALUE",
+        help="Metadata (repeatable); keys starting with flyk_ are flyk's own.",
+    ),
 ]
 SizeOption = Annotated[
     str | None,
@@ -124,6 +130,7 @@ WaitTimeoutOption = Annotated[
         "-w",
         "--wait-timeout",
         min=0,
+        max=MAX_SECONDS,
         metavar="SECONDS",
         help="Seconds to wait for the machine's state.",
     ),
@@ -692,6 +699,7 @@ def stop(
         typer.Option(
             "--timeout",
             min=0,
+            max=MAX_SECONDS,
             metavar="SECONDS",
             help="Seconds before the machine is killed.",
             show_default=False,
@@ -1000,7 +1008,13 @@ def exec_command(
     app_name: AppOption = None,
     timeout: Annotated[
         int | None,
-        typer.Option("--timeout", min=0, metavar="SECONDS", help="Seconds the command may run."),
+        typer.Option(
+            "--timeout",
+            min=0,
+            max=MAX_SECONDS,
+            metavar="SECONDS",
+            help="Seconds the command may run.",
+        ),
     ] = None,
     json: JsonOption = False,
 ) -> None:

@@ -126,10 +126,8 @@ def _report(context: AppContext, error: FlykError) -> int:
     out = context.output
     _add_hint(error)
     _name_token_source(context, error)
-    if out.verbose:
-        import traceback
-
-        out.notice("".join(traceback.format_exception(error)).rstrip())
+    # An error flyk raises on purpose says all there is: --verbose shows the API exchanges
+    # that led to it, never a traceback (that is for errors flyk did not foresee).
     out.error(display_message(error), hint=error.hint, request_id=error.request_id)
     if out.json_mode:
         out.json({"error": error_document(error)})
@@ -152,11 +150,20 @@ def _add_hint(error: FlykError) -> None:
 
 
 def display_message(error: FlykError) -> str:
-    """The error's message for stderr, without the API code prefix its class already says.
+    """The error's message for stderr and --json, without the API code prefix its class
+    already says.
 
     The Machines API starts some messages with its error code ("not_found: machine … not
-    found"); people are told the same by the message itself, and the code stays in --json.
+    found"); people are told the same by the message itself, and --json keeps the code in
+    `code` (`_code_prefix`).
     """
+    prefix = _code_prefix(error)
+    return error.message[len(prefix) + 2 :] if prefix else error.message
+
+
+def _code_prefix(error: FlykError) -> str | None:
+    """The API code the message starts with ("not_found"), when the error's class says the
+    same; else None."""
     import re
 
     from flyk import errors
@@ -171,11 +178,11 @@ def display_message(error: FlykError) -> str:
     }
     match = re.match(r"([a-z_]+): (?=\S)", error.message)
     if error.details is None or match is None:
-        return error.message
+        return None
     kind = said_by.get(match.group(1))
     if kind is not None and isinstance(error, kind):
-        return error.message[match.end() :]
-    return error.message
+        return match.group(1)
+    return None
 
 
 def _name_token_source(context: AppContext, error: FlykError) -> None:
@@ -210,6 +217,11 @@ def _report_unexpected(
         if _asked_for_json(error, argv):
             context.output.json({"error": _usage_error_document(error)})
         return error.exit_code
+    from flyk.cli.context import local_storage_error
+
+    storage = local_storage_error(error)
+    if storage is not None:
+        return _report(context, storage)
     out = context.output
     if out.verbose:
         import traceback
@@ -257,12 +269,12 @@ def error_document(error: FlykError) -> dict[str, Any]:
     details = error.details
     return {
         "type": type(error).__name__,
-        "message": error.message,
+        "message": display_message(error),
         "hint": error.hint,
         "exit_code": error.exit_code,
         "request_id": error.request_id,
         "status": details.status if details else None,
-        "code": details.code if details else None,
+        "code": (details.code if details else None) or _code_prefix(error),
     }
 
 

@@ -85,3 +85,6 @@ VolumeIdArgument = Annotated[
 ]
 
 DEFAULT_ORG = "personal"
+# Every duration flag (waits, timeouts) is at most a day: longer is a typo, and a huge number
+# would overflow the clock arithmetic it feeds.
+MAX_SECONDS = 24 * 3600

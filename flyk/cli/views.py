@@ -360,11 +360,15 @@ EXTRA_SHAPES: Mapping[str, Sequence[tuple[str, str]]] = {
     "version": (("version", "flyk's version"),),
     "error (any command with --json that fails)": (
         ("error.type", "exception class, e.g. NotFoundError"),
-        ("error.message", "one-line message"),
+        ("error.message", "one-line message, as stderr shows it (no API code prefix)"),
         ("error.hint", "what to do next, or null"),
         ("error.exit_code", "the process exit code"),
         ("error.request_id", "the API's request id, or null"),
         ("error.status", "HTTP status, or null"),
-        ("error.code", "the API's own code (e.g. insufficient_capacity), or null"),
+        (
+            "error.code",
+            "the API's own code (e.g. insufficient_capacity, or not_found from a message's "
+            "prefix), or null",
+        ),
     ),
 }

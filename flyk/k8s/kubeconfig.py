@@ -7,14 +7,18 @@ world-readable file, and never lets two writers interleave.
 Rules (client-go's `clientcmd`, which kubectl follows):
 
 * The chain is `--kubeconfig` if given, else every path in `KUBECONFIG` (duplicates and empty
-  items dropped), else `~/.kube/config`.
+  items dropped; no `~` expanded in either), else `~/.kube/config`.
 * A name is defined by the first file in the chain that has it; an existing cluster, user or
   context is updated in that file.
 * A new entry goes to the explicit file; with a one-item `KUBECONFIG` to that file; with several,
   to the first one that exists, or the last one when none exists (`GetDefaultFilename`).
 * `current-context` is written to the first file of the chain that exists (the default file).
 
-flyk's entries are a cluster, a user and a context all named `flyk-NAME`. Their fields are merged
+flyk's entries are a cluster, a user and a context all named `flyk-NAME` (a cluster of the
+personal organization, the default) or `flyk-NAME@ORG` (any other), so that clusters of one name
+in two organizations never share an entry. An entry of that name is the cluster's only when its
+CA is the cluster's: one pointing at another cluster is never replaced or removed (a
+ConflictError). Their fields are merged
 one by one: the fields flyk owns are set, conflicting credentials on flyk's user are dropped, and
 anything else someone added (a namespace, a proxy-url, extensions) is kept. Every write goes to a
 temporary file in the target's directory, is flushed and renamed over the target (a symlink
@@ -40,9 +44,11 @@ from typing import Any
 
 import yaml
 
-from flyk.errors import ConfigError
+from flyk.errors import ConfigError, ConflictError
 
 CONTEXT_PREFIX = "flyk-"
+# The organization whose clusters keep the short name `flyk-NAME` (the CLI's default -o).
+PERSONAL_ORG = "personal"
 LOCK_TIMEOUT = 30.0
 # Before provisioning, a lock held longer than this is taken to be stale (a writer holds it for
 # milliseconds); reported then rather than after a cluster was made.
@@ -67,9 +73,13 @@ _CONFLICTING_USER_FIELDS = (
 _CONFLICTING_CLUSTER_FIELDS = ("certificate-authority", "insecure-skip-tls-verify")
 
 
-def context_name(cluster: str) -> str:
-    """The one name flyk uses for a cluster's kubeconfig cluster, user and context."""
-    return f"{CONTEXT_PREFIX}{cluster}"
+def context_name(cluster: str, org: str = PERSONAL_ORG) -> str:
+    """The one name flyk uses for a cluster's kubeconfig cluster, user and context:
+    `flyk-NAME` in the personal organization, `flyk-NAME@ORG` elsewhere (cluster names and
+    organization slugs hold no `@`, so no two clusters ever map to one name)."""
+    if org == PERSONAL_ORG:
+        return f"{CONTEXT_PREFIX}{cluster}"
+    return f"{CONTEXT_PREFIX}{cluster}@{org}"
 
 
 @dataclass(frozen=True)
@@ -81,10 +91,11 @@ class KubeconfigEntry:
     ca_pem: bytes
     client_cert_pem: bytes
     client_key_pem: bytes = field(repr=False)
+    org: str = PERSONAL_ORG
 
     @property
     def name(self) -> str:
-        return context_name(self.cluster)
+        return context_name(self.cluster, self.org)
 
     def cluster_fields(self) -> dict[str, Any]:
         return {"server": self.server, "certificate-authority-data": _b64(self.ca_pem)}
@@ -123,14 +134,16 @@ def resolve_chain(
     explicit: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """The kubeconfig files kubectl would load, in precedence order."""
+    """The kubeconfig files kubectl would load, in precedence order. As kubectl, no `~` is
+    expanded in `--kubeconfig` or KUBECONFIG: `'~/x'` is a directory named `~` (the shell
+    expands an unquoted one before flyk sees it)."""
     env = os.environ if environ is None else environ
     if explicit:
-        return [Path(explicit).expanduser()]
+        return [Path(explicit)]
     chain: list[Path] = []
     for item in env.get("KUBECONFIG", "").split(os.pathsep):
-        if item and Path(item).expanduser() not in chain:
-            chain.append(Path(item).expanduser())
+        if item and Path(item) not in chain:
+            chain.append(Path(item))
     if chain:
         return chain
     return [Path(env.get("HOME", str(Path.home()))) / ".kube" / "config"]
@@ -430,6 +443,52 @@ def _remove(doc: Document, section: str, name: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# Whose entry it is
+
+
+def _ca_of(body: Mapping[str, Any]) -> bytes | None:
+    data = body.get("certificate-authority-data")
+    if not isinstance(data, str):
+        return None
+    try:
+        return base64.b64decode(data, validate=True)
+    except ValueError:
+        return None
+
+
+def _other_cluster(name: str, path: Path, body: Mapping[str, Any]) -> ConflictError:
+    server = body.get("server")
+    at = f" (server {server})" if isinstance(server, str) and server else ""
+    return ConflictError(
+        f"kubeconfig {path} already has an entry {name} for another cluster{at}; "
+        "flyk leaves it as it is",
+        hint=f"if that cluster is gone, remove its entries (kubectl config delete-context "
+        f"{name}; kubectl config delete-cluster {name}; kubectl config delete-user {name}); "
+        "or write this one elsewhere with --kubeconfig FILE or --output FILE",
+    )
+
+
+def check_owner(
+    name: str,
+    ca_pem: bytes | None,
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse (ConflictError) when the chain's cluster entry NAME, as kubectl reads it, is
+    another cluster's: its CA is not `ca_pem` (None: a cluster with no CA yet, to which no
+    existing entry can belong)."""
+    for path in resolve_chain(explicit, environ):
+        doc = load(path, chosen=bool(explicit))
+        item = _find(doc, "clusters", name) if doc is not None else None
+        if item is not None:
+            found = item.get("cluster")
+            body: Mapping[str, Any] = found if isinstance(found, dict) else {}
+            if ca_pem is None or _ca_of(body) != ca_pem:
+                raise _other_cluster(name, path, body)
+            return
+
+
+# ---------------------------------------------------------------------------------------------
 # The operations
 
 
@@ -466,6 +525,9 @@ class RemoveResult:
     context: str
     files: tuple[Path, ...]
     current_context_cleared: bool
+    # The file whose entry of that name is another cluster's (its CA is not this one's), so
+    # nothing was removed anywhere.
+    other_cluster_in: Path | None = None
 
 
 class _Chain:
@@ -500,6 +562,20 @@ class _Chain:
         path = self.current_context_file()
         return str(self.document(path).get("current-context")) if path else ""
 
+    def cluster_entry(self, name: str) -> tuple[Path, Mapping[str, Any]] | None:
+        """The cluster entry NAME as kubectl reads it (the first file defining it)."""
+        path = self.holder("clusters", name)
+        if path is None:
+            return None
+        item = _find(self.document(path), "clusters", name) or {}
+        body = item.get("cluster")
+        return path, body if isinstance(body, dict) else {}
+
+    def refuse_other_cluster(self, entry: KubeconfigEntry) -> None:
+        found = self.cluster_entry(entry.name)
+        if found is not None and _ca_of(found[1]) != entry.ca_pem:
+            raise _other_cluster(entry.name, *found)
+
     def save(self) -> tuple[Path, ...]:
         written = tuple(p for p in self.paths if p in self.changed)
         for path in written:
@@ -521,6 +597,7 @@ def merge(
     # The files that exist, and the one a new entry would create: nothing else is written.
     with locked([*(p for p in chain if p.exists()), home]):
         files = _Chain(chain, chosen=bool(explicit))
+        files.refuse_other_cluster(entry)
         new_home = default_file(chain)
         pieces = (
             ("clusters", entry.cluster_fields(), _CONFLICTING_CLUSTER_FIELDS),
@@ -555,18 +632,22 @@ def merge(
 
 
 def remove(
-    cluster: str,
+    name: str,
     *,
+    ca_pem: bytes | None = None,
     explicit: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RemoveResult:
-    """Drop the cluster's entries from every file of the chain; clear current-context if it
+    """Drop the entries NAME from every file of the chain; clear current-context if it
     pointed at them (never switch to some other context: that is how people hit the wrong
-    cluster)."""
-    name = context_name(cluster)
+    cluster). With `ca_pem`, only when the cluster entry is that CA's: another cluster's
+    entries are left, and `other_cluster_in` says where."""
     chain = resolve_chain(explicit, environ)
     with locked([p for p in chain if p.exists()]):
         files = _Chain(chain, chosen=bool(explicit))
+        found = files.cluster_entry(name)
+        if ca_pem is not None and found is not None and _ca_of(found[1]) != ca_pem:
+            return RemoveResult(name, (), False, other_cluster_in=found[0])
         cleared = False
         for path in files.paths:
             doc = files.docs[path]
@@ -590,9 +671,8 @@ def remove(
 _STANDALONE_KEYS = frozenset({"apiVersion", "kind", "preferences", "current-context", *_SECTIONS})
 
 
-def _foreign_content(doc: Document, cluster: str) -> list[str]:
-    """What a file holds besides the cluster's own `flyk-NAME` entries."""
-    name = context_name(cluster)
+def _foreign_content(doc: Document, name: str) -> list[str]:
+    """What a file holds besides the cluster's own entries NAME."""
     found = [
         f"{section[:-1]} {item.get('name')}"
         for section in _SECTIONS
@@ -608,14 +688,14 @@ def _foreign_content(doc: Document, cluster: str) -> list[str]:
     return found
 
 
-def check_standalone(path: str | os.PathLike[str], cluster: str) -> Path:
+def check_standalone(path: str | os.PathLike[str], name: str) -> Path:
     """Refuse (ConfigError, file untouched) unless FILE is missing, empty, or holds only this
     cluster's own entries: `--output` writes a file of its own, it never merges."""
     target = Path(path).expanduser()
     doc = load(target, chosen=True)
     if doc is None:
         return target
-    foreign = _foreign_content(doc, cluster)
+    foreign = _foreign_content(doc, name)
     if foreign:
         shown = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
         raise ConfigError(
@@ -635,7 +715,8 @@ def write_standalone(entry: KubeconfigEntry, path: str | os.PathLike[str]) -> Me
     target = Path(path).expanduser()
     make_parent(target)
     with locked([target]):
-        check_standalone(target, entry.cluster)  # again, under the lock
+        check_standalone(target, entry.name)  # again, under the lock
+        _Chain([target], chosen=True).refuse_other_cluster(entry)
         write_atomic(target, dump(entry.standalone()))
     return MergeResult(
         context=entry.name,
@@ -706,13 +787,12 @@ _REMOVE_ELSEWHERE = "or pass --kubeconfig with the file that holds the cluster's
 
 
 def cluster_fields(
-    cluster: str,
+    name: str,
     explicit: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Mapping[str, Any] | None:
-    """The fields of the cluster's `flyk-NAME` cluster entry as kubectl would read them (the
-    first file of the chain defining it), or None when there is none."""
-    name = context_name(cluster)
+    """The fields of the cluster entry NAME as kubectl would read them (the first file of the
+    chain defining it), or None when there is none."""
     for path in resolve_chain(explicit, environ):
         doc = load(path, chosen=bool(explicit))
         item = _find(doc, "clusters", name) if doc is not None else None
@@ -723,14 +803,13 @@ def cluster_fields(
 
 
 def entry_file(
-    cluster: str,
+    name: str,
     explicit: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Path:
-    """The file a merge would put the cluster's context in: the file of the chain already
-    holding it, else where kubectl puts a new entry (what `create --dry-run` names)."""
+    """The file a merge would put the context NAME in: the file of the chain already holding
+    it, else where kubectl puts a new entry (what `create --dry-run` names)."""
     chain = resolve_chain(explicit, environ)
-    name = context_name(cluster)
     for path in chain:
         doc = load(path, chosen=bool(explicit))
         if doc is not None and _find(doc, "contexts", name) is not None:
@@ -739,13 +818,12 @@ def entry_file(
 
 
 def holders(
-    cluster: str,
+    name: str,
     explicit: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """The files of the chain holding any of the cluster's entries (or pointing
-    current-context at them)."""
-    name = context_name(cluster)
+    """The files of the chain holding any of the entries NAME (or pointing current-context
+    at them)."""
     found = []
     for path in resolve_chain(explicit, environ):
         doc = load(path, chosen=bool(explicit))

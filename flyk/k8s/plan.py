@@ -17,11 +17,13 @@ from flyk.api import machine_sizes
 from flyk.api.models import GuestConfig, MachineConfig
 from flyk.errors import UsageError
 from flyk.k8s import controlplane as cp
+from flyk.k8s import kubeconfig as kc
 from flyk.k8s import records
 from flyk.k8s.pki import TLS_FILES
 
 APP_PREFIX = "flyk-"
 APP_NAME_LIMIT = 63  # Fly app names are DNS labels
+MAX_VOLUME_GB = 500  # the API's bound on a volume's size
 CLUSTER_NAME_LIMIT = 40
 VOLUME_NAME = "flyk_data"
 VOLUME_PLACEHOLDER = "<volume id>"
@@ -94,8 +96,11 @@ class ClusterSpec:
         validate_org(self.org)
         validate_region(self.region)
         machine_sizes.validate_guest(self.guest, memory_flag="--vm-memory")
-        if self.volume_size_gb < 1:
-            raise UsageError("the K3s data volume needs at least 1 GB")
+        if not 1 <= self.volume_size_gb <= MAX_VOLUME_GB:
+            raise UsageError(
+                f"the K3s data volume takes 1 to {MAX_VOLUME_GB} GB (the API's bounds), "
+                f"got {self.volume_size_gb}"
+            )
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,13 @@ class ClusterPlan:
 
     @property
     def context(self) -> str:
-        return f"flyk-{self.spec.name}"
+        """The kubeconfig entry's name: `flyk-NAME`, or `flyk-NAME@ORG` outside personal."""
+        return kc.context_name(self.spec.name, self.spec.org)
+
+    @property
+    def node_name(self) -> str:
+        """The virtual node's name (a DNS subdomain, so never the context's `@ORG` form)."""
+        return f"{APP_PREFIX}{self.spec.name}"
 
     @property
     def api_endpoint(self) -> str:
@@ -144,7 +155,7 @@ class ClusterPlan:
             "FLYK_API_URL": self.spec.kubelet_api_url,
             "FLYK_API_ENDPOINT": self.api_endpoint,
             # read by `flyk ext k8s kubelet`: the virtual node is named after the cluster
-            "FLYK_KUBELET_NODE_NAME": self.context,
+            "FLYK_KUBELET_NODE_NAME": self.node_name,
         }
 
     def machine_config(

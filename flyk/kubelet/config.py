@@ -90,3 +90,15 @@ def namespace_app_name(cluster: str, namespace: str, org: str) -> str:
     cluster_part = _label(cluster)[: room // 2]
     namespace_part = _label(namespace)[: room - len(cluster_part)]
     return f"flyk-{cluster_part}-{namespace_part}-{digest}"
+
+
+def missing_kube_client() -> str | None:
+    """The Kubernetes client package (the `flyk[kubelet]` extra) when it is not installed,
+    else None; asked before anything imports it, so a plain install says what to add."""
+    try:
+        import lightkube  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] == "lightkube":
+            return "lightkube"
+        raise
+    return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flyk.local.backend import DB_ENV_VAR, LocalBackend, default_path
 from flyk.local.knobs import Capacity, FaultRule, Faults, RateLimits, Timing
-from flyk.local.store import LocalDatabaseError
+from flyk.local.store import LocalDatabaseError, LocalStorageError
 
 __all__ = [
     "DB_ENV_VAR",
@@ -18,6 +18,7 @@ __all__ = [
     "Faults",
     "LocalBackend",
     "LocalDatabaseError",
+    "LocalStorageError",
     "RateLimits",
     "Timing",
     "default_path",

@@ -23,6 +23,7 @@ from flyk.local.context import Ctx, Reply, Settings
 from flyk.local.errors import ApiError
 from flyk.local.knobs import Faults, RateLimits
 from flyk.local.routes import OWNS_TRANSACTIONS, Route, match
+from flyk.local.store import LocalStorageError
 from flyk.local.validate import MAX_BODY_BYTES, parse_json_object, strictness
 
 __all__ = ["ADMIN_PREFIX", "API_PREFIX", "Core", "LocalRequest", "LocalResponse"]
@@ -47,6 +48,9 @@ class LocalResponse:
     headers: dict[str, str]
     body: bytes
     drop_connection: bool = False  # a drop_after_commit fault: no response reaches the client
+    # The database's storage refused a write: the in-process transport raises it (the CLI
+    # names the file); over HTTP the client gets the 507 and its message.
+    storage_error: LocalStorageError | None = None
 
 
 def _encode(reply: Reply) -> LocalResponse:
@@ -126,6 +130,10 @@ class Core:
             return response
         except ApiError as error:
             return _encode(error_reply(error))
+        except LocalStorageError as exc:  # the user's disk, not a bug: no traceback
+            response = _encode(Reply(507, {"error": str(exc)}))
+            response.storage_error = exc
+            return response
         except Exception as exc:  # a bug in the backend: say so, without a traceback on the wire
             traceback.print_exc(file=sys.stderr)
             message = f"internal error in the flyk local backend: {type(exc).__name__}: {exc}"

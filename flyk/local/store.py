@@ -6,6 +6,7 @@ crosses threads. Writers serialise on `BEGIN IMMEDIATE`; readers never block und
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DB_ENV_VAR", "LocalDatabaseError", "Store", "dumps", "loads"]
+__all__ = ["DB_ENV_VAR", "LocalDatabaseError", "LocalStorageError", "Store", "dumps", "loads"]
 
 DB_ENV_VAR = "FLYK_LOCAL_DB"
 
@@ -159,6 +160,35 @@ class LocalDatabaseError(Exception):
         self.reason = reason
 
 
+class LocalStorageError(LocalDatabaseError):
+    """A write the database file's storage refused (disk full, an I/O error, read-only). The
+    transaction was rolled back, so nothing was changed; repeating it would be refused again.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        Exception.__init__(
+            self,
+            f"cannot write the local backend's database {path}: {reason}; nothing was changed",
+        )
+        self.path = path
+        self.reason = reason
+
+    @property
+    def disk_full(self) -> bool:
+        return "full" in self.reason
+
+
+# SQLite's result codes that mean the file's storage refused, not a busy lock or a bug.
+_STORAGE_ERRORS = frozenset(
+    {"SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM"}
+)
+
+
+def _is_storage_error(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return "_".join(name.split("_")[:2]) in _STORAGE_ERRORS
+
+
 class Store:
     """The database file and its transactions."""
 
@@ -204,21 +234,39 @@ class Store:
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction: immediate (a writer) unless `write` is False. Commits on success."""
-        conn = self._connect()
+        """One transaction: immediate (a writer) unless `write` is False. Commits on success.
+
+        A write the storage refuses (disk full, I/O error, read-only file) is rolled back and
+        raised as LocalStorageError, which names the file."""
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            raise self._storage_error(exc) from exc
         try:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             committed_changes = conn.total_changes
             conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:  # a COMMIT the disk refused leaves it open
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise self._storage_error(exc) from exc
         finally:
             conn.close()
         if write and committed_changes:
             self.notify()
+
+    def _storage_error(self, exc: sqlite3.Error) -> Exception:
+        """The storage's refusal as LocalStorageError; any other SQLite error as it was."""
+        if _is_storage_error(exc):
+            return LocalStorageError(self.path, str(exc))
+        return exc
 
     def notify(self) -> None:
         with self._signal.condition:

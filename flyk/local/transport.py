@@ -22,6 +22,8 @@ class LocalTransport(httpx.BaseTransport):
             body=request.read(),
         )
         response = self._core.handle(local)
+        if response.storage_error is not None:
+            raise response.storage_error  # not an answer the API could give: the CLI says it
         if response.drop_connection:
             # The write is committed; the client never learns it: exactly the ambiguous failure
             # a dropped connection causes against the real API.

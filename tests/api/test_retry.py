@@ -70,12 +70,12 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(
         (429, False, True, True),  # refused before it was processed
         (500, True, True, True),
         (503, False, True, False),
-        (507, True, True, True),  # every 5xx that may pass when repeated
-        (520, True, True, True),
+        (520, True, True, True),  # every 5xx that may pass when repeated
         (599, True, True, True),
         (501, True, True, False),  # Not Implemented: the server never will
         (505, True, True, False),
         (511, True, True, False),
+        (507, True, True, False),  # Insufficient Storage: a write the disk refused
         (600, True, True, False),
         (400, True, True, False),
         (404, True, True, False),

@@ -108,12 +108,17 @@ def test_second_create_exits_5(flyk: Flyk) -> None:
         (("create", "demo", "--timeout", "0"), "--timeout must be more than 0"),
         (("create", "demo", "--vm-memory", "100"), "memory"),
         (("create", "a", "-n", "b"), "two names"),
+        (("create", "demo", "--timeout", "9" * 20), "--timeout is at most 24h"),
+        (("create", "demo", "--timeout", "99999999999999999999", "--dry-run"), "at most 24h"),
+        (("create", "demo", "--vm-memory", "9" * 400), "more than any machine has"),
+        (("create", "demo", "--volume-size", "100000"), "100000 is not between 1 and 500"),
         (("create", "demo", "--output", "a", "--kubeconfig", "b"), "give one"),
     ],
 )
 def test_bad_input_exits_2(flyk: Flyk, args: tuple[str, ...], needle: str) -> None:
     result = flyk("ext", "k8s", *args)
     assert result.exit_code == 2 and needle in result.stderr
+    assert "unexpected" not in result.stderr
     assert flyk("ext", "k8s", "list", "--json").stdout.strip() == "[]"
 
 
@@ -514,3 +519,57 @@ def test_ctrl_c_during_delete_exits_130_naming_what_is_left(flyk: Flyk, tmp_path
     assert "flyk ext k8s delete demo --yes" in result.stderr
     again = flyk("ext", "k8s", "delete", "demo", "--yes", transport=backend.transport())
     assert again.exit_code == 0, again.stderr
+
+
+def test_an_entry_that_is_another_clusters_is_never_replaced_or_removed(
+    flyk: Flyk, isolated_env: Path
+) -> None:
+    """`flyk-demo` points at a cluster of the same name on another target."""
+    other = isolated_env / "other.db"
+    assert flyk("ext", "k8s", "create", "demo", env={"FLYK_LOCAL_DB": str(other)}).exit_code == 0
+    config = isolated_env / ".kube" / "config"
+    before = config.read_bytes()
+    assert (
+        flyk("ext", "k8s", "create", "demo", "--output", str(isolated_env / "own.yaml")).exit_code
+        == 0
+    )
+    rebuilt = flyk("ext", "k8s", "kubeconfig", "demo")
+    assert rebuilt.exit_code == 5 and rebuilt.stdout == ""
+    error, hint = rebuilt.stderr.splitlines()[-2:]
+    assert re.fullmatch(
+        f"Error: kubeconfig {re.escape(str(config))} already has an entry flyk-demo for another "
+        r"cluster \(server https://127\.0\.0\.1:\d+\); flyk leaves it as it is",
+        error,
+    )
+    assert "kubectl config delete-context flyk-demo" in hint
+    deleted = flyk("ext", "k8s", "delete", "demo", "--yes")
+    assert deleted.exit_code == 0, deleted.stderr
+    assert "kept context flyk-demo in ~/.kube/config: it points at another cluster" in (
+        deleted.stderr
+    )
+    assert config.read_bytes() == before
+
+
+def test_a_cluster_outside_personal_gets_a_context_with_its_org(flyk: Flyk) -> None:
+    from flyk import config
+
+    LocalBackend(config.local_db_path(), orgs=("acme",))
+    created = flyk("ext", "k8s", "create", "same", "-o", "acme", "--json")
+    assert created.exit_code == 0, created.stderr
+    assert json.loads(created.stdout)["context"] == "flyk-same@acme"
+    assert kubectl("current-context").strip() == "flyk-same@acme"
+
+
+def test_list_without_org_lists_every_org_and_its_help_says_so(flyk: Flyk) -> None:
+    from flyk import config
+
+    LocalBackend(config.local_db_path(), orgs=("acme",))
+    assert flyk("ext", "k8s", "create", "one").exit_code == 0
+    assert flyk("ext", "k8s", "create", "two", "-o", "acme").exit_code == 0
+    listed = json.loads(flyk("ext", "k8s", "list", "--json").stdout)
+    assert [(c["name"], c["org"]) for c in listed] == [("two", "acme"), ("one", "personal")]
+    only = json.loads(flyk("ext", "k8s", "list", "-o", "acme", "--json").stdout)
+    assert [c["name"] for c in only] == ["two"]
+    help_text = " ".join(flyk("ext", "k8s", "list", "--help").stdout.split())
+    assert "Only this organization (default: every organization the token can use)" in help_text
+    assert "default: personal" not in help_text

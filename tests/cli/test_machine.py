@@ -289,6 +289,30 @@ BAD_RUNS = [
         "Error: --metadata '=x' is not KEY=VALUE\n       Write it as --metadata KEY=value.\n",
     ),
     (
+        ["--memory", "9" * 400],
+        f"Error: memory {'9' * 400!r} is more than any machine has (at most 131072 MB)\n",
+    ),
+    (
+        ["--vm-cpus", "99999999999999999999999"],
+        "Error: a shared machine has at most 8 CPUs, got 99999999999999999999999\n",
+    ),
+    (
+        ["-w", "1e20"],
+        "Usage: flyk machine run [OPTIONS] IMAGE [COMMAND]...\nTry 'flyk machine run -h' for "
+        "help.\n\nError: Invalid value for '-w' / '--wait-timeout': 1e+20 is not between 0 "
+        "and 86400.\n",
+    ),
+    (
+        ["-m", "flyk_launch_id=mine"],
+        "Error: --metadata 'flyk_launch_id=mine': keys starting with flyk_ are reserved for "
+        "flyk's own records\n       Choose another key, e.g. launch_id.\n",
+    ),
+    (
+        ["-m", "FLYK_cluster=x"],
+        "Error: --metadata 'FLYK_cluster=x': keys starting with flyk_ are reserved for "
+        "flyk's own records\n       Choose another key, e.g. cluster.\n",
+    ),
+    (
         ["-r", "IAD!"],
         "Error: invalid region 'IAD!': region codes are three lower-case letters like iad\n"
         "       `flyk regions list` shows the regions.\n",
@@ -671,13 +695,14 @@ def test_exec_on_a_stopped_machine_says_to_start_it(flyk: Flyk, app: str, machin
     assert hint == f"       Start it first: flyk machine start {machine_id} -a web"
 
 
-def test_api_code_prefixes_are_left_to_json(flyk: Flyk, app: str) -> None:
+def test_api_code_prefixes_are_stripped_in_text_and_json_alike(flyk: Flyk, app: str) -> None:
     result = flyk("--local", "machine", "status", "0123456789abcd", "-a", "web")
     assert result.stderr.startswith("Error: machine '0123456789abcd' not found (Request ID: ")
     document = json.loads(
         flyk("--local", "machine", "status", "0123456789abcd", "-a", "web", "-j").stdout
     )
-    assert document["error"]["message"] == "not_found: machine '0123456789abcd' not found"
+    assert document["error"]["message"] == "machine '0123456789abcd' not found"
+    assert document["error"]["code"] == "not_found"  # the prefix, kept as the code
 
 
 class _CtrlCOnWait(httpx.BaseTransport):
@@ -913,3 +938,27 @@ def test_a_workload_that_exits_for_good_names_its_exit_code(flyk: Flyk, app: str
     )  # fmt: skip
     assert result.exit_code == 10
     assert " stopped (exit code 3) and will not reach started by itself" in result.stderr
+
+
+def test_update_refuses_flyk_metadata_keys(flyk: Flyk, machine_id: str) -> None:
+    result = flyk("--local", "m", "update", machine_id, "-a", "web", "-m", "flyk_cluster=x")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "reserved for flyk's own records" in result.stderr
+    status = json.loads(flyk("--local", "m", "status", machine_id, "-a", "web", "-j").stdout)
+    assert "flyk_cluster" not in status["metadata"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stop", "--timeout", "1e20"],
+        ["stop", "-w", "1e20"],
+        ["exec", "--timeout", "99999999999999999999", "--", "true"],
+    ],
+)
+def test_durations_are_bounded_at_parse_time(flyk: Flyk, machine_id: str, args: list[str]) -> None:
+    command, *rest = args
+    result = flyk("--local", "m", command, machine_id, "-a", "web", *rest)
+    assert result.exit_code == 2 and "is not between 0 and 86400" in result.stderr
+    status = json.loads(flyk("--local", "m", "status", machine_id, "-a", "web", "-j").stdout)
+    assert status["state"] == "started"

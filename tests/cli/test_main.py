@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -69,7 +70,7 @@ PARSER_ERRORS = [
     (["machine", "list", "--bogus"], "No such option: --bogus", "flyk machine list"),
     (
         ["machine", "wait", "0123456789abcd", "-w", "-1"],
-        "Invalid value for '-w' / '--wait-timeout': -1 is below the minimum, 0.",
+        "Invalid value for '-w' / '--wait-timeout': -1 is not between 0 and 86400.",
         "flyk machine wait",
     ),
     (
@@ -79,12 +80,12 @@ PARSER_ERRORS = [
     ),
     (
         ["machine", "stop", "0123456789abcd", "--timeout", "-5"],
-        "Invalid value for '--timeout': -5 is below the minimum, 0.",
+        "Invalid value for '--timeout': -5 is not between 0 and 86400.",
         "flyk machine stop",
     ),
     (
         ["machine", "exec", "0123456789abcd", "true", "--timeout", "-1"],
-        "Invalid value for '--timeout': -1 is below the minimum, 0.",
+        "Invalid value for '--timeout': -1 is not between 0 and 86400.",
         "flyk machine exec",
     ),
     (
@@ -239,7 +240,7 @@ def test_verbose_shows_exchanges_but_never_the_token(flyk: Flyk) -> None:
     assert TOKEN not in result.stderr + result.stdout
 
 
-def test_verbose_error_shows_traceback_and_redacts(flyk: Flyk) -> None:
+def test_verbose_shows_no_traceback_for_an_expected_error_and_redacts(flyk: Flyk) -> None:
     def boom(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"refused for {TOKEN}", request=request)
 
@@ -253,7 +254,8 @@ def test_verbose_error_shows_traceback_and_redacts(flyk: Flyk) -> None:
         client_options=no_retries(),
     )
     assert result.exit_code == 9
-    assert "Traceback" in result.stderr
+    assert "Traceback" not in result.stderr  # --verbose shows the exchanges, not flyk's code
+    assert result.stderr.splitlines()[-2].startswith("Error: ")
     assert TOKEN not in result.stderr
 
 
@@ -362,3 +364,36 @@ def test_a_refused_token_names_where_it_came_from(
         f"       The token from {source} was refused: check it, or replace it "
         "(`flyk auth whoami` shows which token is used)."
     ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE as on Linux")
+def test_a_full_disk_is_one_line_naming_the_file_and_nothing_is_half_written(
+    flyk: Flyk, isolated_env: Path
+) -> None:
+    """The write-ahead log cannot grow past 32 KiB (the size of its index file, which must
+    fit): the machine's create is refused by the disk, as on a full filesystem."""
+    import resource
+
+    db = isolated_env / "local.db"
+    env = {**os.environ, "FLYK_LOCAL_DB": str(db)}
+    assert flyk("--local", "apps", "create", "web", env=env).exit_code == 0
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32768, resource.RLIM_INFINITY))
+
+    run = subprocess.run(
+        [sys.executable, "-m", "flyk", "machine", "run", "nginx", "-a", "web"],
+        env=env,
+        preexec_fn=small_files,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and run.stdout == ""
+    error, hint = run.stderr.splitlines()[-2:]
+    assert error.startswith(f"Error: cannot write the local backend's database {db}: ")
+    assert error.endswith("; nothing was changed")
+    assert "FLYK_LOCAL_DB" in hint
+    listed = flyk("--local", "machine", "list", "-a", "web", "-q", env=env)
+    assert (listed.exit_code, listed.stdout) == (0, "")  # nothing half-written

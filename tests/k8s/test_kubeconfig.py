@@ -302,7 +302,7 @@ def test_remove_cleans_every_file_and_clears_current_context(
     kc.merge(entry_for(pki), explicit=first)
     chain = f"{first}{os.pathsep}{second}"
     before = view(str(first))
-    result = kc.remove("demo", environ={"KUBECONFIG": chain})
+    result = kc.remove("flyk-demo", environ={"KUBECONFIG": chain})
     assert set(result.files) == {first, second} and result.current_context_cleared
     seen = view(chain)
     assert seen["current-context"] == ""
@@ -317,7 +317,7 @@ def test_remove_leaves_another_current_context_alone(pki: ClusterPKI, tmp_path: 
     target = tmp_path / "config"
     target.write_text(FOREIGN)
     kc.merge(entry_for(pki), explicit=target, switch_context=False)
-    result = kc.remove("demo", explicit=target)
+    result = kc.remove("flyk-demo", explicit=target)
     assert not result.current_context_cleared
     assert view(str(target))["current-context"] == "prod"
 
@@ -326,7 +326,7 @@ def test_remove_of_an_absent_entry_writes_nothing(tmp_path: Path) -> None:
     target = tmp_path / "config"
     target.write_text(FOREIGN)
     before = target.read_bytes()
-    assert kc.remove("ghost", explicit=target).files == ()
+    assert kc.remove("flyk-ghost", explicit=target).files == ()
     assert target.read_bytes() == before
 
 
@@ -375,7 +375,7 @@ def test_malformed_kubeconfig_is_refused_and_left_byte_identical(
         kc.merge(entry_for(pki), explicit=target)
     assert str(target) in info.value.message
     with pytest.raises(ConfigError):
-        kc.remove("demo", explicit=target)
+        kc.remove("flyk-demo", explicit=target)
     with pytest.raises(ConfigError):
         kc.check_writable(explicit=target)
     assert target.read_bytes() == before
@@ -520,8 +520,8 @@ def test_files_and_directories_outside_the_write_are_never_created(
     existing.write_text(FOREIGN)
     chain = f"{ghost}{os.pathsep}{existing}"
     kc.merge(entry_for(pki), environ={"KUBECONFIG": chain})
-    kc.remove("demo", environ={"KUBECONFIG": chain})
-    kc.remove("demo", environ={"KUBECONFIG": str(tmp_path / "also-nowhere" / "config")})
+    kc.remove("flyk-demo", environ={"KUBECONFIG": chain})
+    kc.remove("flyk-demo", environ={"KUBECONFIG": str(tmp_path / "also-nowhere" / "config")})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config"]
 
 
@@ -564,7 +564,7 @@ def test_standalone_refuses_a_file_holding_anything_else(
     assert "\n" not in info.value.message
     assert info.value.hint and f"--kubeconfig {target}" in info.value.hint
     with pytest.raises(ConfigError):
-        kc.check_standalone(target, "demo")
+        kc.check_standalone(target, "flyk-demo")
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config"]
 
@@ -586,7 +586,7 @@ def test_malformed_hint_does_not_suggest_the_flag_already_given(
     assert chosen.value.hint and "--kubeconfig" not in chosen.value.hint
     assert "another file" in chosen.value.hint
     with pytest.raises(ConfigError) as standalone:
-        kc.check_standalone(target, "demo")
+        kc.check_standalone(target, "flyk-demo")
     assert standalone.value.hint and "--output" not in standalone.value.hint
     default = isolated_env / ".kube" / "config"
     default.parent.mkdir()
@@ -594,3 +594,18 @@ def test_malformed_hint_does_not_suggest_the_flag_already_given(
     with pytest.raises(ConfigError) as implicit:
         kc.merge(entry_for(pki))
     assert implicit.value.hint and "--kubeconfig" in implicit.value.hint
+
+
+@pytest.mark.parametrize("how", ["KUBECONFIG", "--kubeconfig"])
+def test_a_tilde_in_the_path_is_a_directory_named_tilde_as_for_kubectl(
+    pki: ClusterPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """kubectl expands no `~` in KUBECONFIG or --kubeconfig (the shell does, when unquoted)."""
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "KUBECONFIG": "~/t.yaml"} if how == "KUBECONFIG" else {}
+    explicit = "~/t.yaml" if how == "--kubeconfig" else None
+    kc.merge(entry_for(pki), explicit=explicit, environ=env)
+    assert (tmp_path / "~" / "t.yaml").is_file() and not (home / "t.yaml").exists()
+    shown = kubectl("view", env={**os.environ, "HOME": str(home), "KUBECONFIG": "~/t.yaml"})
+    assert "flyk-demo" in shown

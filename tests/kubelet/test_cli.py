@@ -131,3 +131,26 @@ def test_an_unknown_log_level_is_bad_input(tmp_path: Path) -> None:
     result = _kubelet(tmp_path, "--log-level", "LOUD")
     assert result.returncode == 2
     assert "--log-level 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR" in result.stderr
+
+
+def test_an_install_without_the_kubelet_extra_names_it_in_one_line(tmp_path: Path) -> None:
+    """A plain `pip install flyk` has no lightkube: stood in for by a module that is missing
+    as an uninstalled one is, first on the path."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "lightkube.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'lightkube'\", name='lightkube')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "flyk", "ext", "k8s", "kubelet", "--cluster", "c"],
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(shadow)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "Error: the kubelet needs flyk's kubelet extra (lightkube), which is not installed\n"
+        "       Install it: pip install 'flyk[kubelet]'\n"
+    )

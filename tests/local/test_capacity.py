@@ -86,6 +86,24 @@ def test_placements(backend: LocalBackend, client: httpx.Client) -> None:
     assert unknown.status_code == 404
 
 
+def test_placements_weigh_the_volume_budget(backend: LocalBackend, client: httpx.Client) -> None:
+    """A region with machine room but no volume room is no placement for a machine with a
+    volume: the volume create would be refused there."""
+    backend.capacity.set_volumes("lhr", 5)
+    gib = 1024**3
+    body = {
+        "org_slug": "personal",
+        "region": "lhr,ams",
+        "count": 3,
+        "compute": SMALL["guest"],
+        "volume_size_bytes": 2 * gib,
+    }
+    placed = client.post("/platform/placements", json=body).json()["regions"]
+    assert [(p["region"], p["count"]) for p in placed] == [("lhr", 2), ("ams", 3)]
+    bigger = client.post("/platform/placements", json={**body, "volume_size_bytes": 6 * gib})
+    assert [p["region"] for p in bigger.json()["regions"]] == ["ams"]
+
+
 def test_volume_pins_the_machine_region(client: httpx.Client) -> None:
     make_app(client)
     volume = client.post(

@@ -172,9 +172,9 @@ def test_the_strict_knob_reads_the_environment(
     assert LocalBackend(tmp_path / "local.db", strict=not strict).strict is not strict
 
 
-def test_flyks_own_suite_runs_strict() -> None:
+def test_flyks_own_suite_runs_strict(tmp_path: Path) -> None:
     """tests/conftest.py sets the knob: a typo in flyk's client fails its test."""
-    assert LocalBackend(":memory:").strict is True
+    assert LocalBackend(tmp_path / "db").strict is True
 
 
 def test_strictness_can_change_on_a_running_backend(tmp_path: Path) -> None:

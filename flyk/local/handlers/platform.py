@@ -7,6 +7,7 @@ from typing import Any
 
 from flyk.local.context import Ctx, Reply
 from flyk.local.errors import bad_request
+from flyk.local.handlers.volumes import volume_room_gb
 from flyk.local.records import advance_region, get_org
 from flyk.local.regions import NEAREST, REGIONS, resolve_expression
 from flyk.local.validate import check_fields, require
@@ -52,9 +53,15 @@ def placements(ctx: Ctx) -> Reply:
     count = body.get("count") or 0
     if count < 0:
         raise bad_request("invalid count: must be >= 0")
+    volume_bytes = body.get("volume_size_bytes") or 0
+    if isinstance(volume_bytes, bool) or not isinstance(volume_bytes, int) or volume_bytes < 0:
+        raise bad_request("invalid volume_size_bytes: must be a positive integer")
+    volume_gb = -(-volume_bytes // 1024**3)  # each machine placed gets a volume of its own
     result: list[dict[str, Any]] = []
     for region in resolve_expression(body.get("region") or f"{NEAREST},any"):
         fits = _fits(ctx, region, memory)
+        if volume_gb:
+            fits = min(fits, volume_room_gb(ctx, region) // volume_gb)
         placed = fits if count == 0 else min(count, fits)
         if placed > 0:
             result.append({"region": region, "count": placed, "concurrency": placed})

@@ -133,14 +133,19 @@ def create_volume(ctx: Ctx) -> Reply:
     return Reply(200, volume_json(_reload(ctx, volume_id)))
 
 
-def _reserve(ctx: Ctx, region: str, size_gb: int) -> None:
-    """400 "no capacity" (the real API's answer to a volume create, reference §9) when
-    `size_gb` more does not fit the region's volume budget; nothing is written then."""
+def volume_room_gb(ctx: Ctx, region: str) -> int:
+    """GB of volumes the region's budget still holds (placements weigh it too)."""
     used = ctx.db.execute(
         "SELECT COALESCE(SUM(size_gb), 0) FROM volumes WHERE region = ? AND state != 'destroyed'",
         (region,),
     ).fetchone()[0]
-    if used + size_gb > ctx.settings.capacity.volume_limit(region):
+    return max(0, ctx.settings.capacity.volume_limit(region) - int(used))
+
+
+def _reserve(ctx: Ctx, region: str, size_gb: int) -> None:
+    """400 "no capacity" (the real API's answer to a volume create, reference §9) when
+    `size_gb` more does not fit the region's volume budget; nothing is written then."""
+    if size_gb > volume_room_gb(ctx, region):
         raise bad_request(f"no capacity for {size_gb} GB more of volumes in {region}")
 
 

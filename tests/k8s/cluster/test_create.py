@@ -1,11 +1,9 @@
-"""Create, list, status, kubeconfig and delete against the in-process local backend."""
+"""Create against the in-process local backend: provisioning, checks, rollback, resume, timeouts."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
 
-from flyk.api import FlyClient, MachineConfig, RateLimiter, RetryPolicy
+from flyk.api import FlyClient, RetryPolicy
 from flyk.errors import (
     AlreadyExistsError,
     CapacityError,
@@ -31,60 +28,10 @@ from flyk.errors import (
 from flyk.k8s import cluster, records
 from flyk.k8s import controlplane as cp
 from flyk.k8s.pki import TLS_FILES
-from flyk.k8s.plan import ClusterSpec
 from flyk.k8s.progress import RecordingProgress
 from flyk.local import LocalBackend, Timing
+from tests.k8s.cluster.helpers import footprint, kube_options, kubectl_view, options, spec
 from tests.k8s.conftest import CountingTransport, InterruptingTransport, make_client
-
-KUBECTL = "/usr/bin/kubectl"
-
-
-def spec(name: str = "demo", **overrides: Any) -> ClusterSpec:
-    values: dict[str, Any] = {"name": name, "org": "personal", "region": "iad"}
-    values.update(overrides)
-    return ClusterSpec(**values)
-
-
-def options(tmp_path: Path, **overrides: Any) -> cluster.CreateOptions:
-    kube = cluster.KubeconfigOptions(path=str(tmp_path / "kubeconfig"))
-    values: dict[str, Any] = {"timeout": 60.0, "kubeconfig": kube, "kubelet_token": "tok"}
-    values.update(overrides)
-    return cluster.CreateOptions(**values)
-
-
-def kube_options(tmp_path: Path) -> cluster.KubeconfigOptions:
-    return cluster.KubeconfigOptions(path=str(tmp_path / "kubeconfig"))
-
-
-def footprint(client: FlyClient, org: str = "personal") -> dict[str, Any]:
-    """Everything the org holds, for before/after comparisons."""
-    apps = sorted(a.name for a in client.apps.list(org))
-    return {
-        app: {
-            "machines": sorted(m.id for m in client.machines.list(app)),
-            "volumes": sorted(
-                v.id for v in client.volumes.list(app) if v.state not in ("destroyed", "destroying")
-            ),
-            "ips": sorted(ip.ip for ip in client.ips.list(app)),
-            "secrets": sorted(s.name for s in client.secrets.list(app)),
-        }
-        for app in apps
-    }
-
-
-def kubectl_view(path: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        [KUBECTL, "config", "view", "--raw", "-o", "json"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KUBECONFIG": str(path)},
-        check=True,
-    )
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
-# -- create ---------------------------------------------------------------------------------
 
 
 def test_create_makes_every_resource_and_a_real_kubeconfig(
@@ -274,13 +221,6 @@ def test_keep_on_failure_keeps_and_says_how_to_clean_up(
     assert footprint(client) == {}
 
 
-def test_an_unrelated_app_with_the_cluster_app_name_is_not_a_cluster(client: FlyClient) -> None:
-    client.apps.create("flyk-demo-personal", "personal")
-    client.secrets.set("flyk-demo-personal", {"DATABASE_URL": "x"})
-    with pytest.raises(NotFoundError):
-        cluster.plan_deletion(client, "demo", "personal")
-
-
 def test_unknown_region_is_refused_before_anything_is_created(
     client: FlyClient, tmp_path: Path
 ) -> None:
@@ -385,252 +325,6 @@ def test_parallel_creates_never_corrupt_the_kubeconfig(client: FlyClient, tmp_pa
     assert contexts == {f"flyk-{n}" for n in names}
 
 
-def _writes_besides_placements(transport: CountingTransport) -> list[tuple[str, str]]:
-    """Placements is a POST that only reads (where a machine would fit)."""
-    return [w for w in transport.writes() if not w[1].endswith("/platform/placements")]
-
-
-def test_dry_run_plan_writes_nothing(
-    counting: Callable[[], tuple[FlyClient, CountingTransport]], tmp_path: Path
-) -> None:
-    client, transport = counting()
-    checked = cluster.dry_run(client, spec(), options(tmp_path))
-    assert checked.plan.describe()["resources"][-1]["config"]["image"]
-    assert checked.resuming is None
-    assert ("GET", "/v1/apps/flyk-demo-personal") in transport.calls  # it did check
-    assert _writes_besides_placements(transport) == []
-    assert footprint(client) == {} and not (tmp_path / "kubeconfig").exists()
-
-
-def test_dry_run_gives_the_errors_a_create_would_and_writes_nothing(
-    backend: LocalBackend,
-    counting: Callable[[], tuple[FlyClient, CountingTransport]],
-    tmp_path: Path,
-) -> None:
-    client, transport = counting()
-    with pytest.raises(NotFoundError) as unknown_org:
-        cluster.dry_run(client, spec(org="nope"), options(tmp_path))
-    with pytest.raises(NotFoundError) as real_org:
-        cluster.create(client, spec(org="nope"), options(tmp_path))
-    assert unknown_org.value.exit_code == real_org.value.exit_code == 3
-    assert unknown_org.value.message == real_org.value.message
-    cluster.create(client, spec(), options(tmp_path))
-    before, kube_before = footprint(client), (tmp_path / "kubeconfig").read_bytes()
-    transport.calls.clear()
-    with pytest.raises(AlreadyExistsError):
-        cluster.dry_run(client, spec(), options(tmp_path))
-    backend.capacity.set("ams", 0)
-    with pytest.raises(CapacityError) as full:
-        cluster.dry_run(client, spec("other", region="ams"), options(tmp_path))
-    assert full.value.exit_code == 8 and full.value.region == "ams"
-    assert full.value.alternatives and "ams" not in full.value.alternatives
-    assert _writes_besides_placements(transport) == []
-    assert footprint(client) == before
-    assert (tmp_path / "kubeconfig").read_bytes() == kube_before
-
-
-# -- list, status, kubeconfig -------------------------------------------------------------
-
-
-def test_list_reads_the_platform(client: FlyClient, tmp_path: Path) -> None:
-    assert cluster.list_clusters(client, ["personal"]) == []
-    cluster.create(client, spec("one"), options(tmp_path))
-    cluster.create(client, spec("two", private=True), options(tmp_path))
-    client.apps.create("unrelated", "personal")
-    found = cluster.list_clusters(client, ["personal"])
-    assert [(c.name, c.org, c.region, c.state) for c in found] == [
-        ("one", "personal", "iad", "started"),
-        ("two", "personal", "iad", "started"),
-    ]
-    assert re.fullmatch(r"https://127\.0\.0\.1:\d+", found[1].api_endpoint)
-    assert json.dumps([c.to_json() for c in found])
-
-
-def test_status_on_the_local_backend_says_the_api_is_simulated(
-    client: FlyClient, tmp_path: Path
-) -> None:
-    cluster.create(client, spec(), options(tmp_path))
-    result = cluster.status(client, "demo", "personal", probe_api=False)
-    assert result.summary.state == "started"
-    assert not result.api.reachable and "simulated" in result.api.detail
-    assert dict(result.checks).get(cp.CHECK_NAME) == "passing"
-
-
-def test_kubeconfig_is_rebuilt_from_the_secrets_with_a_fresh_admin_cert(
-    client: FlyClient, tmp_path: Path
-) -> None:
-    created = cluster.create(client, spec(), options(tmp_path))
-    original = kubectl_view(tmp_path / "kubeconfig")["users"][0]["user"]
-    entry = cluster.rebuild_kubeconfig(client, "demo", "personal")
-    assert entry.server == created.plan.api_endpoint
-    fresh = x509.load_pem_x509_certificate(entry.client_cert_pem)
-    assert fresh.subject.rfc4514_string() == "CN=flyk-admin,O=system:masters"
-    other = tmp_path / "elsewhere"
-    cluster.KubeconfigOptions(output=str(other)).merge(entry)
-    rebuilt = kubectl_view(other)
-    assert (
-        rebuilt["clusters"][0]["cluster"]["certificate-authority-data"]
-        == (
-            kubectl_view(tmp_path / "kubeconfig")["clusters"][0]["cluster"][
-                "certificate-authority-data"
-            ]
-        )
-    )
-    assert (
-        rebuilt["users"][0]["user"]["client-certificate-data"]
-        != (original["client-certificate-data"])
-    )
-
-
-def test_unknown_cluster_is_not_found(client: FlyClient) -> None:
-    for call in (
-        lambda: cluster.status(client, "ghost", "personal", probe_api=False),
-        lambda: cluster.rebuild_kubeconfig(client, "ghost", "personal"),
-        lambda: cluster.plan_deletion(client, "ghost", "personal"),
-    ):
-        with pytest.raises(NotFoundError, match="no cluster ghost"):
-            call()
-
-
-# -- delete ---------------------------------------------------------------------------------
-
-
-def _namespace_app(client: FlyClient, cluster_name: str, app: str, pods: int) -> None:
-    """What the kubelet makes for a namespace: an app whose machines name the cluster."""
-    client.apps.create(app, "personal")
-    for index in range(pods):
-        config = MachineConfig(
-            image="nginx",
-            metadata={"flyk_cluster": cluster_name, "flyk_namespace": app, "flyk_pod": f"p{index}"},
-        )
-        client.machines.create(app, config, region="iad")
-
-
-def test_delete_leaves_nothing_behind(client: FlyClient, tmp_path: Path) -> None:
-    client.apps.create("bystander", "personal")
-    before = footprint(client)
-    cluster.create(client, spec(), options(tmp_path))
-    _namespace_app(client, "demo", "flyk-demo-default", 2)
-    _namespace_app(client, "other", "flyk-other-default", 1)  # another cluster's: untouched
-    # An emptied namespace app, known only by the kubelet's marker secrets.
-    client.apps.create("flyk-demo-empty-1", "personal")
-    client.secrets.set("flyk-demo-empty-1", {"FLYK_CLUSTER": "demo", "FLYK_ORG": "personal"})
-    client.apps.create("flyk-lookalike", "personal")  # no machines, no markers: untouched
-    client.apps.create("flyk-other-empty", "personal")
-    client.secrets.set("flyk-other-empty", {"FLYK_CLUSTER": "other", "FLYK_ORG": "personal"})
-    untouched = {
-        app: footprint(client)[app]
-        for app in ("flyk-other-default", "flyk-lookalike", "flyk-other-empty")
-    }
-    plan = cluster.plan_deletion(client, "demo", "personal")
-    assert sorted((n.app, n.machines) for n in plan.namespace_apps) == [
-        ("flyk-demo-default", 2),
-        ("flyk-demo-empty-1", 0),
-    ]
-    assert "2 namespace apps (2 machines)" in plan.describe()
-    result = cluster.delete(client, plan, kubeconfig=kube_options(tmp_path))
-    assert result.leftovers == ()
-    assert footprint(client) == {**before, **untouched}
-    assert result.kubeconfig and result.kubeconfig.current_context_cleared
-    view = kubectl_view(tmp_path / "kubeconfig")
-    assert view["current-context"] == "" and not view.get("contexts")
-    with pytest.raises(NotFoundError):
-        cluster.plan_deletion(client, "demo", "personal")
-
-
-def test_delete_keep_volumes_keeps_the_volume_and_its_cas_and_create_resumes(
-    client: FlyClient, tmp_path: Path
-) -> None:
-    created = cluster.create(client, spec(), options(tmp_path))
-    ca_before = kubectl_view(tmp_path / "kubeconfig")["clusters"][0]["cluster"]
-    plan = cluster.plan_deletion(client, "demo", "personal")
-    result = cluster.delete(client, plan, keep_volumes=True, kubeconfig=kube_options(tmp_path))
-    left = footprint(client)["flyk-demo-personal"]
-    assert left["volumes"] == [created.volume.id]
-    assert left["machines"] == [] and left["ips"] == []
-    # the CAs stay with the volume (K3s keeps its CAs there); the kubelet's token goes
-    assert set(left["secrets"]) == {*TLS_FILES.values(), records.MARKER_CLUSTER, records.MARKER_ORG}
-    # kept on purpose, not "left behind" (which says what could not be removed)
-    assert result.leftovers == ()
-    assert result.kept == (f"volume {created.volume.id} in app flyk-demo-personal",)
-    assert result.to_json()["kept"] == list(result.kept)
-    assert [(c.name, c.state) for c in cluster.list_clusters(client, ["personal"])] == [
-        ("demo", "incomplete")
-    ]
-    progress = RecordingProgress()
-    again = cluster.create(client, spec(), options(tmp_path), progress)
-    assert again.volume.id == created.volume.id  # the kept data is used again
-    assert any("Resuming the incomplete cluster demo" in n for n in progress.notices)
-    ca_after = kubectl_view(tmp_path / "kubeconfig")["clusters"][0]["cluster"]
-    assert ca_after["certificate-authority-data"] == ca_before["certificate-authority-data"]
-    # a kept volume in another region is not silently abandoned
-    cluster.delete(
-        client,
-        cluster.plan_deletion(client, "demo", "personal"),
-        keep_volumes=True,
-        kubeconfig=kube_options(tmp_path),
-    )
-    before = footprint(client)
-    with pytest.raises(UsageError, match="in iad, not ams") as info:
-        cluster.create(client, spec(region="ams"), options(tmp_path))
-    assert info.value.hint and "-r iad" in info.value.hint
-    assert footprint(client) == before
-
-
-def test_create_then_delete_then_create_again(client: FlyClient, tmp_path: Path) -> None:
-    cluster.create(client, spec(), options(tmp_path))
-    cluster.delete(
-        client, cluster.plan_deletion(client, "demo", "personal"), kubeconfig=kube_options(tmp_path)
-    )
-    cluster.create(client, spec(), options(tmp_path))
-    assert [c.name for c in cluster.list_clusters(client, ["personal"])] == ["demo"]
-
-
-def test_secret_values_never_reach_the_verbose_log(backend: LocalBackend, tmp_path: Path) -> None:
-    """What `--verbose` prints is what the client's `on_exchange` hook is handed."""
-    token = "fm2_verbose-log-token"
-    logged: list[str] = []
-
-    def log(request: Any, response: Any) -> None:
-        logged.append(f"> {request.method} {request.url} {dict(request.headers)}")
-        logged.append(request.content.decode(errors="replace"))
-        logged.append(f"< {response.status_code} {dict(response.headers)}")
-        logged.append(response.content.decode(errors="replace"))
-
-    client = FlyClient(
-        base_url="http://local.flyk",
-        token=token,
-        transport=backend.transport(),
-        rate_limiter=RateLimiter.unlimited(),
-        on_exchange=log,
-    )
-    cluster.create(client, spec(), options(tmp_path, kubelet_token="TOKEN-VALUE"))
-    entry = cluster.rebuild_kubeconfig(client, "demo", "personal")
-    cluster.status(client, "demo", "personal", probe_api=False)
-    assert entry.cluster == "demo"  # the values did reach the caller
-    text = "\n".join(logged)
-    # the secrets were written, and read back with their values, through the hook
-    assert "/secrets?show_secrets=true" in text
-    assert '"value":"<redacted>"' in text
-    for needle in ("LS0tLS1CRUdJTi", "PRIVATE KEY", "TOKEN-VALUE", token):
-        assert needle not in text
-
-
-@pytest.mark.served
-def test_create_and_delete_over_real_http(backend: LocalBackend, tmp_path: Path) -> None:
-    served = backend.serve()
-    try:
-        client = FlyClient(base_url=served.url, rate_limiter=RateLimiter.unlimited())
-        created = cluster.create(client, spec(), options(tmp_path))
-        assert created.machine.state == "started"
-        plan = cluster.plan_deletion(client, "demo", "personal")
-        assert cluster.delete(client, plan, kubeconfig=kube_options(tmp_path)).leftovers == ()
-        assert footprint(client) == {}
-        client.close()
-    finally:
-        served.close()
-
-
 def test_timeout_rolls_back_and_exits_6(tmp_path: Path) -> None:
     slow = LocalBackend(tmp_path / "slow", timing=Timing(boot=30.0))
     client = make_client(slow.transport())
@@ -691,38 +385,6 @@ def test_timeout_bounds_the_steps_before_the_wait_and_names_the_step(
 def test_durations_read_as_people_write_them() -> None:
     shown = [cluster.format_duration(s) for s in (0.5, 1.80689, 45, 90, 600, 3600, 5400.4)]
     assert shown == ["0.5s", "1.8s", "45s", "1m30s", "10m", "1h", "1h30m"]
-
-
-def test_every_call_of_every_workflow_matches_the_machines_api_spec(
-    backend: LocalBackend, tmp_path: Path
-) -> None:
-    from tests.spec_check import SpecCheckingTransport
-
-    client = make_client(SpecCheckingTransport(backend.transport()))
-    cluster.create(client, spec(), options(tmp_path))
-    cluster.create(client, spec("private", private=True, dedicated_ipv4=False), options(tmp_path))
-    cluster.list_clusters(client, ["personal"])
-    cluster.status(client, "demo", "personal", probe_api=False)
-    cluster.rebuild_kubeconfig(client, "demo", "personal")
-    for name in ("demo", "private"):
-        plan = cluster.plan_deletion(client, name, "personal")
-        cluster.delete(client, plan, kubeconfig=kube_options(tmp_path))
-    backend.capacity.set("iad", 0)
-    with pytest.raises(CapacityError):
-        cluster.create(client, spec("full"), options(tmp_path))
-
-
-def test_delete_also_removes_namespaces_made_after_the_prompt(
-    client: FlyClient, tmp_path: Path
-) -> None:
-    cluster.create(client, spec(), options(tmp_path))
-    plan = cluster.plan_deletion(client, "demo", "personal")
-    assert plan.namespace_apps == ()
-    _namespace_app(client, "demo", "flyk-demo-late", 1)  # the kubelet was still running
-    progress = RecordingProgress()
-    result = cluster.delete(client, plan, kubeconfig=kube_options(tmp_path), progress=progress)
-    assert result.leftovers == () and footprint(client) == {}
-    assert progress.steps[0].startswith("✓ Stopped the control plane")
 
 
 def test_output_to_a_foreign_file_is_refused_before_anything_is_created(
@@ -864,38 +526,6 @@ def test_waits_are_paced_by_the_client_policy_not_fixed_sleeps(
     assert stuck.refusals == 100 - 3
 
 
-def test_list_names_an_incomplete_cluster_whose_app_name_is_hashed(
-    backend: LocalBackend, tmp_path: Path
-) -> None:
-    org = "a-rather-long-organization-slug"
-    backend.add_org(org, "Long")
-    name = "a-cluster-name-long-enough-to-be-hashed"
-    client = make_client(backend.transport(), RetryPolicy.never())
-    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
-    with pytest.raises(FlykError):
-        cluster.create(client, spec(name, org=org), options(tmp_path, keep_on_failure=True))
-    backend.faults.clear()
-    (found,) = cluster.list_clusters(client, [org])
-    assert found.app != f"flyk-{name}-{org}"  # hashed: the name is not in it
-    assert (found.name, found.org, found.state) == (name, org, "incomplete")
-
-
-def test_an_incomplete_cluster_is_known_by_the_markers_on_its_app_not_its_name(
-    backend: LocalBackend, tmp_path: Path
-) -> None:
-    client = make_client(backend.transport(), RetryPolicy.never())
-    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
-    with pytest.raises(FlykError):
-        cluster.create(client, spec("kept"), options(tmp_path, keep_on_failure=True))
-    backend.faults.clear()
-    values = {s.name: s.value for s in client.secrets.list("flyk-kept-personal", show_secrets=True)}
-    assert values[records.MARKER_CLUSTER] == "kept" and values[records.MARKER_ORG] == "personal"
-    # An app that merely looks like a cluster's by its name is not one.
-    client.apps.create("flyk-lookalike-personal", "personal")
-    found = cluster.list_clusters(client, ["personal"])
-    assert [(c.name, c.org, c.state) for c in found] == [("kept", "personal", "incomplete")]
-
-
 class InterruptedAfterSending(httpx.BaseTransport):
     """Ctrl-C arriving while a call was in flight: the API did it, the run never heard."""
 
@@ -990,53 +620,6 @@ def test_a_second_ctrl_c_during_the_rollback_says_what_may_be_left_and_how_to_cl
     assert footprint(client) == {}
 
 
-def test_ctrl_c_during_delete_says_what_is_left_and_status_names_both_ways_on(
-    backend: LocalBackend, tmp_path: Path
-) -> None:
-    client = make_client(backend.transport())
-    cluster.create(client, spec(), options(tmp_path))
-    interrupting = make_client(InterruptingTransport(backend.transport(), "DELETE", r"/volumes/"))
-    plan = cluster.plan_deletion(interrupting, "demo", "personal", kube_options(tmp_path))
-    with pytest.raises(Interrupted) as info:
-        cluster.delete(interrupting, plan, kubeconfig=kube_options(tmp_path))
-    error = info.value
-    assert error.message == (
-        "interrupted; cluster demo is partly deleted; left, possibly in part: "
-        "app flyk-demo-personal with its volume, IPs and secrets; "
-        "the kubeconfig entries (context flyk-demo)"
-    )
-    assert error.hint and "finish with flyk ext k8s delete demo --yes" in error.hint
-    (listed,) = cluster.list_clusters(client, ["personal"])
-    assert listed.state == "incomplete"
-    detail = cluster.status(client, "demo", "personal", probe_api=False).api.detail
-    assert "or a delete stopped after removing it" in detail
-    assert "resume with flyk ext k8s create demo" in detail
-    assert "clean up with flyk ext k8s delete demo --yes" in detail
-    plan = cluster.plan_deletion(client, "demo", "personal", kube_options(tmp_path))
-    assert cluster.delete(client, plan, kubeconfig=kube_options(tmp_path)).leftovers == ()
-    assert footprint(client) == {}
-
-
-def test_the_delete_prompt_says_what_goes_and_what_keep_volumes_keeps(
-    client: FlyClient, tmp_path: Path
-) -> None:
-    cluster.create(client, spec("kv"), options(tmp_path))
-    plan = cluster.plan_deletion(client, "kv", "personal", kube_options(tmp_path))
-    machine = plan.cluster.machine
-    assert machine is not None
-    kubeconfig = tmp_path / "kubeconfig"
-    assert plan.describe() == (
-        f"control-plane machine {machine.id}, 1 IP, 1 volume, app flyk-kv-personal, "
-        f"context flyk-kv in {kubeconfig}"
-    )
-    assert plan.describe(keep_volumes=True) == (
-        f"control-plane machine {machine.id}, 1 IP, the kubelet's token, "
-        f"context flyk-kv in {kubeconfig}; keep 1 volume and app flyk-kv-personal "
-        "(with its CA secrets, so create resumes it)"
-    )
-    assert plan.to_json()["kubeconfig_files"] == [str(kubeconfig)]
-
-
 def test_a_failing_placements_hint_is_not_asked_again_for_alternatives(
     backend: LocalBackend, tmp_path: Path
 ) -> None:
@@ -1078,18 +661,6 @@ def test_a_timeout_with_keep_on_failure_does_not_suggest_the_flag_again(
     hint = info.value.hint or ""
     assert "--timeout 3m" in hint and "or with --keep-on-failure" not in hint
     assert "resume with flyk ext k8s create demo" in hint
-
-
-def test_an_incomplete_cluster_is_listed_in_its_volume_region(
-    backend: LocalBackend, tmp_path: Path
-) -> None:
-    client = make_client(backend.transport(), RetryPolicy.never())
-    backend.faults.add("server_error", method="POST", path=r"/machines$", times=None)
-    with pytest.raises(FlykError):
-        cluster.create(client, spec(region="ams"), options(tmp_path, keep_on_failure=True))
-    (listed,) = cluster.list_clusters(client, ["personal"])
-    assert (listed.state, listed.region) == ("incomplete", "ams")
-    assert cluster.status(client, "demo", "personal", probe_api=False).summary.region == "ams"
 
 
 class SecondCreateMeanwhile(httpx.BaseTransport):
@@ -1183,3 +754,49 @@ def test_a_control_plane_stopped_during_the_check_wait_is_a_dead_end_exit_10(
     assert caught.value.exit_code == 10  # as every wait of flyk's that cannot end well
     assert caught.value.hint and "flyk machine status" in caught.value.hint
     assert footprint(other) == {}  # rolled back
+
+
+def _contexts(path: Path) -> dict[str, dict[str, Any]]:
+    """Cluster entries by name, as kubectl reads the file."""
+    return {c["name"]: c["cluster"] for c in kubectl_view(path)["clusters"]}
+
+
+def test_clusters_of_one_name_in_two_orgs_get_entries_of_their_own(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "db", timing=Timing.instant(), orgs=("acme",))
+    client = make_client(backend.transport())
+    personal = cluster.create(client, spec("same"), options(tmp_path))
+    acme = cluster.create(client, spec("same", org="acme"), options(tmp_path))
+    assert (personal.kubeconfig.context, acme.kubeconfig.context) == ("flyk-same", "flyk-same@acme")
+    entries = _contexts(tmp_path / "kubeconfig")
+    assert set(entries) == {"flyk-same", "flyk-same@acme"}
+    assert entries["flyk-same"] != entries["flyk-same@acme"]  # two CAs
+    assert acme.to_json()["context"] == "flyk-same@acme"
+    plan = cluster.plan_deletion(client, "same", "personal", kube_options(tmp_path))
+    cluster.delete(client, plan, kubeconfig=kube_options(tmp_path))
+    assert set(_contexts(tmp_path / "kubeconfig")) == {"flyk-same@acme"}  # acme's stays
+
+
+def test_an_entry_of_the_name_for_another_cluster_is_refused_before_anything_is_created(
+    client: FlyClient, tmp_path: Path
+) -> None:
+    """The same name on another target (or an earlier cluster deleted behind flyk's back)."""
+    cluster.create(client, spec(), options(tmp_path))
+    kube = (tmp_path / "kubeconfig").read_bytes()
+    elsewhere = make_client(LocalBackend(tmp_path / "other", timing=Timing.instant()).transport())
+    for attempt in (cluster.dry_run, cluster.create):
+        with pytest.raises(ConflictError) as info:
+            attempt(elsewhere, spec(), options(tmp_path))
+        assert info.value.exit_code == 5
+        assert "already has an entry flyk-demo for another cluster" in info.value.message
+        assert info.value.hint and "kubectl config delete-context flyk-demo" in info.value.hint
+    assert footprint(elsewhere) == {}
+    assert (tmp_path / "kubeconfig").read_bytes() == kube
+    cluster.create(elsewhere, spec(), options(tmp_path / "own"))
+    entry = cluster.rebuild_kubeconfig(elsewhere, "demo", "personal")
+    for kube_options_ in (
+        cluster.KubeconfigOptions(path=str(tmp_path / "kubeconfig")),
+        cluster.KubeconfigOptions(output=str(tmp_path / "kubeconfig")),
+    ):
+        with pytest.raises(ConflictError):  # nor by a kubeconfig rebuilt for the other cluster
+            kube_options_.merge(entry)
+    assert (tmp_path / "kubeconfig").read_bytes() == kube
