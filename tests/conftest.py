@@ -73,3 +73,32 @@ def spec_checked_local_backend(
         return SpecCheckingTransport(unchecked(backend))
 
     monkeypatch.setattr(LocalBackend, "transport", checked)
+
+
+@pytest.fixture(scope="session")
+def controlplane_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real flyk-controlplane binary (upstream Kubernetes and kine, controlplane/), built
+    once with Go into the user's cache (keyed by go.mod, go.sum and the sources), so later
+    runs reuse it. A lock keeps pytest-xdist's workers from building it twice at once.
+
+    Without Go and without a built binary the tests that need it are skipped, except in CI
+    (`CI` set), where that is a failure: CI must run them."""
+    import os
+    import shutil
+
+    from filelock import FileLock
+
+    from flyk.k8s import binary
+
+    named = os.environ.get(binary.BINARY_ENV_VAR)
+    if named:
+        return Path(named)
+    if shutil.which("go") is None and binary.find() is None:
+        message = "the control plane needs Go to build (or FLYK_CONTROLPLANE_BIN)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    cache = binary.cache_root()
+    cache.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache / ".build.lock")):
+        return binary.build().path

@@ -70,9 +70,18 @@ class SupervisorError(Exception):
 
 
 class Supervisor:
-    def __init__(self, processes: Sequence[Process], *, ready_timeout: float = READY_TIMEOUT):
+    def __init__(
+        self,
+        processes: Sequence[Process],
+        *,
+        ready_timeout: float = READY_TIMEOUT,
+        max_restarts: int = MAX_RESTARTS,
+        max_backoff: float = MAX_BACKOFF,
+    ):
         self.processes = list(processes)
         self.ready_timeout = ready_timeout
+        self.max_restarts = max_restarts
+        self.max_backoff = max_backoff
         self._stopping = threading.Event()
 
     def request_stop(self, *_args: object) -> None:
@@ -128,12 +137,12 @@ class Supervisor:
             return
         now = time.monotonic()
         process.deaths = [t for t in process.deaths if now - t < RESTART_WINDOW] + [now]
-        if len(process.deaths) > MAX_RESTARTS:
+        if len(process.deaths) > self.max_restarts:
             raise SupervisorError(
                 f"{process.name} exited {len(process.deaths)} times in {RESTART_WINDOW:.0f} s"
             )
-        delay = min(MAX_BACKOFF, 2 ** (len(process.deaths) - 1))
-        log.warning("%s exited with %d; restarting it in %d s", process.name, code, delay)
+        delay = min(self.max_backoff, 2.0 ** (len(process.deaths) - 1))
+        log.warning("%s exited with %d; restarting it in %.1f s", process.name, code, delay)
         if self._stopping.wait(delay):
             return
         self._start(process)

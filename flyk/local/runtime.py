@@ -38,7 +38,7 @@ from flyk.local.knobs import Timing
 from flyk.local.records import MachineRecord, advance, save_machine
 from flyk.local.store import Store
 
-__all__ = ["RUNTIME_ENV_VAR", "Launcher", "Runtime"]
+__all__ = ["RUNTIME_ENV_VAR", "Launch", "Launcher", "Runtime"]
 
 # Set to 0 in the environment of every process the runtime starts (and honoured by the CLI).
 RUNTIME_ENV_VAR = "FLYK_LOCAL_RUNTIME"
@@ -50,9 +50,12 @@ UNKNOWN_EXIT = 137
 DEFAULT_STOP_SECONDS = 30.0
 RESTART_EVENTS = ("exit", "restart", "stop", "update", "destroy")
 
-# A launcher turns a machine config into the command its image would run (entrypoint and
-# cmd), or None when it does not run that image.
-Launcher = Callable[[Mapping[str, Any]], list[str] | None]
+
+# How a machine's image runs here: its entrypoint and cmd, and the environment the image itself
+# sets (its Dockerfile's ENV). A launcher turns a machine config into one, or None when it does
+# not run that image.
+Launch = tuple[list[str], Mapping[str, str]]
+Launcher = Callable[[Mapping[str, Any]], Launch | None]
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ class ProcessRow:
         return cls(row["machine_id"], row["app"], row["pid"], row["start_ticks"], row["spawned_ms"])
 
 
+# The processes this Python process started, kept so that they are reaped here when they exit
+# (rather than staying zombies) and never garbage-collected while they run.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (Linux), None when it is gone or a
     zombie: with the pid it names one process for good, whatever reuses the pid later."""
@@ -77,8 +85,9 @@ def _start_ticks(pid: int) -> int | None:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
     if fields[0] in ("Z", "X"):
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)  # ours: reap it
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            child.poll()  # ours: reap it
         return None
     return int(fields[19])
 
@@ -255,9 +264,10 @@ class Runtime:
     # --- processes -----------------------------------------------------------------------------
 
     def _spawn(self, conn: sqlite3.Connection, m: MachineRecord, now: int) -> None:
-        argv = self.launcher(m.config)
-        if argv is None:
+        launch = self.launcher(m.config)
+        if launch is None:
             return
+        argv, image_env = launch
         directory = self.machine_dir(m.id)
         root = directory / "root"
         root.mkdir(parents=True, exist_ok=True)
@@ -271,6 +281,7 @@ class Runtime:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/"),
+            **image_env,
             **secrets,
             **{str(k): str(v) for k, v in (m.config.get("env") or {}).items()},
             **self.address,
@@ -294,6 +305,7 @@ class Runtime:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives the CLI; its group is stopped as one
             )
+        _CHILDREN[process.pid] = process
         ticks = _start_ticks(process.pid) or 0
         self._set_pid(conn, m.id, process.pid, ticks, now)
 

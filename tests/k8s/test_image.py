@@ -1,0 +1,44 @@
+"""images/control-plane/Dockerfile against what flyk runs and builds (no Docker engine here:
+the binary and the supervisor are what the other tests run; this keeps the image in step)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flyk.k8s import binary, components
+from flyk.k8s import controlplane as cp
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = (ROOT / "images" / "control-plane" / "Dockerfile").read_text()
+
+
+def test_the_entrypoint_is_the_supervisor_with_init_cmd_as_its_flags() -> None:
+    (entrypoint,) = re.findall(r"^ENTRYPOINT (.*)$", DOCKERFILE, re.M)
+    assert entrypoint == '["/usr/bin/tini", "--", "flyk", "ext", "k8s", "control-plane"]'
+
+
+def test_the_binary_is_built_as_flyk_builds_it() -> None:
+    assert "CGO_ENABLED=0 go build -trimpath -tags providerless" in DOCKERFILE
+    assert "FROM rancher/k3s" not in DOCKERFILE and "k3s" not in DOCKERFILE.lower()
+    pinned = binary.pinned_version(ROOT / "controlplane", "k8s.io/kubernetes")
+    assert f"ARG KUBERNETES_VERSION={pinned}" in DOCKERFILE
+    assert pinned == cp.KUBERNETES_VERSION  # the published image's tag
+    for variable in ("gitVersion", "gitMajor", "gitMinor"):
+        assert f"{variable}=" in DOCKERFILE and f"{variable}" in binary.ldflags("v1.2.3", "v0.1.0")
+
+
+def test_the_image_names_the_binary_and_the_volume_flyk_mounts() -> None:
+    assert "ENV FLYK_CONTROLPLANE_BIN=/usr/local/bin/flyk-controlplane" in DOCKERFILE
+    assert f"VOLUME {components.DATA_DIR}" in DOCKERFILE
+    assert f"EXPOSE {components.API_PORT}" in DOCKERFILE
+    config = cp.machine_config(
+        image="img",
+        guest=cp.guest_for(),
+        volume_id="vol_1",
+        tls_sans=("a.fly.dev",),
+        metadata={},
+        env={},
+    )
+    assert config.mounts and config.mounts[0].path == components.DATA_DIR
+    assert all(f.guest_path.startswith(components.PKI_DIR + "/") for f in config.files or [])
