@@ -41,3 +41,21 @@ def test_bench_create_prints_its_critical_path() -> None:
     assert re.search(r"API calls\s+\d+", out), out
     assert re.search(r"ratio wall/ideal\s+\d+\.\d+", out), out
     assert "critical path:" in out
+
+
+def test_bench_controlplane_prints_its_ratio_and_memory(controlplane_binary: Path) -> None:
+    import os
+
+    env = {**os.environ, "FLYK_CONTROLPLANE_BIN": str(controlplane_binary)}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_controlplane.py"), "--runs", "1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,  # a hang guard only
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"ratio create/API server\s+\d+\.\d+ ×", done.stdout), done.stdout
+    assert re.search(r"kube-apiserver \d+ MB", done.stdout), done.stdout

@@ -42,7 +42,8 @@ RESTART_WINDOW = 120.0
 MAX_BACKOFF = 30.0
 STOP_GRACE = 10.0
 READY_TIMEOUT = 180.0
-POLL = 0.2
+POLL = 0.2  # how often running processes are looked at
+READY_POLL = 0.05  # how often a starting one is asked whether it is ready
 
 # Environment the components never see: the CA keys (Fly injects app secrets as variables;
 # the files are what the components read) and the Machines API token, the kubelet's alone.
@@ -61,6 +62,9 @@ class Process:
     env: Mapping[str, str] | None = None  # the whole environment; None inherits ours
     cwd: Path | None = None
     after_ready: Callable[[], None] | None = None
+    # Processes of one stage start together, once every process of the stages before is
+    # ready (the controller-manager, the scheduler and the kubelet need only the API server).
+    stage: int = 0
     popen: subprocess.Popen[bytes] | None = None
     deaths: list[float] = field(default_factory=list)
 
@@ -88,13 +92,16 @@ class Supervisor:
         self._stopping.set()
 
     def run(self) -> int:
-        """Start in order, then watch until asked to stop or a process cannot be kept up."""
+        """Start stage by stage, then watch until asked to stop or a process cannot be kept up."""
         try:
-            for process in self.processes:
+            for stage in sorted({p.stage for p in self.processes}):
                 if self._stopping.is_set():
                     return 0
-                self._start(process)
-                self._wait_ready(process)
+                starting = [p for p in self.processes if p.stage == stage]
+                for process in starting:
+                    self._start(process)
+                for process in starting:
+                    self._wait_ready(process)
             log.info("control plane up: %s", ", ".join(p.name for p in self.processes))
             while not self._stopping.wait(POLL):
                 for process in self.processes:
@@ -128,7 +135,7 @@ class Supervisor:
                 raise SupervisorError(
                     f"{process.name} was not ready after {self.ready_timeout:.0f}s"
                 )
-            time.sleep(POLL)
+            time.sleep(READY_POLL)
 
     def _check(self, process: Process) -> None:
         assert process.popen is not None
@@ -149,8 +156,9 @@ class Supervisor:
         self._wait_ready(process)
 
     def stop_all(self) -> None:
-        """SIGTERM each process, last started first; SIGKILL what outlives STOP_GRACE."""
-        for process in reversed(self.processes):
+        """SIGTERM each process, last stage first; SIGKILL what outlives STOP_GRACE."""
+        started = list(enumerate(self.processes))
+        for _, process in sorted(started, key=lambda item: (item[1].stage, item[0]), reverse=True):
             popen = process.popen
             if popen is None or popen.poll() is not None:
                 continue
@@ -213,7 +221,7 @@ def kubelet_process(kubeconfig: Path) -> Process:
         if token:
             env["FLY_API_TOKEN"] = token
     argv += ["ext", "k8s", "kubelet"]
-    return Process("kubelet", lambda: argv, env=env)
+    return Process("kubelet", lambda: argv, env=env, stage=2)
 
 
 def control_plane(
@@ -227,27 +235,36 @@ def control_plane(
     api = f"https://127.0.0.1:{layout.api_port}"
     kcm_port, scheduler_port = free_port(), free_port()
 
-    def component(name: str, args: Callable[[], list[str]], ready: Callable[[], bool]) -> Process:
-        return Process(name, lambda: [str(binary), name, *args()], ready, env=env, cwd=cwd)
+    def component(
+        name: str, args: Callable[[], list[str]], ready: Callable[[], bool], stage: int
+    ) -> Process:
+        argv = lambda: [str(binary), name, *args()]  # noqa: E731
+        return Process(name, argv, ready, env=env, cwd=cwd, stage=stage)
 
     processes = [
         component(
-            "kine", lambda: components.kine_args(layout), lambda: (cwd / "kine.sock").exists()
+            "kine",
+            lambda: components.kine_args(layout),
+            lambda: (cwd / "kine.sock").exists(),
+            stage=0,
         ),
         component(
             "kube-apiserver",
             lambda: components.apiserver_args(layout),
             https_ok(f"{api}/readyz", ca),
+            stage=1,
         ),
         component(
             "kube-controller-manager",
             lambda: components.controller_manager_args(layout, kcm_port),
             https_ok(f"https://127.0.0.1:{kcm_port}/healthz", ca),
+            stage=2,
         ),
         component(
             "kube-scheduler",
             lambda: components.scheduler_args(layout, scheduler_port),
             https_ok(f"https://127.0.0.1:{scheduler_port}/healthz", ca),
+            stage=2,
         ),
     ]
     processes[1].after_ready = lambda: rbac.ensure(

@@ -30,11 +30,17 @@ sys.exit(int(code))
 
 
 def standin(
-    tmp: Path, name: str, *, delay: float = 0.0, life: float = 3600, code: int = 0
+    tmp: Path,
+    name: str,
+    *,
+    delay: float = 0.0,
+    life: float = 3600,
+    code: int = 0,
+    stage: int = 0,
 ) -> Process:
     record = tmp / "record"
     argv = [sys.executable, "-c", STANDIN, name, str(record), str(delay), str(life), str(code)]
-    return Process(name, lambda: argv, ready=(tmp / f"{name}.ready").exists)
+    return Process(name, lambda: argv, ready=(tmp / f"{name}.ready").exists, stage=stage)
 
 
 def events(tmp: Path) -> list[str]:
@@ -56,10 +62,12 @@ def wait_for(predicate: object, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_starts_each_once_the_one_before_is_ready_and_stops_in_reverse(tmp_path: Path) -> None:
+def test_starts_each_stage_once_the_one_before_is_ready_and_stops_in_reverse(
+    tmp_path: Path,
+) -> None:
     supervisor = Supervisor(
-        [standin(tmp_path, "kine", delay=0.3), standin(tmp_path, "api", delay=0.3),
-         standin(tmp_path, "kcm")]
+        [standin(tmp_path, "kine", delay=0.3), standin(tmp_path, "api", delay=0.3, stage=1),
+         standin(tmp_path, "kcm", stage=2)]
     )  # fmt: skip
     thread, result = run_in_thread(supervisor)
     wait_for(lambda: (tmp_path / "kcm.ready").exists())
@@ -72,7 +80,9 @@ def test_starts_each_once_the_one_before_is_ready_and_stops_in_reverse(tmp_path:
 
 
 def test_a_process_that_dies_is_restarted_with_backoff(tmp_path: Path) -> None:
-    supervisor = Supervisor([standin(tmp_path, "kine"), standin(tmp_path, "flaky", life=0.2)])
+    supervisor = Supervisor(
+        [standin(tmp_path, "kine"), standin(tmp_path, "flaky", life=0.2, stage=1)]
+    )
     thread, result = run_in_thread(supervisor)
     wait_for(lambda: events(tmp_path).count("start flaky") >= 3)
     supervisor.request_stop()
@@ -84,7 +94,7 @@ def test_a_process_that_dies_is_restarted_with_backoff(tmp_path: Path) -> None:
 
 def test_one_that_cannot_be_kept_up_stops_everything_and_exits_1(tmp_path: Path) -> None:
     supervisor = Supervisor(
-        [standin(tmp_path, "kine"), standin(tmp_path, "broken", life=0.5, code=3)],
+        [standin(tmp_path, "kine"), standin(tmp_path, "broken", life=0.5, code=3, stage=1)],
         max_restarts=2,
         max_backoff=0.1,
     )
@@ -96,7 +106,7 @@ def test_one_that_cannot_be_kept_up_stops_everything_and_exits_1(tmp_path: Path)
 
 
 def test_exiting_before_ready_is_a_failure_not_a_hang(tmp_path: Path) -> None:
-    early = standin(tmp_path, "early", delay=10, life=0, code=1)
+    early = standin(tmp_path, "early", delay=10, life=0, code=1, stage=1)
     early.argv = lambda: [sys.executable, "-c", "import sys; sys.exit(4)"]
     thread, result = run_in_thread(Supervisor([standin(tmp_path, "kine"), early]))
     thread.join(30)
@@ -104,9 +114,26 @@ def test_exiting_before_ready_is_a_failure_not_a_hang(tmp_path: Path) -> None:
 
 
 def test_a_stop_during_start_up_starts_nothing_more(tmp_path: Path) -> None:
-    supervisor = Supervisor([standin(tmp_path, "slow", delay=60), standin(tmp_path, "after")])
+    supervisor = Supervisor(
+        [standin(tmp_path, "slow", delay=60), standin(tmp_path, "after", stage=1)]
+    )
     thread, result = run_in_thread(supervisor)
     wait_for(lambda: "start slow" in events(tmp_path))
     supervisor.request_stop()
     thread.join(30)
     assert result == [0] and events(tmp_path) == ["start slow", "stop slow"]
+
+
+def test_a_stage_starts_together_and_stops_last_started_first(tmp_path: Path) -> None:
+    supervisor = Supervisor(
+        [standin(tmp_path, "api"), standin(tmp_path, "kcm", delay=0.5, stage=1),
+         standin(tmp_path, "kubelet", stage=1)]
+    )  # fmt: skip
+    thread, result = run_in_thread(supervisor)
+    wait_for(lambda: (tmp_path / "kcm.ready").exists() and (tmp_path / "kubelet.ready").exists())
+    supervisor.request_stop()
+    thread.join(30)
+    seen = events(tmp_path)
+    assert result == [0] and seen[0] == "start api"
+    assert set(seen[1:3]) == {"start kcm", "start kubelet"}  # neither waited for the other
+    assert seen[3:] == ["stop kubelet", "stop kcm", "stop api"]
