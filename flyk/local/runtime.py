@@ -346,6 +346,10 @@ class Runtime:
                     shutil.rmtree(link)
             link.symlink_to(target, target_is_directory=True)
 
+    def forget_volume(self, volume_id: str) -> None:
+        """A destroyed volume's directory goes with it."""
+        shutil.rmtree(self.volume_dir(volume_id), ignore_errors=True)
+
     def _stop(self, row: ProcessRow, m: MachineRecord) -> None:
         """SIGTERM (or the machine's stop signal) to the process, SIGKILL to its group after
         the stop timeout."""

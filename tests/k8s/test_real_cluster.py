@@ -138,6 +138,10 @@ def test_create_runs_a_real_cluster_that_kubectl_drives_end_to_end(cluster: Clus
     cluster.flyk("ext", "k8s", "delete", "demo", "--yes")
     assert not alive(process["pid"])
     assert cluster.processes() == [] and cluster.json("apps", "list") == []
+    assert list((cluster.tmp / "local.machines").rglob("*")) in (
+        [],
+        [cluster.tmp / "local.machines" / "volumes"],
+    )
     view = cluster.kubectl("config", "view", "-o", "json")
     assert json.loads(view.stdout).get("contexts") in (None, [])
 

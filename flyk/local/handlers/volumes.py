@@ -255,4 +255,6 @@ def delete_volume(ctx: Ctx) -> Reply:
         "UPDATE volumes SET state = 'destroyed', attached_machine_id = NULL WHERE id = ?",
         (row["id"],),
     )
+    if ctx.settings.runtime is not None:  # what a machine run for real kept on it goes too
+        ctx.settings.runtime.forget_volume(row["id"])
     return Reply(200, volume_json(_reload(ctx, row["id"])))
