@@ -42,3 +42,26 @@ def test_the_image_names_the_binary_and_the_volume_flyk_mounts() -> None:
     )
     assert config.mounts and config.mounts[0].path == components.DATA_DIR
     assert all(f.guest_path.startswith(components.PKI_DIR + "/") for f in config.files or [])
+
+
+def test_init_cmd_holds_only_flags_the_supervisor_takes() -> None:
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "flyk", "ext", "k8s", "control-plane", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    config = cp.machine_config(
+        image="img",
+        guest=cp.guest_for(),
+        volume_id="vol_1",
+        tls_sans=("a.fly.dev", "127.0.0.1"),
+        metadata={},
+        env={},
+    )
+    assert config.init is not None and config.init.cmd
+    for arg in config.init.cmd:
+        assert arg.partition("=")[0] in shown
