@@ -52,7 +52,8 @@ def probe_api_server(entry: KubeconfigEntry, *, timeout: float = 10.0) -> ApiPro
 
 
 def probe_ready(entry: KubeconfigEntry, *, timeout: float = 10.0) -> ApiProbe:
-    """Only `/readyz`: whether the API server serves yet (what create waits for)."""
+    """Whether the cluster serves yet (what create waits for): `/readyz` ok, and a node Ready
+    (the virtual kubelet's), so that the first `kubectl get nodes` finds it."""
     return _probe(entry, timeout=timeout, counts=False)
 
 
@@ -65,7 +66,12 @@ def _probe(entry: KubeconfigEntry, *, timeout: float, counts: bool) -> ApiProbe:
             if ready.status_code != 200:
                 said = ready.text.strip()[:200]
                 return ApiProbe(False, f"/readyz said {ready.status_code}: {said}")
-            return _counts(http) if counts else ApiProbe(True, "answering (/readyz ok)")
+            if counts:
+                return _counts(http)
+            nodes = _json(http, "/api/v1/nodes").get("items") or []
+            if not any(_node_ready(node) for node in nodes):
+                return ApiProbe(False, "answering (/readyz ok); no node Ready yet")
+            return ApiProbe(True, "answering (/readyz ok), node Ready")
     except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
         return ApiProbe(False, f"not answering at {entry.server}: {exc}")
 

@@ -113,13 +113,22 @@ def test_nothing_listening_is_reported_not_raised(pki: ClusterPKI) -> None:
 
 
 class StartingApiServer(BaseHTTPRequestHandler):
-    """/readyz says 503 until `ready_after` requests were made, then ok."""
+    """/readyz says 503 until `ready_after` of its requests were made, then ok; the node list
+    has one Ready node."""
 
     requests = 0
     ready_after = 0
 
     def do_GET(self) -> None:
         cls = type(self)
+        if self.path == "/api/v1/nodes":
+            ready_node = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+            nodes = json.dumps({"items": [ready_node]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(nodes)))
+            self.end_headers()
+            self.wfile.write(nodes)
+            return
         cls.requests += 1
         ready = self.path == "/readyz" and cls.requests > cls.ready_after
         data = b"ok" if ready else b"[-]poststarthook/rbac failed: not finished"
@@ -230,7 +239,36 @@ def test_an_api_server_that_never_answers_times_out_and_rolls_back(
     finally:
         api.close()
     assert info.value.message.startswith(
-        "the API server did not answer /readyz within --timeout 30s (last: /readyz said 503"
+        "the API server did not answer /readyz with a node Ready within --timeout 30s "
+        "(last: /readyz said 503"
     )
     assert client.apps.list("personal") == []
     assert not (tmp_path / "kubeconfig").exists()
+
+
+def test_create_waits_for_a_node_ready_after_readyz(backend: LocalBackend, tmp_path: Path) -> None:
+    """The machine's check and /readyz can pass a moment before the kubelet registers its
+    node: create is done when `kubectl get nodes` would show it Ready."""
+    slept: list[float] = []
+    client = make_client(AsIfRemote(backend.transport()), RetryPolicy(sleep=slept.append))
+    api = ClusterApiServer(client, tmp_path, ready_after=0)
+    answers = iter([False, False, True])
+    original = api.handler.do_GET
+
+    def nodes_later(handler: StartingApiServer) -> None:
+        if handler.path == "/api/v1/nodes" and not next(answers):
+            body = b'{"items": []}'
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return
+        original(handler)
+
+    api.handler.do_GET = nodes_later  # type: ignore[method-assign]
+    try:
+        spec = ClusterSpec(name="demo", org="personal", region="iad")
+        cluster.create(client, spec, _create_options(tmp_path, api, 60.0))
+    finally:
+        api.close()
+    assert len(slept) == 2 and max(slept) <= 0.25  # asked again twice, never long apart

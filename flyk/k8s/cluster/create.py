@@ -239,9 +239,9 @@ def _provision(
     entry = _kubeconfig_entry(plan, pki)
     real = runs_for_real(client, machine.id)
     if options.api_check is not None and real:
-        with progress.step("Waiting for the API server to answer") as step:
+        with progress.step("Waiting for the API server and the node") as step:
             _wait_api_answers(options.api_check, entry, client, deadline)
-            step.update("API server answering (/readyz ok)")
+            step.update(f"API server answering (/readyz ok), node {plan.node_name} Ready")
     journal.healthy = True
     with progress.step("Writing the kubeconfig") as step:
         result = _write_kubeconfig(options.kubeconfig, entry, plan)
@@ -514,11 +514,7 @@ def _wait_check_passing(
         if check is not None and check.status == "passing":
             return machine
         attempt += 1
-        # Asking the cluster's own /readyz costs it nothing: paced like the other waits, but
-        # never more than a quarter second apart, so that the API server's start is not overshot.
-        pause = backoff(
-            attempt, policy.rng, initial=policy.initial_delay, maximum=_READYZ_MAX_PAUSE
-        )
+        pause = backoff(attempt, policy.rng, initial=policy.initial_delay, maximum=policy.max_delay)
         if not deadline.fits(pause):
             last = f" (last: {check.status}: {check.output})" if check else ""
             raise deadline.expired("the control plane's API check did not pass", last)
@@ -533,9 +529,11 @@ _READYZ_TIMEOUT = 10.0
 def _wait_api_answers(
     check: ApiCheck, entry: kc.KubeconfigEntry, client: FlyClient, deadline: Deadline
 ) -> ApiProbe:
-    """Ask `/readyz` until it says ok: the machine's TCP check passes as soon as K3s listens,
-    a moment before the API server serves. Paced like `_wait_check_passing`."""
-    what = "the API server did not answer /readyz"
+    """Ask `/readyz` (and for a Ready node) until it says ok: the machine's check can pass a
+    moment before the kubelet registers. Paced like `_wait_check_passing`, but never more than
+    a quarter second apart: asking the cluster's own API server costs it nothing, and the
+    pause would otherwise overshoot its start by seconds."""
+    what = "the API server did not answer /readyz with a node Ready"
     policy = client.retry
     attempt = 0
     while True:
@@ -543,7 +541,9 @@ def _wait_api_answers(
         if answer.reachable:
             return answer
         attempt += 1
-        pause = backoff(attempt, policy.rng, initial=policy.initial_delay, maximum=policy.max_delay)
+        pause = backoff(
+            attempt, policy.rng, initial=policy.initial_delay, maximum=_READYZ_MAX_PAUSE
+        )
         if not deadline.fits(pause):
             raise deadline.expired(what, f" (last: {answer.detail})")
         policy.sleep(pause)
