@@ -9,7 +9,7 @@ import typer
 from flyk.cli import completion, views
 from flyk.cli.context import app_context
 from flyk.cli.lazy import aliased
-from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, YesOption
+from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, YesOption, quiet_or_json
 from flyk.config import validate_app_name
 
 app = typer.Typer(
@@ -59,12 +59,13 @@ def list_apps(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print names only.")] = False,
     json: JsonOption = False,
 ) -> None:
-    """List the apps of an organization."""
+    """List the apps of an organization (-q: names only, one a line; not with --json)."""
+    json = quiet_or_json(ctx, quiet=quiet, json=json)
     context = app_context(ctx)
     out = context.use_json(json)
     org_slug = org or DEFAULT_ORG
     apps = sorted(context.client.apps.list(org_slug), key=lambda a: a.name)
-    if quiet and not json:  # as `machine list -q`: one name a line, for scripts
+    if quiet:  # as `machine list -q`: one name a line, for scripts
         for listed in apps:
             out.line(listed.name)
         return

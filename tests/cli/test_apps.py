@@ -121,5 +121,7 @@ def test_list_quiet_prints_names_only(flyk: Flyk) -> None:
     for name in ("web", "api"):
         assert flyk("--local", "apps", "create", name).exit_code == 0
     assert flyk("--local", "apps", "list", "-q") == Result(0, "api\nweb\n", "")
-    documents = json.loads(flyk("--local", "apps", "list", "--quiet", "--json").stdout)
-    assert [d["name"] for d in documents] == ["api", "web"]  # --json wins, as in machine list
+    both = flyk("--local", "apps", "list", "--quiet", "--json")
+    assert both == Result(2, "", "Error: -q/--quiet and --json cannot be used together\n")
+    # a -q given beats FLY_JSON from the environment, as a flag beats a variable
+    assert flyk("--local", "apps", "list", "-q", env={"FLY_JSON": "1"}).stdout == "api\nweb\n"

@@ -109,3 +109,11 @@ def test_bad_input_needs_no_token(flyk: Flyk, isolated_env: Path, args: list[str
     assert result.exit_code == 2, result.stderr
     assert result.stderr.startswith("Error: invalid ")
     assert not config.local_db_path().exists()
+
+
+def test_list_quiet_prints_ids_only(flyk: Flyk) -> None:
+    assert flyk("--local", "apps", "create", "web").exit_code == 0
+    created = flyk("--local", "volumes", "create", "data", "-a", "web", "-r", "iad")
+    volume_id = created.stdout.strip()
+    assert flyk("--local", "volumes", "list", "-a", "web", "-q") == Result(0, volume_id + "\n", "")
+    assert flyk("--local", "vol", "ls", "-a", "web", "--quiet", "-j").exit_code == 2
