@@ -65,11 +65,12 @@ def _shown(text: str, limit: int = 80) -> str:
     return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text)} characters)"
 
 
-def validate_tag(tag: str, *, flag: str) -> str:
-    """`tag` when it can be an image tag (word characters, dots, dashes; at most 128)."""
+def validate_tag(tag: str, *, flag: str, also: str = "") -> str:
+    """`tag` when it can be an image tag (word characters, dots, dashes; at most 128).
+    `also`: characters the caller replaces by a dash before it makes the tag."""
     if not tag:
         raise UsageError(f"{flag} is empty", hint="Leave it out for the default.")
-    if _TAG_ONLY.fullmatch(tag) is None:
+    if _TAG_ONLY.fullmatch("".join("-" if c in also else c for c in tag)) is None:
         raise UsageError(
             f"{flag} {tag!r} cannot be an image tag: it takes letters, digits, '_', '.' and "
             "'-' (not first)",

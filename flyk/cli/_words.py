@@ -77,7 +77,7 @@ OPTIONS: dict[str, dict[str, str]] = {
     "apps create": {
         "-o": "Organization slug (default: personal).",
         "--org": "Organization slug (default: personal).",
-        "--network": "Custom private network (6PN) name.",
+        "--network": "Custom private network (6PN) name: lower-case letters, digits, dashes, underscores.",
         "-j": "Print JSON.",
         "--json": "Print JSON.",
         "-h": "Show this message and exit.",
@@ -485,7 +485,8 @@ HELP_LINES: dict[str, list[str]] = {
         "Options:",
         "  -o, --org ORG      Organization slug (default: personal).  [env var:",
         "                     FLY_ORG]",
-        "  --network NETWORK  Custom private network (6PN) name.",
+        "  --network NETWORK  Custom private network (6PN) name: lower-case letters,",
+        "                     digits, dashes, underscores.",
         "  -j, --json         Print JSON.  [env var: FLY_JSON]",
         "  -h, --help         Show this message and exit.",
     ],

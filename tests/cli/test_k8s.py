@@ -611,3 +611,42 @@ def test_a_user_app_with_the_clusters_app_name_is_a_name_conflict(
     assert flyk("--local", "ext", "k8s", "list", "-j").stdout.strip() == "[]"
     assert flyk("--local", "m", "ls", "-a", "flyk-demo-personal", "-q").stdout == before
     assert "flyk-demo-personal" in flyk("--local", "apps", "list", "-q").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line"),
+    [
+        (["--image", ""], "Error: invalid --image: it is empty"),
+        (
+            ["--image", "Bad::image"],
+            "Error: invalid --image: 'Bad::image' is not an image reference",
+        ),
+        (
+            ["--kubernetes-version", "bogus tag!"],
+            "Error: --kubernetes-version 'bogus tag!' cannot be an image tag: it takes letters, "
+            "digits, '_', '.' and '-' (not first)",
+        ),
+        (
+            ["--k3s-version", "-v1"],
+            "Error: --kubernetes-version '-v1' cannot be an image tag: it takes letters, "
+            "digits, '_', '.' and '-' (not first)",
+        ),
+        (["--kubernetes-version", ""], "Error: --kubernetes-version is empty"),
+    ],
+)
+def test_a_control_plane_image_or_version_that_cannot_be_one_is_refused(
+    flyk: Flyk, args: list[str], first_line: str
+) -> None:
+    result = flyk("--local", "ext", "k8s", "create", "demo", "--dry-run", *args)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.splitlines()[0] == first_line
+    assert flyk("--local", "ext", "k8s", "list", "-j").stdout.strip() == "[]"
+
+
+def test_a_kubernetes_version_with_build_metadata_is_taken(flyk: Flyk) -> None:
+    result = flyk(
+        "--local", "ext", "k8s", "create", "demo", "--dry-run", "-j",
+        "--kubernetes-version", "v1.37.2+flyk1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "-control-plane:v1.37.2-flyk1-flyk" in result.stdout  # "+" is not a tag's
