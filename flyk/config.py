@@ -440,6 +440,30 @@ def validate_app_name(name: str) -> str:
     )
 
 
+_NETWORK_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
+
+
+def validate_network_name(name: str) -> str:
+    """A private network (6PN) name as apps create's --network takes it: an app name's
+    characters (lower-case letters, digits, dashes), underscores too, at most 63."""
+    if _NETWORK_NAME.match(name):
+        return name
+    if not name:
+        problem = "is empty"
+    elif len(name) > 63:
+        problem = f"is {len(name)} characters long (at most 63)"
+    elif name != name.lower():
+        problem = "has upper-case letters"
+    elif not (name[0].isalnum() and name[-1].isalnum()):
+        problem = "starts or ends with a dash or an underscore"
+    else:
+        problem = "has characters other than a-z, 0-9, dashes and underscores"
+    raise UsageError(
+        f"invalid network name {name!r}: it {problem}",
+        hint="Network names use lower-case letters, digits, dashes and underscores, like team-net.",
+    )
+
+
 def validate_machine_id(machine_id: str) -> str:
     if _MACHINE_ID.match(machine_id):
         return machine_id

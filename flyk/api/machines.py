@@ -56,6 +56,8 @@ _WAIT_READ_SLACK = 15.0
 _HELD_NONCES: ContextVar[Mapping[tuple[str, str], str]] = ContextVar(
     "flyk_held_nonces", default=MappingProxyType({})
 )
+# The states the API's list filter takes (the spec's `state` parameter).
+_API_LIST_STATES = frozenset({"created", "started", "stopped", "suspended"})
 # States a machine stays in until someone acts (a failed start, an exit with no restart coming).
 _DEAD_ENDS = frozenset({"failed", "stopped", "destroyed"})
 # how each dead end reads in a sentence ("machine X failed and will not reach started")
@@ -101,10 +103,16 @@ class MachinesResource(Resource):
         metadata: Mapping[str, str] | None = None,
         summary: bool | None = None,
     ) -> builtins.list[Machine]:
-        """Machines of an app; `metadata` keeps those whose config metadata has every pair."""
+        """Machines of an app; `metadata` keeps those whose config metadata has every pair.
+
+        `state` is sent as the API's filter when the API documents every state asked for
+        (created, started, stopped, suspended); else (failed, …) flyk filters the list.
+        """
+        states = _states(state) if state else []
+        by_api = bool(states) and set(states) <= _API_LIST_STATES
         params: dict[str, Any] = {
             "region": region,
-            "state": ",".join(_states(state)) if state else None,
+            "state": ",".join(states) if by_api else None,
             "include_deleted": True if include_deleted else None,
             "summary": summary,
         }
@@ -118,6 +126,8 @@ class MachinesResource(Resource):
             )
         )
         machines = [Machine.from_api(item) for item in as_list(data, "machines")]
+        if states and not by_api:
+            machines = [m for m in machines if m.state in states]
         if metadata:
             wanted = dict(metadata)
             machines = [m for m in machines if _has_metadata(m, wanted)]
@@ -505,10 +515,8 @@ class MachinesResource(Resource):
                     return "destroyed"
                 attempt += 1
                 if clock() - start > _NEW_MACHINE_GRACE or not pause(core, attempt, deadline):
-                    raise NotFoundError(
-                        f"machine {machine_id} not found in app {app}",
-                        hint="List machines with `flyk machine list`.",
-                    )
+                    # no hint: which command lists them (and with which app) is the caller's
+                    raise NotFoundError(f"machine {machine_id} not found in app {app}")
                 continue
             reached = as_mapping(response.json() if response.content.strip() else {})
             reached_state = str(reached.get("state") or states[0])

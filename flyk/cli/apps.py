@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flyk.cli import completion, views
 from flyk.cli.context import app_context
 from flyk.cli.lazy import aliased
-from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, YesOption
-from flyk.config import validate_app_name
+from flyk.cli.options import DEFAULT_ORG, JsonOption, OrgOption, YesOption, quiet_or_json
+from flyk.config import validate_app_name, validate_network_name
+from flyk.errors import FlykError, NotFoundError
+
+if TYPE_CHECKING:
+    from flyk.api import FlyClient
 
 app = typer.Typer(
     name="apps",
@@ -37,7 +41,12 @@ def create(
     org: OrgOption = None,
     network: Annotated[
         str | None,
-        typer.Option("--network", metavar="NETWORK", help="Custom private network (6PN) name."),
+        typer.Option(
+            "--network",
+            metavar="NETWORK",
+            help="Custom private network (6PN) name: lower-case letters, digits, dashes, "
+            "underscores.",
+        ),
     ] = None,
     json: JsonOption = False,
 ) -> None:
@@ -45,6 +54,8 @@ def create(
     context = app_context(ctx)
     out = context.use_json(json)
     validate_app_name(name)  # before the client: bad input never needs a token
+    if network is not None:
+        validate_network_name(network)
     created = context.client.apps.create(name, org or DEFAULT_ORG, network=network)
     if json:
         views.APP.show_one(out, created)
@@ -59,12 +70,18 @@ def list_apps(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print names only.")] = False,
     json: JsonOption = False,
 ) -> None:
-    """List the apps of an organization."""
+    """List the apps of an organization (-q: names only, one a line; not with --json)."""
+    json = quiet_or_json(ctx, quiet=quiet, json=json)
     context = app_context(ctx)
     out = context.use_json(json)
     org_slug = org or DEFAULT_ORG
-    apps = sorted(context.client.apps.list(org_slug), key=lambda a: a.name)
-    if quiet and not json:  # as `machine list -q`: one name a line, for scripts
+    client = context.client
+    try:
+        apps = sorted(client.apps.list(org_slug), key=lambda a: a.name)
+    except NotFoundError as error:  # the organization: the only thing this call names
+        error.hint = error.hint or _orgs_hint(client)
+        raise
+    if quiet:  # as `machine list -q`: one name a line, for scripts
         for listed in apps:
             out.line(listed.name)
         return
@@ -92,3 +109,17 @@ def destroy(
         out.declined("Nothing destroyed.")
     context.client.apps.delete(name)
     out.emit({"name": name, "destroyed": True}, lambda: out.success(f"Destroyed app {name}"))
+
+
+def _orgs_hint(client: FlyClient) -> str | None:
+    """The organizations the token can use, for an -o that named none of them."""
+    try:
+        slugs = sorted(client.tokens.current().org_slugs)
+    except FlykError:  # not known: no hint rather than a wrong one
+        return None
+    if not slugs:
+        return None
+    return (
+        f"Your organizations: {', '.join(slugs)}; pass one with -o/--org "
+        "(flyk auth whoami shows them)."
+    )

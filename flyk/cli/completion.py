@@ -272,7 +272,7 @@ def complete_clusters(ctx: typer.Context, incomplete: str) -> list[str]:
 
 # fixed value lists, from the Machines API spec: --state of `machine list` (the states the
 # list filter takes), of `machine wait` (the wait endpoint's enum), and --vm-cpu-kind
-LIST_STATES = ("created", "started", "stopped", "suspended")
+LIST_STATES = ("created", "started", "stopped", "suspended", "failed")
 WAIT_STATES = ("started", "stopped", "suspended", "destroyed", "failed", "settled")
 CPU_KINDS = ("shared", "performance")
 

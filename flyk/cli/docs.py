@@ -32,7 +32,9 @@ headers, or JSON (4-space indent) with `-j/--json` on every command that prints 
 People's text goes to **stderr**: notices, warnings, progress (only on a terminal), errors.
 `NO_COLOR`, `CLICOLOR=0`, `TERM=dumb` or a non-terminal stderr give plain text. Prompts
 appear only when stdin and stdout are terminals; otherwise a missing answer is an error
-naming the flag that supplies it, and destructive commands need `-y/--yes`.
+naming the flag that supplies it, and destructive commands need `-y/--yes`. At a `[y/N]`
+question, `y`/`yes` goes ahead; Enter, `n`/`no` or Ctrl-D is no (exit 0, saying what was left
+alone); any other answer is asked again; Ctrl-C is exit 130, saying nothing was done.
 Numbers are checked when the command line is read, before any call: every duration
 (`--timeout`, `-w/--wait-timeout`, `ext k8s create --timeout`) is at most 24 hours, memory at
 most what the largest machine has, CPUs at most the largest size of their kind, volume sizes

@@ -238,7 +238,10 @@ def create_command(
     """Create a cluster: app, volume, API address, CA secrets and the control-plane Machine;
     wait until it is healthy; merge its kubeconfig (context flyk-NAME; flyk-NAME@ORG outside
     the personal org). An incomplete cluster of that name (kept by --keep-on-failure) is
-    resumed."""
+    resumed. Only an app carrying flyk's cluster markers (its control-plane machine, or the
+    FLYK_CLUSTER and FLYK_ORG secrets) is a cluster: another app with the cluster's app
+    name is the user's, a name conflict (exit 5) that flyk never adopts, changes or
+    removes."""
     context = app_context(ctx)
     out = context.use_json(json)
     cluster_name = _cluster_name(name_argument, name)

@@ -26,8 +26,10 @@ from flyk.cli.options import (
     JsonOption,
     MachineIdArgument,
     MachineIdsArgument,
+    QuietOption,
     RegionOption,
     YesOption,
+    quiet_or_json,
 )
 from flyk.errors import (
     AuthError,
@@ -186,6 +188,14 @@ def build_guest(
     kind = sizes.CPU_KINDS.get(kind_name)
     if kind is None:
         raise UsageError(f"unknown CPU kind {kind_name!r}; use 'shared' or 'performance'")
+    if size is not None and cpu_kind is not None and guest.cpu_kind != kind.name:
+        # a preset names its kind: another one would silently turn it into another size
+        count = cpus if cpus is not None else (guest.cpus or 1)
+        wanted = "shared-cpu" if kind.name == "shared" else "performance"
+        raise UsageError(
+            f"--vm-size {size} has {guest.cpu_kind} CPUs; --vm-cpu-kind {cpu_kind} contradicts it",
+            hint=f"Give one of them, e.g. --vm-size {wanted}-{count}x.",
+        )
     count = cpus if cpus is not None else (guest.cpus or 1)
     if memory is not None:
         memory_mb = sizes.parse_memory_mb(memory)
@@ -201,12 +211,10 @@ def build_guest(
 
 
 def require_image(image: str) -> str:
-    hint = "Name one, e.g. nginx or registry/app:tag."
-    if not image.strip():
-        raise UsageError("the image is empty", hint=hint)
-    if any(character.isspace() for character in image):  # a command pasted after the image
-        raise UsageError(f"invalid image {image!r}: an image reference has no spaces", hint=hint)
-    return image
+    """The image, checked as a reference before any call (see flyk.api.images)."""
+    from flyk.api.images import validate_image
+
+    return validate_image(image)
 
 
 def build_config(
@@ -299,6 +307,9 @@ def wait_hint(app_name: str, machine_id: str) -> Iterator[None]:
             f"Its events say why: flyk machine status {machine_id} -a {app_name}"
         )
         raise
+    except NotFoundError as error:
+        error.hint = error.hint or f"`flyk machine list -a {app_name}` shows its machines."
+        raise
 
 
 @contextmanager
@@ -382,6 +393,11 @@ def run(
 ) -> None:
     """Launch a machine from an image and wait until it has started.
 
+    A one-shot run (--rm, --restart no) whose workload exits 0 before the wait sees it
+    started is a success: flyk says it ran and exited 0 and shows the machine (stopped, or
+    destroyed with --rm). Any other exit is an error (exit 10) naming the exit code.
+    The image must be an image reference ([registry/]name[:tag][@digest]).
+
     Example: flyk machine run nginx -a web -r iad --vm-size shared-cpu-2x -e MODE=demo
     """
     context = _context(ctx, json)
@@ -418,14 +434,49 @@ def run(
                 error.message, hint="`flyk regions list` shows the regions.", details=error.details
             ) from error
         step.update(f"Launched machine {machine.id} in {machine.region}")
+    ran = ""
     if not detach:
         with left_behind_on_interrupt(target_app, machine.id):
             with out.step(f"Waiting for machine {machine.id} to start") as step:
                 with wait_hint(target_app, machine.id):
-                    client.machines.wait(target_app, machine.id, "started", timeout=wait_timeout)
-                step.update(f"Machine {machine.id} started")
-            machine = client.machines.get(target_app, machine.id)
+                    ended = _wait_started(client, target_app, machine.id, wait_timeout)
+                if ended is None:
+                    step.update(f"Machine {machine.id} started")
+                else:  # a one-shot run (--rm, --restart no) that did its job
+                    end = "was destroyed (--rm)" if ended == "destroyed" else f"is {ended}"
+                    ran = f"Machine {machine.id} ran and exited with code 0; it {end}"
+                    step.update(ran)
+            machine = _machine_after_run(client, target_app, machine, ended)
     _show_launched(context, machine)
+    if ran and not out.progress:  # the step said it at a terminal
+        out.notice(ran)
+
+
+def _wait_started(client: FlyClient, app_name: str, machine_id: str, timeout: float) -> str | None:
+    """Wait until the machine has started. A workload that started, exited 0 and is not to be
+    restarted (--rm, --restart no) did what it was run for: its state (stopped, destroyed)
+    is returned instead of the error the wait raises for "will not reach started"."""
+    try:
+        client.machines.wait(app_name, machine_id, "started", timeout=timeout)
+    except MachineStateError as error:
+        if error.state in ("stopped", "destroyed") and error.machine_exit_code == 0:
+            return error.state
+        raise
+    return None
+
+
+def _machine_after_run(
+    client: FlyClient, app_name: str, machine: Machine, ended: str | None
+) -> Machine:
+    """The machine as it is now; one destroyed already (--rm) may be gone from the API."""
+    from dataclasses import replace
+
+    try:
+        return client.machines.get(app_name, machine.id)
+    except NotFoundError:
+        if ended != "destroyed":
+            raise
+        return replace(machine, state="destroyed")
 
 
 @contextmanager
@@ -485,25 +536,49 @@ def list_machines(
         typer.Option(
             "--state",
             metavar="STATES",
-            help="Only these states, comma-separated: created, started, stopped, suspended.",
+            help="Only these states, comma-separated: created, started, stopped, suspended, "
+            "failed.",
             autocompletion=completion.complete_list_states,
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print ids only.")] = False,
+    quiet: QuietOption = False,
     json: JsonOption = False,
 ) -> None:
-    """List an app's machines."""
+    """List an app's machines.
+
+    --state takes failed too (flyk filters what the API's filter does not take). A region
+    that matches nothing is checked: one that does not exist is an error, not "no machines".
+    -q prints ids, one a line; with --json it is a usage error (a -q beats FLY_JSON)."""
+    json = quiet_or_json(ctx, quiet=quiet, json=json)
     context = _context(ctx, json)
     out = context.output
     target_app = require_app(app_name)
     region_code = config.validate_region_code(region) if region else None
     states = parse_states(state, completion.LIST_STATES, what="list") if state else None
-    machines = context.client.machines.list(target_app, region=region_code, state=states)
-    if quiet and not json:
+    client = context.client
+    machines = client.machines.list(target_app, region=region_code, state=states)
+    if not machines and region_code is not None:
+        _require_known_region(client, region_code)
+    if quiet:
         for machine in machines:
             out.line(machine.id)
         return
-    views.MACHINE.show_list(out, machines, empty=f"No machines in app {target_app}.")
+    where = f" in region {region_code}" if region_code else ""
+    views.MACHINE.show_list(out, machines, empty=f"No machines in app {target_app}{where}.")
+
+
+def _require_known_region(client: FlyClient, region: str) -> None:
+    """A region filter that matched nothing: a region that does not exist is a usage error
+    (the API filters by any string), not "no machines". Asked only then: one call less in
+    the common case. A region list that cannot be read leaves the answer as it was."""
+    try:
+        known = {listed.code for listed in client.platform.regions().regions}
+    except FlykError:
+        return
+    if known and region not in known:
+        raise UsageError(
+            f"unknown region {region!r}", hint="`flyk regions list` shows the regions."
+        )
 
 
 @app.command("status")
@@ -516,7 +591,10 @@ def status(
     ] = False,
     json: JsonOption = False,
 ) -> None:
-    """Show a machine, its recent events and (with -d) its config."""
+    """Show a machine, its recent events and (with -d) its config.
+
+    COMMAND is shell-quoted, as you would type it; METADATA is all of it, flyk's own keys
+    (flyk_launch_id, …) included, as --json and flyctl show it."""
     context = _context(ctx, json)
     out = context.output
     target_app = require_app(app_name)
@@ -551,8 +629,12 @@ def _each_leased(
     act: Callable[[FlyClient, str, str], None],
     *,
     done_text: str | None = None,
+    refused: dict[str, FlykError] | None = None,
 ) -> None:
     """Apply ``act(client, machine_id, nonce)`` to each machine under its lease; report on stderr.
+
+    ``refused`` holds machines found unfit before (by id, with their error): each is reported
+    as a failure in its turn, never acted on.
 
     The app and the ids are checked before the client is built: bad input is a usage error
     whatever the target, and never creates the local database.
@@ -576,6 +658,12 @@ def _each_leased(
     for machine_id in ids:
         if (stopper := _stops_everything(outcomes)) is not None:
             outcomes[machine_id] = stopper
+            continue
+        if refused and machine_id in refused:
+            if len(ids) == 1:
+                raise refused[machine_id]
+            _report_one(context, machine_id, refused[machine_id])
+            outcomes[machine_id] = refused[machine_id]
             continue
         try:
             with out.step(f"{verb.capitalize()} machine {machine_id}") as step:
@@ -822,12 +910,21 @@ def destroy(
     yes: YesOption = False,
     json: JsonOption = False,
 ) -> None:
-    """Destroy machines. Not reversible."""
+    """Destroy machines. Not reversible.
+
+    Without --force, each machine is checked first: one still running (or missing) fails
+    before any question is asked, and the others are destroyed."""
     context = _context(ctx, json)
     target = require_app(app_name)
     ids = list(dict.fromkeys(config.validate_machine_id(m) for m in machine_ids))
-    question = f"Destroy {len(ids)} machine{'s' if len(ids) > 1 else ''} ({', '.join(ids)})?"
-    if not context.output.confirm(question, yes=yes):
+    # what the API would refuse is said before the question (a script without --yes was
+    # asked for it, then told "not stopped"); the destroy itself still decides
+    refused = {} if force else _refusals_to_destroy(context.client, target, ids)
+    if len(ids) == 1 and refused:
+        raise refused[ids[0]]
+    asked = [machine_id for machine_id in ids if machine_id not in refused]
+    question = f"Destroy {len(asked)} machine{'s' if len(asked) > 1 else ''} ({', '.join(asked)})?"
+    if asked and not context.output.confirm(question, yes=yes):
         context.output.declined("Nothing destroyed.")
 
     def destroy_one(client: FlyClient, machine_id: str, nonce: str) -> None:
@@ -842,7 +939,32 @@ def destroy(
             )
             raise
 
-    _each_leased(context, target, ids, "destroy", destroy_one)
+    _each_leased(context, target, ids, "destroy", destroy_one, refused=refused)
+
+
+# states the API destroys a machine in without --force (it kills nothing)
+_DESTROYABLE = frozenset({"created", "stopped", "suspended", "failed", "destroying", "destroyed"})
+
+
+def _refusals_to_destroy(
+    client: FlyClient, app_name: str, machine_ids: list[str]
+) -> dict[str, FlykError]:
+    """The machines a destroy without --force would fail on, by id, with the error it gets:
+    one that does not exist, one still running."""
+    refused: dict[str, FlykError] = {}
+    for machine_id in machine_ids:
+        try:
+            machine = client.machines.get(app_name, machine_id)
+        except NotFoundError as error:
+            refused[machine_id] = error
+            continue
+        if machine.state is not None and machine.state not in _DESTROYABLE:
+            refused[machine_id] = ConflictError(
+                f"machine {machine_id} is {machine.state}, not stopped: it cannot be destroyed",
+                hint=f"Stop it first (flyk machine stop {machine_id} -a {app_name}), "
+                "or pass --force to kill it.",
+            )
+    return refused
 
 
 # states an update launches the machine from (the API starts it with the new config)
@@ -1016,9 +1138,20 @@ def exec_command(
             help="Seconds the command may run.",
         ),
     ] = None,
+    no_stdin: Annotated[
+        bool,
+        typer.Option(
+            "-n",
+            "--no-stdin",
+            help="Do not send stdin to the command (it is sent when not a terminal).",
+        ),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Run a command in a machine and print its output; exits with the command's exit code.
+
+    Standard input that is not a terminal (a pipe, a file) is read to its end and given to
+    the command, as ssh does: echo hi | flyk machine exec ID -- cat.
 
     Example: flyk machine exec 148e21ea7d5789 -a web -- hostname
     """
@@ -1026,8 +1159,11 @@ def exec_command(
     out = context.output
     target = require_app(app_name)
     config.validate_machine_id(machine_id)
+    stdin = None if no_stdin else _piped_stdin()
     try:
-        result = context.client.machines.exec(target, machine_id, command, timeout=timeout)
+        result = context.client.machines.exec(
+            target, machine_id, command, timeout=timeout, stdin=stdin
+        )
     except ConflictError as error:  # 412: the machine is not started
         if error.details is not None and error.details.status == 412 and error.hint is None:
             error.hint = f"Start it first: flyk machine start {machine_id} -a {target}"
@@ -1041,6 +1177,25 @@ def exec_command(
             out.stderr.write(result.stderr)
     if result.exit_code:  # with --json too: scripts check $? before they parse
         raise typer.Exit(result.exit_code)
+
+
+def _piped_stdin() -> str | None:
+    """What a pipe or a file on stdin holds (None at a terminal, or when it is empty): the
+    Machines API's exec takes the command's input as one string, so it is read whole."""
+    import sys
+
+    stream = sys.stdin
+    if stream is None or stream.isatty():
+        return None
+    raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"stdin is not UTF-8 text (byte {error.start}): the Machines API's exec takes text",
+            hint="Pass -n/--no-stdin to send none.",
+        ) from None
+    return text or None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -88,3 +88,20 @@ DEFAULT_ORG = "personal"
 # Every duration flag (waits, timeouts) is at most a day: longer is a typo, and a huge number
 # would overflow the clock arithmetic it feeds.
 MAX_SECONDS = 24 * 3600
+
+QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Print ids only.")]
+
+
+def quiet_or_json(ctx: typer.Context, *, quiet: bool, json: bool) -> bool:
+    """The ``--json`` a list command with ``-q`` goes on with: -q prints ids (or names), one
+    a line, and JSON is all of it; both asked on the command line is a usage error, and a
+    ``-q`` given beats FLY_JSON from the environment (as a flag beats a variable)."""
+    if not (quiet and json):
+        return json
+    from typer._click.core import ParameterSource
+
+    if ctx.get_parameter_source("json") == ParameterSource.ENVIRONMENT:
+        return False
+    from flyk.errors import UsageError
+
+    raise UsageError("-q/--quiet and --json cannot be used together")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
-from flyk.errors import UsageError
+from flyk.errors import Interrupted, UsageError
 
 if TYPE_CHECKING:
     import httpx
@@ -252,7 +252,10 @@ class Output:
     # -- questions ----------------------------------------------------------------------------
 
     def confirm(self, question: str, *, yes: bool, yes_flag_name: str = "--yes") -> bool:
-        """True to go ahead. Non-interactive runs must say ``--yes``; they are never asked."""
+        """True to go ahead. Non-interactive runs must say ``--yes``; they are never asked.
+
+        y/yes goes ahead; Enter, n/no or the end of input (Ctrl-D) is no; anything else is
+        asked again. Ctrl-C is Interrupted, saying nothing was done."""
         if yes:
             return True
         if not self.interactive:
@@ -260,10 +263,26 @@ class Output:
                 f"{yes_flag_name} must be given to confirm when not running interactively",
                 hint=f"{question} Re-run with {yes_flag_name} to go ahead.",
             )
-        self.stderr.write(f"{question} [y/N] ")
-        self.stderr.flush()
-        answer = sys.stdin.readline().strip().lower()
-        return answer in {"y", "yes"}
+        while True:
+            try:
+                self.stderr.write(f"{question} [y/N] ")
+                self.stderr.flush()
+                line = sys.stdin.readline()
+            except KeyboardInterrupt:
+                # no lease is held at a question, and nothing was done: say that (the
+                # generic Ctrl-C message speaks of leases released)
+                self.stderr.write("\n")
+                raise Interrupted(
+                    "interrupted (Ctrl-C) at the question; nothing was done"
+                ) from None
+            if not line.endswith("\n"):  # Ctrl-D (end of input) echoes no newline: add one
+                self.stderr.write("\n")
+            answer = line.strip().lower()
+            if answer in {"y", "yes"}:
+                return True
+            if answer in {"", "n", "no"} or not line:  # the default, a no, or no more input
+                return False
+            self.stderr.write("Please answer y or n.\n")  # "maybe" is neither: ask again
 
     def declined(self, notice: str) -> NoReturn:
         """The person answered no: say what was left alone and exit 0 (nothing failed).

@@ -110,9 +110,11 @@ def _metadata(machine: Machine) -> dict[str, str]:
     return dict(machine.metadata)
 
 
-def _user_metadata(machine: Machine) -> dict[str, str]:
-    """Metadata minus flyk's own bookkeeping (launch ids), for tables."""
-    return {k: v for k, v in machine.metadata.items() if not k.startswith("flyk_launch")}
+def _command_line(machine: Machine) -> str:
+    """The command as a shell would take it back: `echo 'hi there'`, not `echo,hi there`."""
+    import shlex
+
+    return shlex.join(_command(machine))
 
 
 def _env(machine: Machine) -> dict[str, str]:
@@ -183,11 +185,11 @@ MACHINE_DETAIL: View[Machine] = View(
         Field("private_ip", lambda m: m.private_ip, "PRIVATE IP"),
         Field("checks", _checks, "CHECKS"),
         Field("guest", _guest_document),
-        Field("command", _command, "COMMAND"),
+        Field("command", _command, "COMMAND", shown=_command_line),
         Field("restart", _restart, "RESTART"),
         Field("env", _env, None),
-        # all of it in JSON, as `machine list --json` gives it
-        Field("metadata", _metadata, "METADATA", shown=_user_metadata),
+        # all of it, flyk's own keys too, as --json and flyctl's `machine status` show it
+        Field("metadata", _metadata, "METADATA"),
         Field("version", lambda m: m.version, "VERSION"),
         Field("created_at", lambda m: m.created_at, "CREATED"),
         Field("updated_at", lambda m: m.updated_at, "UPDATED"),

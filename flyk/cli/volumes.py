@@ -11,7 +11,15 @@ from flyk.cli import views
 from flyk.cli.context import app_context
 from flyk.cli.lazy import aliased
 from flyk.cli.machine import capacity_alternatives, require_app
-from flyk.cli.options import AppOption, JsonOption, RegionOption, VolumeIdArgument, YesOption
+from flyk.cli.options import (
+    AppOption,
+    JsonOption,
+    QuietOption,
+    RegionOption,
+    VolumeIdArgument,
+    YesOption,
+    quiet_or_json,
+)
 from flyk.errors import UsageError
 
 app = typer.Typer(
@@ -58,12 +66,22 @@ def create(
 
 
 @app.command("list")
-def list_volumes(ctx: typer.Context, app_name: AppOption = None, json: JsonOption = False) -> None:
-    """List an app's volumes."""
+def list_volumes(
+    ctx: typer.Context,
+    app_name: AppOption = None,
+    quiet: QuietOption = False,
+    json: JsonOption = False,
+) -> None:
+    """List an app's volumes (-q: ids only, one a line; not with --json)."""
+    json = quiet_or_json(ctx, quiet=quiet, json=json)
     context = app_context(ctx)
     out = context.use_json(json)
     target = require_app(app_name)
     volumes = context.client.volumes.list(target)
+    if quiet:  # as `machine list -q`: one id a line, for scripts
+        for volume in volumes:
+            out.line(volume.id)
+        return
     views.VOLUME.show_list(out, volumes, empty=f"No volumes in app {target}.")
 
 

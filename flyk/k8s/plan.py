@@ -14,6 +14,7 @@ from typing import Any
 
 from flyk._version import __version__
 from flyk.api import machine_sizes
+from flyk.api.images import validate_image, validate_tag
 from flyk.api.models import GuestConfig, MachineConfig
 from flyk.errors import UsageError
 from flyk.k8s import controlplane as cp
@@ -95,6 +96,11 @@ class ClusterSpec:
         validate_cluster_name(self.name)
         validate_org(self.org)
         validate_region(self.region)
+        if self.image is not None:  # an empty one is not "the default"
+            validate_image(self.image, flag="--image")
+        if self.k3s_version is not None:
+            # the tag of the published image; "+" (semver build metadata) becomes "-"
+            validate_tag(self.k3s_version, flag="--kubernetes-version", also="+")
         machine_sizes.validate_guest(self.guest, memory_flag="--vm-memory")
         if not 1 <= self.volume_size_gb <= MAX_VOLUME_GB:
             raise UsageError(

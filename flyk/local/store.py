@@ -198,6 +198,7 @@ class Store:
             self.path = self.path.resolve()
             self._signal = _signal_for(self.path)
             _create_private_file(self.path)
+            self._repair_sidecars()
             self._init_schema()
         except OSError as exc:
             raise LocalDatabaseError(self.path, exc.strerror or str(exc)) from exc
@@ -210,6 +211,20 @@ class Store:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
+
+    def _sidecars(self) -> list[Path]:
+        return [self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm")]
+
+    def _repair_sidecars(self) -> None:
+        """SQLite makes its -wal and -shm files with the database file's mode: opened while
+        the file was read-only (0400), they stay read-only after its mode is restored, and
+        SQLite then keeps the database read-only. A database we may write gets them back."""
+        if not os.access(self.path, os.W_OK):
+            return
+        for sidecar in self._sidecars():
+            if sidecar.exists() and not os.access(sidecar, os.W_OK):
+                with contextlib.suppress(OSError):  # not ours to change: SQLite will say so
+                    os.chmod(sidecar, 0o600)
 
     def _init_schema(self) -> None:
         conn = self._connect()
@@ -227,8 +242,7 @@ class Store:
             conn.execute("COMMIT")
         finally:
             conn.close()
-        for suffix in ("-wal", "-shm"):
-            sidecar = self.path.with_name(self.path.name + suffix)
+        for sidecar in self._sidecars():
             if sidecar.exists():
                 os.chmod(sidecar, 0o600)
 

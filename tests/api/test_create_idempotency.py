@@ -298,3 +298,66 @@ def test_without_lease_ttl_a_found_machine_is_not_leased() -> None:
     with make_client(api, clock) as fly:
         assert fly.machines.create("a", MachineConfig(image="nginx")).nonce is None
     assert api.acquires == 0
+
+
+class FlakyVolumes:
+    """A volumes API that commits each create, then fails its answer as scripted ("read":
+    the connection drops; "5xx": a 502; "5xx-before": a 503 with nothing made). `existing`
+    volumes of the same name and region were there before."""
+
+    def __init__(self, *failures: str, existing: int = 0) -> None:
+        self.failures = list(failures)
+        self.volumes = [self._volume(f"vol_old{n}") for n in range(existing)]
+        self.creates = 0
+
+    @staticmethod
+    def _volume(volume_id: str) -> dict[str, Any]:
+        return {"id": volume_id, "name": "data", "region": "iad", "size_gb": 1, "state": "created"}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json=self.volumes)
+        self.creates += 1
+        failure = self.failures.pop(0) if self.failures else None
+        if failure == "5xx-before":
+            return httpx.Response(503, json={"error": "unavailable"})
+        volume = self._volume(f"vol_new{self.creates}")
+        self.volumes.append(volume)
+        if failure == "read":
+            raise httpx.ReadError("connection reset by peer", request=request)
+        if failure == "5xx":
+            return httpx.Response(502, text="bad gateway")
+        return httpx.Response(200, json=volume)
+
+
+@pytest.mark.parametrize("failure", ["read", "5xx"])
+def test_a_volume_committed_before_a_lost_answer_is_returned_not_made_again(failure: str) -> None:
+    api = FlakyVolumes(failure, existing=2)  # two volumes of that name were there before
+    with make_client(api, FakeClock()) as fly:
+        volume = fly.volumes.create("a", "data", "iad", 1)
+    assert api.creates == 1
+    assert volume.id == "vol_new1"
+    assert [v["id"] for v in api.volumes] == ["vol_old0", "vol_old1", "vol_new1"]
+
+
+def test_a_volume_create_refused_before_commit_is_sent_again() -> None:
+    api = FlakyVolumes("5xx-before", existing=1)
+    with make_client(api, FakeClock()) as fly:
+        volume = fly.volumes.create("a", "data", "iad", 1)
+    assert api.creates == 2 and volume.id == "vol_new2"
+    assert [v["id"] for v in api.volumes] == ["vol_old0", "vol_new2"]
+
+
+def test_a_volume_of_another_size_or_region_is_not_taken_for_ours() -> None:
+    api = FlakyVolumes("read")
+    api.volumes.append({**FlakyVolumes._volume("vol_other"), "region": "ams"})
+    real = api.__call__
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":  # someone else's volume of that name lands meanwhile
+            api.volumes.append({**FlakyVolumes._volume("vol_big"), "size_gb": 3})
+        return real(request)
+
+    with make_client(handler, FakeClock()) as fly:
+        volume = fly.volumes.create("a", "data", "iad", 1)
+    assert volume.id == "vol_new1" and api.creates == 1

@@ -48,6 +48,16 @@ def test_machines_list_passes_filters_and_filters_metadata(
     assert "include_deleted" not in params
 
 
+def test_machines_list_filters_states_the_api_does_not_itself(
+    client: FlyClient, script: Script
+) -> None:
+    # the spec's filter takes created, started, stopped, suspended: not failed
+    machines = [machine_json("m1", state="failed"), machine_json("m2", state="started")]
+    script.on("GET /apps/a/machines", reply(200, machines))
+    assert [m.id for m in client.machines.list("a", state="failed")] == ["m1"]
+    assert "state" not in script.sent("GET /apps/a/machines")[0].url.params
+
+
 def test_machine_create_body_and_launch_id(client: FlyClient, script: Script) -> None:
     script.on("POST /apps/a/machines", reply(200, machine_json("m1", state="created")))
     config = MachineConfig(

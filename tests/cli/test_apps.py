@@ -121,5 +121,31 @@ def test_list_quiet_prints_names_only(flyk: Flyk) -> None:
     for name in ("web", "api"):
         assert flyk("--local", "apps", "create", name).exit_code == 0
     assert flyk("--local", "apps", "list", "-q") == Result(0, "api\nweb\n", "")
-    documents = json.loads(flyk("--local", "apps", "list", "--quiet", "--json").stdout)
-    assert [d["name"] for d in documents] == ["api", "web"]  # --json wins, as in machine list
+    both = flyk("--local", "apps", "list", "--quiet", "--json")
+    assert both == Result(2, "", "Error: -q/--quiet and --json cannot be used together\n")
+    # a -q given beats FLY_JSON from the environment, as a flag beats a variable
+    assert flyk("--local", "apps", "list", "-q", env={"FLY_JSON": "1"}).stdout == "api\nweb\n"
+
+
+@pytest.mark.parametrize("network", ["bad net!", "", "Net", "-x", "x" * 64])
+def test_a_network_name_that_cannot_be_one_is_refused_before_any_call(
+    flyk: Flyk, network: str
+) -> None:
+    result = flyk("--local", "apps", "create", "web", "--network", network)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: invalid network name {network!r}: ")
+    assert not config.local_db_path().exists()
+
+
+def test_a_network_name_is_taken(flyk: Flyk) -> None:
+    result = flyk("--local", "apps", "create", "web", "--network", "team-net_1", "-j")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["network"] == "team-net_1"
+
+
+def test_an_unknown_org_names_the_orgs_there_are(flyk: Flyk) -> None:
+    result = flyk("--local", "apps", "list", "-o", "nosuch")
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1].strip() == (
+        "Your organizations: personal; pass one with -o/--org (flyk auth whoami shows them)."
+    )

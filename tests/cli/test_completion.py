@@ -363,7 +363,7 @@ def test_zsh_descriptions_keep_their_apostrophes(flyk: Flyk, words: str, expecte
 @pytest.mark.parametrize(
     ("words", "expected"),
     [
-        ("flyk machine list --state ", ["created", "started", "stopped", "suspended"]),
+        ("flyk machine list --state ", ["created", "started", "stopped", "suspended", "failed"]),
         ("flyk machine list --state started,s", ["started,stopped", "started,suspended"]),
         ("flyk machine wait 0123456789abcd --state se", ["settled"]),
         ("flyk machine run nginx --vm-cpu-kind ", ["shared", "performance"]),

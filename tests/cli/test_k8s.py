@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from flyk import config
+from flyk.api import FlyClient
 from flyk.local import LocalBackend, Timing
 from tests.cli.helpers import Flyk, no_retries
 
@@ -573,3 +575,78 @@ def test_list_without_org_lists_every_org_and_its_help_says_so(flyk: Flyk) -> No
     help_text = " ".join(flyk("ext", "k8s", "list", "--help").stdout.split())
     assert "Only this organization (default: every organization the token can use)" in help_text
     assert "default: personal" not in help_text
+
+
+@pytest.mark.parametrize("contents", ["empty", "a machine", "a secret"])
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["create", "dry-run"])
+def test_a_user_app_with_the_clusters_app_name_is_a_name_conflict(
+    flyk: Flyk, contents: str, dry_run: tuple[str, ...]
+) -> None:
+    """Only an app carrying flyk's cluster markers is a cluster: any other app of that name is
+    the user's, never adopted as an incomplete cluster, and no hint points at a delete."""
+    assert flyk("--local", "apps", "create", "flyk-demo-personal").exit_code == 0
+    if contents == "a machine":
+        ran = flyk("--local", "m", "run", "nginx", "-a", "flyk-demo-personal", "--detach")
+        assert ran.exit_code == 0, ran.stderr
+    if contents == "a secret":
+        with FlyClient(
+            base_url="http://local.flyk",
+            transport=LocalBackend(path=config.local_db_path()).transport(),
+        ) as client:
+            client.secrets.set("flyk-demo-personal", {"DATABASE_URL": "x"})
+    before = flyk("--local", "m", "ls", "-a", "flyk-demo-personal", "-q").stdout
+    result = flyk("--local", "ext", "k8s", "create", "demo", *dry_run)
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.splitlines()[-2:] == [
+        "Error: cluster name demo is taken: app flyk-demo-personal exists in organization "
+        "personal and is not a flyk cluster (it carries no cluster markers); nothing was "
+        "changed",
+        "       Choose another cluster name; flyk leaves app flyk-demo-personal alone.",
+    ]
+    assert "delete" not in result.stderr and "kubeconfig" not in result.stderr
+    for command in (["kubeconfig", "demo"], ["status", "demo"], ["delete", "demo", "--yes"]):
+        refused = flyk("--local", "ext", "k8s", *command)
+        assert refused.exit_code == 3, (command, refused.stderr)
+        assert refused.stderr.startswith("Error: no cluster demo in organization personal")
+    assert flyk("--local", "ext", "k8s", "list", "-j").stdout.strip() == "[]"
+    assert flyk("--local", "m", "ls", "-a", "flyk-demo-personal", "-q").stdout == before
+    assert "flyk-demo-personal" in flyk("--local", "apps", "list", "-q").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line"),
+    [
+        (["--image", ""], "Error: invalid --image: it is empty"),
+        (
+            ["--image", "Bad::image"],
+            "Error: invalid --image: 'Bad::image' is not an image reference",
+        ),
+        (
+            ["--kubernetes-version", "bogus tag!"],
+            "Error: --kubernetes-version 'bogus tag!' cannot be an image tag: it takes letters, "
+            "digits, '_', '.' and '-' (not first)",
+        ),
+        (
+            ["--k3s-version", "-v1"],
+            "Error: --kubernetes-version '-v1' cannot be an image tag: it takes letters, "
+            "digits, '_', '.' and '-' (not first)",
+        ),
+        (["--kubernetes-version", ""], "Error: --kubernetes-version is empty"),
+    ],
+)
+def test_a_control_plane_image_or_version_that_cannot_be_one_is_refused(
+    flyk: Flyk, args: list[str], first_line: str
+) -> None:
+    result = flyk("--local", "ext", "k8s", "create", "demo", "--dry-run", *args)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.splitlines()[0] == first_line
+    assert flyk("--local", "ext", "k8s", "list", "-j").stdout.strip() == "[]"
+
+
+def test_a_kubernetes_version_with_build_metadata_is_taken(flyk: Flyk) -> None:
+    result = flyk(
+        "--local", "ext", "k8s", "create", "demo", "--dry-run", "-j",
+        "--kubernetes-version", "v1.37.2+flyk1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "-control-plane:v1.37.2-flyk1-flyk" in result.stdout  # "+" is not a tag's

@@ -173,7 +173,7 @@ def test_exec_prints_output(flyk: Flyk, app: str, machine_id: str) -> None:
 def test_destroy_needs_yes_and_force_for_a_running_machine(
     flyk: Flyk, app: str, machine_id: str
 ) -> None:
-    refused = flyk("--local", "m", "destroy", machine_id, "-a", "web")
+    refused = flyk("--local", "m", "destroy", machine_id, "-a", "web", "--force")
     assert refused.exit_code == 2
     assert refused.stderr.startswith(
         "Error: --yes must be given to confirm when not running interactively\n"
@@ -610,8 +610,8 @@ def test_update_with_nothing_to_change_names_the_flags(
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
-        ("--image", "Error: the image is empty"),
-        ("--image=nginx -- sh", "Error: invalid image 'nginx -- sh': an image reference has no "),
+        ("--image", "Error: invalid image: it is empty"),
+        ("--image=nginx -- sh", "Error: invalid image: 'nginx -- sh' has spaces (an image "),
         ("--vm-size", "Error: unknown machine size ''; choose one of: shared-cpu-1x, "),
         ("--vm-cpu-kind", "Error: unknown CPU kind ''; use 'shared' or 'performance'"),
     ],
@@ -914,7 +914,7 @@ def test_status_json_keeps_all_metadata_as_list_does(flyk: Flyk, app: str) -> No
     assert status["metadata"] == listed["metadata"]
     assert set(status["metadata"]) == {"team", "flyk_launch_id"}
     table = flyk("--local", "m", "status", machine_id, "-a", "web").stdout
-    assert "team" in table and "flyk_launch_id" not in table  # people see their own
+    assert "team=edge" in table and "flyk_launch_id=" in table  # the table shows it all too
 
 
 def test_a_machine_that_fails_to_start_ends_the_wait_at_once(flyk: Flyk, app: str) -> None:
@@ -962,3 +962,161 @@ def test_durations_are_bounded_at_parse_time(flyk: Flyk, machine_id: str, args: 
     assert result.exit_code == 2 and "is not between 0 and 86400" in result.stderr
     status = json.loads(flyk("--local", "m", "status", machine_id, "-a", "web", "-j").stdout)
     assert status["state"] == "started"
+
+
+# --- issue 10, the rest: what a demanding new user found ------------------------------------
+
+
+def test_list_takes_the_failed_state_it_shows(flyk: Flyk, app: str, machine_id: str) -> None:
+    failed = flyk("--local", "m", "run", "nginx", "-a", "web", "-e", "FLYK_SIM_START_FAILS=1")
+    assert failed.exit_code == 10
+    listed = json.loads(flyk("--local", "m", "list", "-a", "web", "-j").stdout)
+    [failed_id] = [m["id"] for m in listed if m["state"] == "failed"]
+    assert flyk("--local", "m", "list", "-a", "web", "--state", "failed", "-q") == Result(
+        0, failed_id + "\n", ""
+    )
+    both = flyk("--local", "m", "list", "-a", "web", "--state", "failed,started", "-q")
+    assert sorted(both.stdout.split()) == sorted([failed_id, machine_id])
+
+
+def test_list_in_an_unknown_region_says_so(flyk: Flyk, app: str, machine_id: str) -> None:
+    result = flyk("--local", "m", "list", "-a", "web", "-r", "zzz")
+    assert result == Result(
+        2,
+        "",
+        "Error: unknown region 'zzz'\n       `flyk regions list` shows the regions.\n",
+    )
+    empty = flyk("--local", "m", "list", "-a", "web", "-r", "ams")
+    assert empty == Result(0, "", "No machines in app web in region ams.\n")
+
+
+def test_a_size_and_another_cpu_kind_conflict(flyk: Flyk, app: str) -> None:
+    result = flyk(
+        "--local", "m", "run", "nginx", "-a", "web",
+        "--vm-size", "shared-cpu-1x", "--vm-cpu-kind", "performance",
+    )  # fmt: skip
+    assert result == Result(
+        2,
+        "",
+        "Error: --vm-size shared-cpu-1x has shared CPUs; --vm-cpu-kind performance "
+        "contradicts it\n       Give one of them, e.g. --vm-size performance-1x.\n",
+    )
+    same = _run(flyk, "--vm-size", "performance-1x", "--vm-cpu-kind", "performance")
+    assert same["size"] == "performance-1x:2048MB"
+
+
+@pytest.mark.parametrize(
+    ("image", "problem"),
+    [
+        ("NGINX:::", "'NGINX:::' is not an image reference"),
+        ("Nginx", "'Nginx' is not an image reference (repository names are lower-case)"),
+        ("nginx:bad tag!", None),
+        ("a" * 4000, "the image name is 4000 characters long (at most 255)"),
+        ("nginx:" + "t" * 129, "the tag is 129 characters long (at most 128)"),
+        ("nginx@sha256:abc", "'nginx@sha256:abc' is not an image reference"),
+    ],
+)
+def test_an_image_that_is_no_reference_is_refused(
+    flyk: Flyk, app: str, image: str, problem: str | None
+) -> None:
+    result = flyk("--local", "m", "run", image, "-a", "web")
+    assert result.exit_code == 2 and result.stdout == ""
+    if problem is not None:
+        assert result.stderr.splitlines()[0] == f"Error: invalid image: {problem}"
+    assert flyk("--local", "m", "ls", "-a", "web", "-q").stdout == ""
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "nginx",
+        "nginx:1.27-alpine",
+        "registry.fly.io/my-app:deployment-01J",
+        "localhost:5000/team/app_x:v1.2",
+        "ghcr.io/org/app@sha256:" + "a" * 64,
+        "docker.io/library/nginx:latest@sha256:" + "0" * 64,
+        "[::1]:5000/app",
+    ],
+)
+def test_image_references_are_accepted(flyk: Flyk, app: str, image: str) -> None:
+    result = flyk("--local", "m", "run", image, "-a", "web", "--detach", "-j")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["image"] == image
+
+
+def test_status_shows_the_command_as_a_command_line_and_all_metadata(flyk: Flyk, app: str) -> None:
+    machine_id = str(_run(flyk, "-m", "team=edge", "--", "echo", "hi there", "it's")["id"])
+    table = flyk("--local", "m", "status", machine_id, "-a", "web").stdout
+    detail = table.split("\n\n")[0].replace("PRIVATE IP", "IP")  # the events table follows
+    fields = dict(line.split(None, 1) for line in detail.splitlines() if " " in line.strip())
+    assert fields["COMMAND"] == "echo 'hi there' 'it'\"'\"'s'"
+    shown = dict(pair.split("=", 1) for pair in fields["METADATA"].split(","))
+    assert shown["team"] == "edge" and "flyk_launch_id" in shown  # as --json and flyctl show it
+
+
+def test_exec_forwards_stdin_that_is_not_a_terminal(flyk: Flyk, app: str, machine_id: str) -> None:
+    result = flyk("--local", "m", "exec", machine_id, "-a", "web", "--", "cat", input="hi\n")
+    assert result == Result(0, "hi\n", "")
+
+
+def test_wait_for_a_missing_machine_names_the_app_in_its_hint(flyk: Flyk, app: str) -> None:
+    result = flyk("--local", "m", "wait", "00000000000000", "-a", "web")
+    assert result == Result(
+        3,
+        "",
+        "Error: machine 00000000000000 not found in app web\n"
+        "       `flyk machine list -a web` shows its machines.\n",
+    )
+
+
+def test_destroying_a_running_machine_fails_before_asking(
+    flyk: Flyk, app: str, machine_id: str
+) -> None:
+    result = flyk("--local", "m", "destroy", machine_id, "-a", "web")  # no terminal, no --yes
+    assert result == Result(
+        5,
+        "",
+        f"Error: machine {machine_id} is started, not stopped: it cannot be destroyed\n"
+        f"       Stop it first (flyk machine stop {machine_id} -a web), or pass --force to "
+        "kill it.\n",
+    )
+    assert flyk("--local", "m", "stop", machine_id, "-a", "web").exit_code == 0
+    asked = flyk("--local", "m", "destroy", machine_id, "-a", "web")
+    assert asked.exit_code == 2 and "--yes must be given" in asked.stderr
+
+
+def test_destroying_several_checks_each_before_asking(flyk: Flyk, app: str) -> None:
+    running, stopped = _started(flyk), _started(flyk)
+    assert flyk("--local", "m", "stop", stopped, "-a", "web").exit_code == 0
+    result = flyk("--local", "m", "destroy", running, stopped, "-a", "web", "-y", "-j")
+    assert result.exit_code == 5
+    documents = json.loads(result.stdout)
+    assert [(d["id"], d["error"] is None) for d in documents] == [
+        (running, False),
+        (stopped, True),
+    ]
+    assert flyk("--local", "m", "ls", "-a", "web", "-q").stdout == running + "\n"
+
+
+@pytest.mark.parametrize("flag", ["--rm", "--restart=no"])
+def test_a_one_shot_machine_that_exits_0_is_a_success(flyk: Flyk, app: str, flag: str) -> None:
+    result = flyk(
+        "--local", "m", "run", "nginx", "-a", "web", flag, "-e", "FLYK_SIM_EXIT_CODE=0", "-j"
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    state = "destroyed" if flag == "--rm" else "stopped"
+    assert document["state"] == state
+    text = flyk("--local", "m", "run", "nginx", "-a", "web", flag, "-e", "FLYK_SIM_EXIT_CODE=0")
+    assert text.exit_code == 0
+    machine = text.stdout.split()[1]
+    said = "was destroyed (--rm)" if flag == "--rm" else "is stopped"
+    assert text.stderr == f"Machine {machine} ran and exited with code 0; it {said}\n"
+
+
+def test_quiet_and_json_conflict(flyk: Flyk, app: str) -> None:
+    for group in (["m"], ["volumes"]):
+        result = flyk("--local", *group, "list", "-a", "web", "-q", "--json")
+        assert result == Result(2, "", "Error: -q/--quiet and --json cannot be used together\n")
+    result = flyk("--local", "apps", "list", "-q", "--json")
+    assert result == Result(2, "", "Error: -q/--quiet and --json cannot be used together\n")

@@ -298,7 +298,7 @@ class LeaseLog:
         ["update", MACHINE_ID, "--image", "nginx:2", "--json"],
         ["stop", MACHINE_ID],
         ["restart", MACHINE_ID],
-        ["destroy", MACHINE_ID, "--yes"],
+        ["destroy", MACHINE_ID, "--yes", "--force"],
     ],
 )
 def test_ctrl_c_under_a_lease_releases_it_and_exits_130(flyk: Flyk, command: list[str]) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from flyk import config
+from flyk.api import FlyClient
 from flyk.cli import views
+from flyk.local import LocalBackend
 from tests.cli.helpers import Flyk, Result
 
 
@@ -109,3 +111,25 @@ def test_bad_input_needs_no_token(flyk: Flyk, isolated_env: Path, args: list[str
     assert result.exit_code == 2, result.stderr
     assert result.stderr.startswith("Error: invalid ")
     assert not config.local_db_path().exists()
+
+
+def test_list_quiet_prints_ids_only(flyk: Flyk) -> None:
+    assert flyk("--local", "apps", "create", "web").exit_code == 0
+    created = flyk("--local", "volumes", "create", "data", "-a", "web", "-r", "iad")
+    volume_id = created.stdout.strip()
+    assert flyk("--local", "volumes", "list", "-a", "web", "-q") == Result(0, volume_id + "\n", "")
+    assert flyk("--local", "vol", "ls", "-a", "web", "--quiet", "-j").exit_code == 2
+
+
+def test_create_after_a_dropped_answer_makes_one_volume(flyk: Flyk, tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "drop.db")
+    with FlyClient(base_url="http://local.flyk", transport=backend.transport()) as client:
+        client.apps.create("web", "personal")
+    backend.faults.add("drop_after_commit", method="POST", path="/volumes$", times=1)
+    result = flyk(
+        "--local", "volumes", "create", "data", "-a", "web", "-r", "iad",
+        transport=backend.transport(),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    listed = flyk("--local", "vol", "ls", "-a", "web", "-q", transport=backend.transport())
+    assert listed.stdout == result.stdout  # the one volume made, and no second

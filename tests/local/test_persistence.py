@@ -206,3 +206,19 @@ def test_a_path_that_cannot_hold_a_database_is_refused(tmp_path: Path, where: st
     path = tmp_path if where == "a-directory" else tmp_path / "file" / "local.db"
     with pytest.raises(LocalDatabaseError, match=f"cannot use {path} as the local backend"):
         LocalBackend(path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes any file")
+def test_a_database_once_read_only_is_writable_again_once_its_mode_is(db_path: Path) -> None:
+    """SQLite made the -wal and -shm files 0400 beside a 0400 database, and they kept the
+    database read-only after its mode was restored."""
+    LocalBackend(path=db_path)
+    os.chmod(db_path, 0o400)
+    with pytest.raises(LocalDatabaseError, match="readonly"):
+        LocalBackend(path=db_path)
+    os.chmod(db_path, 0o600)
+    backend = LocalBackend(path=db_path)
+    with checked_client(backend.transport()) as client:
+        make_app(client, "web")
+    for sidecar in db_path.parent.glob(db_path.name + "-*"):
+        assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600

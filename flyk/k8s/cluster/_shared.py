@@ -26,11 +26,13 @@ from flyk.k8s import kubeconfig as kc
 from flyk.k8s import records
 from flyk.k8s.pki import (
     TLS_FILES,
+    cluster_named_in,
     issue_admin,
     recover_from_secrets,
 )
 from flyk.k8s.plan import (
     app_name_for,
+    validate_cluster_name,
 )
 
 if TYPE_CHECKING:
@@ -118,7 +120,12 @@ def find_cluster(
     if planes:
         mine = [m for m in planes if m.metadata.get(records.META_ORG) == org] or planes
         return ClusterRef(name=name, org=org, app=app, machine=mine[0])
-    if incomplete_ok and not machines and _holds_only_flyk_secrets(client, app):
+    if (
+        incomplete_ok
+        and not machines
+        and _holds_only_flyk_secrets(client, app)
+        and _cluster_recorded_on(client, app, org) == (name, org)
+    ):  # marked as this cluster's: an app of the user's with that name (empty) is not
         return ClusterRef(name=name, org=org, app=app, machine=None)
     raise missing
 
@@ -137,6 +144,28 @@ def _holds_only_flyk_secrets(client: FlyClient, app: str) -> bool:
     machine, and no secrets or only the cluster's CA secrets."""
     names = {s.name for s in client.secrets.list(app)}
     return names <= _FLYK_SECRETS
+
+
+def _cluster_recorded_on(client: FlyClient, app: str, org: str) -> tuple[str, str] | None:
+    """(cluster, org) of an app with no control plane to say so (machine metadata is the
+    record; an incomplete cluster has no machine): the marker secrets create sets on the app
+    first thing (`FLYK_CLUSTER`, `FLYK_ORG`), else, for remains older than the markers, the
+    name its stored server CA was made for. Never parsed out of the app's name; checked by
+    deriving the app name again, so only a cluster that maps to exactly this app is returned."""
+    values = _secret_values(client, app)
+    name = values.get(records.MARKER_CLUSTER) or cluster_named_in(values)
+    owner = values.get(records.MARKER_ORG) or org
+    if name is None or owner != org or not _names_app(name, org, app):
+        return None
+    return name, owner
+
+
+def _names_app(name: str, org: str, app: str) -> bool:
+    try:
+        validate_cluster_name(name)
+    except UsageError:
+        return False
+    return app_name_for(name, org) == app
 
 
 def _secret_values(client: FlyClient, app: str) -> dict[str, str]:

@@ -14,16 +14,10 @@ from flyk.api.models import Machine
 from flyk.errors import (
     FlykError,
     NotFoundError,
-    UsageError,
 )
 from flyk.k8s import records
-from flyk.k8s.pki import (
-    cluster_named_in,
-)
 from flyk.k8s.plan import (
     VOLUME_NAME,
-    app_name_for,
-    validate_cluster_name,
 )
 from flyk.k8s.probe import ApiProbe, probe_api_server
 
@@ -31,11 +25,11 @@ if TYPE_CHECKING:
     from flyk.api import FlyClient
 from flyk.k8s.cluster._shared import (
     ClusterRef,
+    _cluster_recorded_on,
     _holds_only_flyk_secrets,
     _is_control_plane,
     _map,
     _org_apps,
-    _secret_values,
     _volumes,
     find_cluster,
     rebuild_kubeconfig,
@@ -134,28 +128,6 @@ def list_clusters(client: FlyClient, orgs: Sequence[str]) -> list[ClusterSummary
 
     found = [s for group in _map(control_planes, candidates) for s in group]
     return sorted(found, key=lambda s: (s.org, s.name))
-
-
-def _cluster_recorded_on(client: FlyClient, app: str, org: str) -> tuple[str, str] | None:
-    """(cluster, org) of an app with no control plane to say so (machine metadata is the
-    record; an incomplete cluster has no machine): the marker secrets create sets on the app
-    first thing (`FLYK_CLUSTER`, `FLYK_ORG`), else, for remains older than the markers, the
-    name its stored server CA was made for. Never parsed out of the app's name; checked by
-    deriving the app name again, so only a cluster that maps to exactly this app is returned."""
-    values = _secret_values(client, app)
-    name = values.get(records.MARKER_CLUSTER) or cluster_named_in(values)
-    owner = values.get(records.MARKER_ORG) or org
-    if name is None or owner != org or not _names_app(name, org, app):
-        return None
-    return name, owner
-
-
-def _names_app(name: str, org: str, app: str) -> bool:
-    try:
-        validate_cluster_name(name)
-    except UsageError:
-        return False
-    return app_name_for(name, org) == app
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from flyk.k8s.cluster._shared import (
     _FLYK_SECRETS,
     DEFAULT_ORG,
     KubeconfigOptions,
+    _cluster_recorded_on,
     _delete_command,
     _is_control_plane,
     _org_apps,
@@ -159,8 +160,10 @@ def _already_exists(plan: ClusterPlan, why: str = "") -> AlreadyExistsError:
 
 
 def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
-    """None when the cluster's app does not exist. An app holding a healthy control plane is
-    a complete cluster (AlreadyExistsError), as is an app that is not flyk's (other machines
+    """None when the cluster's app does not exist. An app that carries no mark of this
+    cluster (its control-plane machine, or the marker secrets) is the user's: the name is
+    taken (AlreadyExistsError, no hint to touch it). An app holding a healthy control plane is
+    a complete cluster (AlreadyExistsError), as is one holding more than flyk's (other machines
     or secrets). Otherwise it is incomplete: what it holds, for create to reuse."""
     spec = plan.spec
     app = plan.app_name
@@ -177,6 +180,15 @@ def _inspect(client: FlyClient, plan: ClusterPlan) -> _Existing | None:
     machines: list[Machine] = found["machines"]
     planes = [m for m in machines if _is_control_plane(m, spec.name)]
     names = {s.name for s in found["secrets"]}
+    if not planes and _cluster_recorded_on(client, app, spec.org) != (spec.name, spec.org):
+        # no control plane and no marker secrets: the app is the user's, whatever it holds
+        # (an empty one too), and a cluster of this name cannot be made, nor anything hinted
+        # that would touch it
+        raise AlreadyExistsError(
+            f"cluster name {spec.name} is taken: app {app} exists in organization {spec.org} "
+            "and is not a flyk cluster (it carries no cluster markers); nothing was changed",
+            hint=f"Choose another cluster name; flyk leaves app {app} alone.",
+        )
     if len(planes) != len(machines) or not names <= _FLYK_SECRETS:
         raise _already_exists(plan, ", which holds more than a flyk cluster")
     machine = planes[0] if planes else None
