@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.procs import alive
+
 
 @dataclass
 class Cluster:
@@ -61,14 +63,6 @@ def eventually(check: Callable[[], object], timeout: float = 90.0, what: str = "
             return result
         assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
         time.sleep(0.5)
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 @pytest.fixture

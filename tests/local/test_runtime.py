@@ -19,6 +19,7 @@ import pytest
 
 from flyk.local import LocalBackend, Timing
 from tests.local.conftest import checked_client
+from tests.procs import alive, process_state
 
 # The stand-in's entrypoint: writes what it sees to report.json under its root, listens on the
 # port the backend published for its service, exits 0 on SIGTERM, or with FLYK_STANDIN_EXIT
@@ -107,19 +108,6 @@ def report(backend: LocalBackend, machine_id: str, timeout: float = 20.0) -> dic
             time.sleep(0.05)
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
-
-
-def state_of(pid: int) -> str:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rindex(")") + 2]
-
-
 def published_port(backend: LocalBackend) -> int:
     (process,) = processes(backend)
     return int(process["ports"]["8080"])
@@ -155,9 +143,9 @@ def test_stop_start_suspend_and_destroy_do_what_they_say(
 
     assert api.post(f"/apps/cp/machines/{machine}/suspend").status_code == 200
     api.get(f"/apps/cp/machines/{machine}")
-    assert state_of(second) == "T"  # frozen, not gone
+    assert process_state(second) == "T"  # frozen, not gone
     assert api.post(f"/apps/cp/machines/{machine}/start").status_code == 200
-    assert alive(second) and state_of(second) != "T"  # thawed: the same process
+    assert alive(second) and process_state(second) != "T"  # thawed: the same process
 
     directory = backend.runtime.machine_dir(machine)  # type: ignore[union-attr]
     assert api.delete(f"/apps/cp/machines/{machine}", params={"force": "true"}).status_code == 200
