@@ -65,6 +65,9 @@ class Layout:
 
     root: Path = Path("/")
     api_port: int = API_PORT
+    # Fly Proxy forwards both public and Flycast (--private) services to the machine's IPv4
+    # (Flycast: "the app must bind 0.0.0.0:<port>"); `::` would also make the API server
+    # advertise an IPv6 address that the IPv4 service range refuses.
     bind_address: str = "0.0.0.0"
 
     def guest(self, path: str) -> Path:
