@@ -59,8 +59,9 @@ without a token |
 | no token at all | the embedded local backend, announced in one line on stderr |
 
 The local backend keeps its state in `FLYK_LOCAL_DB`, else `local.db` under the platformdirs
-data directory (e.g. `~/.local/share/flyk/local.db`). It does not run images: machine
-lifecycles are simulated.
+data directory (e.g. `~/.local/share/flyk/local.db`). Machine lifecycles are simulated, except
+flyk's control-plane image, which it runs as local processes once `flyk ext k8s build` has built
+the control plane (docs/local-backend.md).
 
 Global options (`-t`, `--verbose`, `--local`) may be given before or after the sub-command,
 anywhere before `--`. Everything after `--` is passed on untouched (`machine run IMAGE -- CMD…`,
@@ -84,6 +85,8 @@ ENV_DOCS = {
     EnvVar.JSON: "1: behave as if -j/--json were given",
     EnvVar.NO_COLOR: "any value: no colour",
     "CLICOLOR": "0: no colour (as NO_COLOR)",
+    "FLYK_CONTROLPLANE_BIN": "a prebuilt flyk-controlplane binary (else the one `flyk ext k8s "
+    "build` cached)",
 }
 
 
