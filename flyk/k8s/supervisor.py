@@ -61,6 +61,7 @@ class Process:
     env: Mapping[str, str] | None = None  # the whole environment; None inherits ours
     cwd: Path | None = None
     after_ready: Callable[[], None] | None = None
+    log: Path | None = None  # where its output goes (appended); None: the supervisor's own
     popen: subprocess.Popen[bytes] | None = None
     deaths: list[float] = field(default_factory=list)
 
@@ -83,6 +84,8 @@ class Supervisor:
         self.max_restarts = max_restarts
         self.max_backoff = max_backoff
         self._stopping = threading.Event()
+        # Set once every process has been started and found ready (tests wait on it).
+        self.up = threading.Event()
 
     def request_stop(self, *_args: object) -> None:
         self._stopping.set()
@@ -96,6 +99,7 @@ class Supervisor:
                 self._start(process)
                 self._wait_ready(process)
             log.info("control plane up: %s", ", ".join(p.name for p in self.processes))
+            self.up.set()
             while not self._stopping.wait(POLL):
                 for process in self.processes:
                     self._check(process)
@@ -109,7 +113,20 @@ class Supervisor:
     def _start(self, process: Process) -> None:
         argv = list(process.argv())
         env = None if process.env is None else dict(process.env)
-        process.popen = subprocess.Popen(argv, env=env, cwd=process.cwd, stdin=subprocess.DEVNULL)
+        if process.log is None:
+            process.popen = subprocess.Popen(
+                argv, env=env, cwd=process.cwd, stdin=subprocess.DEVNULL
+            )
+        else:
+            with process.log.open("ab") as output:
+                process.popen = subprocess.Popen(
+                    argv,
+                    env=env,
+                    cwd=process.cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
         log.info("started %s (pid %d)", process.name, process.popen.pid)
 
     def _wait_ready(self, process: Process) -> None:

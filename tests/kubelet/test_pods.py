@@ -1,4 +1,4 @@
-"""Pods become machines: the fake Kubernetes API over HTTP, the local backend in-process."""
+"""Pods become machines: the real control plane, the local backend in-process."""
 
 from __future__ import annotations
 
@@ -13,26 +13,20 @@ from flyk.kubelet.pods import MACHINE_ID_ANNOTATION
 from flyk.local import LocalBackend
 
 from .conftest import eventually
-from .fake_kube import FakeKube
 from .harness import FAST, Harness
+from .realkube import Kube
 
 
 @pytest.fixture
-def harness(kube: FakeKube, kubeconfig: str, backend: LocalBackend) -> Iterator[Harness]:
+def harness(kube: Kube, kubeconfig: str, backend: LocalBackend) -> Iterator[Harness]:
     h = Harness(kube, kubeconfig, backend)
     yield h
     h.close()
 
 
-def phases_written(kube: FakeKube, name: str) -> list[str]:
-    """Every phase the pod went through, from the API server's history."""
-    out: list[str] = []
-    for event in kube.store.history:
-        if event.plural == "pods" and event.obj["metadata"]["name"] == name:
-            phase = event.obj.get("status", {}).get("phase")
-            if phase and (not out or out[-1] != phase):
-                out.append(phase)
-    return out
+def phases_written(kube: Kube, name: str) -> list[str]:
+    """Every phase the pod went through, as the API server told its watchers."""
+    return kube.phases(name)
 
 
 def sim_env(**values: str) -> list[dict[str, str]]:
@@ -65,7 +59,7 @@ def test_a_pods_life(harness: Harness, env, phase: str, exit_code: int, reason: 
     meta = machine["config"]["metadata"]
     assert (meta["flyk_cluster"], meta["flyk_namespace"], meta["flyk_pod"]) == (
         "demo",
-        "default",
+        harness.ns(),
         "job",
     )
     assert meta["flyk_pod_uid"] == pod["metadata"]["uid"]
@@ -84,7 +78,7 @@ def test_running_pod_is_ready_and_namespace_app_is_marked(harness: Harness) -> N
     }
     secrets = {s.name for s in harness.fly.secrets.list(harness.app("shop"))}
     assert {"FLYK_CLUSTER", "FLYK_NAMESPACE", "FLYK_ORG"} <= secrets
-    (created,) = eventually(lambda: harness.events("web", "Created"))
+    (created,) = eventually(lambda: harness.events("web", "Created", "shop"))
     assert "shared-cpu-1x:256MB" in created["message"]
 
 
@@ -109,8 +103,7 @@ def test_delete_stops_within_the_grace_period_destroys_and_removes_the_pod(
     (stop,) = harness.calls.matching("POST", f"{machine_path}/stop")
     assert stop.body == {"timeout": "7s"}
     # the pod object was removed with grace 0 and its UID as precondition
-    user, kubelet = harness.kube.sent("DELETE", "/pods/web")
-    assert user == {"gracePeriodSeconds": 7}
+    kubelet = harness.traffic.sent("DELETE", "/pods/web")[0]
     assert kubelet["gracePeriodSeconds"] == 0
     assert kubelet["preconditions"] == {"uid": uid}
 
@@ -145,7 +138,11 @@ def test_env_and_files_are_resolved_from_secrets_config_maps_and_the_downward_ap
     assert config["env"] == {"DB_PASSWORD": "hunter2", "POD": "app"}
     assert config["processes"][0]["env_from"] == [{"env_var": "IP", "field_ref": "private_ip"}]
     assert config["files"] == [
-        {"guest_path": "/etc/app/app.ini", "raw_value": base64.b64encode(b"[x]").decode()}
+        {
+            "guest_path": "/etc/app/app.ini",
+            "raw_value": base64.b64encode(b"[x]").decode(),
+            "mode": 0o644,  # the API server's defaultMode
+        }
     ]
 
 
@@ -176,7 +173,11 @@ def test_several_containers_run_in_one_machine(harness: Harness) -> None:
     assert all("running" in c["state"] for c in pod["status"]["containerStatuses"])
     (migrate,) = pod["status"]["initContainerStatuses"]
     assert (migrate["name"], migrate["image"], migrate["ready"]) == ("migrate", "tool", True)
-    assert migrate["state"]["terminated"] == {"exitCode": 0, "reason": "Completed"}
+    # (the API server writes the times the kubelet leaves out as null)
+    assert {k: v for k, v in migrate["state"]["terminated"].items() if v is not None} == {
+        "exitCode": 0,
+        "reason": "Completed",
+    }
     machine = harness.machine_of("multi")
     assert machine is not None
     assert [c["name"] for c in machine["config"]["containers"]] == ["migrate", "web", "log"]
@@ -254,6 +255,9 @@ def test_unsupported_fields_are_reported_as_warning_events(harness: Harness) -> 
     harness.create_pod("app", containers=[container], hostNetwork=True)
     harness.wait_phase("app", "Running")
     messages = sorted(e["message"] for e in harness.events("app", "UnsupportedField"))
+    (token,) = [m for m in messages if "the service account token" in m]  # admission adds it
+    assert token.startswith("spec.volumes[0] (kube-api-access-")
+    messages.remove(token)
     assert messages == [
         "spec.containers[0].securityContext is not supported yet",
         "spec.containers[0].workingDir is not supported yet",
@@ -302,7 +306,7 @@ def test_a_changed_spec_updates_the_machine_under_a_lease(harness: Harness) -> N
         pod["spec"]["containers"][0]["image"] = "nginx:1.28"
         return pod
 
-    harness.kube.store.modify("pods", "default", "web", new_image)
+    harness.kube.modify("pods", "default", "web", new_image)
     eventually(
         lambda: (harness.machine_of("web") or {}).get("config", {}).get("image") == "nginx:1.28"
     )
@@ -336,19 +340,17 @@ def test_steady_state_lists_once_per_namespace_and_never_gets_each_pod(harness: 
         ("GET", f"/apps/{harness.app('b')}/machines"),
         ("GET", "/apps"),
     }
-    pod_status_writes = pod_status_patches(harness.kube)
+    pod_status_writes = pod_status_patches(harness)
     eventually(
         lambda: len(harness.calls.matching("GET", "/machines")) >= lists_before + 12, what="lists"
     )
-    assert pod_status_patches(harness.kube) == pod_status_writes  # unchanged: not written
+    assert pod_status_patches(harness) == pod_status_writes  # unchanged: not written
 
 
-def pod_status_patches(kube: FakeKube) -> int:
-    return sum(
-        1
-        for m, p in list(kube.requests)
-        if m == "PATCH" and "/pods/" in p and p.endswith("/status")
-    )
+def pod_status_patches(harness: Harness) -> int:
+    with harness.traffic.lock:
+        requests = list(harness.traffic.requests)
+    return sum(1 for m, p, _ in requests if m == "PATCH" and "/pods/" in p and "/status" in p)
 
 
 @pytest.mark.parametrize(("check_status", "ready"), [("passing", "True"), ("critical", "False")])
@@ -385,13 +387,13 @@ def test_a_running_pod_whose_secret_vanished_keeps_running_and_is_told(harness: 
     env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
     harness.create_pod("app", containers=[{"name": "app", "image": "app:1", "env": env}])
     harness.wait_phase("app", "Running")
-    harness.kube.store.remove("secrets", "default", "s")
+    harness.kube.delete("secrets", "s", "default")
 
     def touch(pod: dict) -> dict:
         pod["metadata"].setdefault("annotations", {})["touched"] = "yes"
         return pod
 
-    harness.kube.store.modify("pods", "default", "app", touch)  # something makes it reconcile
+    harness.kube.modify("pods", "default", "app", touch)  # something makes it reconcile
     (event,) = eventually(lambda: harness.events("app", "FailedUpdate"))
     assert "Secret 's' not found" in event["message"]
     assert harness.phase("app") == "Running"
@@ -421,7 +423,7 @@ def test_a_failing_liveness_check_restarts_the_machine_with_backoff(harness: Har
 
 
 def test_a_liveness_check_that_fails_later_is_noticed_at_the_probes_pace(
-    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+    kube: Kube, kubeconfig: str, backend: LocalBackend
 ) -> None:
     """A settled namespace is listed at its liveness probes' pace, not at the slow resync
     (here an hour, so only the probe's pace can notice the failure)."""
@@ -455,16 +457,24 @@ def test_a_liveness_check_that_fails_later_is_noticed_at_the_probes_pace(
 
 
 def test_a_create_refused_by_the_api_is_told_on_the_pod_and_retried(harness: Harness) -> None:
-    """An image the Machines API refuses (400): a Warning Event `FailedCreate` with the API's
-    message, once, and Pending with reason ProviderFailed, while the create is retried."""
+    """A config the Machines API refuses (400; here a file at a relative path, which Kubernetes
+    accepts as a mountPath): a Warning Event `FailedCreate` with the API's message, once, and
+    Pending with reason ProviderFailed, while the create is retried."""
+    harness.kube.create("configmaps", {"metadata": {"name": "c"}, "data": {"k": "v"}}, "default")
     harness.start()
-    harness.create_pod("bad", containers=[{"name": "app", "image": " "}])
+    container = {
+        "name": "app",
+        "image": "app:1",
+        "volumeMounts": [{"name": "c", "mountPath": "etc"}],
+    }
+    volumes = [{"name": "c", "configMap": {"name": "c"}}]
+    harness.create_pod("bad", containers=[container], volumes=volumes)
     pod = eventually(
         lambda: (p := harness.pod("bad")) and p["status"].get("reason") == "ProviderFailed" and p,
         what="ProviderFailed",
     )
     assert pod["status"]["phase"] == "Pending"
-    assert "image" in pod["status"]["message"]
+    assert "guest_path" in pod["status"]["message"]
     (state,) = [c["state"] for c in pod["status"]["containerStatuses"]]
     assert state["waiting"]["reason"] == "ProviderFailed"
     (event,) = harness.events("bad", "FailedCreate")
@@ -534,7 +544,6 @@ def test_an_app_that_lacks_its_marker_secrets_gets_them(harness: Harness) -> Non
     """The app exists without the markers (a create that stopped between the two): the kubelet
     sets them, so that `flyk ext k8s delete` still finds the app once its machines are gone."""
     harness.fly.apps.create(harness.app("shop"), "personal")
-    harness.kube.create("namespaces", {"metadata": {"name": "shop"}})
     harness.start()
     harness.create_pod("web", namespace="shop")
     harness.wait_phase("web", "Running", "shop")
@@ -543,7 +552,7 @@ def test_an_app_that_lacks_its_marker_secrets_gets_them(harness: Harness) -> Non
 
 
 def test_regions_with_room_are_asked_again_once_stale(
-    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+    kube: Kube, kubeconfig: str, backend: LocalBackend
 ) -> None:
     """A pod waiting on capacity is told current alternatives: the placement query's answer
     is kept `placements_ttl` (here nothing), not for the kubelet's life."""
@@ -589,22 +598,27 @@ def test_conditions_written_by_others_survive_the_kubelets_status_writes(
     """A readiness gate's condition, set by its controller before the pod ran, is still there
     once the kubelet has written Pending, Running and Ready (merged by type, not replaced), and
     it does not make the kubelet write the status again at every resync."""
-    from .fake_kube import make_pod
-
-    pod = make_pod("web", node="flyk-node")
+    uid = harness.create_pod("web")["metadata"]["uid"]
     gate = {"type": "example.com/gate", "status": "True"}
-    pod["status"] = {"phase": "Pending", "conditions": [gate]}
-    uid = harness.kube.create("pods", pod, "default")["metadata"]["uid"]
+    patched = harness.kube.patch(
+        "pods",
+        "web",
+        {"status": {"conditions": [gate]}},
+        "default",
+        sub="status",
+        kind="strategic-merge-patch",
+    )
+    assert patched.status_code == 200, patched.text
     harness.start()
     harness.wait_phase("web", "Running")
     eventually(lambda: ready_condition(harness, "web") == "True", what="Ready")
     conditions = harness.pod("web")["status"]["conditions"]  # type: ignore[index]
-    assert gate in conditions
-    writes = harness.kube.sent("PATCH", "/pods/web/status")
+    assert gate in [{"type": c["type"], "status": c["status"]} for c in conditions]
+    writes = harness.traffic.sent("PATCH", "/pods/web/status")
     assert all(body["metadata"] == {"uid": uid} for body in writes)  # the UID precondition
     resyncs = len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines"))
     eventually(
         lambda: len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines")) > resyncs + 2,
         what="resyncs",
     )
-    assert len(harness.kube.sent("PATCH", "/pods/web/status")) == len(writes)
+    assert len(harness.traffic.sent("PATCH", "/pods/web/status")) == len(writes)
