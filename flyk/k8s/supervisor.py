@@ -220,6 +220,7 @@ def kubelet_process(kubeconfig: Path) -> Process:
     kubelet's own token."""
     env = {k: v for k, v in os.environ.items() if not _private(k)}
     env["KUBECONFIG"] = str(kubeconfig)
+    env[bootstrap.NODE_NAME_ENV] = bootstrap.node_name()  # the name its certificate carries
     token = env.pop("FLYK_KUBELET_TOKEN", "") or env.pop("FLY_API_TOKEN", "")
     env.pop("FLY_ACCESS_TOKEN", None)
     argv = [sys.executable, "-m", "flyk"]

@@ -131,9 +131,6 @@ class KubeApi:
         body = {"metadata": {"uid": uid}, "status": status}
         self._patch(Pod.Status, name, body, namespace, patch_type=PatchType.STRATEGIC)
 
-    def patch_pod_annotations(self, namespace: str, name: str, annotations: JSON) -> None:
-        self._patch(Pod, name, {"metadata": {"annotations": annotations}}, namespace)
-
     def delete_pod(self, namespace: str, name: str, uid: str) -> None:
         """Remove the pod object now (grace 0), but only the incarnation with this UID.
 

@@ -60,7 +60,6 @@ def _micro_stamp(moment: datetime) -> str:
 def node_labels(config: KubeletConfig) -> dict[str, str]:
     return {
         "type": "virtual-kubelet",
-        "kubernetes.io/role": "agent",
         "kubernetes.io/hostname": config.node_name,
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
@@ -184,13 +183,10 @@ class NodeController:
             uid = created["metadata"]["uid"]
         else:
             uid = existing["metadata"]["uid"]
-            self._kube.patch_node(
-                config.node_name,
-                {
-                    "metadata": {"labels": node_labels(config)},
-                    "spec": {"taints": [t.to_api() for t in config.taints] or None},
-                },
-            )
+            # Labels only: the taints are the node's own once registered (`kubectl taint`,
+            # the node lifecycle controller's), and NodeRestriction refuses a node changing
+            # them. `--taint` applies when the node is registered.
+            self._kube.patch_node(config.node_name, {"metadata": {"labels": node_labels(config)}})
             status = with_kept_transitions(status, existing.get("status"))
         # The status subresource is authoritative: a create may drop .status.
         self._kube.patch_node_status(config.node_name, status)

@@ -30,6 +30,7 @@ FAILED_STATES = {"failed", "launch_failed"}
 GONE_STATES = {"destroyed", "destroying"}
 
 NOT_FOUND_EXIT_CODE = -137  # the virtual-kubelet convention for a vanished backend
+CONTAINER_ID_SCHEME = "fly://"  # containerID: fly://<machine id>
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,46 @@ def pod_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
     if private_ip:
         status["podIP"] = private_ip
         status["podIPs"] = [{"ip": private_ip}]
-    return status
+    if machine.get("id"):
+        # Where the kubelet finds the pod's machine again (a node may write the pod's status,
+        # never its metadata: NodeRestriction), as kubelets name a container's runtime id.
+        for entry in [*status["containerStatuses"], *status.get("initContainerStatuses", [])]:
+            entry["containerID"] = f"{CONTAINER_ID_SCHEME}{machine['id']}"
+    return keep_terminated_init_containers(pod, status)
+
+
+def machine_id_of(pod: JSON) -> str | None:
+    """The machine id the pod's status names (`containerID` `fly://<id>`), if any."""
+    status = pod.get("status") or {}
+    for entry in [
+        *(status.get("containerStatuses") or []),
+        *(status.get("initContainerStatuses") or []),
+    ]:
+        container_id = str(entry.get("containerID") or "")
+        if container_id.startswith(CONTAINER_ID_SCHEME):
+            return container_id.removeprefix(CONTAINER_ID_SCHEME)
+    return None
+
+
+def keep_terminated_init_containers(pod: JSON, status: JSON) -> JSON:
+    """The API server refuses (422) a status in which a terminated container is running or
+    waiting again, unless the pod's restartPolicy is Always (`ValidateContainerStateTransition`).
+    A replacement machine runs a pod's init containers again, but for any other policy the
+    statuses of the init containers that had terminated stay as they were."""
+    if restart_policy(pod) == "Always" or "initContainerStatuses" not in status:
+        return status
+    before = {
+        entry.get("name"): entry
+        for entry in (pod.get("status") or {}).get("initContainerStatuses") or []
+    }
+    kept = []
+    for entry in status["initContainerStatuses"]:
+        previous = before.get(entry["name"])
+        was_terminated = "terminated" in ((previous or {}).get("state") or {})
+        if previous is not None and was_terminated and "terminated" not in entry["state"]:
+            entry = {**entry, "state": previous["state"], "ready": previous.get("ready", False)}
+        kept.append(entry)
+    return {**status, "initContainerStatuses": kept}
 
 
 def _launch_failed(machine: JSON) -> JSON:
@@ -341,7 +381,7 @@ def pending_status(pod: JSON, *, host_ip: str, reason: str, message: str) -> JSO
     inits = _init_containers(pod)
     if inits:
         status["initContainerStatuses"] = [_init_status(c, state) for c in inits]
-    return status
+    return keep_terminated_init_containers(pod, status)
 
 
 def is_terminal(status: JSON | None) -> bool:

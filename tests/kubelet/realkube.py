@@ -191,6 +191,7 @@ class Traffic(httpx2.BaseTransport):
 
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    answers: list[tuple[str, str, int]] = field(default_factory=list)  # the real server's
     lock: threading.Lock = field(default_factory=threading.Lock)
     inner: dict[int, httpx2.BaseTransport] = field(default_factory=dict)
 
@@ -234,7 +235,15 @@ class Traffic(httpx2.BaseTransport):
                 read = (request.extensions.get("timeout") or {}).get("read")
                 stalled = _Stalled(read)
                 return httpx2.Response(200, stream=stalled, headers=headers, request=request)
-        return real.handle_request(request)
+        response = real.handle_request(request)
+        with self.lock:
+            self.answers.append((request.method, path, response.status_code))
+        return response
+
+    def refused(self, code: int) -> list[tuple[str, str]]:
+        """The requests the real server answered `code`."""
+        with self.lock:
+            return [(m, p) for m, p, c in self.answers if c == code]
 
     def add(self, method: str, path: str, kind: str, **values: Any) -> Fault:
         fault = Fault(method, path, kind, **values)
@@ -441,11 +450,12 @@ class Kube:
 
     # the kubelet's identity -------------------------------------------------------------
     def kubeconfig(self) -> str:
-        """The kubelet's kubeconfig, with the identity production gives it."""
+        """The kubelet's kubeconfig, with the identity production gives it: the node
+        `system:node:<node>` in `system:nodes`."""
         return self.plane.kubeconfig(
             self.tmp / f"kubelet-{self.suffix}.kubeconfig",
-            bootstrap.KUBELET_USER,
-            (bootstrap.MASTERS,),
+            bootstrap.node_user(self.node),
+            (bootstrap.NODES_GROUP,),
         )
 
     # clean-up ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from lightkube.resources.core_v1 import Pod
 
 from flyk.kubelet.kube import KubeApi, KubeError
+from flyk.kubelet.pods import stale_uid
 
 from .conftest import eventually
 from .harness import make_pod
@@ -131,7 +132,8 @@ def test_a_status_patch_for_a_pod_created_again_under_its_name_is_refused_with_4
     with pytest.raises(KubeError) as refused:
         api.patch_pod_status(kube.ns("default"), "a", old["metadata"]["uid"], {"phase": "Failed"})
     assert refused.value.code == 422
-    assert "uid" in refused.value.message and "immutable" in refused.value.message
+    assert "metadata.uid" in refused.value.message and "immutable" in refused.value.message
+    assert stale_uid(refused.value)  # what the kubelet takes for "a new pod of that name"
     assert kube.get("pods", "a", "default")["status"]["phase"] == "Pending"  # type: ignore[index]
 
 

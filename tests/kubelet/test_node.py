@@ -90,7 +90,7 @@ def test_registers_the_node(kube: Kube, running: tuple[NodeController, Ping]) ->
     assert node is not None
     labels = node["metadata"]["labels"]
     assert labels["type"] == "virtual-kubelet"
-    assert labels["kubernetes.io/role"] == "agent"
+    assert "kubernetes.io/role" not in labels  # NodeRestriction: not a node's to set
     assert labels["kubernetes.io/os"] == "linux"
     assert ours(node) == [{"key": "flyk.io/only", "effect": "NoSchedule"}]
     status = node["status"]
@@ -227,17 +227,37 @@ def test_a_failed_registration_after_a_delete_is_tried_again_soon(
         api.close()
 
 
-def test_a_restarted_kubelet_takes_over_its_node(kube: Kube, kubeconfig: str) -> None:
+def test_a_restarted_kubelet_takes_over_its_node_and_keeps_its_taints(
+    kube: Kube, kubeconfig: str
+) -> None:
+    """Row 10 of the audit, confirmed and fixed: a kubelet start used to reset the node's
+    taints to its `--taint` flags, wiping `kubectl taint`'s. Now the taints are set when the
+    node is registered and are the node's own after that (NodeRestriction would refuse a node
+    changing them anyway)."""
     api = KubeApi(kubeconfig)
-    first = NodeController(api, config(kube), Ping())
+    first = NodeController(
+        api, config(kube, taints=(Taint("flyk.io/only", "", "NoSchedule"),)), Ping()
+    )
     first.register()
     uid = kube.get("nodes", kube.node)["metadata"]["uid"]  # type: ignore[index]
-    second = NodeController(api, config(kube, node_ip="fdaa::3"), Ping())
+
+    def admin_taint(
+        node: dict[str, Any],
+    ) -> dict[str, Any]:  # `kubectl taint nodes … k=v:NoExecute`
+        taint = {"key": "example.com/maintenance", "value": "yes", "effect": "NoExecute"}
+        node["spec"]["taints"] = [*(node["spec"].get("taints") or []), taint]
+        return node
+
+    kube.modify("nodes", "", kube.node, admin_taint)
+    second = NodeController(api, config(kube, node_ip="fdaa::3"), Ping())  # no --taint now
     second.register()
     node = kube.get("nodes", kube.node)
     assert node is not None and node["metadata"]["uid"] == uid
     assert {"type": "InternalIP", "address": "fdaa::3"} in node["status"]["addresses"]
-    assert node["spec"].get("taints") is None
+    assert ours(node) == [
+        {"key": "flyk.io/only", "effect": "NoSchedule"},
+        {"key": "example.com/maintenance", "value": "yes", "effect": "NoExecute"},
+    ]
     api.close()
 
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from flyk.api import MachineConfig
-from flyk.kubelet.pods import MACHINE_ID_ANNOTATION
 from flyk.local import LocalBackend
 
 from .conftest import eventually
@@ -52,8 +51,11 @@ def test_a_pods_life(harness: Harness, env, phase: str, exit_code: int, reason: 
     assert phases_written(harness.kube, "job") == ["Pending", "Running", phase]
     machine = harness.machine_of("job")
     assert machine is not None
-    assert pod["metadata"]["annotations"][MACHINE_ID_ANNOTATION] == machine["id"]
-    assert pod["metadata"]["annotations"]["fly.io/machine-size"] == "shared-cpu-1x:256MB"
+    # the machine is named in the status (a node may not write the pod's metadata)
+    assert {c["containerID"] for c in pod["status"]["containerStatuses"]} == {
+        f"fly://{machine['id']}"
+    }
+    assert "fly.io/machine-id" not in (pod["metadata"].get("annotations") or {})
     assert pod["status"]["podIP"] == machine["private_ip"]
     assert machine["config"]["restart"] == {"policy": "no"}
     meta = machine["config"]["metadata"]
@@ -622,3 +624,29 @@ def test_conditions_written_by_others_survive_the_kubelets_status_writes(
         what="resyncs",
     )
     assert len(harness.traffic.sent("PATCH", "/pods/web/status")) == len(writes)
+
+
+def test_a_status_for_a_pod_created_again_under_its_name_is_dropped(harness: Harness) -> None:
+    """Rows 3 and 8 of the audit: the kubelet writes a status for a pod that was deleted and
+    created again under the same name before its watch told it (the cache still has the old
+    one): the real server refuses it (422, the uid is immutable), the kubelet drops it without
+    an error, and the new pod keeps its own status."""
+    kubelet = harness.start().kubelet
+    assert kubelet is not None
+    old = harness.create_pod("web")
+    harness.wait_phase("web", "Running")
+    harness.delete_pod("web", grace=0)
+    eventually(lambda: harness.pod("web") is None, what="web removed")
+    harness.stop()  # no watch: the kubelet below still has the old pod in mind
+    harness.create_pod("web", restartPolicy="Never")
+    failed = {"phase": "Failed", "reason": "Stale"}
+    harness.start()
+    pods = harness.kubelet.pods  # type: ignore[union-attr]
+    before = len(harness.traffic.sent("PATCH", "/pods/web/status"))
+    pods._pod = lambda namespace, name: None  # type: ignore[method-assign]
+    pods._write_status(old, failed)  # no exception
+    assert len(harness.traffic.sent("PATCH", "/pods/web/status")) == before + 1
+    assert ("PATCH", "422") in {
+        (m, str(c)) for m, p, c in harness.traffic.answers if "/pods/web/status" in p
+    }
+    assert harness.pod("web")["status"].get("reason") != "Stale"  # type: ignore[index]

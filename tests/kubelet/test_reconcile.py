@@ -13,6 +13,7 @@ import httpx2
 import pytest
 
 from flyk.api import MachineConfig, RateLimiter
+from flyk.kubelet import status as st
 from flyk.kubelet import translate as tr
 from flyk.kubelet.pods import MACHINE_ID_ANNOTATION
 from flyk.local import LocalBackend
@@ -63,17 +64,31 @@ def test_start_up_destroys_machines_whose_pods_are_gone(harness: Harness) -> Non
     eventually(lambda: harness.calls.matching("DELETE", f"/machines/{orphan.id}"))
 
 
+@pytest.mark.parametrize("recorded", ["status", "annotation"])
 @pytest.mark.parametrize(("policy", "recreated"), [("Always", True), ("Never", False)])
 def test_pods_whose_machine_vanished_follow_their_restart_policy(
-    harness: Harness, policy: str, recreated: bool
+    harness: Harness, policy: str, recreated: bool, recorded: str
 ) -> None:
-    harness.create_pod("web", restartPolicy=policy, annotations={MACHINE_ID_ANNOTATION: "gone"})
+    """The machine the pod's status names (`containerID` fly://<id>) is gone while the kubelet
+    was away; or the annotation of a flyk before names it, still read."""
+    if recorded == "annotation":
+        harness.create_pod("web", restartPolicy=policy, annotations={MACHINE_ID_ANNOTATION: "gone"})
+    else:
+        harness.create_pod("web", restartPolicy=policy)
+        statuses = [{"name": "app", "image": "nginx:1.27", "ready": False, "restartCount": 0,
+                     "containerID": "fly://gone", "state": {"running": {}}}]  # fmt: skip
+        status = {"phase": "Running", "containerStatuses": statuses}
+        written = harness.kube.patch("pods", "web", {"status": status}, "default", sub="status")
+        assert written.status_code == 200, written.text
     harness.start()
     (event,) = eventually(lambda: harness.events("web", "MachineLost"))
     assert "gone" in event["message"]
     if recreated:
-        pod = harness.wait_phase("web", "Running")
-        assert pod["metadata"]["annotations"][MACHINE_ID_ANNOTATION] != "gone"
+        pod = eventually(
+            lambda: (p := harness.pod("web")) and st.machine_id_of(p) not in (None, "gone") and p,
+            what="the new machine in the status",
+        )
+        assert pod["status"]["phase"] == "Running"
     else:
         pod = harness.wait_phase("web", "Failed")
         assert pod["status"]["reason"] == "NotFound"
@@ -321,7 +336,8 @@ def test_a_pods_launch_id_holds_across_reconciles_and_moves_on_when_its_machine_
         return [c.body["config"]["metadata"]["flyk_launch_id"] for c in posts if c.body]
 
     assert len(launch_ids()) == 11 and set(launch_ids()) == {f"{uid}-first"}
-    lost = first["metadata"]["annotations"][MACHINE_ID_ANNOTATION]
+    lost = st.machine_id_of(first)
+    assert lost is not None
     harness.fly.machines.destroy(harness.app(), lost, force=True)
     eventually(lambda: len(launch_ids()) == 12, what="the machine made again")
     assert launch_ids()[-1] == f"{uid}-{lost}"
@@ -409,24 +425,19 @@ def test_a_machine_from_a_flyk_that_hashed_the_config_is_not_restarted(harness: 
 
 
 def test_the_machine_id_is_written_again_when_the_first_write_failed(harness: Harness) -> None:
-    """The annotation write after the create fails (the API server is down a moment): the
-    retry writes it, with the `Created` Event, and a machine destroyed later is noticed."""
-    failure = harness.traffic.fail("PATCH", rf"/namespaces/{harness.ns()}/pods/web\?", 503)
+    """The status write after the create fails (the API server down a moment, played in the
+    kubelet's client): the retry writes it, the `Created` Event is told, and a machine
+    destroyed later is noticed."""
+    failure = harness.traffic.fail("PATCH", rf"/namespaces/{harness.ns()}/pods/web/status", 503)
     harness.start()
     harness.create_pod("web", restartPolicy="Never")
     harness.wait_phase("web", "Running")
     machine = harness.machine_of("web")
     assert machine is not None
-
-    def annotations() -> dict[str, str]:
-        return (harness.pod("web") or {}).get("metadata", {}).get("annotations") or {}
-
-    eventually(lambda: MACHINE_ID_ANNOTATION in annotations(), what="the machine id written")
     assert failure.fired == 1
-    assert annotations()[MACHINE_ID_ANNOTATION] == machine["id"]
-    assert annotations()["fly.io/machine-size"] == "shared-cpu-1x:256MB"
+    assert st.machine_id_of(harness.pod("web") or {}) == machine["id"]
     (created,) = eventually(lambda: harness.events("web", "Created"))
-    assert machine["id"] in created["message"]
+    assert machine["id"] in created["message"] and "shared-cpu-1x:256MB" in created["message"]
     harness.fly.machines.destroy(harness.app(), machine["id"], force=True)
     pod = harness.wait_phase("web", "Failed")
     assert pod["status"]["reason"] == "NotFound"
@@ -455,11 +466,10 @@ def test_a_machine_listed_while_its_create_was_being_prepared_is_recorded_on_the
         {"image": "app:1", "metadata": {**metadata, "flyk_pod_uid": uid}}
     )
     made = harness.fly.machines.create(harness.app(), config, region="iad")
-    annotations = eventually(
-        lambda: ((harness.pod("web") or {}).get("metadata") or {}).get("annotations"),
+    eventually(
+        lambda: st.machine_id_of(harness.pod("web") or {}) == made.id,
         what="the machine id written",
     )
-    assert annotations[MACHINE_ID_ANNOTATION] == made.id
     (created,) = eventually(lambda: harness.events("web", "Created"))
     assert made.id in created["message"]
     assert len(harness.machines()) == 2  # nothing made twice
@@ -468,16 +478,20 @@ def test_a_machine_listed_while_its_create_was_being_prepared_is_recorded_on_the
 def test_a_lost_machine_is_noticed_even_if_its_id_could_never_be_written(
     harness: Harness,
 ) -> None:
-    harness.traffic.fail("PATCH", rf"/namespaces/{harness.ns()}/pods/web\?", 422, times=None)
+    """Every status write refused (played in the kubelet's client) while the machine is made
+    and lost: what the kubelet saw itself is enough to tell the pod lost, not new."""
+    refused = harness.traffic.fail(
+        "PATCH", rf"/namespaces/{harness.ns()}/pods/web/status", 503, times=None
+    )
     harness.start()
     harness.create_pod("web", restartPolicy="Never")
-    harness.wait_phase("web", "Running")
-    machine = harness.machine_of("web")
-    assert machine is not None
+    machine = eventually(lambda: harness.machine_of("web"), what="the machine")
+    assert st.machine_id_of(harness.pod("web") or {}) is None
     harness.fly.machines.destroy(harness.app(), machine["id"], force=True)
+    eventually(lambda: harness.events("web", "MachineLost"), what="the machine noticed lost")
+    refused.times = refused.fired  # the API server is back
     pod = harness.wait_phase("web", "Failed")
     assert pod["status"]["reason"] == "NotFound"
-    assert MACHINE_ID_ANNOTATION not in (pod["metadata"].get("annotations") or {})
     (lost,) = harness.events("web", "MachineLost")
     assert machine["id"] in lost["message"]
 
@@ -559,18 +573,17 @@ def test_nothing_is_kept_about_pods_that_are_gone(harness: Harness) -> None:
 
 
 def test_nothing_is_kept_about_a_pod_told_of_after_it_was_forgotten(harness: Harness) -> None:
-    """A worker that is still busy with a pod when the pod is force-deleted (here: waiting
-    for a Secret) tells of it afterwards (an UnsupportedField Event); what it remembers
+    """A worker that is still busy with a pod when the pod is force-deleted (here: its
+    machine's create is slow) tells of it afterwards (the `Created` Event); what it remembers
     about it then is swept, not kept for as long as the kubelet runs."""
+    slow = harness.backend.faults.add("latency", method="POST", path=r"/machines$", seconds=1.0)
     kubelet = harness.start().kubelet
     assert kubelet is not None
-    harness.traffic.delay("GET", "/secrets/late", 1.0)
-    env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]
-    containers = [{"name": "app", "image": "app:1", "env": env}]
-    uid = harness.create_pod("app", containers=containers, hostNetwork=True)["metadata"]["uid"]
-    eventually(lambda: harness.traffic.count("GET", "/secrets/late"), what="the Secret asked for")
+    uid = harness.create_pod("app")["metadata"]["uid"]
+    eventually(lambda: slow.fired, what="the create under way")
     harness.delete_pod("app", grace=0)
-    eventually(lambda: harness.events("app", "UnsupportedField"), what="told after the delete")
+    eventually(lambda: harness.events("app", "Created"), what="told after the delete")
+    eventually(lambda: harness.machines() == [], what="its machine destroyed as an orphan")
     eventually(lambda: uid not in kubelet.pods.tracked(), what="nothing kept")
 
 
