@@ -223,6 +223,7 @@ def _spec_view(pod: JSON) -> tuple[Any, ...]:
         meta.get("annotations"),
         meta.get("labels"),
         meta.get("deletionTimestamp"),
+        meta.get("deletionGracePeriodSeconds"),
         meta.get("uid"),
     )
 
@@ -266,7 +267,8 @@ class PodController:
         self._placements: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
         # Held across the query too: workers waiting on capacity together ask once, not each.
         self._placements_lock = threading.Lock()
-        self._stopping: dict[str, float] = {}  # pod uid -> when to stop waiting for the stop
+        # pod uid -> (when to stop waiting for the stop, the grace it was asked with)
+        self._stopping: dict[str, tuple[float, int]] = {}
         self._liveness: dict[str, tuple[int, float]] = {}  # pod uid -> (restarts, next allowed)
         # pod uid -> the id of the machine this kubelet saw for it (made or listed): with the
         # `fly.io/machine-id` annotation, what tells a lost machine from one never made.
@@ -1033,10 +1035,17 @@ class PodController:
             if not self._stopped_or_overdue(space, pod, machine):
                 self._soon(space)
                 raise Retry("waiting for the machine to stop", self._config.intervals.fast_resync)
+            if machine.get("state") in pod_status.STOPPED_STATES:
+                machine = self._with_exit_events(space, machine)  # its exit, for the status
             self._destroy(space, machine, "its pod was deleted")
             with space.lock:
                 space.machines.pop(meta["uid"], None)
                 space.recent.pop(meta["uid"], None)
+        if not pod_status.is_terminal(pod.get("status")):
+            # Terminal first, as kubelets do: a pod with finalizers (a Job's) outlives the
+            # final delete, and its controller counts it only once Succeeded or Failed.
+            host_ip = self._config.node_ip
+            self._write_status(pod, pod_status.deleted_status(pod, machine, host_ip=host_ip))
         try:
             self._kube.delete_pod(meta["namespace"], meta["name"], meta["uid"])
         except KubeError as error:
@@ -1050,20 +1059,25 @@ class PodController:
         uid = meta["uid"]
         if machine.get("state") in ("stopped", "created", "failed", "suspended", "destroyed"):
             return True
-        deadline = self._stopping.get(uid)
-        if deadline is None:
-            grace = int(
-                meta.get("deletionGracePeriodSeconds")
-                if meta.get("deletionGracePeriodSeconds") is not None
-                else (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-            )
+        grace = int(
+            meta.get("deletionGracePeriodSeconds")
+            if meta.get("deletionGracePeriodSeconds") is not None
+            else (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        )
+        stopping = self._stopping.get(uid)
+        if stopping is None:
             if machine.get("state") != "stopping":  # a previous run of ours may have asked
                 self._fly.machines.stop(space.app, machine["id"], timeout=float(grace))
             self._event(pod, "Normal", "Killing", f"stopping machine {machine['id']}")
-            self._remember(
-                self._stopping, uid, time.monotonic() + grace + self._config.intervals.stop_wait
-            )
+            deadline = time.monotonic() + grace + self._config.intervals.stop_wait
+            self._remember(self._stopping, uid, (deadline, grace))
             return False
+        deadline, asked = stopping
+        if grace < asked:
+            # A second delete shortened the grace (`kubectl delete --grace-period=1` after a
+            # longer one): the machine is destroyed when the new grace is over.
+            deadline = min(deadline, time.monotonic() + grace)
+            self._remember(self._stopping, uid, (deadline, grace))
         if time.monotonic() > deadline:
             log.warning("machine %s did not stop in time; destroying it", machine["id"])
             return True

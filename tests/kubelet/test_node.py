@@ -382,3 +382,46 @@ def test_an_answer_that_is_not_json_does_not_end_lease_renewal(
     now = kube.get("leases", kube.node, "kube-node-lease")
     assert now is not None
     assert int(now["metadata"]["resourceVersion"]) > int(lease["metadata"]["resourceVersion"])
+
+
+def test_a_lease_renewed_again_after_failures_has_the_status_written_at_once(
+    kube: Kube, kubeconfig: str
+) -> None:
+    """Row 11 of the audit, confirmed and fixed: while the Lease is not renewed the node
+    lifecycle controller writes Ready=Unknown and taints the node unreachable; only a status
+    write of the kubelet's clears that. The first renewal after failures has the status
+    written at once, not at the next write (an hour away here)."""
+    traffic = Traffic()
+    api = traffic.attach(KubeApi(kubeconfig))
+    slow_status = Intervals(lease=0.05, node_status=3600.0, ping=3600.0)
+    controller = NodeController(api, config(kube, intervals=slow_status), Ping())
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: kube.get("leases", kube.node, "kube-node-lease"), what="lease")
+        eventually(lambda: traffic.count("PATCH", "/status") >= 1, what="the first status")
+        refused = traffic.fail("PUT", f"/leases/{kube.node}", 503, times=5)
+        eventually(lambda: refused.fired == 5, what="renewals refused")
+        writes = traffic.count("PATCH", "/status")
+        eventually(lambda: traffic.count("PATCH", "/status") > writes, what="status written")
+    finally:
+        stop.set()
+        controller.notify()
+        thread.join(5)
+        api.close()
+
+
+def test_the_node_reports_the_control_planes_kubernetes_version(
+    kube: Kube, running: tuple[NodeController, Ping]
+) -> None:
+    from flyk.k8s.controlplane import KUBERNETES_VERSION
+
+    controller, _ = running
+    eventually(controller.registered.is_set, what="registration")
+    node = kube.get("nodes", kube.node)
+    assert node is not None
+    version = node["status"]["nodeInfo"]["kubeletVersion"]
+    assert version.startswith(f"{KUBERNETES_VERSION}-flyk.")
+    with kube.plane.admin() as admin:
+        assert admin.get("/version").json()["gitVersion"] == KUBERNETES_VERSION

@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flyk.api import MachineConfig
-from flyk.local import LocalBackend
+from flyk.kubelet import status as st
+from flyk.local import LocalBackend, Timing
 
 from .conftest import eventually
-from .harness import FAST, Harness
+from .harness import FAST, Harness, make_pod
 from .realkube import Kube
 
 
@@ -650,3 +653,162 @@ def test_a_status_for_a_pod_created_again_under_its_name_is_dropped(harness: Har
         (m, str(c)) for m, p, c in harness.traffic.answers if "/pods/web/status" in p
     }
     assert harness.pod("web")["status"].get("reason") != "Stale"  # type: ignore[index]
+
+
+def scheduled_pod(harness: Harness, name: str, **spec: Any) -> dict[str, Any]:
+    """A pod left to the scheduler (no nodeName), which may only choose this test's node."""
+    pod = make_pod(name, namespace=harness.ns(), node=None, **spec)
+    pod["spec"]["nodeSelector"] = {"kubernetes.io/hostname": harness.node}
+    return harness.kube.create("pods", pod)
+
+
+def test_pods_requesting_ephemeral_storage_are_scheduled(harness: Harness) -> None:
+    """Row 13 of the audit, confirmed and fixed: the node advertises `ephemeral-storage` (a
+    machine's root filesystem), so the scheduler places pods that request it (charts often
+    do) instead of leaving them Pending with "Insufficient ephemeral-storage"."""
+    harness.start()
+    resources = {"requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "1Gi"}}
+    containers = [{"name": "app", "image": "app:1", "resources": resources}]
+    scheduled_pod(harness, "web", containers=containers)
+    pod = harness.wait_phase("web", "Running")
+    assert pod["spec"]["nodeName"] == harness.node
+    node = harness.kube.get("nodes", harness.node)
+    assert node is not None and node["status"]["allocatable"]["ephemeral-storage"] == "100Ti"
+
+
+def test_a_job_pod_deleted_while_running_is_counted_and_replaced(harness: Harness) -> None:
+    """Row 5 of the audit, confirmed and fixed: a Job with a `podFailurePolicy` keeps the
+    `batch.kubernetes.io/job-tracking` finalizer on its pods until they are Succeeded or
+    Failed. The kubelet writes the deleted pod's terminal phase (from its machine's exit, here
+    0: the simulated workload exits cleanly when stopped) before its final delete, so the pod
+    does not stay Terminating: the Job counts it and lets it go."""
+    harness.start()
+    containers = [{"name": "job", "image": "x", "env": sim_env(run_seconds="600")}]
+    template = {
+        "spec": {
+            "containers": containers,
+            "restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/hostname": harness.node},
+            "terminationGracePeriodSeconds": 1,
+        }
+    }
+    policy = {
+        "rules": [
+            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}},
+        ]
+    }
+    job = {
+        "metadata": {"name": "work"},
+        "spec": {"backoffLimit": 3, "podFailurePolicy": policy, "template": template},
+    }
+    harness.kube.create("jobs", job, "default")
+
+    def job_pods() -> list[dict[str, Any]]:
+        return harness.kube.list("pods", "default", labelSelector="job-name=work")
+
+    (first,) = eventually(
+        lambda: [p for p in job_pods() if p["status"].get("phase") == "Running"],
+        timeout=60,
+        what="the Job's pod Running",
+    )
+    name = first["metadata"]["name"]
+    assert "batch.kubernetes.io/job-tracking" in first["metadata"]["finalizers"]
+    harness.delete_pod(name, grace=1)
+    eventually(lambda: harness.pod(name) is None, timeout=60, what="the deleted pod gone")
+    assert harness.kube.phases(name)[-2:] == ["Running", "Succeeded"]
+    status = eventually(
+        lambda: (
+            (j := harness.kube.get("jobs", "work", "default"))
+            and j["status"].get("succeeded")
+            and j["status"]
+        ),
+        what="the Job counting the pod",
+    )
+    assert status["succeeded"] == 1 and not status.get("failed")
+    assert harness.machines() == []
+
+
+def test_an_on_failure_pod_with_init_containers_whose_machine_is_lost_gets_a_new_one(
+    harness: Harness,
+) -> None:
+    """Row 4 of the audit, confirmed and fixed: the API server refuses (422) a status in which
+    a terminated init container is waiting again, unless restartPolicy is Always. The kubelet
+    keeps the init containers' terminated state while the replacement machine starts, and
+    every status write lands."""
+    harness.start()
+    init = [{"name": "migrate", "image": "tool"}]
+    harness.create_pod("web", restartPolicy="OnFailure", initContainers=init)
+    pod = harness.wait_phase("web", "Running")
+    lost = st.machine_id_of(pod)
+    assert lost is not None
+    eventually(
+        lambda: "terminated" in harness.pod("web")["status"]["initContainerStatuses"][0]["state"],  # type: ignore[index]
+        what="the init container terminated",
+    )
+    harness.fly.machines.destroy(harness.app(), lost, force=True)
+    pod = eventually(
+        lambda: (
+            (p := harness.pod("web"))
+            and st.machine_id_of(p) not in (None, lost)
+            and p["status"]["containerStatuses"][0]["ready"]
+            and p
+        ),
+        what="the pod Running on a new machine",
+    )
+    assert "terminated" in pod["status"]["initContainerStatuses"][0]["state"]
+    assert harness.traffic.refused(422) == []
+
+
+def test_a_shortened_grace_reaches_the_machine(kube: Kube, kubeconfig: str, tmp_path: Path) -> None:
+    """Row 6 of the audit, confirmed and fixed: `kubectl delete --grace-period=1` after a delete
+    with a long grace shortens the wait for a machine that does not stop (here: stopping takes
+    ten minutes): it is destroyed once the new grace is over, not the first one's."""
+    slow = LocalBackend(tmp_path / "slow.db", Timing(stop=600.0), orgs=["personal"])
+    harness = Harness(kube, kubeconfig, slow)
+    try:
+        harness.start()
+        harness.create_pod("web", terminationGracePeriodSeconds=300)
+        harness.wait_phase("web", "Running")
+        machine = harness.machine_of("web")
+        assert machine is not None
+        harness.delete_pod("web", grace=300)
+        eventually(lambda: harness.events("web", "Killing"), what="the machine stopping")
+        assert (harness.machine_of("web") or {}).get("state") == "stopping"
+        harness.delete_pod("web", grace=1)
+        eventually(lambda: harness.pod("web") is None, what="the pod gone")
+        assert harness.machine_of("web") is None
+        assert harness.calls.matching("DELETE", f"/machines/{machine['id']}")
+    finally:
+        harness.close()
+
+
+def test_a_terminal_pod_deleted_is_gone_at_once_and_its_machine_follows(harness: Harness) -> None:
+    """Row 6: the API server removes a Succeeded pod at once on a graceful delete; the kubelet
+    sees only DELETED and destroys the machine at its next resync."""
+    harness.start()
+    env = sim_env(run_seconds="0.2", exit_code="0")
+    harness.create_pod(
+        "job", restartPolicy="Never", containers=[{"name": "j", "image": "x", "env": env}]
+    )
+    harness.wait_phase("job", "Succeeded")
+    assert harness.machine_of("job") is not None
+    harness.delete_pod("job", grace=30)
+    assert harness.pod("job") is None  # no Terminating: gone
+    eventually(lambda: harness.machine_of("job") is None, what="its machine destroyed")
+
+
+def test_a_forced_delete_destroys_the_machine(harness: Harness) -> None:
+    """`kubectl delete pod --force` (grace 0): the pod is gone from the API at once; its
+    machine, which nothing stopped, is destroyed as an orphan."""
+    harness.start()
+    harness.create_pod("web", terminationGracePeriodSeconds=300)
+    harness.wait_phase("web", "Running")
+    machine = harness.machine_of("web")
+    assert machine is not None
+    harness.delete_pod("web", grace=0)
+    assert harness.pod("web") is None
+    eventually(lambda: harness.machine_of("web") is None, what="the machine destroyed")
+    eventually(lambda: harness.calls.matching("DELETE", f"/machines/{machine['id']}"))
+    # (the watch may show the pod with its deletionTimestamp just before it is gone: the
+    # kubelet may then ask a stop with timeout 0 first)
+    assert all(c.body == {"timeout": "0s"} for c in harness.calls.matching("POST", "/stop"))

@@ -619,3 +619,78 @@ def test_a_deleted_namespace_loses_its_workers_and_its_lists(harness: Harness) -
     harness.kube.forget("tmp")
     harness.create_pod("again", namespace="tmp")
     harness.wait_phase("again", "Running", "tmp")
+
+
+def test_a_restarted_kubelet_writes_no_status_for_settled_pods(harness: Harness) -> None:
+    """Row 8 of the audit: the API server gives back a status that is not exactly what was
+    written (`lastState: {}`, times as null, quantities canonical); a restarted kubelet
+    comparing against it must still find nothing to write for pods that did not change."""
+    harness.start()
+    names = [f"p{i}" for i in range(3)]
+    for name in names:
+        harness.create_pod(name)
+    for name in names:
+        eventually(
+            lambda n=name: (
+                (p := harness.pod(n))
+                and (p["status"].get("containerStatuses") or [{}])[0].get("ready")
+            ),
+            what=f"{name} ready",
+        )
+    harness.stop()
+    before = pod_status_writes(harness)
+    mark = len(harness.traffic.requests)
+    harness.start()
+    lists = len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines"))
+    eventually(
+        lambda: len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines")) > lists + 3,
+        what="resyncs after the restart",
+    )
+    after = [b for m, p, b in harness.traffic.requests[mark:] if m == "PATCH" and "/pods/" in p]
+    assert pod_status_writes(harness) == before, json.dumps(after)
+
+
+def pod_status_writes(harness: Harness) -> int:
+    with harness.traffic.lock:
+        return sum(
+            1
+            for m, p, _ in harness.traffic.requests
+            if m == "PATCH" and "/pods/" in p and "/status" in p
+        )
+
+
+def test_watches_survive_an_api_server_restart(harness: Harness) -> None:
+    """Row 9: the API server is killed and started again (by the supervisor) under a running
+    kubelet: its watch resumes or it lists again; a pod created afterwards runs, and no pod
+    gets a second machine."""
+    harness.start()
+    harness.create_pod("before")
+    harness.wait_phase("before", "Running")
+    harness.kube.plane.restart_apiserver()
+    harness.create_pod("after")
+    harness.wait_phase("after", "Running")
+    assert len(one_machine_per_pod(harness)) == 2
+    assert len(harness.fly.machines.list(harness.app(), include_deleted=True)) == 2
+    node = harness.kube.get("nodes", harness.node)
+    assert node is not None
+
+
+def test_deleting_a_namespace_removes_its_pods_and_machines_and_nothing_else(
+    harness: Harness,
+) -> None:
+    """Row 14 and the namespace controller: the namespace's pods are deleted gracefully, the
+    kubelet stops and destroys their machines and removes them (its Events in a terminating
+    namespace are refused, 403, and only logged); the other namespace is untouched."""
+    harness.start()
+    for name in ("a", "b"):
+        harness.create_pod(name, namespace="doomed")
+    harness.create_pod("kept")
+    for name in ("a", "b"):
+        harness.wait_phase(name, "Running", "doomed")
+    harness.wait_phase("kept", "Running")
+    harness.kube.delete("namespaces", "doomed")
+    eventually(
+        lambda: harness.kube.get("namespaces", "doomed") is None, timeout=60, what="namespace gone"
+    )
+    assert harness.machines("doomed") == []
+    assert harness.phase("kept") == "Running" and harness.machine_of("kept") is not None
