@@ -694,3 +694,43 @@ def test_deleting_a_namespace_removes_its_pods_and_machines_and_nothing_else(
     )
     assert harness.machines("doomed") == []
     assert harness.phase("kept") == "Running" and harness.machine_of("kept") is not None
+
+
+def test_a_deleted_node_is_registered_again_and_its_pods_survive(harness: Harness) -> None:
+    """Row 12 of the audit: `kubectl delete node` while pods run. The garbage collector and the
+    pod garbage collector act asynchronously on the real server (the latter after 40 s); the
+    kubelet registers the node again first (within a Lease interval), so its pods, their
+    machines and their phases stay as they were."""
+    harness.start()
+    harness.create_pod("web")
+    pod = harness.wait_phase("web", "Running")
+    old = harness.kube.get("nodes", harness.node)
+    assert old is not None
+    harness.kube.delete("nodes", harness.node)
+    eventually(
+        lambda: (
+            (n := harness.kube.get("nodes", harness.node))
+            and n["metadata"]["uid"] != old["metadata"]["uid"]
+        ),
+        what="the node registered again",
+    )
+    again = harness.pod("web")
+    assert again is not None and again["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert again["status"]["phase"] == "Running" and harness.machine_of("web") is not None
+
+
+def test_fields_of_the_servers_version_reach_the_kubelet(harness: Harness) -> None:
+    """Row 15 of the audit: the reflector reads pods through lightkube's models, which drop
+    fields they do not know. With models of the server's version (1.37) a recent pod field
+    (pod-level `resources`, beta since 1.34) arrives, and is told as unsupported rather than
+    silently ignored."""
+    harness.start()
+    resources = {"limits": {"cpu": "1", "memory": "512Mi"}}
+    harness.create_pod("web", resources=resources)
+    harness.wait_phase("web", "Running")
+    kubelet = harness.kubelet
+    assert kubelet is not None
+    (cached,) = [p for p in kubelet.pods.pods(harness.ns()) if p["metadata"]["name"] == "web"]
+    assert cached["spec"]["resources"]["limits"] == resources["limits"]  # requests defaulted
+    messages = [e["message"] for e in harness.events("web", "UnsupportedField")]
+    assert any(m.startswith("spec.resources") for m in messages), messages
