@@ -6,9 +6,9 @@ here, at each boot, into `Layout.tls`: the API server's serving certificate (SAN
 the kubeconfig uses, 127.0.0.1 and the `kubernetes` Service's names), its kubelet-client and
 front-proxy certificates, a loopback serving certificate for the controller-manager's and the
 scheduler's health endpoints, and one kubeconfig per client (controller-manager, scheduler,
-kubelet, supervisor). Signing anew costs milliseconds and means a new `--tls-san` or an
-expiring leaf never needs a migration; the CAs, which kubeconfigs trust, never change.
-Files holding keys are 0600 in a 0700 directory.
+the kubelet as the node `system:node:<node>`, supervisor). Signing anew costs milliseconds and
+means a new `--tls-san` or an expiring leaf never needs a migration; the CAs, which
+kubeconfigs trust, never change. Files holding keys are 0600 in a 0700 directory.
 """
 
 from __future__ import annotations
@@ -45,8 +45,22 @@ SCHEDULER_USER = "system:kube-scheduler"
 KUBELET_CLIENT_USER = "kube-apiserver"
 FRONT_PROXY_USER = "system:auth-proxy"
 SUPERVISOR_USER = "flyk-supervisor"
-KUBELET_USER = "flyk-kubelet"
 MASTERS = "system:masters"
+# The virtual kubelet is a node to the API server: user `system:node:<node>` in group
+# `system:nodes`, under the Node authorizer and NodeRestriction, plus the one ClusterRole of
+# rbac.py for what a node may not do and the kubelet needs (docs/kubernetes.md, "Permissions").
+NODES_GROUP = "system:nodes"
+NODE_NAME_ENV = "FLYK_KUBELET_NODE_NAME"  # the kubelet's --node-name, from the environment
+DEFAULT_NODE_NAME = "flyk"
+
+
+def node_name() -> str:
+    """The virtual node's name, as the kubelet the supervisor starts will read it."""
+    return os.environ.get(NODE_NAME_ENV) or DEFAULT_NODE_NAME
+
+
+def node_user(node: str) -> str:
+    return f"system:node:{node}"
 
 
 @dataclass(frozen=True)
@@ -170,7 +184,7 @@ def prepare(layout: Layout, tls_sans: Sequence[str]) -> BootFiles:
     return BootFiles(
         controller_manager=kubeconfig("kube-controller-manager", CONTROLLER_MANAGER_USER),
         scheduler=kubeconfig("kube-scheduler", SCHEDULER_USER),
-        kubelet=kubeconfig("kubelet", KUBELET_USER, [MASTERS]),
+        kubelet=kubeconfig("kubelet", node_user(node_name()), [NODES_GROUP]),
         supervisor_cert=layout.leaf("supervisor.crt"),
         supervisor_key=layout.leaf("supervisor.key"),
     )

@@ -4,6 +4,11 @@
 - ClusterRoleBinding `kube-apiserver-kubelet-admin`: the API server's kubelet-client
   certificate (user `kube-apiserver`) may reach the kubelet's API (`nodes/proxy`, `nodes/log`,
   …) through `system:kubelet-api-admin`, for `kubectl logs` and `exec` (K3s ships the same).
+- ClusterRole `flyk:kubelet` and its binding to group `system:nodes`: what the virtual kubelet
+  needs beyond a node's rights (the Node authorizer's), and nothing else: `get` and `list` of
+  namespaces (at start it finds the namespaces deleted while it was away, whose machines it
+  destroys; later, whether a namespace with no pod left still exists). docs/kubernetes.md
+  ("Permissions") lists every permission the kubelet uses, with its reason.
 """
 
 from __future__ import annotations
@@ -16,7 +21,29 @@ import httpx
 
 from flyk.k8s import bootstrap
 
+KUBELET_ROLE = "flyk:kubelet"
+_RBAC = "rbac.authorization.k8s.io"
+
 BOOTSTRAP_OBJECTS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        {
+            "apiVersion": f"{_RBAC}/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": KUBELET_ROLE},
+            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]}],
+        },
+    ),
+    (
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        {
+            "apiVersion": f"{_RBAC}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": KUBELET_ROLE},
+            "roleRef": {"apiGroup": _RBAC, "kind": "ClusterRole", "name": KUBELET_ROLE},
+            "subjects": [{"apiGroup": _RBAC, "kind": "Group", "name": bootstrap.NODES_GROUP}],
+        },
+    ),
     (
         "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
         {

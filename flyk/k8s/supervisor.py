@@ -65,6 +65,7 @@ class Process:
     # Processes of one stage start together, once every process of the stages before is
     # ready (the controller-manager, the scheduler and the kubelet need only the API server).
     stage: int = 0
+    log: Path | None = None  # where its output goes (appended); None: the supervisor's own
     popen: subprocess.Popen[bytes] | None = None
     deaths: list[float] = field(default_factory=list)
 
@@ -87,6 +88,8 @@ class Supervisor:
         self.max_restarts = max_restarts
         self.max_backoff = max_backoff
         self._stopping = threading.Event()
+        # Set once every process has been started and found ready (tests wait on it).
+        self.up = threading.Event()
 
     def request_stop(self, *_args: object) -> None:
         self._stopping.set()
@@ -103,6 +106,7 @@ class Supervisor:
                 for process in starting:
                     self._wait_ready(process)
             log.info("control plane up: %s", ", ".join(p.name for p in self.processes))
+            self.up.set()
             while not self._stopping.wait(POLL):
                 for process in self.processes:
                     self._check(process)
@@ -116,7 +120,20 @@ class Supervisor:
     def _start(self, process: Process) -> None:
         argv = list(process.argv())
         env = None if process.env is None else dict(process.env)
-        process.popen = subprocess.Popen(argv, env=env, cwd=process.cwd, stdin=subprocess.DEVNULL)
+        if process.log is None:
+            process.popen = subprocess.Popen(
+                argv, env=env, cwd=process.cwd, stdin=subprocess.DEVNULL
+            )
+        else:
+            with process.log.open("ab") as output:
+                process.popen = subprocess.Popen(
+                    argv,
+                    env=env,
+                    cwd=process.cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
         log.info("started %s (pid %d)", process.name, process.popen.pid)
 
     def _wait_ready(self, process: Process) -> None:
@@ -211,6 +228,7 @@ def kubelet_process(kubeconfig: Path) -> Process:
     kubelet's own token."""
     env = {k: v for k, v in os.environ.items() if not _private(k)}
     env["KUBECONFIG"] = str(kubeconfig)
+    env[bootstrap.NODE_NAME_ENV] = bootstrap.node_name()  # the name its certificate carries
     token = env.pop("FLYK_KUBELET_TOKEN", "") or env.pop("FLY_API_TOKEN", "")
     env.pop("FLY_ACCESS_TOKEN", None)
     argv = [sys.executable, "-m", "flyk"]

@@ -2,7 +2,7 @@
 
 Objects cross this boundary as the API's JSON (dicts): the translation and status code is
 plain data, and lightkube's typed models stay here. Every call the kubelet makes to the API
-server is one method below, so the fake API server in tests has exactly this surface to honour.
+server is one method below.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import httpx2
 import yaml
 from lightkube import ALL_NS, ApiError, Client, KubeConfig
 from lightkube.core.exceptions import ConfigError as LightkubeConfigError
-from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Node, Pod, Secret
 from lightkube.types import OnErrorAction, OnErrorResult, PatchType
 
@@ -23,6 +22,7 @@ from flyk.errors import ConfigError
 
 JSON = dict[str, Any]
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+_LEASE_KIND = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
 
 
 class KubeError(Exception):
@@ -131,9 +131,6 @@ class KubeApi:
         body = {"metadata": {"uid": uid}, "status": status}
         self._patch(Pod.Status, name, body, namespace, patch_type=PatchType.STRATEGIC)
 
-    def patch_pod_annotations(self, namespace: str, name: str, annotations: JSON) -> None:
-        self._patch(Pod, name, {"metadata": {"annotations": annotations}}, namespace)
-
     def delete_pod(self, namespace: str, name: str, uid: str) -> None:
         """Remove the pod object now (grace 0), but only the incarnation with this UID.
 
@@ -146,22 +143,7 @@ class KubeApi:
             "gracePeriodSeconds": 0,
             "preconditions": {"uid": uid},
         }
-        http: httpx2.Client = self._client._client._client  # see the docstring
-        try:
-            response = http.request(
-                "DELETE",
-                f"/api/v1/namespaces/{namespace}/pods/{name}",
-                content=json.dumps(options).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-        except httpx2.HTTPError as error:
-            raise _wrap(error) from error
-        if response.status_code >= 400:
-            try:
-                message = str(response.json().get("message", response.text))
-            except ValueError:
-                message = response.text
-            raise KubeError(response.status_code, message)
+        self._raw("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", options)
 
     def list_namespaces(self) -> list[str]:
         try:
@@ -203,25 +185,55 @@ class KubeApi:
         self._patch(Node.Status, name, {"status": status}, None)
 
     def get_lease(self, name: str) -> JSON | None:
-        return self._get_optional(Lease, name, NODE_LEASE_NAMESPACE)
-
-    def create_lease(self, lease: JSON) -> JSON:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{NODE_LEASE_NAMESPACE}/leases/{name}"
         try:
-            obj = cast(Lease, Lease.from_dict(lease))
-            created: JSON = self._client.create(obj, namespace=NODE_LEASE_NAMESPACE).to_dict()
-            return created
-        except _FAILURES as error:
-            raise _wrap(error) from error
+            return self._raw("GET", path, None)
+        except KubeError as error:
+            if error.code == 404:
+                return None
+            raise
+
+    # The Lease goes as JSON, not through lightkube's model: the model turns `renewTime` into a
+    # datetime and writes it back without its fraction when the microseconds are 0
+    # (`…:05Z`), which the API server, parsing a MicroTime strictly, refuses with 400.
+    def create_lease(self, lease: JSON) -> JSON:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{NODE_LEASE_NAMESPACE}/leases"
+        return self._raw("POST", path, {**lease, **_LEASE_KIND})
 
     def replace_lease(self, lease: JSON) -> JSON:
         """PUT with the lease's resourceVersion: 409 when someone else wrote it meanwhile."""
-        try:
-            replaced: JSON = self._client.replace(cast(Lease, Lease.from_dict(lease))).to_dict()
-            return replaced
-        except _FAILURES as error:
-            raise _wrap(error) from error
+        name = lease["metadata"]["name"]
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{NODE_LEASE_NAMESPACE}/leases/{name}"
+        return self._raw("PUT", path, {**lease, **_LEASE_KIND})
 
     # helpers ----------------------------------------------------------------------------
+    def _raw(self, method: str, path: str, body: JSON | None) -> JSON:
+        """One request through the client's own HTTP session (same base URL, TLS and
+        credentials), for what lightkube 1.0 cannot send as it is (see the callers)."""
+        http: httpx2.Client = self._client._client._client
+        try:
+            response = http.request(
+                method,
+                path,
+                params={"fieldManager": "flyk-kubelet"} if method in ("POST", "PUT") else None,
+                content=None if body is None else json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx2.HTTPError as error:
+            raise _wrap(error) from error
+        try:
+            answer = response.json()
+        except ValueError as error:
+            if response.status_code >= 400:
+                raise KubeError(response.status_code, response.text) from error
+            raise _wrap(error) from error
+        if response.status_code >= 400:
+            message = answer.get("message", response.text) if isinstance(answer, dict) else ""
+            raise KubeError(response.status_code, str(message or response.text))
+        if not isinstance(answer, dict):
+            raise KubeError(0, f"not an object: {response.text[:200]}")
+        return answer
+
     def _get_optional(self, res: Any, name: str, namespace: str | None) -> JSON | None:
         try:
             if namespace is None:

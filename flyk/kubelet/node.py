@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flyk._version import __version__
+from flyk.k8s.controlplane import KUBERNETES_VERSION
 from flyk.kubelet.config import KubeletConfig
 from flyk.kubelet.kube import NODE_LEASE_NAMESPACE, KubeApi, KubeError
 
@@ -33,7 +34,9 @@ JSON = dict[str, Any]
 log = logging.getLogger("flyk.kubelet.node")
 
 KUBELET_PORT = 10250
-KUBELET_VERSION = f"v1.31.0-flyk.{__version__}"
+# The control plane's Kubernetes version, as kubelets report theirs (`kubectl get nodes`),
+# with flyk's own after it.
+KUBELET_VERSION = f"{KUBERNETES_VERSION}-flyk.{__version__}"
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,6 @@ def _micro_stamp(moment: datetime) -> str:
 def node_labels(config: KubeletConfig) -> dict[str, str]:
     return {
         "type": "virtual-kubelet",
-        "kubernetes.io/role": "agent",
         "kubernetes.io/hostname": config.node_name,
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
@@ -72,8 +74,16 @@ def node_labels(config: KubeletConfig) -> dict[str, str]:
 
 def node_status(config: KubeletConfig, health: Health, now: datetime) -> JSON:
     """Capacity is what the platform lets the cluster ask for, not one host's size: the
-    Machines API places each pod on its own machine, so the node only caps the pod count."""
-    capacity = {"cpu": "10000", "memory": "4Ti", "pods": str(config.max_pods)}
+    Machines API places each pod on its own machine, so the node only caps the pod count.
+    Every resource a machine has is listed: the scheduler leaves Pending a pod requesting one
+    the node does not advertise (`ephemeral-storage`, common in charts: a machine's root
+    filesystem)."""
+    capacity = {
+        "cpu": "10000",
+        "memory": "4Ti",
+        "ephemeral-storage": "100Ti",
+        "pods": str(config.max_pods),
+    }
     stamp = _stamp(now)
 
     def condition(kind: str, status: str, reason: str, message: str) -> JSON:
@@ -184,13 +194,10 @@ class NodeController:
             uid = created["metadata"]["uid"]
         else:
             uid = existing["metadata"]["uid"]
-            self._kube.patch_node(
-                config.node_name,
-                {
-                    "metadata": {"labels": node_labels(config)},
-                    "spec": {"taints": [t.to_api() for t in config.taints] or None},
-                },
-            )
+            # Labels only: the taints are the node's own once registered (`kubectl taint`,
+            # the node lifecycle controller's), and NodeRestriction refuses a node changing
+            # them. `--taint` applies when the node is registered.
+            self._kube.patch_node(config.node_name, {"metadata": {"labels": node_labels(config)}})
             status = with_kept_transitions(status, existing.get("status"))
         # The status subresource is authoritative: a create may drop .status.
         self._kube.patch_node_status(config.node_name, status)
@@ -301,12 +308,21 @@ class NodeController:
     def keep_lease(self, stop: threading.Event) -> None:
         """Renew the Lease every `intervals.lease` until `stop`, in a thread of its own: the
         node thread waits on Machines API pings, and no wait of theirs may delay a renewal."""
+        failing = False
         while not stop.wait(self._config.intervals.lease):
             try:
                 self.renew_lease()
+                if failing:
+                    # The Lease may have lapsed meanwhile: the node lifecycle controller then
+                    # wrote Ready=Unknown and tainted the node unreachable, and only a status
+                    # write of ours clears that. Now, not at the next one a minute later.
+                    self._wake.set()
+                failing = False
             except KubeError as error:
+                failing = True
                 log.warning("node %s: lease not renewed: %s", self._config.node_name, error)
             except Exception:  # an ended lease thread would let the node go Unknown
+                failing = True
                 log.exception("node %s: lease not renewed", self._config.node_name)
                 with self._lease_lock:
                     self._lease = None  # read it afresh next time

@@ -47,11 +47,20 @@ from flyk.kubelet.workqueue import WorkQueue, backoff
 JSON = dict[str, Any]
 log = logging.getLogger("flyk.kubelet.pods")
 
-MACHINE_ID_ANNOTATION = "fly.io/machine-id"  # written by the kubelet once the machine exists
+# Where flyk before 0.x kept the pod's machine id; read still, never written (a node may not
+# write pod metadata: NodeRestriction). The machine id is now in the pod's status.
+MACHINE_ID_ANNOTATION = "fly.io/machine-id"
 RESYNC = "\0resync"  # the queue key of "list this namespace's machines"
 SETTLED_PHASES = ("Running", "Succeeded", "Failed")
 RECENT_CREATE_GRACE = 60.0  # seconds a created machine counts as existing without a list
 DISCOVER_CLEANUP_ATTEMPTS = 8  # tries at start-up to clear the apps of deleted namespaces
+
+
+def stale_uid(error: KubeError) -> bool:
+    """A status patch refused because its `metadata.uid` is not the pod's: the pod of that
+    name is a new one. The API server says 422 (the uid is immutable; a PATCH has no
+    preconditions); 409 is kept for servers that check it as one."""
+    return error.code == 409 or (error.code == 422 and "metadata.uid" in error.message)
 
 
 class Retry(Exception):
@@ -214,6 +223,7 @@ def _spec_view(pod: JSON) -> tuple[Any, ...]:
         meta.get("annotations"),
         meta.get("labels"),
         meta.get("deletionTimestamp"),
+        meta.get("deletionGracePeriodSeconds"),
         meta.get("uid"),
     )
 
@@ -257,7 +267,8 @@ class PodController:
         self._placements: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
         # Held across the query too: workers waiting on capacity together ask once, not each.
         self._placements_lock = threading.Lock()
-        self._stopping: dict[str, float] = {}  # pod uid -> when to stop waiting for the stop
+        # pod uid -> (when to stop waiting for the stop, the grace it was asked with)
+        self._stopping: dict[str, tuple[float, int]] = {}
         self._liveness: dict[str, tuple[int, float]] = {}  # pod uid -> (restarts, next allowed)
         # pod uid -> the id of the machine this kubelet saw for it (made or listed): with the
         # `fly.io/machine-id` annotation, what tells a lost machine from one never made.
@@ -787,30 +798,25 @@ class PodController:
         self._update_if_changed(space, pod, machine)
 
     def _had_machine(self, pod: JSON) -> bool:
-        """Whether the pod had a machine: its annotation says so, or this kubelet made or
-        listed one for it (the annotation may not have been written: the API server was down)."""
+        """Whether the pod had a machine: its status names one (`containerID`), or this kubelet
+        made or listed one for it (the status may not have been written: the API server was
+        down)."""
         return self._lost_id(pod) is not None
 
     def _lost_id(self, pod: JSON) -> str | None:
-        # What this run saw first: the annotation may be stale (its write failed).
+        # What this run saw first: the status may be stale (its write failed).
         annotations = pod["metadata"].get("annotations") or {}
-        return self._had.get(pod["metadata"]["uid"]) or annotations.get(MACHINE_ID_ANNOTATION)
+        return (
+            self._had.get(pod["metadata"]["uid"])
+            or pod_status.machine_id_of(pod)
+            or annotations.get(MACHINE_ID_ANNOTATION)
+        )
 
     def _record_machine(self, pod: JSON, machine: JSON, plan: translate.MachinePlan) -> None:
-        """Write the machine id and size on the pod when they are missing or stale (the write
-        after the create may have failed), with the `Created` Event that went with it."""
-        meta = pod["metadata"]
-        annotations = meta.get("annotations") or {}
-        if annotations.get(MACHINE_ID_ANNOTATION) == machine["id"]:
+        """The `Created` Event (machine id, size, region), told once, until the pod's status
+        names the machine (the status write after the create may have failed)."""
+        if pod_status.machine_id_of(pod) == machine["id"]:
             return
-        self._kube.patch_pod_annotations(
-            meta["namespace"],
-            meta["name"],
-            {
-                MACHINE_ID_ANNOTATION: machine["id"],
-                translate.CHOSEN_SIZE_ANNOTATION: plan.size.label,
-            },
-        )
         self._created_event(pod, machine["id"], plan)
 
     def _created_event(self, pod: JSON, machine_id: str, plan: translate.MachinePlan) -> None:
@@ -996,14 +1002,12 @@ class PodController:
             updated = self._fly.machines.update(space.app, machine["id"], config, nonce=lease.nonce)
         with space.lock:
             space.machines[pod["metadata"]["uid"]] = updated.to_api()
-        annotations = pod["metadata"].get("annotations") or {}
-        if annotations.get(translate.CHOSEN_SIZE_ANNOTATION) != plan.size.label:
-            self._kube.patch_pod_annotations(
-                pod["metadata"]["namespace"],
-                pod["metadata"]["name"],
-                {translate.CHOSEN_SIZE_ANNOTATION: plan.size.label},
-            )
-        self._event(pod, "Normal", "Updated", f"machine {machine['id']} updated to the new spec")
+        self._event(
+            pod,
+            "Normal",
+            "Updated",
+            f"machine {machine['id']} updated to the new spec ({plan.size.label})",
+        )
         self._soon(space)
 
     def _machine_lost(self, space: Namespace, pod: JSON) -> None:
@@ -1031,10 +1035,17 @@ class PodController:
             if not self._stopped_or_overdue(space, pod, machine):
                 self._soon(space)
                 raise Retry("waiting for the machine to stop", self._config.intervals.fast_resync)
+            if machine.get("state") in pod_status.STOPPED_STATES:
+                machine = self._with_exit_events(space, machine)  # its exit, for the status
             self._destroy(space, machine, "its pod was deleted")
             with space.lock:
                 space.machines.pop(meta["uid"], None)
                 space.recent.pop(meta["uid"], None)
+        if not pod_status.is_terminal(pod.get("status")):
+            # Terminal first, as kubelets do: a pod with finalizers (a Job's) outlives the
+            # final delete, and its controller counts it only once Succeeded or Failed.
+            host_ip = self._config.node_ip
+            self._write_status(pod, pod_status.deleted_status(pod, machine, host_ip=host_ip))
         try:
             self._kube.delete_pod(meta["namespace"], meta["name"], meta["uid"])
         except KubeError as error:
@@ -1048,20 +1059,25 @@ class PodController:
         uid = meta["uid"]
         if machine.get("state") in ("stopped", "created", "failed", "suspended", "destroyed"):
             return True
-        deadline = self._stopping.get(uid)
-        if deadline is None:
-            grace = int(
-                meta.get("deletionGracePeriodSeconds")
-                if meta.get("deletionGracePeriodSeconds") is not None
-                else (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-            )
+        grace = int(
+            meta.get("deletionGracePeriodSeconds")
+            if meta.get("deletionGracePeriodSeconds") is not None
+            else (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        )
+        stopping = self._stopping.get(uid)
+        if stopping is None:
             if machine.get("state") != "stopping":  # a previous run of ours may have asked
                 self._fly.machines.stop(space.app, machine["id"], timeout=float(grace))
             self._event(pod, "Normal", "Killing", f"stopping machine {machine['id']}")
-            self._remember(
-                self._stopping, uid, time.monotonic() + grace + self._config.intervals.stop_wait
-            )
+            deadline = time.monotonic() + grace + self._config.intervals.stop_wait
+            self._remember(self._stopping, uid, (deadline, grace))
             return False
+        deadline, asked = stopping
+        if grace < asked:
+            # A second delete shortened the grace (`kubectl delete --grace-period=1` after a
+            # longer one): the machine is destroyed when the new grace is over.
+            deadline = min(deadline, time.monotonic() + grace)
+            self._remember(self._stopping, uid, (deadline, grace))
         if time.monotonic() > deadline:
             log.warning("machine %s did not stop in time; destroying it", machine["id"])
             return True
@@ -1126,10 +1142,10 @@ class PodController:
         try:
             self._kube.patch_pod_status(meta["namespace"], meta["name"], meta["uid"], patch)
         except KubeError as error:
-            if error.code != 409:
+            if not stale_uid(error):
                 raise
-            # The UID precondition: this pod was deleted and one of the same name created;
-            # the watch brings the new one, whose own reconcile writes its status.
+            # This pod was deleted and one of the same name created; the watch brings the
+            # new one, whose own reconcile writes its status.
             log.info("%s/%s: status not written: %s", meta["namespace"], meta["name"], error)
             return
         self._remember(self._written, meta["uid"], new)

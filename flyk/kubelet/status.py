@@ -30,6 +30,7 @@ FAILED_STATES = {"failed", "launch_failed"}
 GONE_STATES = {"destroyed", "destroying"}
 
 NOT_FOUND_EXIT_CODE = -137  # the virtual-kubelet convention for a vanished backend
+CONTAINER_ID_SCHEME = "fly://"  # containerID: fly://<machine id>
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,85 @@ def pod_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
     if private_ip:
         status["podIP"] = private_ip
         status["podIPs"] = [{"ip": private_ip}]
+    if machine.get("id"):
+        # Where the kubelet finds the pod's machine again (a node may write the pod's status,
+        # never its metadata: NodeRestriction), as kubelets name a container's runtime id.
+        for entry in [*status["containerStatuses"], *status.get("initContainerStatuses", [])]:
+            entry["containerID"] = f"{CONTAINER_ID_SCHEME}{machine['id']}"
+    return keep_terminated_init_containers(pod, status)
+
+
+def deleted_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
+    """The terminal status a deleted pod gets once its machine is stopped, before the
+    kubelet's final delete, as kubelets do: the Job controller counts a pod (and, with a
+    `podFailurePolicy`, lets its finalizer go) only once it is Succeeded or Failed. Succeeded
+    when the machine's last exit was 0, else Failed; containers terminated with that exit
+    (137, `Error`, when none is known)."""
+    info = last_exit(machine) if machine is not None else None
+    if info is not None:
+        state = _terminated(info)
+        succeeded = info.exit_code == 0 and not info.oom_killed
+    else:
+        state = {"terminated": {"exitCode": 137, "reason": "Error"}}
+        succeeded = False
+    statuses = [_container_status(c, state, False, 0, None) for c in _containers(pod)]
+    status: JSON = {
+        "phase": "Succeeded" if succeeded else "Failed",
+        "hostIP": host_ip,
+        "conditions": [
+            _condition("PodScheduled", True),
+            _condition("Ready", False, "PodCompleted"),
+            _condition("ContainersReady", False, "PodCompleted"),
+        ],
+        "containerStatuses": statuses,
+    }
+    inits = _init_containers(pod)
+    if inits:
+        before = {
+            s.get("name"): s for s in (pod.get("status") or {}).get("initContainerStatuses") or []
+        }
+        status["initContainerStatuses"] = [
+            _init_status(c, COMPLETED if _completed(before.get(c["name"])) else state)
+            for c in inits
+        ]
+    if machine is not None and machine.get("id"):
+        for entry in [*status["containerStatuses"], *status.get("initContainerStatuses", [])]:
+            entry["containerID"] = f"{CONTAINER_ID_SCHEME}{machine['id']}"
     return status
+
+
+def machine_id_of(pod: JSON) -> str | None:
+    """The machine id the pod's status names (`containerID` `fly://<id>`), if any."""
+    status = pod.get("status") or {}
+    for entry in [
+        *(status.get("containerStatuses") or []),
+        *(status.get("initContainerStatuses") or []),
+    ]:
+        container_id = str(entry.get("containerID") or "")
+        if container_id.startswith(CONTAINER_ID_SCHEME):
+            return container_id.removeprefix(CONTAINER_ID_SCHEME)
+    return None
+
+
+def keep_terminated_init_containers(pod: JSON, status: JSON) -> JSON:
+    """The API server refuses (422) a status in which a terminated container is running or
+    waiting again, unless the pod's restartPolicy is Always (`ValidateContainerStateTransition`).
+    A replacement machine runs a pod's init containers again, but for any other policy the
+    statuses of the init containers that had terminated stay as they were."""
+    if restart_policy(pod) == "Always" or "initContainerStatuses" not in status:
+        return status
+    before = {
+        entry.get("name"): entry
+        for entry in (pod.get("status") or {}).get("initContainerStatuses") or []
+    }
+    kept = []
+    for entry in status["initContainerStatuses"]:
+        previous = before.get(entry["name"])
+        was_terminated = "terminated" in ((previous or {}).get("state") or {})
+        if previous is not None and was_terminated and "terminated" not in entry["state"]:
+            entry = {**entry, "state": previous["state"], "ready": previous.get("ready", False)}
+        kept.append(entry)
+    return {**status, "initContainerStatuses": kept}
 
 
 def _launch_failed(machine: JSON) -> JSON:
@@ -341,7 +420,7 @@ def pending_status(pod: JSON, *, host_ip: str, reason: str, message: str) -> JSO
     inits = _init_containers(pod)
     if inits:
         status["initContainerStatuses"] = [_init_status(c, state) for c in inits]
-    return status
+    return keep_terminated_init_containers(pod, status)
 
 
 def is_terminal(status: JSON | None) -> bool:
@@ -385,7 +464,10 @@ def status_patch(new: JSON, current: JSON | None) -> JSON:
     for key, value in new.items():
         if key in ("conditions", "podIPs"):
             continue
-        if current.get(key) != value:
+        if key in ("containerStatuses", "initContainerStatuses"):
+            if not _same_containers(value, current.get(key)):
+                patch[key] = value
+        elif current.get(key) != value:
             patch[key] = value
     for key in DROPPABLE:
         if key in current and key not in new:
@@ -402,6 +484,44 @@ def status_patch(new: JSON, current: JSON | None) -> JSON:
         ]
         patch["podIPs"] = [*new["podIPs"], *gone]
     return patch
+
+
+# What the kubelet writes of a container's status; the API server adds more (`volumeMounts`,
+# `resources`, `user`, …), which a comparison ignores.
+CONTAINER_STATUS_KEYS = (
+    "name",
+    "image",
+    "imageID",
+    "ready",
+    "restartCount",
+    "started",
+    "state",
+    "lastState",
+    "containerID",
+)
+
+
+def _pruned(value: Any) -> Any:
+    """As the API server gives a value back: nulls and empty objects left out (a time the
+    kubelet did not set comes back null, `lastState` comes back `{}`)."""
+    if isinstance(value, dict):
+        pruned = {k: _pruned(v) for k, v in value.items() if v is not None}
+        return {k: v for k, v in pruned.items() if v != {}}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def _same_containers(new: list[JSON] | None, current: list[JSON] | None) -> bool:
+    """Whether the container statuses the server holds are those the kubelet would write."""
+    new, current = new or [], current or []
+    if len(new) != len(current):
+        return False
+    for ours, theirs in zip(new, current, strict=True):
+        for key in CONTAINER_STATUS_KEYS:
+            if _pruned({key: ours.get(key)}) != _pruned({key: theirs.get(key)}):
+                return False
+    return True
 
 
 def _conditions_patch(new: list[JSON], current: list[JSON]) -> list[JSON]:

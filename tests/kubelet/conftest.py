@@ -1,4 +1,5 @@
-"""Fixtures: the fake Kubernetes API over real HTTP and a kubeconfig that points at it."""
+"""Fixtures: the real control plane (once per test session), each test's view of it, and the
+local backend."""
 
 from __future__ import annotations
 
@@ -8,42 +9,40 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-import yaml
 
 from flyk.api import FlyClient, RateLimiter, RetryPolicy
 from flyk.local import LocalBackend, Timing
 
-from .fake_kube import FakeKube
+from .realkube import ControlPlane, Kube
 
 T = TypeVar("T")
 
 
-@pytest.fixture
-def kube() -> Iterator[FakeKube]:
-    server = FakeKube()
-    yield server
-    server.close()
+@pytest.fixture(scope="session")
+def control_plane(
+    controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    """kine, kube-apiserver, kube-controller-manager and kube-scheduler with production's
+    flags, run by flyk's supervisor; stopped at the end of the session, leaving nothing."""
+    plane = ControlPlane(controlplane_binary, tmp_path_factory.mktemp("control-plane")).start()
+    yield plane
+    left = plane.stop()
+    assert left == [], f"control-plane processes left running: {left}"
 
 
 @pytest.fixture
-def kubeconfig(kube: FakeKube, tmp_path: Path) -> str:
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": kube.url}}],
-                "users": [{"name": "kubelet", "user": {"token": "not-a-secret"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "kubelet"}}],
-                "current-context": "fake",
-            }
-        )
-    )
-    return str(path)
+def kube(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Kube]:
+    view = Kube(control_plane, tmp_path)
+    yield view
+    view.close()
 
 
-def eventually(check: Callable[[], T], *, timeout: float = 20.0, what: str = "") -> T:
+@pytest.fixture
+def kubeconfig(kube: Kube) -> str:
+    return kube.kubeconfig()
+
+
+def eventually(check: Callable[[], T], *, timeout: float = 30.0, what: str = "") -> T:
     """Poll until `check()` returns something truthy (no wall-clock assertion: the timeout
     only keeps a broken test from hanging)."""
     deadline = time.monotonic() + timeout
@@ -53,7 +52,7 @@ def eventually(check: Callable[[], T], *, timeout: float = 20.0, what: str = "")
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.01)
+        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -1,5 +1,11 @@
 """A small Kubernetes API server over real HTTP, honouring exactly what the kubelet relies on.
 
+No kubelet test uses it any more: they run against the real control plane (realkube.py),
+which showed where this fake is wrong (a status patch with an old uid is 422 there, not 409;
+finalizers, asynchronous garbage collection, the node lifecycle controller, NodeRestriction:
+docs/kubernetes.md "Testing it"). It stays only because bench/bench_kubelet.py still serves its
+pods from it.
+
 Semantics kept from the real API server (and checked by tests of their own):
 - every write takes the next value of one global, monotonically increasing resourceVersion;
   objects get a uid and a creationTimestamp;

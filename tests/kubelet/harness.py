@@ -1,4 +1,4 @@
-"""A running kubelet between the fake Kubernetes API and the local backend, for the tests."""
+"""A running kubelet between the real control plane (realkube.py) and the local backend."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from flyk.kubelet.runner import Kubelet
 from flyk.local import LocalBackend
 
 from .conftest import eventually
-from .fake_kube import FakeKube, make_pod
+from .realkube import Kube, Traffic
 
-CLUSTER, ORG, NODE = "demo", "personal", "flyk-node"
+CLUSTER, ORG = "demo", "personal"
 FAST = Intervals(
     lease=0.05,
     node_status=0.2,
@@ -65,7 +65,7 @@ class Recorder:
 class Harness:
     def __init__(
         self,
-        kube: FakeKube,
+        kube: Kube,
         kubeconfig: str,
         backend: LocalBackend,
         *,
@@ -74,8 +74,11 @@ class Harness:
         workers: int = 4,
     ) -> None:
         self.kube = kube
+        self.node = kube.node
         self.backend = backend
         self.calls = Recorder()
+        # What the kubelet asked the API server (and faults scripted there), across restarts.
+        self.traffic = Traffic()
         retry = RetryPolicy(deadline=30.0, initial_delay=0.01, max_delay=0.05)
         # The kubelet's client: every exchange it makes is in `calls`.
         self.kubelet_fly = FlyClient(
@@ -95,7 +98,7 @@ class Harness:
             cluster=CLUSTER,
             org=ORG,
             region="iad",
-            node_name=NODE,
+            node_name=kube.node,
             node_ip="fdaa::2",
             kubeconfig=kubeconfig,
             intervals=intervals,
@@ -105,7 +108,10 @@ class Harness:
 
     # the kubelet ------------------------------------------------------------------------
     def start(self) -> Harness:
-        self.kubelet = Kubelet(self.config, fly=self.kubelet_fly).start()
+        kubelet = Kubelet(self.config, fly=self.kubelet_fly)
+        self.traffic.attach(kubelet.kube)
+        self.traffic.attach(kubelet.pods._watch_kube)
+        self.kubelet = kubelet.start()
         return self
 
     def stop(self) -> None:
@@ -119,9 +125,13 @@ class Harness:
         self.fly.close()
 
     # pods -------------------------------------------------------------------------------
+    def ns(self, namespace: str = "default") -> str:
+        """The test's own name for a namespace it calls `namespace`."""
+        return self.kube.ns(namespace)
+
     def create_pod(self, name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
         return self.kube.create(
-            "pods", make_pod(name, namespace=namespace, node=NODE, **spec), namespace
+            "pods", make_pod(name, namespace=self.ns(namespace), node=self.node, **spec)
         )
 
     def pod(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
@@ -139,21 +149,20 @@ class Harness:
 
     def delete_pod(self, name: str, namespace: str = "default", grace: int | None = None) -> None:
         options = {} if grace is None else {"gracePeriodSeconds": grace}
-        response = httpx.request(
-            "DELETE", f"{self.kube.url}/api/v1/namespaces/{namespace}/pods/{name}", json=options
-        )
-        response.raise_for_status()
+        self.kube.delete("pods", name, namespace, **options)
 
-    def events(self, pod: str, reason: str | None = None) -> list[dict[str, Any]]:
+    def events(
+        self, pod: str, reason: str | None = None, namespace: str = "default"
+    ) -> list[dict[str, Any]]:
         return [
             e
-            for e in self.kube.list("events")
+            for e in self.kube.list("events", namespace)
             if e["involvedObject"]["name"] == pod and reason in (None, e["reason"])
         ]
 
     # machines ---------------------------------------------------------------------------
     def app(self, namespace: str = "default") -> str:
-        return namespace_app_name(CLUSTER, namespace, ORG)
+        return namespace_app_name(CLUSTER, self.ns(namespace), ORG)
 
     def machines(self, namespace: str = "default") -> list[dict[str, Any]]:
         try:
@@ -167,3 +176,26 @@ class Harness:
         ]
         assert len(found) <= 1, f"{len(found)} machines for {namespace}/{name}"
         return found[0] if found else None
+
+
+def make_pod(
+    name: str,
+    *,
+    namespace: str,
+    node: str | None,
+    image: str = "nginx:1.27",
+    containers: list[dict[str, Any]] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A Pod bound to `node` (None: unbound, for the scheduler); `annotations` go in metadata."""
+    body_spec: dict[str, Any] = {
+        "containers": containers or [{"name": "app", "image": image}],
+        **spec,
+    }
+    if node:
+        body_spec["nodeName"] = node
+    annotations = body_spec.pop("annotations", None)
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"metadata": meta, "spec": body_spec}

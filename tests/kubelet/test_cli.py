@@ -17,7 +17,8 @@ from flyk.kubelet import Taint, namespace_app_name
 from flyk.local import LocalBackend, Timing
 
 from .conftest import eventually
-from .fake_kube import FakeKube, make_pod
+from .harness import make_pod
+from .realkube import Kube
 
 
 def test_build_config_names_what_is_missing() -> None:
@@ -61,7 +62,7 @@ def served(tmp_path: Path) -> Iterator[str]:
 
 
 def test_the_command_runs_a_pod_and_stops_on_sigterm(
-    kube: FakeKube, kubeconfig: str, served: str, tmp_path: Path
+    kube: Kube, kubeconfig: str, served: str, tmp_path: Path
 ) -> None:
     env = {
         **os.environ,
@@ -74,15 +75,15 @@ def test_the_command_runs_a_pod_and_stops_on_sigterm(
         "KUBECONFIG": kubeconfig,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "flyk", "ext", "k8s", "kubelet", "--node-name", "flyk-node"],
+        [sys.executable, "-m", "flyk", "ext", "k8s", "kubelet", "--node-name", kube.node],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        node = eventually(lambda: kube.get("nodes", "flyk-node"), what="node registered")
+        node = eventually(lambda: kube.get("nodes", kube.node), what="node registered")
         assert {"type": "InternalIP", "address": "fdaa::7"} in node["status"]["addresses"]
-        kube.create("pods", make_pod("web", node="flyk-node"), "default")
+        kube.create("pods", make_pod("web", namespace=kube.ns("default"), node=kube.node))
         eventually(
             lambda: (
                 (kube.get("pods", "web", "default") or {}).get("status", {}).get("phase")
@@ -96,7 +97,7 @@ def test_the_command_runs_a_pod_and_stops_on_sigterm(
             process.kill()
     assert process.returncode == 0, stderr
     assert "fo1_not_a_real_token" not in stderr
-    assert namespace_app_name("demo", "default", "personal") in stderr  # "created app …"
+    assert namespace_app_name("demo", kube.ns("default"), "personal") in stderr  # "created app …"
 
 
 def _kubelet(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 
+import httpx2
 import pytest
 
 from flyk.api import MachineConfig, RateLimiter
+from flyk.kubelet import status as st
 from flyk.kubelet import translate as tr
 from flyk.kubelet.pods import MACHINE_ID_ANNOTATION
 from flyk.local import LocalBackend
 
 from .conftest import eventually
-from .fake_kube import FakeKube
 from .harness import FAST, ORG, Exchange, Harness
+from .realkube import Kube, Traffic
 
 
 @pytest.fixture
-def harness(kube: FakeKube, kubeconfig: str, backend: LocalBackend) -> Iterator[Harness]:
+def harness(kube: Kube, kubeconfig: str, backend: LocalBackend) -> Iterator[Harness]:
     h = Harness(kube, kubeconfig, backend)
     yield h
     h.close()
+
+
+def gone(harness: Harness, namespace: str) -> None:
+    """Delete the namespace and wait until the namespace controller has removed it (its pods
+    first: they are bound to the node, so force-deleted as a kubelet that is away would not)."""
+    for pod in harness.kube.list("pods", namespace):
+        harness.kube.delete("pods", pod["metadata"]["name"], namespace, gracePeriodSeconds=0)
+    harness.kube.delete("namespaces", namespace)
+    eventually(lambda: harness.kube.get("namespaces", namespace) is None, what="namespace gone")
 
 
 def one_machine_per_pod(harness: Harness, namespace: str = "default") -> dict[str, str]:
@@ -40,7 +52,7 @@ def one_machine_per_pod(harness: Harness, namespace: str = "default") -> dict[st
 
 
 def test_start_up_destroys_machines_whose_pods_are_gone(harness: Harness) -> None:
-    harness.kube.create("namespaces", {"metadata": {"name": "old"}})
+    harness.ns("old")
     app = harness.app("old")
     harness.fly.apps.create(app, ORG)
     config = MachineConfig.from_api(
@@ -52,17 +64,31 @@ def test_start_up_destroys_machines_whose_pods_are_gone(harness: Harness) -> Non
     eventually(lambda: harness.calls.matching("DELETE", f"/machines/{orphan.id}"))
 
 
+@pytest.mark.parametrize("recorded", ["status", "annotation"])
 @pytest.mark.parametrize(("policy", "recreated"), [("Always", True), ("Never", False)])
 def test_pods_whose_machine_vanished_follow_their_restart_policy(
-    harness: Harness, policy: str, recreated: bool
+    harness: Harness, policy: str, recreated: bool, recorded: str
 ) -> None:
-    harness.create_pod("web", restartPolicy=policy, annotations={MACHINE_ID_ANNOTATION: "gone"})
+    """The machine the pod's status names (`containerID` fly://<id>) is gone while the kubelet
+    was away; or the annotation of a flyk before names it, still read."""
+    if recorded == "annotation":
+        harness.create_pod("web", restartPolicy=policy, annotations={MACHINE_ID_ANNOTATION: "gone"})
+    else:
+        harness.create_pod("web", restartPolicy=policy)
+        statuses = [{"name": "app", "image": "nginx:1.27", "ready": False, "restartCount": 0,
+                     "containerID": "fly://gone", "state": {"running": {}}}]  # fmt: skip
+        status = {"phase": "Running", "containerStatuses": statuses}
+        written = harness.kube.patch("pods", "web", {"status": status}, "default", sub="status")
+        assert written.status_code == 200, written.text
     harness.start()
     (event,) = eventually(lambda: harness.events("web", "MachineLost"))
     assert "gone" in event["message"]
     if recreated:
-        pod = harness.wait_phase("web", "Running")
-        assert pod["metadata"]["annotations"][MACHINE_ID_ANNOTATION] != "gone"
+        pod = eventually(
+            lambda: (p := harness.pod("web")) and st.machine_id_of(p) not in (None, "gone") and p,
+            what="the new machine in the status",
+        )
+        assert pod["status"]["phase"] == "Running"
     else:
         pod = harness.wait_phase("web", "Failed")
         assert pod["status"]["reason"] == "NotFound"
@@ -93,48 +119,89 @@ def test_a_restarted_kubelet_loses_nothing(harness: Harness) -> None:
 
 
 def test_a_watch_too_old_to_resume_lists_again(
-    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+    kube: Kube, kubeconfig: str, backend: LocalBackend
 ) -> None:
+    """The API server answers a watch from a resourceVersion older than it keeps with 410
+    (here the kubelet's next watch is sent from version 1, which the real server has long
+    compacted away): the kubelet lists again, and loses no pod and makes no second machine."""
     harness = Harness(kube, kubeconfig, backend, intervals=replace(FAST, watch_timeout=1))
     try:
         harness.start()
         harness.create_pod("first")
         harness.wait_phase("first", "Running")
-
-        def lists() -> int:
-            return kube.count("GET", "/api/v1/pods") - kube.count("GET", "/api/v1/pods?watch")
-
-        before = lists()
-        kube.interrupt_watches()
-        harness.create_pod("second")  # an event the kubelet's watch did not see...
-        kube.store.compact()  # ...and that its resourceVersion can no longer reach: 410 Gone
-        kube.resume_watches()
+        traffic = harness.traffic
+        before = traffic.lists()
+        expired = Expire(traffic)
+        eventually(lambda: expired.answers, what="a watch from an expired version")
+        harness.create_pod("second")
         harness.wait_phase("second", "Running")
-        assert lists() > before
+        assert expired.answers and all(code == 410 for code in expired.answers)
+        assert traffic.lists() > before
         assert len(one_machine_per_pod(harness)) == 2
+        assert len(harness.fly.machines.list(harness.app(), include_deleted=True)) == 2
     finally:
         harness.close()
 
 
-def test_a_closed_watch_resumes_by_resource_version_without_listing(harness: Harness) -> None:
-    """The API server ends the watch (a restart, its timeout): the kubelet watches again from
-    the last resourceVersion it saw, so a pod created meanwhile arrives as an event and the
-    pods are not listed again."""
-    harness.start()
-    harness.create_pod("first")
-    harness.wait_phase("first", "Running")
-    kube = harness.kube
+class Expire:
+    """Sends the kubelet's next watch of pods from resourceVersion 1, and records the real
+    server's answer."""
 
-    def lists() -> int:
-        return kube.count("GET", "/api/v1/pods") - kube.count("GET", "/api/v1/pods?watch")
+    def __init__(self, traffic: Traffic) -> None:
+        self.answers: list[int] = []
+        self.armed = True
+        original = traffic.handle
 
-    before, watches = lists(), kube.count("GET", "/api/v1/pods?watch")
-    kube.interrupt_watches()
-    harness.create_pod("second")  # while no watch is open
-    kube.resume_watches()
-    harness.wait_phase("second", "Running")
-    assert lists() == before  # resumed, not listed again
-    assert kube.count("GET", "/api/v1/pods?watch") > watches
+        def handle(request: httpx2.Request, real: httpx2.BaseTransport) -> httpx2.Response:
+            path = request.url.raw_path.decode()
+            if self.armed and "watch=" in path and path.startswith("/api/v1/pods"):
+                self.armed = False
+                params = dict(request.url.params)
+                params["resourceVersion"] = "1"
+                request = httpx2.Request(
+                    request.method,
+                    request.url.copy_with(params=params),
+                    headers=request.headers,
+                    extensions=request.extensions,
+                )
+                response = original(request, real)
+                response.read()
+                first = response.content.split(b"\n", 1)[0]
+                self.answers.append(
+                    response.status_code
+                    if response.status_code != 200
+                    else int(json.loads(first)["object"]["code"])
+                )
+                return httpx2.Response(
+                    response.status_code,
+                    headers=response.headers,
+                    content=response.content,
+                    request=request,
+                )
+            return original(request, real)
+
+        traffic.handle = handle  # type: ignore[method-assign]
+
+
+def test_a_closed_watch_resumes_by_resource_version_without_listing(
+    kube: Kube, kubeconfig: str, backend: LocalBackend
+) -> None:
+    """The API server ends each watch after its timeout (here a second): the kubelet watches
+    again from the last resourceVersion it saw, so pods created meanwhile arrive as events and
+    the pods are not listed again."""
+    harness = Harness(kube, kubeconfig, backend, intervals=replace(FAST, watch_timeout=1))
+    try:
+        harness.start()
+        harness.create_pod("first")
+        harness.wait_phase("first", "Running")
+        traffic = harness.traffic
+        before, watches = traffic.lists(), traffic.count("GET", "watch=")
+        eventually(lambda: traffic.count("GET", "watch=") > watches + 1, what="watches closed")
+        harness.create_pod("second")
+        harness.wait_phase("second", "Running")
+        assert traffic.lists() == before  # resumed, not listed again
+    finally:
+        harness.close()
 
 
 def test_steady_state_calls_follow_the_namespaces_not_the_pods(harness: Harness) -> None:
@@ -175,32 +242,31 @@ def test_steady_state_calls_follow_the_namespaces_not_the_pods(harness: Harness)
 
 
 def test_a_watch_on_a_half_open_connection_is_dropped_and_resumed(
-    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+    kube: Kube, kubeconfig: str, backend: LocalBackend
 ) -> None:
     """A watch that gets its headers and then nothing, past the time the server would have
-    closed it, is taken for dead: the kubelet watches again from where it was (no list)."""
+    closed it, is taken for dead: the kubelet watches again from where it was (no list).
+    The half-open connection is played in the kubelet's client (`Traffic.stall`): a real
+    server always closes its watches on time."""
     intervals = replace(FAST, watch_timeout=1, watch_read_grace=0.5)
     harness = Harness(kube, kubeconfig, backend, intervals=intervals)
     try:
         harness.start()
         harness.create_pod("first")
         harness.wait_phase("first", "Running")
-
-        def lists() -> int:
-            return kube.count("GET", "/api/v1/pods") - kube.count("GET", "/api/v1/pods?watch")
-
-        before = lists()
-        kube.stall_next_watch()
-        eventually(lambda: kube.stalls == 0, what="the stalled watch under way")
+        traffic = harness.traffic
+        before = traffic.lists()
+        stall = traffic.stall("GET", r"^/api/v1/pods\?.*watch=")
+        eventually(lambda: stall.fired == 1, what="the stalled watch under way")
         harness.create_pod("second")  # only a live watch brings it
         harness.wait_phase("second", "Running")
-        assert lists() == before  # resumed by resourceVersion, not listed again
+        assert traffic.lists() == before  # resumed by resourceVersion, not listed again
     finally:
         harness.close()
 
 
 def test_the_workers_of_a_namespace_list_its_machines_once_at_start_up(
-    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+    kube: Kube, kubeconfig: str, backend: LocalBackend
 ) -> None:
     """Eight workers start on eight pods of one namespace at once: one of them lists the
     machines, the others find them listed. (At most 3 lists in all: that one, the first
@@ -270,7 +336,8 @@ def test_a_pods_launch_id_holds_across_reconciles_and_moves_on_when_its_machine_
         return [c.body["config"]["metadata"]["flyk_launch_id"] for c in posts if c.body]
 
     assert len(launch_ids()) == 11 and set(launch_ids()) == {f"{uid}-first"}
-    lost = first["metadata"]["annotations"][MACHINE_ID_ANNOTATION]
+    lost = st.machine_id_of(first)
+    assert lost is not None
     harness.fly.machines.destroy(harness.app(), lost, force=True)
     eventually(lambda: len(launch_ids()) == 12, what="the machine made again")
     assert launch_ids()[-1] == f"{uid}-{lost}"
@@ -280,7 +347,7 @@ def test_a_pods_launch_id_holds_across_reconciles_and_moves_on_when_its_machine_
 
 def test_the_node_says_when_the_machines_api_fails_and_when_it_is_back(harness: Harness) -> None:
     def ready() -> dict | None:
-        node = harness.kube.get("nodes", "flyk-node")
+        node = harness.kube.get("nodes", harness.node)
         conditions = (node or {}).get("status", {}).get("conditions") or []
         return next((c for c in conditions if c["type"] == "Ready"), None)
 
@@ -298,7 +365,7 @@ def test_the_node_says_when_the_machines_api_fails_and_when_it_is_back(harness: 
 
 
 def test_with_flys_limits_enforced_the_kubelet_gets_no_429(
-    kube: FakeKube, kubeconfig: str, backend: LocalBackend
+    kube: Kube, kubeconfig: str, backend: LocalBackend
 ) -> None:
     backend.rate_limits.enable()  # the backend answers 429 past Fly's documented limits
     harness = Harness(kube, kubeconfig, backend, rate_limiter=RateLimiter())  # Fly's limits
@@ -358,24 +425,19 @@ def test_a_machine_from_a_flyk_that_hashed_the_config_is_not_restarted(harness: 
 
 
 def test_the_machine_id_is_written_again_when_the_first_write_failed(harness: Harness) -> None:
-    """The annotation write after the create fails (the API server is down a moment): the
-    retry writes it, with the `Created` Event, and a machine destroyed later is noticed."""
-    failure = harness.kube.fail("PATCH", r"/namespaces/default/pods/web$", 503)
+    """The status write after the create fails (the API server down a moment, played in the
+    kubelet's client): the retry writes it, the `Created` Event is told, and a machine
+    destroyed later is noticed."""
+    failure = harness.traffic.fail("PATCH", rf"/namespaces/{harness.ns()}/pods/web/status", 503)
     harness.start()
     harness.create_pod("web", restartPolicy="Never")
     harness.wait_phase("web", "Running")
     machine = harness.machine_of("web")
     assert machine is not None
-
-    def annotations() -> dict[str, str]:
-        return (harness.pod("web") or {}).get("metadata", {}).get("annotations") or {}
-
-    eventually(lambda: MACHINE_ID_ANNOTATION in annotations(), what="the machine id written")
     assert failure.fired == 1
-    assert annotations()[MACHINE_ID_ANNOTATION] == machine["id"]
-    assert annotations()["fly.io/machine-size"] == "shared-cpu-1x:256MB"
+    assert st.machine_id_of(harness.pod("web") or {}) == machine["id"]
     (created,) = eventually(lambda: harness.events("web", "Created"))
-    assert machine["id"] in created["message"]
+    assert machine["id"] in created["message"] and "shared-cpu-1x:256MB" in created["message"]
     harness.fly.machines.destroy(harness.app(), machine["id"], force=True)
     pod = harness.wait_phase("web", "Failed")
     assert pod["status"]["reason"] == "NotFound"
@@ -392,23 +454,22 @@ def test_a_machine_listed_while_its_create_was_being_prepared_is_recorded_on_the
     harness.wait_phase("other", "Running")  # the namespace's machines are listed
     data = {"k": base64.b64encode(b"v").decode()}
     harness.kube.create("secrets", {"metadata": {"name": "s"}, "data": data}, "default")
-    harness.kube.delay("GET", "/secrets/s", 2.0)
+    harness.traffic.delay("GET", "/secrets/s", 2.0)
     env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
     uid = harness.create_pod("web", containers=[{"name": "app", "image": "app:1", "env": env}])[
         "metadata"
     ]["uid"]
-    eventually(lambda: harness.kube.count("GET", "/secrets/s"), what="the reconcile under way")
+    eventually(lambda: harness.traffic.count("GET", "/secrets/s"), what="the reconcile under way")
     # A machine made for the pod by an earlier try (its answer lost), found by the next list.
-    metadata = {"flyk_cluster": "demo", "flyk_namespace": "default", "flyk_pod": "web"}
+    metadata = {"flyk_cluster": "demo", "flyk_namespace": harness.ns(), "flyk_pod": "web"}
     config = MachineConfig.from_api(
         {"image": "app:1", "metadata": {**metadata, "flyk_pod_uid": uid}}
     )
     made = harness.fly.machines.create(harness.app(), config, region="iad")
-    annotations = eventually(
-        lambda: ((harness.pod("web") or {}).get("metadata") or {}).get("annotations"),
+    eventually(
+        lambda: st.machine_id_of(harness.pod("web") or {}) == made.id,
         what="the machine id written",
     )
-    assert annotations[MACHINE_ID_ANNOTATION] == made.id
     (created,) = eventually(lambda: harness.events("web", "Created"))
     assert made.id in created["message"]
     assert len(harness.machines()) == 2  # nothing made twice
@@ -417,16 +478,20 @@ def test_a_machine_listed_while_its_create_was_being_prepared_is_recorded_on_the
 def test_a_lost_machine_is_noticed_even_if_its_id_could_never_be_written(
     harness: Harness,
 ) -> None:
-    harness.kube.fail("PATCH", r"/namespaces/default/pods/web$", 422, times=None)
+    """Every status write refused (played in the kubelet's client) while the machine is made
+    and lost: what the kubelet saw itself is enough to tell the pod lost, not new."""
+    refused = harness.traffic.fail(
+        "PATCH", rf"/namespaces/{harness.ns()}/pods/web/status", 503, times=None
+    )
     harness.start()
     harness.create_pod("web", restartPolicy="Never")
-    harness.wait_phase("web", "Running")
-    machine = harness.machine_of("web")
-    assert machine is not None
+    machine = eventually(lambda: harness.machine_of("web"), what="the machine")
+    assert st.machine_id_of(harness.pod("web") or {}) is None
     harness.fly.machines.destroy(harness.app(), machine["id"], force=True)
+    eventually(lambda: harness.events("web", "MachineLost"), what="the machine noticed lost")
+    refused.times = refused.fired  # the API server is back
     pod = harness.wait_phase("web", "Failed")
     assert pod["status"]["reason"] == "NotFound"
-    assert MACHINE_ID_ANNOTATION not in (pod["metadata"].get("annotations") or {})
     (lost,) = harness.events("web", "MachineLost")
     assert machine["id"] in lost["message"]
 
@@ -434,7 +499,9 @@ def test_a_lost_machine_is_noticed_even_if_its_id_could_never_be_written(
 def test_one_pod_whose_status_is_refused_does_not_hold_up_its_namespace(
     harness: Harness,
 ) -> None:
-    refused = harness.kube.fail("PATCH", r"/namespaces/default/pods/bad/status$", 422, times=None)
+    refused = harness.traffic.fail(
+        "PATCH", rf"/namespaces/{harness.ns()}/pods/bad/status", 422, times=None
+    )
     harness.start()
     harness.create_pod("bad")  # first in the namespace: its refresh comes first
     eventually(lambda: harness.machine_of("bad"), what="bad's machine")
@@ -450,7 +517,7 @@ def test_one_pod_whose_status_is_refused_does_not_hold_up_its_namespace(
 def test_machines_of_a_namespace_deleted_while_the_kubelet_was_away_are_destroyed(
     harness: Harness,
 ) -> None:
-    harness.kube.create("namespaces", {"metadata": {"name": "tmp"}})
+    harness.ns("tmp")
     # Another cluster's namespace app of the same org, with its marker and a machine: not ours.
     other = "flyk-other-tmp-00000000"
     harness.fly.apps.create(other, ORG)
@@ -464,8 +531,7 @@ def test_machines_of_a_namespace_deleted_while_the_kubelet_was_away_are_destroye
     harness.wait_phase("web", "Running", "tmp")
     harness.stop()
     # While it is away: the namespace goes, with its pods.
-    harness.kube.store.remove("pods", "tmp", "web")
-    harness.kube.store.remove("namespaces", "", "tmp")
+    gone(harness, "tmp")
     harness.start()
     eventually(lambda: harness.machines("tmp") == [], what="the machine destroyed")
     # The app stays, empty and still marked, as after a namespace deleted while running.
@@ -477,14 +543,12 @@ def test_machines_of_a_namespace_deleted_while_the_kubelet_was_away_are_destroye
 def test_an_unreadable_answer_at_start_up_is_retried(harness: Harness) -> None:
     """The namespaces list at start-up comes back as a page that is not JSON (a proxy in
     trouble): it is an API error like any other, retried, and the start-up cleanup happens."""
-    harness.kube.create("namespaces", {"metadata": {"name": "tmp"}})
     harness.start()
     harness.create_pod("web", namespace="tmp")
     harness.wait_phase("web", "Running", "tmp")
     harness.stop()
-    harness.kube.store.remove("pods", "tmp", "web")
-    harness.kube.store.remove("namespaces", "", "tmp")
-    garbled = harness.kube.garble("GET", "/api/v1/namespaces$")
+    gone(harness, "tmp")
+    garbled = harness.traffic.garble("GET", "^/api/v1/namespaces$")
     harness.start()
     eventually(lambda: harness.machines("tmp") == [], what="the machine destroyed")
     assert garbled.fired == 1
@@ -509,24 +573,21 @@ def test_nothing_is_kept_about_pods_that_are_gone(harness: Harness) -> None:
 
 
 def test_nothing_is_kept_about_a_pod_told_of_after_it_was_forgotten(harness: Harness) -> None:
-    """A worker that is still busy with a pod when the pod is force-deleted (here: waiting
-    for a Secret) tells of it afterwards (an UnsupportedField Event); what it remembers
+    """A worker that is still busy with a pod when the pod is force-deleted (here: its
+    machine's create is slow) tells of it afterwards (the `Created` Event); what it remembers
     about it then is swept, not kept for as long as the kubelet runs."""
+    slow = harness.backend.faults.add("latency", method="POST", path=r"/machines$", seconds=1.0)
     kubelet = harness.start().kubelet
     assert kubelet is not None
-    harness.kube.delay("GET", "/secrets/late", 1.0)
-    env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]
-    containers = [{"name": "app", "image": "app:1", "env": env}]
-    uid = harness.create_pod("app", containers=containers, hostNetwork=True)["metadata"]["uid"]
-    eventually(lambda: harness.kube.count("GET", "/secrets/late"), what="the Secret asked for")
+    uid = harness.create_pod("app")["metadata"]["uid"]
+    eventually(lambda: slow.fired, what="the create under way")
     harness.delete_pod("app", grace=0)
-    eventually(lambda: harness.events("app", "UnsupportedField"), what="told after the delete")
+    eventually(lambda: harness.events("app", "Created"), what="told after the delete")
+    eventually(lambda: harness.machines() == [], what="its machine destroyed as an orphan")
     eventually(lambda: uid not in kubelet.pods.tracked(), what="nothing kept")
 
 
 def test_a_deleted_namespace_loses_its_workers_and_its_lists(harness: Harness) -> None:
-    harness.kube.create("namespaces", {"metadata": {"name": "default"}})
-    harness.kube.create("namespaces", {"metadata": {"name": "tmp"}})
     harness.start()
     harness.create_pod("web")
     harness.create_pod("job", namespace="tmp")
@@ -534,13 +595,14 @@ def test_a_deleted_namespace_loses_its_workers_and_its_lists(harness: Harness) -
     harness.wait_phase("job", "Running", "tmp")
 
     def workers(namespace: str) -> list[str]:
-        return [t.name for t in threading.enumerate() if t.name.startswith(f"flyk-{namespace}-")]
+        prefix = f"flyk-{harness.ns(namespace)}-"
+        return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
 
     assert workers("tmp") and workers("default")
     # The namespace is deleted: its pods first (the kubelet destroys their machines), then it.
     harness.delete_pod("job", "tmp", grace=0)
     eventually(lambda: harness.machines("tmp") == [], what="tmp's machine destroyed")
-    harness.kube.store.remove("namespaces", "", "tmp")
+    gone(harness, "tmp")
     eventually(lambda: not workers("tmp"), what="tmp's workers stopped")
     tmp_lists = len(harness.calls.matching("GET", f"/apps/{harness.app('tmp')}/machines"))
     default_lists = len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines"))
@@ -554,6 +616,121 @@ def test_a_deleted_namespace_loses_its_workers_and_its_lists(harness: Harness) -
     assert len(harness.calls.matching("GET", f"/apps/{harness.app('tmp')}/machines")) == tmp_lists
     assert workers("default")  # an existing namespace keeps its workers, empty or not
     # A namespace of that name made again starts afresh.
-    harness.kube.create("namespaces", {"metadata": {"name": "tmp"}})
+    harness.kube.forget("tmp")
     harness.create_pod("again", namespace="tmp")
     harness.wait_phase("again", "Running", "tmp")
+
+
+def test_a_restarted_kubelet_writes_no_status_for_settled_pods(harness: Harness) -> None:
+    """Row 8 of the audit: the API server gives back a status that is not exactly what was
+    written (`lastState: {}`, times as null, quantities canonical); a restarted kubelet
+    comparing against it must still find nothing to write for pods that did not change."""
+    harness.start()
+    names = [f"p{i}" for i in range(3)]
+    for name in names:
+        harness.create_pod(name)
+    for name in names:
+        eventually(
+            lambda n=name: (
+                (p := harness.pod(n))
+                and (p["status"].get("containerStatuses") or [{}])[0].get("ready")
+            ),
+            what=f"{name} ready",
+        )
+    harness.stop()
+    before = pod_status_writes(harness)
+    mark = len(harness.traffic.requests)
+    harness.start()
+    lists = len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines"))
+    eventually(
+        lambda: len(harness.calls.matching("GET", f"/apps/{harness.app()}/machines")) > lists + 3,
+        what="resyncs after the restart",
+    )
+    after = [b for m, p, b in harness.traffic.requests[mark:] if m == "PATCH" and "/pods/" in p]
+    assert pod_status_writes(harness) == before, json.dumps(after)
+
+
+def pod_status_writes(harness: Harness) -> int:
+    with harness.traffic.lock:
+        return sum(
+            1
+            for m, p, _ in harness.traffic.requests
+            if m == "PATCH" and "/pods/" in p and "/status" in p
+        )
+
+
+def test_watches_survive_an_api_server_restart(harness: Harness) -> None:
+    """Row 9: the API server is killed and started again (by the supervisor) under a running
+    kubelet: its watch resumes or it lists again; a pod created afterwards runs, and no pod
+    gets a second machine."""
+    harness.start()
+    harness.create_pod("before")
+    harness.wait_phase("before", "Running")
+    harness.kube.plane.restart_apiserver()
+    harness.create_pod("after")
+    harness.wait_phase("after", "Running")
+    assert len(one_machine_per_pod(harness)) == 2
+    assert len(harness.fly.machines.list(harness.app(), include_deleted=True)) == 2
+    node = harness.kube.get("nodes", harness.node)
+    assert node is not None
+
+
+def test_deleting_a_namespace_removes_its_pods_and_machines_and_nothing_else(
+    harness: Harness,
+) -> None:
+    """Row 14 and the namespace controller: the namespace's pods are deleted gracefully, the
+    kubelet stops and destroys their machines and removes them (its Events in a terminating
+    namespace are refused, 403, and only logged); the other namespace is untouched."""
+    harness.start()
+    for name in ("a", "b"):
+        harness.create_pod(name, namespace="doomed")
+    harness.create_pod("kept")
+    for name in ("a", "b"):
+        harness.wait_phase(name, "Running", "doomed")
+    harness.wait_phase("kept", "Running")
+    harness.kube.delete("namespaces", "doomed")
+    eventually(
+        lambda: harness.kube.get("namespaces", "doomed") is None, timeout=60, what="namespace gone"
+    )
+    assert harness.machines("doomed") == []
+    assert harness.phase("kept") == "Running" and harness.machine_of("kept") is not None
+
+
+def test_a_deleted_node_is_registered_again_and_its_pods_survive(harness: Harness) -> None:
+    """Row 12 of the audit: `kubectl delete node` while pods run. The garbage collector and the
+    pod garbage collector act asynchronously on the real server (the latter after 40 s); the
+    kubelet registers the node again first (within a Lease interval), so its pods, their
+    machines and their phases stay as they were."""
+    harness.start()
+    harness.create_pod("web")
+    pod = harness.wait_phase("web", "Running")
+    old = harness.kube.get("nodes", harness.node)
+    assert old is not None
+    harness.kube.delete("nodes", harness.node)
+    eventually(
+        lambda: (
+            (n := harness.kube.get("nodes", harness.node))
+            and n["metadata"]["uid"] != old["metadata"]["uid"]
+        ),
+        what="the node registered again",
+    )
+    again = harness.pod("web")
+    assert again is not None and again["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert again["status"]["phase"] == "Running" and harness.machine_of("web") is not None
+
+
+def test_fields_of_the_servers_version_reach_the_kubelet(harness: Harness) -> None:
+    """Row 15 of the audit: the reflector reads pods through lightkube's models, which drop
+    fields they do not know. With models of the server's version (1.37) a recent pod field
+    (pod-level `resources`, beta since 1.34) arrives, and is told as unsupported rather than
+    silently ignored."""
+    harness.start()
+    resources = {"limits": {"cpu": "1", "memory": "512Mi"}}
+    harness.create_pod("web", resources=resources)
+    harness.wait_phase("web", "Running")
+    kubelet = harness.kubelet
+    assert kubelet is not None
+    (cached,) = [p for p in kubelet.pods.pods(harness.ns()) if p["metadata"]["name"] == "web"]
+    assert cached["spec"]["resources"]["limits"] == resources["limits"]  # requests defaulted
+    messages = [e["message"] for e in harness.events("web", "UnsupportedField")]
+    assert any(m.startswith("spec.resources") for m in messages), messages

@@ -303,3 +303,19 @@ def test_a_pod_ip_no_longer_held_is_deleted_from_pod_ips() -> None:
     patch = st.status_patch(after, before)
     assert patch["podIP"] == "fdaa::10"
     assert patch["podIPs"] == [{"ip": "fdaa::10"}, {"ip": "fdaa::9", "$patch": "delete"}]
+
+
+def test_container_statuses_as_the_api_server_gives_them_back_are_not_written_again() -> None:
+    """The server adds `lastState: {}` and fields of its own, and writes times the kubelet
+    left out as null: none of that is a change (a restarted kubelet would write every pod)."""
+    before = st.pod_status(probed_pod(), machine("started", START), host_ip="h")
+    stored = {
+        **before,
+        "containerStatuses": [
+            {**c, "lastState": {}, "volumeMounts": [{"name": "x", "mountPath": "/x"}]}
+            for c in before["containerStatuses"]
+        ],
+    }
+    assert st.status_patch(before, stored) == {}
+    changed = {**stored, "containerStatuses": [{**c, "ready": not c["ready"]} for c in stored["containerStatuses"]]}  # fmt: skip
+    assert "containerStatuses" in st.status_patch(before, changed)
