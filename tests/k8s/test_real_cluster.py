@@ -170,3 +170,85 @@ def test_a_killed_control_plane_is_an_exit_and_comes_back(cluster: Cluster) -> N
     exits = [e for e in events.get("events", []) if e.get("type") == "exit"]
     assert exits, "the crash is recorded as the machine's exit"
     eventually(lambda: node_ready(cluster), what="the node Ready again")
+
+
+# -- Kubernetes controllers through flyk ---------------------------------------------------------
+
+
+def apply(cluster: Cluster, manifest: str) -> None:
+    path = cluster.tmp / "manifest.yaml"
+    path.write_text(manifest)
+    cluster.kubectl("apply", "-f", str(path))
+
+
+def test_a_rolling_update_replaces_the_machines_and_rollout_status_completes(
+    cluster: Cluster,
+) -> None:
+    cluster.flyk("ext", "k8s", "create", "roll")
+    cluster.kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=3")
+    eventually(lambda: len(pods_running(cluster, "app=web")) == 3, what="3 pods Running")
+    app = namespace_app(cluster, "default")
+    before = {m["id"] for m in cluster.machines(app)}
+    cluster.kubectl("set", "image", "deployment/web", "nginx=nginx:1.26")
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=120s")
+
+    def replaced() -> bool:
+        machines = cluster.machines(app)
+        return len(machines) == 3 and all(m["image"] == "nginx:1.26" for m in machines)
+
+    eventually(replaced, timeout=120, what="three machines of the new image, none of the old")
+    assert not before & {m["id"] for m in cluster.machines(app)}
+
+
+def test_a_job_of_three_completions_runs_three_machines_once_each(cluster: Cluster) -> None:
+    cluster.flyk("ext", "k8s", "create", "jobs")
+    apply(
+        cluster,
+        """
+apiVersion: batch/v1
+kind: Job
+metadata: {name: three}
+spec:
+  completions: 3
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: work
+        image: busybox
+        env: [{name: FLYK_SIM_RUN_SECONDS, value: "1"}]  # the simulated workload ends, exit 0
+""",
+    )
+    cluster.kubectl("wait", "--for=condition=complete", "job/three", "--timeout=120s")
+    listed = json.loads(cluster.kubectl("get", "pods", "-l", "job-name=three", "-o", "json").stdout)
+    assert sorted(p["status"]["phase"] for p in listed["items"]) == ["Succeeded"] * 3
+    app = namespace_app(cluster, "default")
+    machines = cluster.json("machine", "list", "-a", app, "--state", "stopped")
+    assert len(machines) == 3  # one machine per completion, each ran once
+
+
+def test_a_statefulset_gets_its_pods_in_order_with_stable_names(cluster: Cluster) -> None:
+    cluster.flyk("ext", "k8s", "create", "sts")
+    apply(
+        cluster,
+        """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 3
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: redis}]
+""",
+    )
+    cluster.kubectl("rollout", "status", "statefulset/db", "--timeout=120s")
+    listed = json.loads(cluster.kubectl("get", "pods", "-l", "app=db", "-o", "json").stdout)
+    pods = sorted(listed["items"], key=lambda p: p["metadata"]["creationTimestamp"])
+    assert [p["metadata"]["name"] for p in pods] == ["db-0", "db-1", "db-2"]
+    app = namespace_app(cluster, "default")
+    assert len(cluster.machines(app)) == 3
