@@ -310,13 +310,7 @@ def deleted_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
     }
     inits = _init_containers(pod)
     if inits:
-        before = {
-            s.get("name"): s for s in (pod.get("status") or {}).get("initContainerStatuses") or []
-        }
-        status["initContainerStatuses"] = [
-            _init_status(c, COMPLETED if _completed(before.get(c["name"])) else state)
-            for c in inits
-        ]
+        status["initContainerStatuses"] = _ended_init_statuses(pod, inits, state)
     if machine is not None and machine.get("id"):
         for entry in [*status["containerStatuses"], *status.get("initContainerStatuses", [])]:
             entry["containerID"] = f"{CONTAINER_ID_SCHEME}{machine['id']}"
@@ -384,14 +378,7 @@ def _gone(pod: JSON, host_ip: str) -> JSON:
     }
     inits = _init_containers(pod)
     if inits:
-        # Init containers seen completed stay so (they did run); the others went with it.
-        before = {
-            s.get("name"): s for s in (pod.get("status") or {}).get("initContainerStatuses") or []
-        }
-        status["initContainerStatuses"] = [
-            _init_status(c, COMPLETED if _completed(before.get(c["name"])) else state)
-            for c in inits
-        ]
+        status["initContainerStatuses"] = _ended_init_statuses(pod, inits, state)
     return status
 
 
@@ -539,3 +526,14 @@ def _conditions_patch(new: list[JSON], current: list[JSON]) -> list[JSON]:
 def status_differs(new: JSON, current: JSON | None) -> bool:
     """Whether writing `new` would change what the API server holds."""
     return bool(status_patch(new, current))
+
+
+def _ended_init_statuses(pod: JSON, inits: list[JSON], state: JSON) -> list[JSON]:
+    """The init containers of a pod whose machine ended: those seen completed stay so (they did
+    run), the others ended with the machine (`state`)."""
+    before = {
+        s.get("name"): s for s in (pod.get("status") or {}).get("initContainerStatuses") or []
+    }
+    return [
+        _init_status(c, COMPLETED if _completed(before.get(c["name"])) else state) for c in inits
+    ]
