@@ -31,7 +31,9 @@ components:
   kube-apiserver            upstream kube-apiserver
   kube-controller-manager   upstream kube-controller-manager
   kube-scheduler            upstream kube-scheduler
-  version                   print the Kubernetes and kine versions built in
+  coredns                   CoreDNS with the kubernetes, forward, cache, errors,
+                            health, ready and bind plugins
+  version                   print the Kubernetes, kine and CoreDNS versions built in
 `
 
 func main() {
@@ -53,7 +55,7 @@ func component(argv []string) (string, []string) {
 
 func isComponent(name string) bool {
 	switch name {
-	case "kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler":
+	case "kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "coredns":
 		return true
 	}
 	return false
@@ -67,6 +69,8 @@ func run(name string, args []string) int {
 		return runCobra(controllermanager.NewControllerManagerCommand(), args)
 	case "kube-scheduler":
 		return runCobra(scheduler.NewSchedulerCommand(), args)
+	case "coredns":
+		return runCoreDNS(args)
 	case "kine":
 		app := kine.New()
 		if err := app.Run(append([]string{"kine"}, args...)); err != nil && !errors.Is(err, context.Canceled) {

@@ -8,6 +8,7 @@ the command runs, so `flyk --help` stays fast.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import threading
@@ -47,6 +48,8 @@ def build_config(
     workers: int = 4,
     max_pods: int = 5000,
     intervals: Intervals | None = None,
+    cluster_dns: list[str] | None = None,
+    cluster_domain: str = "cluster.local",
 ) -> KubeletConfig:
     """The kubelet's settings from the command's options; UsageError names what is missing."""
     missing = [
@@ -65,6 +68,11 @@ def build_config(
         raise UsageError(str(error)) from error
     if workers < 1 or max_pods < 1:
         raise UsageError("--workers and --max-pods must be at least 1")
+    for address in cluster_dns or []:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise UsageError(f"--cluster-dns {address!r} is not an IP address") from None
     assert cluster and org and region
     return KubeletConfig(
         cluster=cluster,
@@ -78,6 +86,8 @@ def build_config(
         workers_per_namespace=workers,
         max_pods=max_pods,
         taints=parsed,
+        cluster_dns=tuple(cluster_dns or ()),
+        cluster_domain=cluster_domain,
         intervals=intervals or Intervals(),
     )
 
@@ -176,6 +186,25 @@ def kubelet_command(
             "--max-pods", metavar="N", envvar=[f"{_ENV}MAX_PODS"], help="The node's pod capacity."
         ),
     ] = 5000,
+    cluster_dns: Annotated[
+        list[str] | None,
+        _option(
+            "--cluster-dns",
+            metavar="IP",
+            envvar=[f"{_ENV}CLUSTER_DNS"],
+            help="Nameserver of ClusterFirst pods (repeatable; the control plane passes its "
+            "CoreDNS); without one, pods keep the machines' own resolver.",
+        ),
+    ] = None,
+    cluster_domain: Annotated[
+        str,
+        _option(
+            "--cluster-domain",
+            metavar="DOMAIN",
+            envvar=[f"{_ENV}CLUSTER_DOMAIN"],
+            help="The cluster's DNS domain (pods' search path).",
+        ),
+    ] = "cluster.local",
     log_level: Annotated[
         str,
         _option(
@@ -200,8 +229,14 @@ def kubelet_command(
         api_token=api_token,
         workers=workers,
         max_pods=max_pods,
+        cluster_dns=cluster_dns,
+        cluster_domain=cluster_domain,
     )
     _configure_logging(log_level)
+    if not config.cluster_dns:
+        logging.getLogger("flyk.kubelet").warning(
+            "no --cluster-dns: ClusterFirst pods keep the machines' own resolver"
+        )
     context = app_context(ctx)
     if api_token:
         context.output.add_secret(api_token)

@@ -6,8 +6,8 @@ here, at each boot, into `Layout.tls`: the API server's serving certificate (SAN
 the kubeconfig uses, 127.0.0.1 and the `kubernetes` Service's names), its kubelet-client and
 front-proxy certificates, a loopback serving certificate for the controller-manager's and the
 scheduler's health endpoints, and one kubeconfig per client (controller-manager, scheduler,
-the kubelet as the node `system:node:<node>`, supervisor). Signing anew costs milliseconds and
-means a new `--tls-san` or an expiring leaf never needs a migration; the CAs, which
+the kubelet as the node `system:node:<node>`, CoreDNS, supervisor). Signing anew costs
+milliseconds and means a new `--tls-san` or an expiring leaf never needs a migration; the CAs, which
 kubeconfigs trust, never change. Files holding keys are 0600 in a 0700 directory.
 """
 
@@ -45,6 +45,9 @@ SCHEDULER_USER = "system:kube-scheduler"
 KUBELET_CLIENT_USER = "kube-apiserver"
 FRONT_PROXY_USER = "system:auth-proxy"
 SUPERVISOR_USER = "flyk-supervisor"
+# CoreDNS reads Services, EndpointSlices and namespaces as this user, bound at start to the one
+# ClusterRole of rbac.py that allows exactly that.
+COREDNS_USER = "flyk:coredns"
 MASTERS = "system:masters"
 # The virtual kubelet is a node to the API server: user `system:node:<node>` in group
 # `system:nodes`, under the Node authorizer and NodeRestriction, plus the one ClusterRole of
@@ -70,6 +73,7 @@ class BootFiles:
     controller_manager: Path
     scheduler: Path
     kubelet: Path
+    coredns: Path
     supervisor_cert: Path
     supervisor_key: Path
 
@@ -185,6 +189,7 @@ def prepare(layout: Layout, tls_sans: Sequence[str]) -> BootFiles:
         controller_manager=kubeconfig("kube-controller-manager", CONTROLLER_MANAGER_USER),
         scheduler=kubeconfig("kube-scheduler", SCHEDULER_USER),
         kubelet=kubeconfig("kubelet", node_user(node_name()), [NODES_GROUP]),
+        coredns=kubeconfig("coredns", COREDNS_USER),
         supervisor_cert=layout.leaf("supervisor.crt"),
         supervisor_key=layout.leaf("supervisor.key"),
     )

@@ -1,5 +1,5 @@
-"""The control plane's processes and their flags: kine, kube-apiserver, kube-controller-manager
-and kube-scheduler, one process each from the flyk-controlplane binary (controlplane/).
+"""The control plane's processes and their flags: kine, kube-apiserver, kube-controller-manager,
+kube-scheduler and CoreDNS, one process each from the flyk-controlplane binary (controlplane/).
 
 Pure data: `Layout` says where the files are inside the machine, `component_args` turns it
 into each component's command line. The supervisor (supervisor.py) runs them in this order;
@@ -57,6 +57,15 @@ anonymous:
 
 COMPONENTS = ("kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
+# Cluster DNS (docs/kubernetes.md, "DNS"). CoreDNS listens on the machine's 6PN address, port 53:
+# pods' machines reach it over the private network, and their `dns.nameservers` name that
+# address. Not through Fly Proxy: a Flycast address would need a UDP service, which Fly Proxy
+# does not carry for Flycast as far as anyone has shown (k8s-next-capabilities.md open question).
+DNS_PORT = 53
+# Fly's resolver inside every machine (`.internal`, `.flycast` and the internet): what CoreDNS
+# forwards every name outside the cluster to, and what `dnsPolicy: Default` keeps.
+FLY_RESOLVER = "fdaa::3"
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -99,6 +108,30 @@ class Layout:
 
     def kubeconfig(self, user: str) -> Path:
         return self.tls / f"{user}.kubeconfig"
+
+    @property
+    def corefile(self) -> Path:
+        return self.data / "Corefile"
+
+
+@dataclass(frozen=True)
+class ClusterDNS:
+    """Where CoreDNS listens, what pods are told, and where it forwards the rest.
+
+    On Fly `listen` and `nameserver` are both the machine's 6PN address and the port is 53. The
+    local backend runs CoreDNS on loopback, on the port it published for the machine's port 53,
+    while pods' (simulated) machines are given the machine's 6PN address, as on Fly."""
+
+    listen: str
+    nameserver: str
+    port: int = DNS_PORT
+    # Where names outside the cluster go: Fly's resolver, or a resolv.conf path (the host's
+    # resolvers, on the local backend), or `host:port` (tests run their own upstream).
+    upstreams: tuple[str, ...] = (FLY_RESOLVER,)
+    # CoreDNS's own health and readiness endpoints, on loopback (the supervisor asks /ready);
+    # 0: a free port, chosen when the control plane starts.
+    health_port: int = 0
+    ready_port: int = 0
 
 
 # kine listens on a socket beside its database; the components run with the data dir as
@@ -200,3 +233,34 @@ def controller_manager_args(layout: Layout, port: int) -> list[str]:
 
 def scheduler_args(layout: Layout, port: int) -> list[str]:
     return _served_component_args(layout, "kube-scheduler", port)
+
+
+def corefile(layout: Layout, dns: ClusterDNS) -> str:
+    """CoreDNS's configuration: the cluster's zone from the API server (with the reverse zones
+    of Service addresses), everything else forwarded, answers cached.
+
+    `pods insecure` answers `<a-b-c-d>.<ns>.pod.cluster.local` from the name alone, as kubeadm's
+    and K3s's Corefiles do, with no pod watch (so no permission on pods). The reverse zones fall
+    through to the upstream: a Flycast or 6PN address that is not a Service's is Fly's to name.
+    """
+    upstreams = " ".join(dns.upstreams)
+    return f"""\
+.:{dns.port} {{
+    bind {dns.listen}
+    errors
+    health 127.0.0.1:{dns.health_port}
+    ready 127.0.0.1:{dns.ready_port}
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        kubeconfig {layout.kubeconfig("coredns")}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }}
+    forward . {upstreams}
+    cache 30
+}}
+"""
+
+
+def coredns_args(layout: Layout) -> list[str]:
+    return ["-conf", str(layout.corefile)]

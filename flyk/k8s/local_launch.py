@@ -13,12 +13,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from flyk.errors import FlykError
-from flyk.k8s import binary
+from flyk.k8s import binary, components
 from flyk.k8s import controlplane as cp
+from flyk.local.runtime import Launch
+
+# Where CoreDNS forwards names outside the cluster here: the host's own resolvers (Fly's,
+# fdaa::3, exists only inside Fly).
+HOST_RESOLV_CONF = "/etc/resolv.conf"
 
 
-def launcher(config: Mapping[str, Any]) -> tuple[list[str], dict[str, str]] | None:
-    """The supervisor's command line, and the binary's path as the image's ENV names it."""
+def launcher(config: Mapping[str, Any]) -> Launch | None:
+    """The supervisor's command line, the binary's path as the image's ENV names it, and the
+    DNS port, which the local backend publishes on loopback as it does the API port."""
     if not cp.is_control_plane_image(str(config.get("image") or "")):
         return None
     try:
@@ -29,6 +35,12 @@ def launcher(config: Mapping[str, Any]) -> tuple[list[str], dict[str, str]] | No
         return None
     init = config.get("init") or {}
     cmd = [str(arg) for arg in (init.get("cmd") or [])]
-    # On this machine the API server listens on loopback only (its published port).
+    # On this machine the API server and CoreDNS listen on loopback only (their published ports).
     entrypoint = [sys.executable, "-m", "flyk", "ext", "k8s", "control-plane"]
-    return [*entrypoint, "--bind-address=127.0.0.1", *cmd], {binary.BINARY_ENV_VAR: str(found)}
+    local = [
+        "--bind-address=127.0.0.1",
+        "--dns-address=127.0.0.1",
+        f"--dns-upstream={HOST_RESOLV_CONF}",
+    ]
+    env = {binary.BINARY_ENV_VAR: str(found)}
+    return Launch([*entrypoint, *local, *cmd], env, exposed=(components.DNS_PORT,))

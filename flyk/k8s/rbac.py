@@ -9,6 +9,10 @@
   namespaces (at start it finds the namespaces deleted while it was away, whose machines it
   destroys; later, whether a namespace with no pod left still exists). docs/kubernetes.md
   ("Permissions") lists every permission the kubelet uses, with its reason.
+- ClusterRole `flyk:coredns` and its binding to CoreDNS's user: `list` and `watch` of Services
+  (the names it answers), EndpointSlices (headless Services' addresses, SRV targets) and
+  namespaces (a name in a namespace that does not exist is NXDOMAIN), all that CoreDNS's
+  kubernetes plugin reads with `pods insecure` (docs/kubernetes.md, "DNS").
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import httpx
 from flyk.k8s import bootstrap
 
 KUBELET_ROLE = "flyk:kubelet"
+COREDNS_ROLE = "flyk:coredns"
 _RBAC = "rbac.authorization.k8s.io"
+_CLUSTER_ROLES = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+_CLUSTER_ROLE_BINDINGS = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
 
 BOOTSTRAP_OBJECTS: list[tuple[str, dict[str, Any]]] = [
     (
@@ -64,14 +71,49 @@ BOOTSTRAP_OBJECTS: list[tuple[str, dict[str, Any]]] = [
             ],
         },
     ),
+    (
+        _CLUSTER_ROLES,
+        {
+            "apiVersion": f"{_RBAC}/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": COREDNS_ROLE},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["services", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list", "watch"],
+                },
+            ],
+        },
+    ),
+    (
+        _CLUSTER_ROLE_BINDINGS,
+        {
+            "apiVersion": f"{_RBAC}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": COREDNS_ROLE},
+            "roleRef": {"apiGroup": _RBAC, "kind": "ClusterRole", "name": COREDNS_ROLE},
+            "subjects": [{"apiGroup": _RBAC, "kind": "User", "name": bootstrap.COREDNS_USER}],
+        },
+    ),
 ]
+
+
+def supervisor_client(server: str, ca_file: Path, cert_file: Path, key_file: Path) -> httpx.Client:
+    """An API client with the supervisor's certificate."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.load_cert_chain(str(cert_file), str(key_file))
+    return httpx.Client(base_url=server, verify=context, timeout=10)
 
 
 def ensure(server: str, ca_file: Path, cert_file: Path, key_file: Path) -> None:
     """Create each bootstrap object unless it exists (409 is success)."""
-    context = ssl.create_default_context(cafile=str(ca_file))
-    context.load_cert_chain(str(cert_file), str(key_file))
-    with httpx.Client(base_url=server, verify=context, timeout=10) as client:
+    with supervisor_client(server, ca_file, cert_file, key_file) as client:
         for path, body in BOOTSTRAP_OBJECTS:
             response = client.post(path, json=body)
             if response.status_code not in (200, 201, 409):

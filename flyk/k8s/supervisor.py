@@ -1,7 +1,8 @@
-"""The control-plane machine's main process: starts kine, the API server, the controller-manager,
-the scheduler and the virtual kubelet in that order, each once the one before it is ready;
-restarts one that dies, with backoff; stops them in reverse order on SIGTERM; exits non-zero
-when it cannot keep them up (Fly's restart policy then restarts the machine).
+"""The control-plane machine's main process: starts kine, the API server, then the
+controller-manager, the scheduler, CoreDNS and the virtual kubelet, each stage once the one
+before it is ready; restarts one that dies, with backoff; stops them in reverse order on
+SIGTERM; exits non-zero when it cannot keep them up (Fly's restart policy then restarts the
+machine).
 
 Why Python and not Go: the supervisor signs the boot's certificates with flyk's PKI code
 (bootstrap.py), renders every flag in one place (components.py) and starts the kubelet, which
@@ -15,6 +16,7 @@ wires the real control plane.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -30,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from flyk.k8s import bootstrap, components, rbac
-from flyk.k8s.components import Layout
+from flyk.k8s import bootstrap, clusterdns, components, rbac
+from flyk.k8s.components import ClusterDNS, Layout
 
 log = logging.getLogger("flyk.supervisor")
 
@@ -207,6 +209,16 @@ def https_ok(url: str, ca_file: Path) -> Callable[[], bool]:
     return check
 
 
+def http_ok(url: str) -> Callable[[], bool]:
+    """A readiness check: GET `url` (plain HTTP, loopback) answers 200."""
+
+    def check() -> bool:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+
+    return check
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -222,10 +234,10 @@ def _component_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not _private(k) and k not in TOKEN_ENV}
 
 
-def kubelet_process(kubeconfig: Path) -> Process:
+def kubelet_process(kubeconfig: Path, cluster_dns: str = "") -> Process:
     """`flyk ext k8s kubelet` against the Machines API the machine was given: the local
     backend's database (FLYK_LOCAL_DB, set by the local runtime) or FLYK_API_URL with the
-    kubelet's own token."""
+    kubelet's own token; `cluster_dns` is the nameserver it gives ClusterFirst pods."""
     env = {k: v for k, v in os.environ.items() if not _private(k)}
     env["KUBECONFIG"] = str(kubeconfig)
     env[bootstrap.NODE_NAME_ENV] = bootstrap.node_name()  # the name its certificate carries
@@ -239,13 +251,21 @@ def kubelet_process(kubeconfig: Path) -> Process:
         if token:
             env["FLY_API_TOKEN"] = token
     argv += ["ext", "k8s", "kubelet"]
+    if cluster_dns:
+        argv.append(f"--cluster-dns={cluster_dns}")
     return Process("kubelet", lambda: argv, env=env, stage=2)
 
 
 def control_plane(
-    binary: Path, layout: Layout, tls_sans: Sequence[str], *, with_kubelet: bool = True
+    binary: Path,
+    layout: Layout,
+    tls_sans: Sequence[str],
+    *,
+    with_kubelet: bool = True,
+    dns: ClusterDNS | None = None,
 ) -> list[Process]:
-    """The control plane's processes, in start order. Signs this boot's certificates first."""
+    """The control plane's processes, in start order. Signs this boot's certificates first,
+    and writes CoreDNS's Corefile when there is cluster DNS (`dns`)."""
     files = bootstrap.prepare(layout, tls_sans)
     env = _component_env()
     cwd = layout.data
@@ -285,17 +305,44 @@ def control_plane(
             stage=2,
         ),
     ]
-    processes[1].after_ready = lambda: rbac.ensure(
-        api, ca, files.supervisor_cert, files.supervisor_key
-    )
+    credentials = (api, ca, files.supervisor_cert, files.supervisor_key)
+
+    def api_ready() -> None:
+        """What the API server must hold before the rest starts (again after each restart)."""
+        rbac.ensure(*credentials)
+        if dns is not None:
+            with rbac.supervisor_client(*credentials) as client:
+                clusterdns.ensure(client, dns)
+
+    processes[1].after_ready = api_ready
+    if dns is not None:
+        health, ready = dns.health_port or free_port(), dns.ready_port or free_port()
+        dns = dataclasses.replace(dns, health_port=health, ready_port=ready)
+        layout.corefile.write_text(components.corefile(layout, dns))  # no secret in it
+        processes.append(
+            component(
+                "coredns",
+                lambda: components.coredns_args(layout),
+                http_ok(f"http://127.0.0.1:{dns.ready_port}/ready"),
+                stage=2,
+            )
+        )
     if with_kubelet:
-        processes.append(kubelet_process(files.kubelet))
+        processes.append(kubelet_process(files.kubelet, dns.nameserver if dns else ""))
     return processes
 
 
-def run(binary: Path, layout: Layout, tls_sans: Sequence[str], *, with_kubelet: bool = True) -> int:
+def run(
+    binary: Path,
+    layout: Layout,
+    tls_sans: Sequence[str],
+    *,
+    with_kubelet: bool = True,
+    dns: ClusterDNS | None = None,
+) -> int:
     """The supervisor's whole life; its exit code is the machine's."""
-    supervisor = Supervisor(control_plane(binary, layout, tls_sans, with_kubelet=with_kubelet))
+    processes = control_plane(binary, layout, tls_sans, with_kubelet=with_kubelet, dns=dns)
+    supervisor = Supervisor(processes)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)

@@ -74,6 +74,10 @@ class KubeletConfig:
     workers_per_namespace: int = 4
     max_pods: int = 5000
     taints: tuple[Taint, ...] = ()
+    # The nameserver ClusterFirst pods get (CoreDNS, on the control-plane machine's 6PN
+    # address) and the cluster's domain; without one, pods keep the machines' own resolver.
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
     intervals: Intervals = field(default_factory=Intervals)
 
 

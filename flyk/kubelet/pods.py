@@ -37,6 +37,7 @@ from flyk.errors import (
 from flyk.k8s import records
 from flyk.k8s.cluster import find_namespace_apps  # the rule `flyk ext k8s delete` follows
 from flyk.k8s.plan import app_name_for
+from flyk.kubelet import dns as pod_dns
 from flyk.kubelet import status as pod_status
 from flyk.kubelet import translate
 from flyk.kubelet.config import Intervals, KubeletConfig, namespace_app_name
@@ -251,6 +252,7 @@ class PodController:
             node_name=config.node_name,
             node_ip=config.node_ip,
             region=config.region,
+            dns=pod_dns.ClusterDNS(config.cluster_dns, config.cluster_domain),
         )
         self._lock = threading.Lock()
         self._pods: dict[tuple[str, str], JSON] = {}

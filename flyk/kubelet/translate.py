@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flyk.k8s import records
+from flyk.kubelet import dns as pod_dns
 
 JSON = dict[str, Any]
 
@@ -67,6 +68,7 @@ class NodeFacts:
     node_name: str
     node_ip: str
     region: str
+    dns: pod_dns.ClusterDNS = field(default_factory=pod_dns.ClusterDNS)
 
 
 @dataclass(frozen=True)
@@ -526,6 +528,7 @@ SPEC_KEYS = {
     "serviceAccount",
     "automountServiceAccountToken",
     "dnsPolicy",
+    "dnsConfig",
     # The scheduler matched these against the node's labels before binding the pod here.
     "nodeSelector",
     "os",
@@ -549,7 +552,6 @@ CONTAINER_KEYS = {
 # Values the API server fills in by default; anything else in these keys is a warning.
 DEFAULT_VALUES: dict[str, tuple[Any, ...]] = {
     "securityContext": ({},),
-    "dnsPolicy": ("ClusterFirst", "Default"),
 }
 SERVICE_ACCOUNT_VOLUME = re.compile(r"^kube-api-access-")
 # volumeMounts: configMap and secret files are read-only in Kubernetes anyway, so `readOnly`
@@ -568,9 +570,7 @@ def unsupported_fields(pod: JSON) -> list[str]:
     for key, value in spec.items():
         if key == "securityContext" and value in DEFAULT_VALUES["securityContext"]:
             continue
-        if key == "dnsPolicy" and value not in DEFAULT_VALUES["dnsPolicy"]:
-            out.append(f"spec.dnsPolicy {value} is not supported yet")
-        elif key not in SPEC_KEYS:
+        if key not in SPEC_KEYS:
             out.append(f"spec.{key} is not supported yet")
     for group in ("initContainers", "containers"):
         for index, container in enumerate(spec.get(group) or []):
@@ -702,8 +702,12 @@ def build_plan(pod: JSON, sources: Sources, node: NodeFacts) -> MachinePlan:
         _single_container(config, apps[0])
     else:
         _multi_container(config, inits, apps)
+    resolver, dns_warnings = pod_dns.machine_dns(pod, node.dns)
+    warn.extend(dns_warnings)
+    if resolver is not None:
+        config["dns"] = resolver
     legacy_hash = config_hash(config)
-    hashed = spec_hash(pod, [*inits, *apps])
+    hashed = spec_hash(pod, [*inits, *apps], resolver)
     config["metadata"][records.META_SPEC_HASH] = hashed
     return MachinePlan(
         name=machine_name(pod),
@@ -732,10 +736,11 @@ SCHEDULER_KEYS = frozenset(
 )
 
 
-def spec_hash(pod: JSON, containers: list[_Container]) -> str:
+def spec_hash(pod: JSON, containers: list[_Container], dns: JSON | None = None) -> str:
     """What decides whether a machine must be updated (restarted): the pod's spec (less the
-    scheduler's keys), its `fly.io/size` annotation, and the content resolved for each
-    container (env from Secrets, ConfigMaps and the downward API; files from volumes), under
+    scheduler's keys), its `fly.io/size` annotation, the content resolved for each container
+    (env from Secrets, ConfigMaps and the downward API; files from volumes) and the machine's
+    `dns` config (a new cluster nameserver must reach running machines), under
     `SPEC_HASH_SCHEME`. Not the machine config: a flyk upgrade that translates the same pod
     differently does not restart its machine. (The region annotation is left out: an update
     does not move a machine.)"""
@@ -756,6 +761,8 @@ def spec_hash(pod: JSON, containers: list[_Container]) -> str:
             for c in containers
         ],
     }
+    if dns is not None:  # absent, the hash is what flyk before cluster DNS computed
+        inputs["dns"] = dns
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -5,9 +5,9 @@ Every other machine's workload is simulated (lifecycle.py). A machine whose imag
 runs its entrypoint here, in a directory of its own that stands for the machine's disk:
 `files[]` are written under it at their guest paths, each mount is a link to the volume's own
 directory (which outlives the machine, as a Fly volume does), the app's secrets and
-`config.env` are its environment, and each `services[].internal_port` is published on a free
-loopback port, recorded per app, that the process is told to listen on
-(`FLYK_LOCAL_PORT_<internal port>`).
+`config.env` are its environment, and each `services[].internal_port` (and each port the image
+exposes on the private network, as the control plane's DNS) is published on a free loopback
+port, recorded per app, that the process is told to listen on (`FLYK_LOCAL_PORT_<port>`).
 
 The machine's state says what should run; `sync` makes it so after every request and when a
 backend opens: a started machine has its process (started again, with the restart policy
@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from flyk.local.knobs import Timing
 from flyk.local.records import MachineRecord, advance, save_machine
@@ -51,10 +51,18 @@ DEFAULT_STOP_SECONDS = 30.0
 RESTART_EVENTS = ("exit", "restart", "stop", "update", "destroy")
 
 
-# How a machine's image runs here: its entrypoint and cmd, and the environment the image itself
-# sets (its Dockerfile's ENV). A launcher turns a machine config into one, or None when it does
-# not run that image.
-Launch = tuple[list[str], Mapping[str, str]]
+class Launch(NamedTuple):
+    """How a machine's image runs here: its entrypoint and cmd, the environment the image itself
+    sets (its Dockerfile's ENV), and the ports it serves on the machine's private (6PN) address
+    beside its services (its EXPOSE): published on loopback as the services' are. A launcher
+    turns a machine config into one (a plain `(argv, env)` pair will do), or None when it does
+    not run that image."""
+
+    argv: list[str]
+    env: Mapping[str, str]
+    exposed: tuple[int, ...] = ()
+
+
 Launcher = Callable[[Mapping[str, Any]], Launch | None]
 
 
@@ -145,7 +153,8 @@ class Runtime:
 
     def adopt(self, conn: sqlite3.Connection, m: MachineRecord) -> None:
         """Record a machine this runtime will run, and publish its service ports."""
-        if self.launcher(m.config) is None:
+        found = self.launcher(m.config)
+        if found is None:
             conn.execute("DELETE FROM processes WHERE machine_id = ? AND pid = 0", (m.id,))
             return
         conn.execute(
@@ -156,6 +165,8 @@ class Runtime:
         for service in m.config.get("services") or []:
             if isinstance(service, dict) and isinstance(service.get("internal_port"), int):
                 self.publish(conn, m.app, service["internal_port"])
+        for port in Launch(*found).exposed:
+            self.publish(conn, m.app, port)
 
     def publish(self, conn: sqlite3.Connection, app: str, port: int) -> int:
         """The loopback port that stands for `port` of `app`'s services (made once, kept)."""
@@ -267,7 +278,7 @@ class Runtime:
         launch = self.launcher(m.config)
         if launch is None:
             return
-        argv, image_env = launch
+        argv, image_env, _exposed = Launch(*launch)
         directory = self.machine_dir(m.id)
         root = directory / "root"
         root.mkdir(parents=True, exist_ok=True)

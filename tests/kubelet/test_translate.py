@@ -271,7 +271,7 @@ UNSUPPORTED = [
     (app(), {"affinity": {"nodeAffinity": {}}}, ["spec.affinity is not supported yet"]),
     (app(), {"dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler", "tolerations": []}, []),
     (app(), {"nodeSelector": {"kubernetes.io/os": "linux"}, "os": {"name": "linux"}}, []),
-    (app(), {"dnsPolicy": "None"}, ["spec.dnsPolicy None is not supported yet"]),
+    (app(), {"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}}, []),
     (app(), {"volumes": [{"name": "scratch", "emptyDir": {}}]}, ["spec.volumes[0].emptyDir (scratch) is not supported yet"]),
     (app(), {"volumes": [{"name": "kube-api-access-x1", "projected": {}}]}, ["spec.volumes[0] (kube-api-access-x1, the service account token) is not supported yet"]),
     (app(**resources({"nvidia.com/gpu": "1"})), {}, ["spec.containers[0].resources.limits.nvidia.com/gpu is not supported yet"]),
