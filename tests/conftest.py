@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from flyk.local import LocalBackend
 from tests.spec_check import SpecCheckingTransport
+
+if TYPE_CHECKING:
+    from tests.kubelet.realkube import ControlPlane, Kube
 
 # Variables that would make a test depend on the developer's machine.
 _LEAKY_ENV = (
@@ -102,3 +106,28 @@ def controlplane_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache / ".build.lock")):
         return binary.build().path
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    """kine, kube-apiserver, kube-controller-manager, kube-scheduler and CoreDNS with
+    production's flags, run by flyk's supervisor (tests/kubelet/realkube.py); stopped at the
+    end of the session, leaving nothing."""
+    from tests.kubelet.realkube import ControlPlane
+
+    plane = ControlPlane(controlplane_binary, tmp_path_factory.mktemp("control-plane")).start()
+    yield plane
+    left = plane.stop()
+    assert left == [], f"control-plane processes left running: {left}"
+
+
+@pytest.fixture
+def kube(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Kube]:
+    """One test's view of the session's control plane (its own namespaces and node)."""
+    from tests.kubelet.realkube import Kube
+
+    view = Kube(control_plane, tmp_path)
+    yield view
+    view.close()

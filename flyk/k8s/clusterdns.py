@@ -4,8 +4,8 @@ The supervisor applies it at every start, beside CoreDNS (components.corefile). 
 (`clusterIP: None`) and selects nothing; its one EndpointSlice, written here, holds the address
 pods' machines are given as their nameserver: the control-plane machine's 6PN address, port 53.
 So `kubectl get svc,endpointslices -n kube-system` shows where DNS is, and
-`kube-dns.kube-system.svc.cluster.local` (and its SRV records `_dns._udp…`, `_dns-tcp._tcp…`)
-answers that address.
+`kube-dns.kube-system.svc.cluster.local` answers that address (and its SRV records `_dns._udp…`,
+`_dns-tcp._tcp…` name `coredns.kube-dns.kube-system.svc.cluster.local`, port 53).
 
 Why not a cluster IP, as kubeadm and K3s give kube-dns (10.43.0.10): a cluster IP is only an
 address where something routes it. flyk has no kube-proxy; its Services get Flycast addresses
@@ -31,7 +31,7 @@ NAMESPACE = "kube-system"
 SERVICE_NAME = "kube-dns"
 FIELD_MANAGER = "flyk-supervisor"
 # The EndpointSlice controller leaves alone a slice another manager owns.
-MANAGED_BY = "flyk.dev/supervisor"
+MANAGED_BY = "flyk-supervisor"
 LABELS = {
     "k8s-app": "kube-dns",
     "kubernetes.io/cluster-service": "true",
@@ -75,7 +75,10 @@ def endpoint_slice(dns: ClusterDNS) -> JSON:
             },
         },
         "addressType": family,
-        "endpoints": [{"addresses": [dns.nameserver], "conditions": {"ready": True}}],
+        # The hostname names it in SRV answers: coredns.kube-dns.kube-system.svc.<domain>.
+        "endpoints": [
+            {"addresses": [dns.nameserver], "hostname": "coredns", "conditions": {"ready": True}}
+        ],
         "ports": [
             {"name": name, "port": DNS_PORT, "protocol": protocol} for name, protocol in PORTS
         ],
@@ -96,8 +99,8 @@ def ensure(client: httpx.Client, dns: ClusterDNS) -> None:
     """Apply the kube-dns Service and its EndpointSlice (the supervisor's client)."""
     _apply(client, _SERVICE_PATH, service()).raise_for_status()
     body = endpoint_slice(dns)
-    response = _apply(client, _SLICE_PATH, body)
-    if response.status_code == 422:  # addressType is immutable: a new family, a new slice
+    found = client.get(_SLICE_PATH)
+    if found.status_code == 200 and found.json().get("addressType") != body["addressType"]:
+        # addressType is immutable: an address of the other family needs a new slice.
         client.delete(_SLICE_PATH).raise_for_status()
-        response = _apply(client, _SLICE_PATH, body)
-    response.raise_for_status()
+    _apply(client, _SLICE_PATH, body).raise_for_status()

@@ -4,9 +4,12 @@ the binary and the supervisor are what the other tests run; this keeps the image
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
-from flyk.k8s import binary, components
+import pytest
+
+from flyk.k8s import binary, components, local_launch
 from flyk.k8s import controlplane as cp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +35,19 @@ def test_the_image_names_the_binary_and_the_volume_flyk_mounts() -> None:
     assert "ENV FLYK_CONTROLPLANE_BIN=/usr/local/bin/flyk-controlplane" in DOCKERFILE
     assert f"VOLUME {components.DATA_DIR}" in DOCKERFILE
     assert f"EXPOSE {components.API_PORT}" in DOCKERFILE
+    assert f"EXPOSE {components.DNS_PORT}/udp {components.DNS_PORT}/tcp" in DOCKERFILE
+
+
+def test_the_local_backend_runs_the_image_with_its_dns_port_published(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the image exposes it; CoreDNS on loopback, forwarding to the host's resolvers."""
+    monkeypatch.setenv(binary.BINARY_ENV_VAR, sys.executable)  # any executable will do
+    launch = local_launch.launcher({"image": cp.image_reference(), "init": {"cmd": ["--x"]}})
+    assert launch is not None and launch.exposed == (components.DNS_PORT,)
+    assert "--dns-address=127.0.0.1" in launch.argv
+    assert "--dns-upstream=/etc/resolv.conf" in launch.argv and launch.argv[-1] == "--x"
+    assert local_launch.launcher({"image": "nginx"}) is None
     config = cp.machine_config(
         image="img",
         guest=cp.guest_for(),

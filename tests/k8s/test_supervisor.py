@@ -7,7 +7,9 @@ import threading
 import time
 from pathlib import Path
 
-from flyk.k8s.supervisor import Process, Supervisor
+from flyk.k8s.components import ClusterDNS, Layout
+from flyk.k8s.pki import ClusterPKI
+from flyk.k8s.supervisor import Process, Supervisor, control_plane
 
 # A stand-in component: records its start, becomes ready by writing a file after `delay`,
 # records SIGTERM and exits 0 on it, or exits by itself with `code` after `life` seconds.
@@ -137,3 +139,36 @@ def test_a_stage_starts_together_and_stops_last_started_first(tmp_path: Path) ->
     assert result == [0] and seen[0] == "start api"
     assert set(seen[1:3]) == {"start kcm", "start kubelet"}  # neither waited for the other
     assert seen[3:] == ["stop kubelet", "stop kcm", "stop api"]
+
+
+def _layout_with_cas(tmp: Path) -> Layout:
+    layout = Layout(root=tmp)
+    layout.pki.mkdir(parents=True)
+    for name, pem in ClusterPKI.generate("test").tls_files().items():
+        (layout.pki / name).write_bytes(pem)
+    return layout
+
+
+def test_coredns_starts_with_the_api_servers_clients_and_the_kubelet_is_told_its_address(
+    tmp_path: Path,
+) -> None:
+    layout = _layout_with_cas(tmp_path)
+    dns = ClusterDNS(listen="127.0.0.1", nameserver="fdaa:0:1:a7b:1::2", port=5353)
+    processes = {p.name: p for p in control_plane(Path("/cp"), layout, ["x"], dns=dns)}
+    coredns = processes["coredns"]
+    assert coredns.stage == processes["kube-scheduler"].stage > processes["kube-apiserver"].stage
+    assert list(coredns.argv()) == ["/cp", "coredns", "-conf", str(layout.corefile)]
+    corefile = layout.corefile.read_text()
+    assert corefile.startswith(".:5353 {\n    bind 127.0.0.1\n")
+    assert "forward . fdaa::3" in corefile and "health 127.0.0.1:" in corefile
+    assert layout.kubeconfig("coredns").is_file()  # its own identity, signed at boot
+    assert list(processes["kubelet"].argv())[-1] == "--cluster-dns=fdaa:0:1:a7b:1::2"
+
+
+def test_without_cluster_dns_there_is_no_coredns_and_the_kubelet_has_no_nameserver(
+    tmp_path: Path,
+) -> None:
+    layout = _layout_with_cas(tmp_path)
+    processes = {p.name: p for p in control_plane(Path("/cp"), layout, ["x"])}
+    assert "coredns" not in processes and not layout.corefile.exists()
+    assert not any(a.startswith("--cluster-dns") for a in processes["kubelet"].argv())

@@ -1,5 +1,5 @@
-"""Fixtures: the real control plane (once per test session), each test's view of it, and the
-local backend."""
+"""Fixtures: the kubelet's kubeconfig on the real control plane (tests/conftest.py has the
+control plane and each test's view of it), and the local backend."""
 
 from __future__ import annotations
 
@@ -13,28 +13,9 @@ import pytest
 from flyk.api import FlyClient, RateLimiter, RetryPolicy
 from flyk.local import LocalBackend, Timing
 
-from .realkube import ControlPlane, Kube
+from .realkube import Kube
 
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="session")
-def control_plane(
-    controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ControlPlane]:
-    """kine, kube-apiserver, kube-controller-manager and kube-scheduler with production's
-    flags, run by flyk's supervisor; stopped at the end of the session, leaving nothing."""
-    plane = ControlPlane(controlplane_binary, tmp_path_factory.mktemp("control-plane")).start()
-    yield plane
-    left = plane.stop()
-    assert left == [], f"control-plane processes left running: {left}"
-
-
-@pytest.fixture
-def kube(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Kube]:
-    view = Kube(control_plane, tmp_path)
-    yield view
-    view.close()
 
 
 @pytest.fixture

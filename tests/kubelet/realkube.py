@@ -1,6 +1,7 @@
 """The real control plane for the kubelet's tests, envtest-style: the flyk-controlplane binary
-(upstream kube-apiserver, controller-manager and scheduler on kine) started once per test
-session by flyk's own supervisor, with production's flags (Node,RBAC authorization,
+(upstream kube-apiserver, controller-manager and scheduler on kine, and CoreDNS forwarding to a
+DNS server of the test's own, tests/dns_upstream.py) started once per test session by flyk's
+own supervisor, with production's flags (Node,RBAC authorization,
 NodeRestriction); each test sees it through a `Kube` of its own (namespaces and node name
 unique to the test, everything it made removed after it); and `Traffic`, which sits in the
 kubelet's own HTTP client: it records what the kubelet asked and, where a test says so, answers
@@ -25,9 +26,10 @@ import httpx
 import httpx2
 
 from flyk.k8s import bootstrap, supervisor
-from flyk.k8s.components import Layout
+from flyk.k8s.components import ClusterDNS, Layout
 from flyk.k8s.pki import ClusterPKI
 from flyk.kubelet.kube import KubeApi
+from tests.dns_upstream import UpstreamDNS
 
 JSON = dict[str, Any]
 
@@ -56,6 +58,8 @@ KINDS = {
     "deployments": "Deployment",
 }
 SHARED_NAMESPACES = ("", "kube-node-lease", "kube-system", "kube-public")
+# The nameserver pods are told (a 6PN address, as on Fly): the kube-dns EndpointSlice's.
+NAMESERVER = "fdaa:0:1:a7b:1:2:3:2"
 
 
 class ControlPlane:
@@ -70,7 +74,16 @@ class ControlPlane:
             (self.layout.pki / name).write_bytes(pem)
         self.url = f"https://127.0.0.1:{self.layout.api_port}"
         self.ca_file = self.layout.ca("server-ca.crt")
-        processes = supervisor.control_plane(binary, self.layout, ["127.0.0.1"], with_kubelet=False)
+        self.upstream = UpstreamDNS().start()
+        self.dns = ClusterDNS(
+            listen="127.0.0.1",
+            nameserver=NAMESERVER,
+            port=supervisor.free_port(),
+            upstreams=(self.upstream.address,),
+        )
+        processes = supervisor.control_plane(
+            binary, self.layout, ["127.0.0.1"], with_kubelet=False, dns=self.dns
+        )
         for process in processes:  # read them there when a test fails
             process.log = root / f"{process.name}.log"
         self.supervisor = supervisor.Supervisor(processes, max_restarts=50, max_backoff=1.0)
@@ -97,6 +110,7 @@ class ControlPlane:
         """Stop it all; the pids that outlived the stop (none, or a bug)."""
         self.supervisor.request_stop()
         self.thread.join(60)
+        self.upstream.stop()
         return [
             p.popen.pid
             for p in self.supervisor.processes
