@@ -18,8 +18,13 @@ import (
 	_ "github.com/coredns/coredns/plugin/ready"
 )
 
-// coreDNSPlugins are the plugins linked in above, as a Corefile names them.
+// coreDNSPlugins are the plugins imported above, as a Corefile names them.
 var coreDNSPlugins = []string{"bind", "cache", "errors", "forward", "health", "kubernetes", "ready"}
+
+// coreDNSPluginsImported are registered too, by packages of the plugins above
+// (forward imports debug and dnstap, cache the metrics plugin "prometheus",
+// kubernetes transfer and metadata): linked in, named by no Corefile of flyk's.
+var coreDNSPluginsImported = []string{"debug", "dnstap", "metadata", "prometheus", "transfer"}
 
 // runCoreDNS runs CoreDNS's own main with the given arguments (-conf FILE,
 // -plugins, -version …). coremain reads the process's flags from os.Args

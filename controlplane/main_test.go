@@ -2,7 +2,10 @@ package main
 
 import (
 	"reflect"
+	"slices"
 	"testing"
+
+	"github.com/coredns/caddy"
 )
 
 func TestComponentFromArgument(t *testing.T) {
@@ -28,5 +31,30 @@ func TestNoComponentIsUsage(t *testing.T) {
 	}
 	if code := run("etcd", nil); code != 2 {
 		t.Fatalf("exit %d, want 2", code)
+	}
+}
+
+func TestCoreDNSIsAComponent(t *testing.T) {
+	name, args := component([]string{"/usr/local/bin/flyk-controlplane", "coredns", "-conf", "Corefile"})
+	if name != "coredns" || !reflect.DeepEqual(args, []string{"-conf", "Corefile"}) {
+		t.Fatalf("got %q %v", name, args)
+	}
+	if name, _ := component([]string{"/usr/local/bin/coredns", "-plugins"}); name != "coredns" {
+		t.Fatalf("got %q", name)
+	}
+}
+
+func TestCoreDNSRegistersOnlyItsPlugins(t *testing.T) {
+	var registered []string
+	for _, name := range caddy.ListPlugins()["others"] {
+		registered = append(registered, name)
+	}
+	var want []string
+	for _, name := range slices.Concat(coreDNSPlugins, coreDNSPluginsImported) {
+		want = append(want, "dns."+name)
+	}
+	slices.Sort(want)
+	if !reflect.DeepEqual(registered, want) {
+		t.Fatalf("registered %v, want %v", registered, want)
 	}
 }

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dns.exception
+import dns.message
+import dns.query
 import pytest
 
 from tests.procs import alive
@@ -170,6 +173,51 @@ def test_a_killed_control_plane_is_an_exit_and_comes_back(cluster: Cluster) -> N
     exits = [e for e in events.get("events", []) if e.get("type") == "exit"]
     assert exits, "the crash is recorded as the machine's exit"
     eventually(lambda: node_ready(cluster), what="the node Ready again")
+
+
+def test_pods_are_given_the_clusters_coredns_which_answers_from_the_control_plane(
+    cluster: Cluster,
+) -> None:
+    """CoreDNS runs in the control-plane machine (on loopback, on the port the local backend
+    published for its port 53); pods' machines get its 6PN address as their nameserver."""
+    cluster.flyk("ext", "k8s", "create", "dns")
+    (process,) = cluster.processes()
+    port = int(process["ports"]["53"])
+    (control,) = cluster.machines(process["app"])
+
+    def resolve(name: str, kind: str = "A") -> list[str]:
+        query = dns.message.make_query(name, kind)
+        try:
+            reply = dns.query.udp(query, "127.0.0.1", port=port, timeout=2)
+        except (OSError, dns.exception.Timeout):
+            return []
+        return [item.to_text() for rrset in reply.answer for item in rrset]
+
+    service = json.loads(cluster.kubectl("get", "svc", "kubernetes", "-o", "json").stdout)
+    address = service["spec"]["clusterIP"]
+    name = "kubernetes.default.svc.cluster.local"
+    eventually(lambda: resolve(name, "AAAA" if ":" in address else "A") == [address], what=name)
+    kube_dns = json.loads(
+        cluster.kubectl("get", "svc", "kube-dns", "-n", "kube-system", "-o", "json").stdout
+    )
+    assert kube_dns["spec"]["clusterIP"] == "None"
+    assert resolve("kube-dns.kube-system.svc.cluster.local", "AAAA") == [control["private_ip"]]
+
+    cluster.kubectl("create", "namespace", "shop")
+    cluster.kubectl("-n", "shop", "run", "web", "--image=nginx")
+    app = eventually(lambda: namespace_app(cluster, "shop"), what="the namespace's app")
+    (machine,) = eventually(lambda: cluster.machines(app), what="the pod's machine")
+    shown = cluster.json("machine", "status", machine["id"], "-a", app, "--display-config")
+    assert shown["config"]["dns"] == {
+        "nameservers": [control["private_ip"]],
+        "searches": ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+        "options": [{"name": "ndots", "value": "5"}],
+    }
+    cluster.kubectl("-n", "shop", "create", "service", "clusterip", "web", "--tcp=80:8080")
+    web = json.loads(cluster.kubectl("-n", "shop", "get", "svc", "web", "-o", "json").stdout)
+    ip = web["spec"]["clusterIP"]
+    kind = "AAAA" if ":" in ip else "A"
+    eventually(lambda: resolve("web.shop.svc.cluster.local", kind) == [ip], what="web's name")
 
 
 # -- Kubernetes controllers through flyk ---------------------------------------------------------
