@@ -5,7 +5,7 @@ Printed, from one run (the binary must be built: `flyk ext k8s build`):
 - the API server's own start: kine and kube-apiserver started alone, until `/readyz` says ok;
 - `flyk ext k8s create` (a CLI process, as a user runs it) until the flyk node is Ready, and its
   ratio to the API server's own start (goal ≤ 1.5);
-- resident memory at idle of the supervisor, each component and the kubelet;
+- resident memory at idle of the supervisor, each component (CoreDNS included) and the kubelet;
 - the binary's size, and with `--cold` a build from an empty Go build cache (modules already
   downloaded); the first build on a new machine also downloads them.
 
@@ -119,7 +119,7 @@ def tree(pid: int) -> list[tuple[int, str]]:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     words = [w.decode() for w in cmdline if w]
-    name = next((w for w in words if w in components.COMPONENTS), None)
+    name = next((w for w in words if w in (*components.COMPONENTS, "coredns")), None)
     if name is None:
         name = "kubelet" if "kubelet" in words else "supervisor"
     found.append((pid, name))

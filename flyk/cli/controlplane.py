@@ -82,8 +82,7 @@ def control_plane_command(
         ),
     ] = None,
 ) -> None:
-    """Run the control plane (kine, API server, controller-manager, scheduler, CoreDNS) and the
-    kubelet.
+    """Run the control plane (kine, API server, controllers, scheduler, CoreDNS) and the kubelet.
 
     The control-plane machine's entrypoint: it signs the boot's certificates from the CA files
     under /etc/flyk/pki, starts each component once the one before it is ready, restarts one

@@ -64,3 +64,44 @@ def test_a_cluster_on_fly_runs_a_deployment_and_leaves_nothing(tmp_path: Path) -
     assert deleted.returncode == 0, deleted.stderr
     listed = json.loads(flyk("ext", "k8s", "list", "-o", _ORG, "--json").stdout)
     assert name not in [c["name"] for c in listed]
+
+
+def test_a_pod_on_fly_resolves_cluster_names_and_outside_names_through_coredns(
+    tmp_path: Path,
+) -> None:
+    """Settles on Fly what the local backend cannot: a pod's machine, given the control
+    plane's 6PN address as nameserver (machine `dns` config), reaches CoreDNS over UDP, which
+    answers Service names and forwards the rest to fdaa::3. A Job whose pod looks up both
+    names succeeds only if both answer (busybox's nslookup exits non-zero otherwise)."""
+    env = {**os.environ, "FLY_API_TOKEN": _TOKEN or "", "KUBECONFIG": str(tmp_path / "kube")}
+    name = f"live-dns-{uuid.uuid4().hex[:6]}"
+
+    def flyk(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "flyk", *args], env=env, capture_output=True, text=True
+        )
+
+    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True)
+
+    lookups = (
+        "nslookup kubernetes.default.svc.cluster.local"
+        " && nslookup kube-dns.kube-system"  # the search path, ndots:5
+        " && nslookup fly.io"
+    )
+    created = flyk("ext", "k8s", "create", name, "-o", _ORG, "-r", _REGION, "--timeout", "15m")
+    try:
+        assert created.returncode == 0, created.stderr
+        job = kubectl("create", "job", "dns", "--image=busybox:1.36", "--", "sh", "-c", lookups)
+        assert job.returncode == 0, job.stderr
+        deadline = time.monotonic() + 600
+        while True:
+            got = json.loads(kubectl("get", "job", "dns", "-o", "json").stdout)["status"]
+            if got.get("succeeded") or got.get("failed"):
+                break
+            assert time.monotonic() < deadline, "the DNS job never finished"
+            time.sleep(10)
+        assert got.get("succeeded") == 1, f"lookups failed in the pod: {got}"
+    finally:
+        deleted = flyk("ext", "k8s", "delete", name, "-o", _ORG, "--yes")
+    assert deleted.returncode == 0, deleted.stderr
