@@ -45,10 +45,7 @@ func TestCoreDNSIsAComponent(t *testing.T) {
 }
 
 func TestCoreDNSRegistersOnlyItsPlugins(t *testing.T) {
-	var registered []string
-	for _, name := range caddy.ListPlugins()["others"] {
-		registered = append(registered, name)
-	}
+	registered := caddy.ListPlugins()["others"]
 	var want []string
 	for _, name := range slices.Concat(coreDNSPlugins, coreDNSPluginsImported) {
 		want = append(want, "dns."+name)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dns.message
 import dns.query
@@ -19,20 +18,10 @@ import dns.rdatatype
 import pytest
 
 from flyk.k8s import bootstrap, clusterdns, rbac
+from tests.k8s.test_real_cluster import eventually
 from tests.kubelet.realkube import NAMESERVER, ControlPlane, Kube
 
-T = TypeVar("T")
 DOMAIN = "cluster.local"
-
-
-def eventually(check: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
-        time.sleep(0.1)
 
 
 def ask(plane: ControlPlane, name: str, kind: str, *, tcp: bool = False) -> dns.message.Message:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,12 @@ pytestmark = [
 ]
 
 
-def test_a_cluster_on_fly_runs_a_deployment_and_leaves_nothing(tmp_path: Path) -> None:
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _commands(tmp_path: Path) -> tuple[Run, Run]:
+    """flyk and kubectl with the token and a kubeconfig of the test's own."""
     env = {**os.environ, "FLY_API_TOKEN": _TOKEN or "", "KUBECONFIG": str(tmp_path / "kube")}
-    name = f"live-{uuid.uuid4().hex[:6]}"
 
     def flyk(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -40,6 +44,13 @@ def test_a_cluster_on_fly_runs_a_deployment_and_leaves_nothing(tmp_path: Path) -
 
     def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True)
+
+    return flyk, kubectl
+
+
+def test_a_cluster_on_fly_runs_a_deployment_and_leaves_nothing(tmp_path: Path) -> None:
+    flyk, kubectl = _commands(tmp_path)
+    name = f"live-{uuid.uuid4().hex[:6]}"
 
     created = flyk("ext", "k8s", "create", name, "-o", _ORG, "-r", _REGION, "--timeout", "15m")
     try:
@@ -73,16 +84,8 @@ def test_a_pod_on_fly_resolves_cluster_names_and_outside_names_through_coredns(
     plane's 6PN address as nameserver (machine `dns` config), reaches CoreDNS over UDP, which
     answers Service names and forwards the rest to fdaa::3. A Job whose pod looks up both
     names succeeds only if both answer (busybox's nslookup exits non-zero otherwise)."""
-    env = {**os.environ, "FLY_API_TOKEN": _TOKEN or "", "KUBECONFIG": str(tmp_path / "kube")}
+    flyk, kubectl = _commands(tmp_path)
     name = f"live-dns-{uuid.uuid4().hex[:6]}"
-
-    def flyk(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "flyk", *args], env=env, capture_output=True, text=True
-        )
-
-    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True)
 
     lookups = (
         "nslookup kubernetes.default.svc.cluster.local"
