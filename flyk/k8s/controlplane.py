@@ -38,8 +38,10 @@ API_PORT = components.API_PORT
 DATA_DIR = components.DATA_DIR
 PKI_DIR = components.PKI_DIR
 
-# The guest is documented in docs/k8s.md: the control plane and the kubelet idle at about 600 MB;
-# 2 GB leaves room for the API server's caches as the cluster grows. Override with --vm-size
+# The guest is documented in docs/k8s.md: the control plane (CoreDNS included) and the kubelet
+# idle at about 900 MB resident, 360 MB of it their own (the rest is the one binary's pages,
+# shared; bench/bench_controlplane.py); 2 GB leaves room for the API server's caches as the
+# cluster grows. Override with --vm-size
 # and --vm-memory.
 DEFAULT_SIZE = "shared-cpu-2x"
 DEFAULT_MEMORY_MB = 2048
