@@ -124,7 +124,7 @@ def _cluster_dns(address: str | None, upstreams: list[str]) -> ClusterDNS | None
         )
         return None
     try:
-        ipaddress.ip_address(nameserver)
+        nameserver = str(ipaddress.ip_address(nameserver))  # canonical, as DNS answers show it
     except ValueError as exc:
         raise UsageError(f"{PRIVATE_IP_ENV}={nameserver!r} is not an IP address") from exc
     return components.ClusterDNS(

@@ -12,7 +12,7 @@ from flyk.k8s import components
 def test_on_fly_coredns_listens_on_the_6pn_address_port_53_and_forwards_to_fly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("FLY_PRIVATE_IP", "fdaa:0:1:a7b:1::2")
+    monkeypatch.setenv("FLY_PRIVATE_IP", "fdaa:0:1:a7b:1:0:0:2")  # told in its canonical form
     dns = _cluster_dns(None, [])
     assert dns == components.ClusterDNS(
         listen="fdaa:0:1:a7b:1::2", nameserver="fdaa:0:1:a7b:1::2", port=53, upstreams=("fdaa::3",)

@@ -4,6 +4,7 @@ local processes, and the real kubectl drives the cluster. Pod machines stay simu
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -184,6 +185,7 @@ def test_pods_are_given_the_clusters_coredns_which_answers_from_the_control_plan
     (process,) = cluster.processes()
     port = int(process["ports"]["53"])
     (control,) = cluster.machines(process["app"])
+    six_pn = str(ipaddress.ip_address(control["private_ip"]))
 
     def resolve(name: str, kind: str = "A") -> list[str]:
         query = dns.message.make_query(name, kind)
@@ -201,7 +203,7 @@ def test_pods_are_given_the_clusters_coredns_which_answers_from_the_control_plan
         cluster.kubectl("get", "svc", "kube-dns", "-n", "kube-system", "-o", "json").stdout
     )
     assert kube_dns["spec"]["clusterIP"] == "None"
-    assert resolve("kube-dns.kube-system.svc.cluster.local", "AAAA") == [control["private_ip"]]
+    assert resolve("kube-dns.kube-system.svc.cluster.local", "AAAA") == [six_pn]
 
     cluster.kubectl("create", "namespace", "shop")
     cluster.kubectl("-n", "shop", "run", "web", "--image=nginx")
@@ -209,7 +211,7 @@ def test_pods_are_given_the_clusters_coredns_which_answers_from_the_control_plan
     (machine,) = eventually(lambda: cluster.machines(app), what="the pod's machine")
     shown = cluster.json("machine", "status", machine["id"], "-a", app, "--display-config")
     assert shown["config"]["dns"] == {
-        "nameservers": [control["private_ip"]],
+        "nameservers": [six_pn],
         "searches": ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local"],
         "options": [{"name": "ndots", "value": "5"}],
     }
