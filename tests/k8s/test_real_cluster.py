@@ -206,6 +206,10 @@ def test_pods_are_given_the_clusters_coredns_which_answers_from_the_control_plan
     assert resolve("kube-dns.kube-system.svc.cluster.local", "AAAA") == [six_pn]
 
     cluster.kubectl("create", "namespace", "shop")
+    eventually(  # pods are admitted once the controller-manager made the namespace's account
+        lambda: cluster.kubectl("-n", "shop", "get", "sa", "default", check=False).returncode == 0,
+        what="shop's default ServiceAccount",
+    )
     cluster.kubectl("-n", "shop", "run", "web", "--image=nginx")
     app = eventually(lambda: namespace_app(cluster, "shop"), what="the namespace's app")
     (machine,) = eventually(lambda: cluster.machines(app), what="the pod's machine")
