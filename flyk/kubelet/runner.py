@@ -4,10 +4,12 @@ client, as `flyk ext k8s kubelet` runs them (blocking) or as tests run them (sta
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from typing import TYPE_CHECKING
 
 from flyk.api import FlyClient
+from flyk.errors import ConfigError
 from flyk.kubelet.config import KubeletConfig
 from flyk.kubelet.kube import KubeApi
 from flyk.kubelet.node import KUBELET_PORT, NodeController
@@ -53,15 +55,28 @@ class Kubelet:
         holder: list[KubeletServer] = []
         endpoints = Endpoints(self.pods, self.fly, lambda: holder[0])
         authorizer = NodeAuthorizer(self.kube, self.config.node_name, lambda: holder[0])
+        try:
+            tls = tls_context(serving.cert_file, serving.key_file, serving.client_ca_file)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(
+                f"the kubelet's API cannot use its TLS files ({serving.cert_file}, "
+                f"{serving.key_file}, {serving.client_ca_file}): {error}"
+            ) from error
         server = KubeletServer(
             host=self.config.node_ip,
             port=serving.port,
-            tls=tls_context(serving.cert_file, serving.key_file, serving.client_ca_file),
+            tls=tls,
             routes=endpoints.routes(),
             authorize=authorizer,
         )
         holder.append(server)
-        server.start()
+        try:
+            server.start()
+        except OSError as error:
+            raise ConfigError(
+                f"the kubelet's API cannot listen on {self.config.node_ip}:{serving.port}: "
+                f"{error.strerror or error}"
+            ) from error
         log.info("kubelet API on https://%s:%d", self.config.node_ip, server.bound_port)
         return server
 
