@@ -38,7 +38,6 @@ log = logging.getLogger("flyk.kubelet.logs")
 MIN_POLL = 0.064
 MAX_POLL = 4.096
 FOLLOW_ERRORS = 10  # as flyctl gives up
-HISTORY_PAGES = 10  # pages read after the newest one, for a `logs` without `follow`
 
 
 class BadLogRequest(ValueError):
@@ -148,17 +147,10 @@ class LogStream:
         return True
 
     async def _history(self) -> list[LogEntry]:
+        """The newest page: one call (a `follow` goes on from its cursor)."""
         page = await self._call(self._page, "")
-        entries = list(page.entries)
-        token = page.next_token
-        for _ in range(HISTORY_PAGES):
-            more = await self._call(self._page, token)
-            if not more.entries or more.next_token == token:
-                break
-            entries.extend(more.entries)
-            token = more.next_token
-        self._token = token
-        wanted = [e for e in entries if self._wanted(e)]
+        self._token = page.next_token
+        wanted = [e for e in page.entries if self._wanted(e)]
         if self._options.tail_lines is not None:
             wanted = wanted[-self._options.tail_lines :] if self._options.tail_lines else []
         return wanted
