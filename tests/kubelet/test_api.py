@@ -6,6 +6,7 @@ backend's logs API and `/exec`. Pod machines are simulated (FLYK_SIM_LOG* write 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import ssl
@@ -199,8 +200,12 @@ def test_logs_of_a_pod_without_a_machine_say_so(api: Api) -> None:
 
 
 def test_exec_output_exit_codes_and_stdin(api: Api) -> None:
-    api.pod("shell", GREETING="hello")
+    table = {"migrate": {"stdout": "applied 3\n", "stderr": "warning: slow\n", "exit_code": 3}}
+    api.pod("shell", GREETING="hello", FLYK_SIM_EXEC=json.dumps(table))
     api.running("shell")
+    steered = api.kubectl("exec", "shell", "--", "migrate", "--all")
+    assert (steered.returncode, steered.stdout) == (3, "applied 3\n")
+    assert "warning: slow" in steered.stderr
     echoed = api.kubectl("exec", "shell", "--", "echo", "one", "two words")
     assert (echoed.returncode, echoed.stdout) == (0, "one two words\n")
     assert api.kubectl("exec", "shell", "--", "true").returncode == 0
