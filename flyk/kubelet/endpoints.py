@@ -12,6 +12,7 @@ from flyk.errors import FlykError, NotFoundError, PreconditionFailedError
 from flyk.kubelet import exec as pod_exec
 from flyk.kubelet import logs
 from flyk.kubelet.server import Exchange, KubeletServer, Route, route
+from flyk.kubelet.tails import AppTails
 
 log = logging.getLogger("flyk.kubelet.endpoints")
 JSON = dict[str, Any]
@@ -34,6 +35,13 @@ class Endpoints:
         self._pods = pods
         self._fly = fly
         self._server = server
+        self._tails: AppTails | None = None  # made on the server's loop, at the first follow
+
+    @property
+    def tails(self) -> AppTails:
+        if self._tails is None:
+            self._tails = AppTails(self._fly, self._server().call)
+        return self._tails
 
     def routes(self) -> list[Route]:
         return [
@@ -77,7 +85,9 @@ class Endpoints:
                 "container's earlier lines are in the same stream (kubectl logs --since)\n",
             )
             return
-        stream = logs.LogStream(self._fly, app, machine, options, call=self._server().call)
+        stream = logs.LogStream(
+            self._fly, app, machine, options, call=self._server().call, tails=self.tails
+        )
         try:
             await stream.serve(exchange)
         except FlykError as error:

@@ -9,10 +9,9 @@ What each query parameter does (the API server passes kubectl's flags through):
 - `tailLines`, `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`: applied here to the lines
   the logs API gives. Without `follow`, that is its newest page (Fly keeps a window of recent
   lines; older ones are not reachable through this API) and whatever arrived since.
-- `follow`: after those, the logs API is polled from the last cursor, as flyctl polls it: at
-  once while lines come, then 64 ms doubling to 4 s while quiet. It ends when the client goes
-  away (kubectl interrupted: the API server closes its connection) or after
-  `FOLLOW_ERRORS` failed polls in a row.
+- `follow`: after those, the lines that come, from one poller per app shared by every follow of
+  its pods (tails.py). It ends when the client goes away (kubectl interrupted: the API server
+  closes its connection) or when the poller gives up (10 failed polls in a row).
 - `previous`: refused with a message: Fly's logs do not keep a restarted container's earlier
   run apart from the current one (its lines are in the same stream; `--since` reaches them).
 - the container: Fly's log lines do not say which container of a multi-container machine
@@ -22,7 +21,6 @@ What each query parameter does (the API server passes kubectl's flags through):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,14 +28,10 @@ from datetime import UTC, datetime, timedelta
 
 from flyk.api import FlyClient
 from flyk.api.logs import LogEntry, LogPage
-from flyk.errors import FlykError
-from flyk.kubelet.server import ClientGone, Exchange, Request
+from flyk.kubelet.server import Exchange, Request
+from flyk.kubelet.tails import AppTails, Subscription, TailEnded
 
 log = logging.getLogger("flyk.kubelet.logs")
-
-MIN_POLL = 0.064
-MAX_POLL = 4.096
-FOLLOW_ERRORS = 10  # as flyctl gives up
 
 
 class BadLogRequest(ValueError):
@@ -125,14 +119,15 @@ class LogStream:
         options: LogOptions,
         *,
         call: Callable[..., Awaitable[LogPage]],
+        tails: AppTails | None = None,
     ) -> None:
+        self._tails = tails
         self._fly = fly
         self._app = app
         self._machine = machine_id
         self._options = options
         self._call = call
         self._sent = 0
-        self._token = ""
 
     def _page(self, token: str) -> LogPage:
         return self._fly.logs.page(self._app, instance=self._machine, next_token=token)
@@ -146,14 +141,13 @@ class LogStream:
                 return False
         return True
 
-    async def _history(self) -> list[LogEntry]:
-        """The newest page: one call (a `follow` goes on from its cursor)."""
+    async def _history(self) -> tuple[list[LogEntry], list[LogEntry]]:
+        """The newest page, one call: the lines to show, and all it had."""
         page = await self._call(self._page, "")
-        self._token = page.next_token
         wanted = [e for e in page.entries if self._wanted(e)]
         if self._options.tail_lines is not None:
             wanted = wanted[-self._options.tail_lines :] if self._options.tail_lines else []
-        return wanted
+        return wanted, page.entries
 
     async def _emit(self, exchange: Exchange, entries: list[LogEntry]) -> bool:
         """Send lines; False once `limitBytes` is reached."""
@@ -172,47 +166,65 @@ class LogStream:
         return not done
 
     async def serve(self, exchange: Exchange) -> None:
-        history = await self._history()
-        await exchange.start_stream()
-        if not await self._emit(exchange, history) or not self._options.follow:
+        if not self._options.follow or self._tails is None:
+            history, _ = await self._history()
+            await exchange.start_stream()
+            await self._emit(exchange, history)
             await exchange.end()
             return
-        await self._follow(exchange)
-
-    async def _follow(self, exchange: Exchange) -> None:
-        gone = exchange.peer_gone()
-        delay, errors = MIN_POLL, 0
-        while True:
-            poll = asyncio.ensure_future(self._call(self._page, self._token))
-            finished, _ = await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
-            if gone in finished:
-                poll.cancel()
+        # Subscribed before the history is read: a line written in between comes from both,
+        # and is dropped once (`_not_after`); none falls between them.
+        tail, subscription = await self._tails.subscribe(self._app, self._machine)
+        try:
+            history, page = await self._history()
+            await exchange.start_stream()
+            if not await self._emit(exchange, history):
+                await exchange.end()
                 return
-            try:
-                page = poll.result()
-            except FlykError as error:
-                errors += 1
-                if errors >= FOLLOW_ERRORS:
-                    log.warning(
-                        "logs of %s: giving up after %d errors: %s", self._machine, errors, error
-                    )
-                    with contextlib.suppress(ClientGone):
-                        await exchange.end()
-                    return
-                delay = min(MAX_POLL, delay * 2)
-            else:
-                errors = 0
-                self._token = page.next_token or self._token
-                wanted = [e for e in page.entries if self._wanted(e)]
-                if not await self._emit(exchange, wanted):
-                    await exchange.end()
-                    return
-                delay = 0.0 if page.entries else min(MAX_POLL, max(MIN_POLL, delay * 2))
-            if delay:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(gone), delay)
-                if gone.done():
-                    return
+            await self._follow(exchange, subscription, page)
+        finally:
+            self._tails.unsubscribe(tail, subscription)
+
+    async def _follow(
+        self, exchange: Exchange, subscription: Subscription, seen: list[LogEntry]
+    ) -> None:
+        """Lines from the app's shared poller (tails.py), less those the history had."""
+        gone = exchange.peer_gone()
+        last = _newest(seen)
+        while True:
+            line = asyncio.ensure_future(subscription.queue.get())
+            finished, _ = await asyncio.wait({line, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if gone in finished:
+                line.cancel()
+                return
+            entry = line.result()
+            if isinstance(entry, TailEnded):
+                await exchange.end()
+                return
+            if last is not None and _not_after(entry, last):
+                continue
+            last = None  # past the history: everything from here on is new
+            if self._wanted(entry) and not await self._emit(exchange, [entry]):
+                await exchange.end()
+                return
+
+
+def _newest(entries: list[LogEntry]) -> tuple[datetime, set[str]] | None:
+    """The history's newest time and the ids of its lines at that time."""
+    times = [(parse_time(e.timestamp), e.id) for e in entries]
+    known = [(t, i) for t, i in times if t is not None]
+    if not known:
+        return None
+    newest = max(t for t, _ in known)
+    return newest, {i for t, i in known if t == newest}
+
+
+def _not_after(entry: LogEntry, last: tuple[datetime, set[str]]) -> bool:
+    """Whether the history already had `entry` (the poller's cursor may be behind it)."""
+    moment = parse_time(entry.timestamp)
+    if moment is None:
+        return False
+    return moment < last[0] or (moment == last[0] and entry.id in last[1])
 
 
 def now_utc() -> datetime:

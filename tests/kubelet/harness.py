@@ -40,6 +40,7 @@ class Exchange:
     path: str
     status: int
     body: Any
+    query: str = ""
 
 
 @dataclass
@@ -56,7 +57,8 @@ class Recorder:
             body = None
         path = request.url.path.removeprefix("/v1")
         with self.lock:
-            self.calls.append(Exchange(request.method, path, response.status_code, body))
+            query = request.url.query.decode()
+            self.calls.append(Exchange(request.method, path, response.status_code, body, query))
 
     def matching(self, method: str, fragment: str = "") -> list[Exchange]:
         with self.lock:

@@ -153,38 +153,53 @@ def test_tail_since_timestamps_and_limit_bytes(api: Api) -> None:
     assert previous.returncode == 1 and "previous container logs" in previous.stderr
 
 
-def test_follow_gets_a_line_written_after_it_began_and_ends_on_interrupt(api: Api) -> None:
-    api.pod("ticker", FLYK_SIM_LOG="ready", FLYK_SIM_LOG_EVERY="0.5")
-    api.running("ticker")
-    threads_before = threading.active_count()
-    follow = subprocess.Popen(
-        ["kubectl", "-n", api.namespace, "logs", "-f", "--timestamps", "ticker"],
+def _follow(api: Api, pod: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["kubectl", "-n", api.namespace, "logs", "-f", "--timestamps", pod],
         env=api.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _a_later_line(follow: subprocess.Popen[str], began: datetime) -> str:
+    """The first line whose time is after `began`, with the lines before it."""
+    assert follow.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + KUBECTL_TIMEOUT
+    while time.monotonic() < deadline:
+        stamp, _, text = follow.stdout.readline().strip().partition(" ")
+        seen.append(text)
+        if text.startswith("tick") and _parse(stamp) > began:
+            return "\n".join(seen)
+    raise AssertionError(f"no line written after the follow began: {seen}")
+
+
+def test_follow_gets_a_line_written_after_it_began_and_ends_on_interrupt(api: Api) -> None:
+    api.pod("ticker", FLYK_SIM_LOG="ready", FLYK_SIM_LOG_EVERY="0.5", FLYK_SIM_LOG_LINE="tick A")
+    api.pod("other", FLYK_SIM_LOG_EVERY="0.5", FLYK_SIM_LOG_LINE="tick B")
+    api.running("ticker", "other")
+    threads_before = threading.active_count()
     began = datetime.now(UTC)
+    follows = [_follow(api, "ticker"), _follow(api, "other")]
     try:
-        assert follow.stdout is not None
-        later: list[str] = []
-        deadline = time.monotonic() + KUBECTL_TIMEOUT
-        while not later and time.monotonic() < deadline:
-            line = follow.stdout.readline()
-            stamp, _, text = line.strip().partition(" ")
-            if (
-                text.startswith("tick")
-                and datetime.fromisoformat(stamp.replace("Z", "+00:00")) > began
-            ):
-                later.append(text)
-        assert later, "no line written after the follow began"
-        eventually(lambda: api.server.open_connections == 1, what="one stream open")
+        first, second = (_a_later_line(follow, began) for follow in follows)
+        assert "ready" in first and "tick B" not in first
+        assert "tick A" not in second
+        eventually(lambda: api.server.open_connections == 2, what="two streams open")
     finally:
-        follow.send_signal(signal.SIGINT)
-        follow.communicate(timeout=KUBECTL_TIMEOUT)
-    # The API server closes its connection to the kubelet; the stream ends with it.
-    eventually(lambda: api.server.open_connections == 0, what="the stream closed")
+        for follow in follows:
+            follow.send_signal(signal.SIGINT)
+            follow.communicate(timeout=KUBECTL_TIMEOUT)
+    # The API server closes its connections to the kubelet; the streams end with them.
+    eventually(lambda: api.server.open_connections == 0, what="the streams closed")
     assert threading.active_count() <= threads_before + 8  # at most the shared call pool
+    # One poller for the namespace's app: the only calls about one machine are each stream's
+    # history; the follow itself polls the app.
+    calls = api.harness.calls.matching("GET", "/logs")
+    by_machine = [c for c in calls if "instance=" in c.query]
+    assert len(by_machine) == 2 and len(calls) > 2
 
 
 def test_logs_of_a_pod_without_a_machine_say_so(api: Api) -> None:
