@@ -18,7 +18,6 @@ Authorization is the kubelet's own rule (access.py). Routes:
 | `GET|POST /exec/{ns}/{pod}/{container}` | exec.py (WebSocket `v5.channel.k8s.io`) |
 | `GET|POST /attach/{ns}/{pod}/{container}` | refused with what to use instead (exec.py) |
 | `GET|POST /portForward/{ns}/{pod}` | refused with what to use instead (exec.py) |
-| `GET /healthz` | `ok` |
 """
 
 from __future__ import annotations
@@ -409,9 +408,6 @@ class KubeletServer:
 
     async def _dispatch(self, exchange: Exchange) -> None:
         request = exchange.request
-        if request.path == "/healthz":
-            await exchange.respond(200, "ok")
-            return
         if request.identity is None:
             await exchange.respond(401, "Unauthorized: a client certificate is required\n")
             return
