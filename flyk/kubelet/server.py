@@ -39,6 +39,7 @@ import h11
 from wsproto.connection import Connection as WsConnection
 from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.utilities import LocalProtocolError
 
 log = logging.getLogger("flyk.kubelet.server")
 
@@ -50,6 +51,7 @@ MAX_BODY_BYTES = 1024 * 1024  # kubelet API requests carry no body worth more
 READ_CHUNK = 64 * 1024
 HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 300.0  # a kept-alive connection with no request for this long is closed
+CLOSE_WAIT = 2.0  # for the peer's close frame after ours
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -237,20 +239,35 @@ class WebSocket:
                     self._pending.append(bytes(self._partial))
                     self._partial.clear()
             elif isinstance(event, Ping):
-                with contextlib.suppress(ClientGone):
+                # (no pong once we are closing: wsproto refuses to send one then)
+                with contextlib.suppress(ClientGone, LocalProtocolError):
                     await self._flush(self._ws.send(event.response()))
             elif isinstance(event, CloseConnection):
-                with contextlib.suppress(ClientGone, Exception):
+                # answered when the peer began the close; our own close was the question
+                with contextlib.suppress(ClientGone, LocalProtocolError):
                     await self._flush(self._ws.send(event.response()))
                 self.closed = True
         if not data:
             self.closed = True
 
     async def close(self, code: int = 1000) -> None:
-        if not self.closed:
-            self.closed = True
-            with contextlib.suppress(ClientGone, Exception):
-                await self._flush(self._ws.send(CloseConnection(code=code)))
+        """The closing handshake: our close frame, then the peer's (or its EOF), at most
+        `CLOSE_WAIT` seconds. Closing the socket with the peer's frames still unread would
+        reset the connection, and the peer could lose the last frames we sent (the status)."""
+        if self.closed:
+            return
+        try:
+            await self._flush(self._ws.send(CloseConnection(code=code)))
+        except ClientGone:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drain(), CLOSE_WAIT)
+        self.closed = True
+
+    async def _drain(self) -> None:
+        while not self.closed:
+            await self._pump()
+            self._pending.clear()
 
 
 Handler = Callable[[Exchange, dict[str, str]], Awaitable[None]]
