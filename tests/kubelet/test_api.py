@@ -318,3 +318,25 @@ def test_only_the_api_servers_certificate_and_node_proxy_users_get_in(api: Api) 
                  plane.layout.leaf("apiserver-kubelet-client.key"))  # fmt: skip
     allowed = _get(api, _client_context(api, *apiserver), path)
     assert (allowed.status_code, allowed.text) == (200, "secret line\n")
+
+
+def test_every_container_of_a_multi_container_pod_shows_the_machines_lines(api: Api) -> None:
+    env = [{"name": "FLYK_SIM_LOG", "value": "from the machine"}]
+    containers = [
+        {"name": "app", "image": "nginx", "env": env},
+        {"name": "sidecar", "image": "envoy", "env": env},
+    ]
+    body = {"metadata": {"name": "pair"}, "spec": {"nodeName": api.harness.node,
+                                                    "containers": containers}}  # fmt: skip
+    api.harness.kube.create("pods", body, "default")
+    api.running("pair")
+    for container in ("app", "sidecar"):
+        logs = api.kubectl("logs", "pair", "-c", container)
+        assert logs.returncode == 0, logs.stderr
+        assert "from the machine" in logs.stdout
+    execs = api.harness.calls.matching("POST", "/exec")
+    assert execs == []
+    ran = api.kubectl("exec", "pair", "-c", "sidecar", "--", "echo", "hi")
+    assert (ran.returncode, ran.stdout) == (0, "hi\n")
+    (sent,) = api.harness.calls.matching("POST", "/exec")
+    assert sent.body["container"] == "sidecar"  # the Machines API runs it in that container

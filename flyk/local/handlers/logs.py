@@ -13,9 +13,10 @@ kept per machine like every event) and from its `config.env`:
 - platform lines (`meta.event.provider` `runner`, as Fly's own): the image pulled at launch, each
   start, each exit with its code;
 - the workload's lines (provider `app`): `FLYK_SIM_LOG` (its lines, written each time the main
-  process starts) and, with `FLYK_SIM_LOG_EVERY=N`, the line `FLYK_SIM_LOG_LINE` (default
-  `tick`) followed by a count, every N seconds while the machine is started (at most the last
-  `TICKS_KEPT` of each run, as a log store forgets).
+  process starts; in the machine's env and in each of its containers') and, with
+  `FLYK_SIM_LOG_EVERY=N`, the line `FLYK_SIM_LOG_LINE` (default `tick`) followed by a count,
+  every N seconds while the machine is started (at most the last `TICKS_KEPT` of each run, as a
+  log store forgets).
 
 Everything is a function of recorded timestamps, so the same request gives the same lines in any
 process, and a line "written" a second ago appears once its second has passed.
@@ -85,13 +86,20 @@ def _cursor(token: str) -> tuple[int, int, str, int] | None:
 
 
 def _env_lines(config: dict[str, Any]) -> tuple[list[str], float, str]:
-    env = config.get("env") or {}
-    lines = [line for line in str(env.get("FLYK_SIM_LOG") or "").split("\n") if line]
-    try:
-        every = max(0.0, float(env.get("FLYK_SIM_LOG_EVERY") or 0))
-    except ValueError:
-        every = 0.0
-    return lines, every, str(env.get("FLYK_SIM_LOG_LINE") or "tick")
+    """What the machine writes: the machine's env, then each container's (a multi-container
+    machine); the first that ticks sets the pace."""
+    envs = [config.get("env") or {}] + [c.get("env") or {} for c in config.get("containers") or []]
+    lines: list[str] = []
+    every, tick = 0.0, "tick"
+    for env in envs:
+        lines += [line for line in str(env.get("FLYK_SIM_LOG") or "").split("\n") if line]
+        if not every and env.get("FLYK_SIM_LOG_EVERY"):
+            try:
+                every = max(0.0, float(env["FLYK_SIM_LOG_EVERY"]))
+            except ValueError:
+                every = 0.0
+            tick = str(env.get("FLYK_SIM_LOG_LINE") or "tick")
+    return lines, every, tick
 
 
 def _machine_lines(m: MachineRecord, events: list[dict[str, Any]], now: int) -> list[_Line]:
