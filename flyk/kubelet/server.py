@@ -184,6 +184,10 @@ class Exchange:
         trailing, _closed = self._conn.trailing_data
         return WebSocket(self._reader, self._writer, trailing)
 
+    @property
+    def watched_peer(self) -> bool:
+        return self._eof is not None
+
     def close_task(self) -> None:
         if self._eof is not None and not self._eof.done():
             self._eof.cancel()
@@ -415,11 +419,9 @@ class KubeletServer:
                 await self._dispatch(exchange)
             finally:
                 exchange.close_task()
-            if (
-                request.is_websocket
-                or conn.our_state is not h11.DONE
-                or conn.their_state is not h11.DONE
-            ):
+            finished = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+            # A stream that watched for the peer's EOF may have read a byte of what came next.
+            if request.is_websocket or not finished or exchange.watched_peer:
                 return
             conn.start_next_cycle()
 
