@@ -59,3 +59,25 @@ def test_bench_controlplane_prints_its_ratio_and_memory(controlplane_binary: Pat
     assert done.returncode == 0, done.stderr
     assert re.search(r"ratio create/API server\s+\d+\.\d+ ×", done.stdout), done.stdout
     assert re.search(r"kube-apiserver \d+ MB", done.stdout), done.stdout
+
+
+def test_bench_logs_exec_prints_its_ratios_and_the_kubelets_threads(
+    controlplane_binary: Path,
+) -> None:
+    import os
+
+    env = {**os.environ, "FLYK_CONTROLPLANE_BIN": str(controlplane_binary)}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_logs_exec.py"),
+         "--rounds", "2", "--streams", "3", "--pods", "2", "--latency", "0.01"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,  # a hang guard only
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"logs\s+via kubelet\s+\d+\.\d ms\s+direct\s+\d+\.\d ms\s+ratio", done.stdout)
+    assert re.search(r"exec\s+via kubelet\s+\d+\.\d ms\s+direct\s+\d+\.\d ms\s+ratio", done.stdout)
+    assert re.search(r"3 logs -f open\s+\d+ MB\s+\d+ threads", done.stdout), done.stdout

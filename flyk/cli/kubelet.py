@@ -18,7 +18,7 @@ import typer
 
 from flyk.cli.context import app_context
 from flyk.errors import UsageError
-from flyk.kubelet.config import Intervals, KubeletConfig, Taint, missing_kube_client
+from flyk.kubelet.config import Intervals, KubeletConfig, Serving, Taint, missing_kube_client
 
 if TYPE_CHECKING:
     from flyk.api import FlyClient
@@ -50,6 +50,7 @@ def build_config(
     intervals: Intervals | None = None,
     cluster_dns: list[str] | None = None,
     cluster_domain: str = "cluster.local",
+    serving: Serving | None = None,
 ) -> KubeletConfig:
     """The kubelet's settings from the command's options; UsageError names what is missing."""
     missing = [
@@ -73,6 +74,16 @@ def build_config(
             ipaddress.ip_address(address)
         except ValueError:
             raise UsageError(f"--cluster-dns {address!r} is not an IP address") from None
+    serving = serving or Serving()
+    if not 0 <= serving.port <= 65535:
+        raise UsageError(f"--port {serving.port} is not a port (0-65535)")
+    given = [serving.cert_file, serving.key_file, serving.client_ca_file]
+    if any(given) and not all(given):
+        raise UsageError(
+            "the kubelet's API needs --tls-cert-file, --tls-private-key-file and "
+            "--client-ca-file together",
+            hint="The control-plane machine's supervisor passes all three.",
+        )
     assert cluster and org and region
     return KubeletConfig(
         cluster=cluster,
@@ -89,6 +100,7 @@ def build_config(
         cluster_dns=tuple(cluster_dns or ()),
         cluster_domain=cluster_domain,
         intervals=intervals or Intervals(),
+        serving=serving,
     )
 
 
@@ -205,6 +217,43 @@ def kubelet_command(
             help="The cluster's DNS domain (pods' search path).",
         ),
     ] = "cluster.local",
+    port: Annotated[
+        int,
+        _option(
+            "--port",
+            metavar="PORT",
+            envvar=[f"{_ENV}PORT"],
+            help="Port of the kubelet's HTTPS API (kubectl logs/exec); 0 picks a free one.",
+        ),
+    ] = 10250,
+    tls_cert_file: Annotated[
+        str | None,
+        _option(
+            "--tls-cert-file",
+            metavar="PATH",
+            envvar=[f"{_ENV}TLS_CERT_FILE"],
+            help="Serving certificate of the kubelet's API (signed by the server CA). Without "
+            "it, and the next two, the API is not served.",
+        ),
+    ] = None,
+    tls_private_key_file: Annotated[
+        str | None,
+        _option(
+            "--tls-private-key-file",
+            metavar="PATH",
+            envvar=[f"{_ENV}TLS_PRIVATE_KEY_FILE"],
+            help="Its private key.",
+        ),
+    ] = None,
+    client_ca_file: Annotated[
+        str | None,
+        _option(
+            "--client-ca-file",
+            metavar="PATH",
+            envvar=[f"{_ENV}CLIENT_CA_FILE"],
+            help="CA that client certificates (the API server's) must chain to.",
+        ),
+    ] = None,
     log_level: Annotated[
         str,
         _option(
@@ -231,6 +280,7 @@ def kubelet_command(
         max_pods=max_pods,
         cluster_dns=cluster_dns,
         cluster_domain=cluster_domain,
+        serving=Serving(port, tls_cert_file, tls_private_key_file, client_ca_file),
     )
     _configure_logging(log_level)
     if not config.cluster_dns:
