@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -25,9 +26,16 @@ DOMAIN = "cluster.local"
 
 
 def ask(plane: ControlPlane, name: str, kind: str, *, tcp: bool = False) -> dns.message.Message:
+    """One question, asked again after a timeout as resolvers do (a loaded machine can be slow
+    to answer a UDP query, and UDP may drop it)."""
     query = dns.message.make_query(name, kind)
     send = dns.query.tcp if tcp else dns.query.udp
-    return send(query, "127.0.0.1", port=plane.dns.port, timeout=5)
+    for _ in range(4):
+        try:
+            return send(query, "127.0.0.1", port=plane.dns.port, timeout=5)
+        except dns.exception.Timeout:
+            continue
+    raise AssertionError(f"CoreDNS did not answer {kind} {name}")
 
 
 def rcode(plane: ControlPlane, name: str, kind: str = "A") -> int:
