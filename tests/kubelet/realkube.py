@@ -13,6 +13,7 @@ import contextlib
 import json
 import re
 import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -457,6 +458,28 @@ class Kube:
             bootstrap.node_user(self.node),
             (bootstrap.NODES_GROUP,),
         )
+
+    # an administrator --------------------------------------------------------------------
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The real kubectl, as a cluster administrator (`system:masters`)."""
+        ran = subprocess.run(
+            ["kubectl", "--kubeconfig", self.admin_kubeconfig(), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if check:
+            assert ran.returncode == 0, f"kubectl {' '.join(args)}: {ran.stderr}"
+        return ran
+
+    def admin_kubeconfig(self) -> str:
+        path = self.tmp / f"admin-{self.suffix}.kubeconfig"
+        if not path.exists():
+            self.plane.kubeconfig(path, "test-admin", (bootstrap.MASTERS,))
+        return str(path)
 
     # clean-up ---------------------------------------------------------------------------
     def close(self) -> None:
