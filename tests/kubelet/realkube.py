@@ -421,23 +421,49 @@ class Kube:
 
     # history ----------------------------------------------------------------------------
     def _watch_history(self) -> None:
+        """Watch the node's pods into `history`. A watch the server cannot resume (410, as
+        after an API server restart) lists again: the pods then come as ADDED, and what
+        happened to them in between is not seen."""
         params = {"fieldSelector": f"spec.nodeName={self.node}"}
-        version = self.http.get("/api/v1/pods", params=params).json()["metadata"]["resourceVersion"]
-        self._history_ready.set()
+        version = self._relist_history(params, first=True)
         while not self._history_stop.is_set():
+            if version is None:
+                try:
+                    version = self._relist_history(params)
+                except (httpx.HTTPError, ValueError, KeyError):
+                    if self._history_stop.wait(0.2):
+                        return
+                    continue
             query = {**params, "watch": "1", "resourceVersion": version, "timeoutSeconds": "5"}
             try:
                 with self.http.stream("GET", "/api/v1/pods", params=query, timeout=30) as stream:
+                    if stream.status_code != 200:
+                        version = None
+                        continue
                     for line in stream.iter_lines():
                         event = json.loads(line)
                         if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                             self.history.append((event["type"], event["object"]))
                             version = event["object"]["metadata"]["resourceVersion"]
+                        elif event["type"] == "ERROR":
+                            version = None
+                            break
                         if self._history_stop.is_set():
                             return
             except (httpx.HTTPError, ValueError, KeyError):
                 if self._history_stop.wait(0.2):
                     return
+
+    def _relist_history(self, params: dict[str, str], *, first: bool = False) -> str:
+        listed = self.http.get("/api/v1/pods", params=params)
+        listed.raise_for_status()
+        page = listed.json()
+        if first:
+            self._history_ready.set()
+        else:
+            self.history.extend(("ADDED", pod) for pod in page["items"])
+        version: str = page["metadata"]["resourceVersion"]
+        return version
 
     def phases(self, name: str) -> list[str]:
         """Every phase the pod went through, in order, as the API server told watchers."""
