@@ -36,7 +36,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,10 +92,16 @@ class Calls:
         self.total = 0
         self.statuses: Counter[int] = Counter()
 
-    def __call__(self, _request: httpx.Request, response: httpx.Response) -> None:
+        self.limited: Counter[str] = Counter()  # "METHOD /path shape" of each 429
+
+    def __call__(self, request: httpx.Request, response: httpx.Response) -> None:
         with self._lock:
             self.total += 1
             self.statuses[response.status_code] += 1
+            if response.status_code == 429:
+                shape = re.sub(r"/machines/[^/]+", "/machines/ID", request.url.path)
+                shape = re.sub(r"/apps/[^/]+", "/apps/APP", shape)
+                self.limited[f"{request.method} {shape}"] += 1
 
     def snapshot(self) -> tuple[int, int]:
         with self._lock:
@@ -320,6 +328,7 @@ def run(args: argparse.Namespace) -> JSON:
         left = plane.stop()
         child.stdin.close()
         child.wait(30)
+        shutil.rmtree(scratch, ignore_errors=True)
         if left:
             print(f"control-plane processes left running: {left}", file=sys.stderr)
 
@@ -409,6 +418,7 @@ def measure(
         "floor_seconds_with_app_creates": round(floor_apps, 1),
         "ratio_to_floor_with_app_creates": round(to_running / floor_apps, 2),
         "429s": four_twenty_nines,
+        "429s_by_call": dict(calls.limited) or "none",
         "start_latency_above_boot_ms_p50": round(percentile(latencies, 0.5) * 1000),
         "start_latency_above_boot_ms_p99": round(percentile(latencies, 0.99) * 1000),
         "start_latency_samples": len(latencies),
