@@ -78,7 +78,7 @@ _MODULE_OF: dict[str, str] = {
 }
 # Public submodules, reachable as attributes once `flyk.api` is imported (as they always were).
 _SUBMODULES = frozenset(
-    "apps client ips machine_sizes machines models platform secrets volumes".split()
+    "apps client ips logs machine_sizes machines models platform secrets volumes".split()
 )
 
 

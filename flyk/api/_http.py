@@ -79,7 +79,8 @@ class HttpCore:
         env: Mapping[str, str] | None = None,
         on_retry: RetryHook | None = None,
     ) -> None:
-        self.base_url = resolve_base_url(base_url, os.environ if env is None else env)
+        self.env = os.environ if env is None else env
+        self.base_url = resolve_base_url(base_url, self.env)
         self.retry = retry
         self.rate_limiter = rate_limiter if rate_limiter is not None else default_rate_limiter()
         self._on_exchange = on_exchange

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from flyk.api._ratelimit import RateLimiter
     from flyk.api.apps import AppsResource
     from flyk.api.ips import IPsResource
+    from flyk.api.logs import LogsResource
     from flyk.api.machines import MachinesResource
     from flyk.api.platform import PlatformResource, TokensResource
     from flyk.api.secrets import SecretsResource
@@ -117,6 +118,13 @@ class FlyClient:
         from flyk.api.ips import IPsResource
 
         return IPsResource(self._core)
+
+    @cached_property
+    def logs(self) -> LogsResource:
+        """Fly's logs API (on api.fly.io, not the Machines API's host: see `flyk.api.logs`)."""
+        from flyk.api.logs import LogsResource
+
+        return LogsResource(self._core)
 
     @cached_property
     def platform(self) -> PlatformResource:

@@ -17,7 +17,7 @@ import typer
 
 from flyk.cli.context import app_context
 from flyk.errors import UsageError
-from flyk.kubelet.config import Intervals, KubeletConfig, Taint, missing_kube_client
+from flyk.kubelet.config import Intervals, KubeletConfig, Serving, Taint, missing_kube_client
 
 if TYPE_CHECKING:
     from flyk.api import FlyClient
@@ -47,6 +47,7 @@ def build_config(
     workers: int = 4,
     max_pods: int = 5000,
     intervals: Intervals | None = None,
+    serving: Serving | None = None,
 ) -> KubeletConfig:
     """The kubelet's settings from the command's options; UsageError names what is missing."""
     missing = [
@@ -65,6 +66,16 @@ def build_config(
         raise UsageError(str(error)) from error
     if workers < 1 or max_pods < 1:
         raise UsageError("--workers and --max-pods must be at least 1")
+    serving = serving or Serving()
+    if not 0 <= serving.port <= 65535:
+        raise UsageError(f"--port {serving.port} is not a port (0-65535)")
+    given = [serving.cert_file, serving.key_file, serving.client_ca_file]
+    if any(given) and not all(given):
+        raise UsageError(
+            "the kubelet's API needs --tls-cert-file, --tls-private-key-file and "
+            "--client-ca-file together",
+            hint="The control-plane machine's supervisor passes all three.",
+        )
     assert cluster and org and region
     return KubeletConfig(
         cluster=cluster,
@@ -79,6 +90,7 @@ def build_config(
         max_pods=max_pods,
         taints=parsed,
         intervals=intervals or Intervals(),
+        serving=serving,
     )
 
 
@@ -176,6 +188,43 @@ def kubelet_command(
             "--max-pods", metavar="N", envvar=[f"{_ENV}MAX_PODS"], help="The node's pod capacity."
         ),
     ] = 5000,
+    port: Annotated[
+        int,
+        _option(
+            "--port",
+            metavar="PORT",
+            envvar=[f"{_ENV}PORT"],
+            help="Port of the kubelet's HTTPS API (kubectl logs/exec); 0 picks a free one.",
+        ),
+    ] = 10250,
+    tls_cert_file: Annotated[
+        str | None,
+        _option(
+            "--tls-cert-file",
+            metavar="PATH",
+            envvar=[f"{_ENV}TLS_CERT_FILE"],
+            help="Serving certificate of the kubelet's API (signed by the server CA). Without "
+            "it, and the next two, the API is not served.",
+        ),
+    ] = None,
+    tls_private_key_file: Annotated[
+        str | None,
+        _option(
+            "--tls-private-key-file",
+            metavar="PATH",
+            envvar=[f"{_ENV}TLS_PRIVATE_KEY_FILE"],
+            help="Its private key.",
+        ),
+    ] = None,
+    client_ca_file: Annotated[
+        str | None,
+        _option(
+            "--client-ca-file",
+            metavar="PATH",
+            envvar=[f"{_ENV}CLIENT_CA_FILE"],
+            help="CA that client certificates (the API server's) must chain to.",
+        ),
+    ] = None,
     log_level: Annotated[
         str,
         _option(
@@ -200,6 +249,7 @@ def kubelet_command(
         api_token=api_token,
         workers=workers,
         max_pods=max_pods,
+        serving=Serving(port, tls_cert_file, tls_private_key_file, client_ca_file),
     )
     _configure_logging(log_level)
     context = app_context(ctx)

@@ -52,6 +52,9 @@ MASTERS = "system:masters"
 NODES_GROUP = "system:nodes"
 NODE_NAME_ENV = "FLYK_KUBELET_NODE_NAME"  # the kubelet's --node-name, from the environment
 DEFAULT_NODE_NAME = "flyk"
+# The machine's 6PN address on Fly: the node's InternalIP, where the API server reaches the
+# kubelet's port.
+PRIVATE_IP_ENV = "FLY_PRIVATE_IP"
 
 
 def node_name() -> str:
@@ -72,6 +75,11 @@ class BootFiles:
     kubelet: Path
     supervisor_cert: Path
     supervisor_key: Path
+    # The kubelet's HTTPS API: its serving certificate (server CA) and the CA its clients'
+    # certificates must chain to (the API server's kubelet-client certificate's).
+    kubelet_serving_cert: Path
+    kubelet_serving_key: Path
+    client_ca: Path
 
 
 def _write(path: Path, data: bytes | str, mode: int = 0o600) -> None:
@@ -156,7 +164,13 @@ def kubeconfig_yaml(server: str, ca_pem: bytes, pair: KeyPair, user: str) -> str
     )
 
 
-def prepare(layout: Layout, tls_sans: Sequence[str]) -> BootFiles:
+def kubelet_serving_names(node: str, node_ip: str) -> list[str]:
+    """The kubelet's serving SANs: the node's InternalIP (the address the API server dials,
+    `--kubelet-preferred-address-types` InternalIP first), its name, and loopback."""
+    return list(dict.fromkeys([node_ip, node, "127.0.0.1", "::1", "localhost"]))
+
+
+def prepare(layout: Layout, tls_sans: Sequence[str], node_ip: str = "127.0.0.1") -> BootFiles:
     """Sign this boot's certificates and kubeconfigs into `layout.tls`."""
     check_cas(layout)
     for directory in (layout.data, layout.tls, layout.database.parent):
@@ -172,6 +186,8 @@ def prepare(layout: Layout, tls_sans: Sequence[str]) -> BootFiles:
     _write_pair(layout, "apiserver-kubelet-client", client_ca.sign_client(KUBELET_CLIENT_USER))
     _write_pair(layout, "front-proxy-client", request_header_ca.sign_client(FRONT_PROXY_USER))
     _write_pair(layout, "supervisor", client_ca.sign_client(SUPERVISOR_USER, [MASTERS]))
+    serving = server_ca.sign_serving(kubelet_serving_names(node_name(), node_ip))
+    _write_pair(layout, "kubelet-serving", serving)
 
     server = f"https://127.0.0.1:{layout.api_port}"
 
@@ -187,4 +203,7 @@ def prepare(layout: Layout, tls_sans: Sequence[str]) -> BootFiles:
         kubelet=kubeconfig("kubelet", node_user(node_name()), [NODES_GROUP]),
         supervisor_cert=layout.leaf("supervisor.crt"),
         supervisor_key=layout.leaf("supervisor.key"),
+        kubelet_serving_cert=layout.leaf("kubelet-serving.crt"),
+        kubelet_serving_key=layout.leaf("kubelet-serving.key"),
+        client_ca=layout.ca("client-ca.crt"),
     )

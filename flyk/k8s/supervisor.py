@@ -15,6 +15,7 @@ wires the real control plane.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -50,6 +51,7 @@ READY_POLL = 0.05  # how often a starting one is asked whether it is ready
 PRIVATE_ENV_PREFIXES = ("FLYK_PKI_",)
 TOKEN_ENV = ("FLYK_KUBELET_TOKEN", "FLY_API_TOKEN", "FLY_ACCESS_TOKEN")
 EXIT_FILE_ENV = "FLYK_EXIT_FILE"
+KUBELET_PORT = 10250
 
 
 @dataclass
@@ -222,13 +224,37 @@ def _component_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not _private(k) and k not in TOKEN_ENV}
 
 
-def kubelet_process(kubeconfig: Path) -> Process:
+@dataclass(frozen=True)
+class KubeletAddress:
+    """Where the kubelet's API listens, which is where the node says it is."""
+
+    ip: str
+    port: int
+
+
+def kubelet_address(layout: Layout) -> KubeletAddress:
+    """On Fly: the machine's 6PN address (FLY_PRIVATE_IP), port 10250. Where the API server
+    listens on loopback only (the local backend runs this machine as local processes, beside
+    other clusters' control planes): 127.0.0.1 and a free port, chosen at boot."""
+    if ipaddress.ip_address(layout.bind_address).is_loopback:
+        return KubeletAddress("127.0.0.1", free_port())
+    return KubeletAddress(os.environ.get(bootstrap.PRIVATE_IP_ENV) or "127.0.0.1", KUBELET_PORT)
+
+
+def kubelet_process(files: bootstrap.BootFiles, address: KubeletAddress) -> Process:
     """`flyk ext k8s kubelet` against the Machines API the machine was given: the local
     backend's database (FLYK_LOCAL_DB, set by the local runtime) or FLYK_API_URL with the
-    kubelet's own token."""
+    kubelet's own token; serving its API at `address` with this boot's certificate."""
     env = {k: v for k, v in os.environ.items() if not _private(k)}
-    env["KUBECONFIG"] = str(kubeconfig)
+    env["KUBECONFIG"] = str(files.kubelet)
     env[bootstrap.NODE_NAME_ENV] = bootstrap.node_name()  # the name its certificate carries
+    env.update(
+        FLYK_KUBELET_NODE_IP=address.ip,
+        FLYK_KUBELET_PORT=str(address.port),
+        FLYK_KUBELET_TLS_CERT_FILE=str(files.kubelet_serving_cert),
+        FLYK_KUBELET_TLS_PRIVATE_KEY_FILE=str(files.kubelet_serving_key),
+        FLYK_KUBELET_CLIENT_CA_FILE=str(files.client_ca),
+    )
     token = env.pop("FLYK_KUBELET_TOKEN", "") or env.pop("FLY_API_TOKEN", "")
     env.pop("FLY_ACCESS_TOKEN", None)
     argv = [sys.executable, "-m", "flyk"]
@@ -246,7 +272,8 @@ def control_plane(
     binary: Path, layout: Layout, tls_sans: Sequence[str], *, with_kubelet: bool = True
 ) -> list[Process]:
     """The control plane's processes, in start order. Signs this boot's certificates first."""
-    files = bootstrap.prepare(layout, tls_sans)
+    address = kubelet_address(layout)
+    files = bootstrap.prepare(layout, tls_sans, node_ip=address.ip)
     env = _component_env()
     cwd = layout.data
     ca = layout.ca("server-ca.crt")
@@ -289,7 +316,7 @@ def control_plane(
         api, ca, files.supervisor_cert, files.supervisor_key
     )
     if with_kubelet:
-        processes.append(kubelet_process(files.kubelet))
+        processes.append(kubelet_process(files, address))
     return processes
 
 

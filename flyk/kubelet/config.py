@@ -62,6 +62,21 @@ class Intervals:
 
 
 @dataclass(frozen=True)
+class Serving:
+    """The kubelet's HTTPS API (`kubectl logs`, `exec`): where it listens and its TLS files.
+    Without the files it is not served (the node still says where it would be)."""
+
+    port: int = 10250  # 0: any free port (the node advertises the one bound)
+    cert_file: str | None = None  # serving certificate, signed by the cluster's server CA
+    key_file: str | None = None
+    client_ca_file: str | None = None  # client certificates are verified against it
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file and self.key_file and self.client_ca_file)
+
+
+@dataclass(frozen=True)
 class KubeletConfig:
     cluster: str
     org: str
@@ -75,6 +90,7 @@ class KubeletConfig:
     max_pods: int = 5000
     taints: tuple[Taint, ...] = ()
     intervals: Intervals = field(default_factory=Intervals)
+    serving: Serving = field(default_factory=Serving)
 
 
 def _label(text: str) -> str:

@@ -206,6 +206,38 @@ class KubeApi:
         path = f"/apis/coordination.k8s.io/v1/namespaces/{NODE_LEASE_NAMESPACE}/leases/{name}"
         return self._raw("PUT", path, {**lease, **_LEASE_KIND})
 
+    # the kubelet's API: who may use it --------------------------------------------------
+    def review_access(
+        self,
+        user: str,
+        groups: list[str],
+        *,
+        verb: str,
+        resource: str,
+        subresource: str,
+        name: str,
+    ) -> tuple[bool, str]:
+        """A SubjectAccessReview: may `user` (in `groups`) `verb` `resource/subresource` named
+        `name`? (allowed, the authorizer's reason)."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": groups,
+                "resourceAttributes": {
+                    "verb": verb,
+                    "version": "v1",
+                    "resource": resource,
+                    "subresource": subresource,
+                    "name": name,
+                },
+            },
+        }
+        answer = self._raw("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body)
+        status = answer.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
+
     # helpers ----------------------------------------------------------------------------
     def _raw(self, method: str, path: str, body: JSON | None) -> JSON:
         """One request through the client's own HTTP session (same base URL, TLS and

@@ -34,6 +34,10 @@ JSON = dict[str, Any]
 log = logging.getLogger("flyk.kubelet.node")
 
 KUBELET_PORT = 10250
+# What the node declares it supports (`status.declaredFeatures`, sorted): with it the API server
+# proxies `kubectl exec`'s WebSocket straight to the kubelet instead of translating it to SPDY,
+# the only protocol flyk's kubelet speaks (exec.py).
+DECLARED_FEATURES = ["ExtendWebSocketsToKubelet"]
 # The control plane's Kubernetes version, as kubelets report theirs (`kubectl get nodes`),
 # with flyk's own after it.
 KUBELET_VERSION = f"{KUBERNETES_VERSION}-flyk.{__version__}"
@@ -72,7 +76,9 @@ def node_labels(config: KubeletConfig) -> dict[str, str]:
     }
 
 
-def node_status(config: KubeletConfig, health: Health, now: datetime) -> JSON:
+def node_status(
+    config: KubeletConfig, health: Health, now: datetime, port: int = KUBELET_PORT
+) -> JSON:
     """Capacity is what the platform lets the cluster ask for, not one host's size: the
     Machines API places each pod on its own machine, so the node only caps the pod count.
     Every resource a machine has is listed: the scheduler leaves Pending a pod requesting one
@@ -112,7 +118,8 @@ def node_status(config: KubeletConfig, health: Health, now: datetime) -> JSON:
             {"type": "InternalIP", "address": config.node_ip},
             {"type": "Hostname", "address": config.node_name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+        "declaredFeatures": DECLARED_FEATURES,
         "nodeInfo": {
             "machineID": config.node_name,
             "systemUUID": config.node_name,
@@ -152,8 +159,10 @@ class NodeController:
         *,
         now: Callable[[], datetime] = _now,
         monotonic: Callable[[], float] = time.monotonic,
+        port: int = KUBELET_PORT,
     ) -> None:
         self._kube = kube
+        self._port = port
         self._config = config
         self._ping = ping
         self._now = now
@@ -180,7 +189,7 @@ class NodeController:
         Machines API that hangs must not keep the node from registering and renewing its Lease.
         """
         config = self._config
-        status = node_status(config, self.health, self._now())
+        status = node_status(config, self.health, self._now(), self._port)
         existing = self._kube.get_node(config.node_name)
         if existing is None:
             body = {
@@ -263,7 +272,7 @@ class NodeController:
 
     # status -----------------------------------------------------------------------------
     def write_status(self) -> None:
-        status = node_status(self._config, self.health, self._now())
+        status = node_status(self._config, self.health, self._now(), self._port)
         status = with_kept_transitions(status, self._last_status)
         self._kube.patch_node_status(self._config.node_name, status)
         self._last_status = status

@@ -452,6 +452,15 @@ class PodController:
         with self._lock:
             return [p for (ns, _), p in self._pods.items() if namespace in (None, ns)]
 
+    def locate(self, namespace: str, name: str) -> tuple[JSON, str, str | None] | None:
+        """For the kubelet's API: the pod, its namespace's app and the id of its machine
+        (None before it has one), or None for a pod not bound to this node."""
+        pod = self._pod(namespace, name)
+        if pod is None:
+            return None
+        app = namespace_app_name(self._config.cluster, namespace, self._config.org)
+        return pod, app, self._lost_id(pod)
+
     def _pod(self, namespace: str, name: str) -> JSON | None:
         with self._lock:
             return self._pods.get((namespace, name))

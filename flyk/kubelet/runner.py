@@ -4,13 +4,19 @@ client, as `flyk ext k8s kubelet` runs them (blocking) or as tests run them (sta
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
+from typing import TYPE_CHECKING
 
 from flyk.api import FlyClient
+from flyk.errors import ConfigError
 from flyk.kubelet.config import KubeletConfig
 from flyk.kubelet.kube import KubeApi
-from flyk.kubelet.node import NodeController
+from flyk.kubelet.node import KUBELET_PORT, NodeController
 from flyk.kubelet.pods import PodController
+
+if TYPE_CHECKING:
+    from flyk.kubelet.server import KubeletServer
 
 log = logging.getLogger("flyk.kubelet")
 
@@ -26,12 +32,53 @@ class Kubelet:
         self.pods = PodController(
             self.kube, self.fly, config, watch_kube=KubeApi(config.kubeconfig)
         )
-        self.node = NodeController(self.kube, config, ping=self.pods.health)
+        self.server = self._serve() if config.serving.enabled else None
+        port = self.server.bound_port if self.server is not None else config.serving.port
+        self.node = NodeController(
+            self.kube, config, ping=self.pods.health, port=port or KUBELET_PORT
+        )
         self.pods.health.on_change = self.node.notify
         self._stop = threading.Event()
         self._node_thread = threading.Thread(
             target=self.node.run, args=(self._stop,), name="flyk-node", daemon=True
         )
+
+    def _serve(self) -> KubeletServer:
+        """The HTTPS API for `kubectl logs/exec` (server.py), listening before the node says
+        where it is."""
+        from flyk.kubelet.access import NodeAuthorizer
+        from flyk.kubelet.endpoints import Endpoints
+        from flyk.kubelet.server import KubeletServer, tls_context
+
+        serving = self.config.serving
+        assert serving.cert_file and serving.key_file and serving.client_ca_file
+        holder: list[KubeletServer] = []
+        endpoints = Endpoints(self.pods, self.fly, lambda: holder[0])
+        authorizer = NodeAuthorizer(self.kube, self.config.node_name, lambda: holder[0])
+        try:
+            tls = tls_context(serving.cert_file, serving.key_file, serving.client_ca_file)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(
+                f"the kubelet's API cannot use its TLS files ({serving.cert_file}, "
+                f"{serving.key_file}, {serving.client_ca_file}): {error}"
+            ) from error
+        server = KubeletServer(
+            host=self.config.node_ip,
+            port=serving.port,
+            tls=tls,
+            routes=endpoints.routes(),
+            authorize=authorizer,
+        )
+        holder.append(server)
+        try:
+            server.start()
+        except OSError as error:
+            raise ConfigError(
+                f"the kubelet's API cannot listen on {self.config.node_ip}:{serving.port}: "
+                f"{error.strerror or error}"
+            ) from error
+        log.info("kubelet API on https://%s:%d", self.config.node_ip, server.bound_port)
+        return server
 
     def start(self) -> Kubelet:
         log.info(
@@ -50,6 +97,8 @@ class Kubelet:
         self.node.notify()
         self.pods.join(timeout)
         self._node_thread.join(timeout)
+        if self.server is not None:
+            self.server.stop()
         self.kube.close()
         if self._own_fly:
             self.fly.close()

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from flyk.local import ids
 from flyk.local.context import Ctx, Reply, Settings
 from flyk.local.errors import ApiError
+from flyk.local.handlers import logs
 from flyk.local.knobs import Faults, RateLimits
 from flyk.local.routes import OWNS_TRANSACTIONS, Route, match
 from flyk.local.store import LocalStorageError
@@ -30,6 +32,9 @@ __all__ = ["ADMIN_PREFIX", "API_PREFIX", "Core", "LocalRequest", "LocalResponse"
 
 API_PREFIX = "/v1"
 ADMIN_PREFIX = "/_flyk"
+# Fly's logs API lives on another host (api.fly.io) under this path; the backend serves it
+# beside the Machines API (handlers/logs.py).
+LOGS_PATH = re.compile(r"^/api/v1/apps/(?P<app_name>[^/]+)/logs$")
 
 
 @dataclass
@@ -125,6 +130,8 @@ class Core:
         try:
             if request.path == ADMIN_PREFIX or request.path.startswith(ADMIN_PREFIX + "/"):
                 return _encode(self._admin(request))
+            if (logs := LOGS_PATH.match(request.path)) is not None:
+                return self._handle_logs(request, unquote(logs["app_name"]))
             response = self._handle_api(request)
             self._sync_runtime()
             return response
@@ -177,6 +184,27 @@ class Core:
                     ctx.conn = conn
                     reply = handler(ctx)
         response = _encode(reply)
+        response.drop_connection = drop
+        return response
+
+    def _handle_logs(self, request: LocalRequest, app: str) -> LocalResponse:
+        """Fly's logs API (not in the Machines spec): GET only, faults apply, no rate limit."""
+        if routed_method(request.method) != "GET":
+            raise method_not_allowed(request.method, request.path, ("GET",))
+        drop = self._apply_faults(request.method, request.path)
+        ctx = Ctx(
+            method="GET",
+            path=request.path,
+            params={"app_name": app},
+            query=parse_qsl(request.query, keep_blank_values=True),
+            headers=request.headers,
+            raw_body=b"",
+            settings=self.settings,
+            now_ms=round(self.settings.clock() * 1000),
+        )
+        with self.settings.store.transaction() as conn:
+            ctx.conn = conn
+            response = _encode(logs.app_logs(ctx))
         response.drop_connection = drop
         return response
 

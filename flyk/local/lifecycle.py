@@ -61,6 +61,12 @@ def rfc3339(millis: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(millis / 1000))
 
 
+def rfc3339_ms(millis: int) -> str:
+    """With its milliseconds, as log lines carry their time."""
+    seconds, rest = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest:03d}Z"
+
+
 @dataclass
 class Event:
     type: str

@@ -252,3 +252,41 @@ spec:
     assert [p["metadata"]["name"] for p in pods] == ["db-0", "db-1", "db-2"]
     app = namespace_app(cluster, "default")
     assert len(cluster.machines(app)) == 3
+
+
+# -- kubectl logs and exec through the kubelet's API ---------------------------------------------
+
+
+def test_kubectl_logs_and_exec_reach_the_pods_machine(cluster: Cluster) -> None:
+    """The supervisor signs the kubelet's serving certificate and gives it a loopback port; the
+    API server dials it with its kubelet-client certificate (issue 13's whole path)."""
+    cluster.flyk("ext", "k8s", "create", "talk")
+    apply(
+        cluster,
+        """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        env: [{name: FLYK_SIM_LOG, value: "listening on :80"}]
+""",
+    )
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=120s")
+    logs = eventually(
+        lambda: cluster.kubectl("logs", "deploy/web", check=False).stdout, what="the logs"
+    )
+    assert logs == "listening on :80\n"
+    app = namespace_app(cluster, "default")
+    (machine,) = cluster.machines(app)
+    hostname = cluster.kubectl("exec", "deploy/web", "--", "hostname")
+    assert hostname.stdout == f"{machine['id']}\n"
+    failed = cluster.kubectl("exec", "deploy/web", "--", "false", check=False)
+    assert failed.returncode == 1

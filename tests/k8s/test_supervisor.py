@@ -137,3 +137,38 @@ def test_a_stage_starts_together_and_stops_last_started_first(tmp_path: Path) ->
     assert result == [0] and seen[0] == "start api"
     assert set(seen[1:3]) == {"start kcm", "start kubelet"}  # neither waited for the other
     assert seen[3:] == ["stop kubelet", "stop kcm", "stop api"]
+
+
+def test_the_kubelet_is_given_its_api_address_and_a_serving_certificate_for_it(
+    tmp_path: Path, monkeypatch: object
+) -> None:
+    from cryptography import x509
+
+    from flyk.k8s import supervisor
+    from flyk.k8s.components import Layout
+    from flyk.k8s.pki import ClusterPKI
+
+    pki = ClusterPKI.generate("kubelet-address")
+    for bind, expect_ip in (("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "fdaa:0:1::5")):
+        layout = Layout(root=tmp_path / bind, api_port=6443, bind_address=bind)
+        layout.pki.mkdir(parents=True)
+        for name, pem in pki.tls_files().items():
+            (layout.pki / name).write_bytes(pem)
+        monkeypatch.setenv("FLY_PRIVATE_IP", "fdaa:0:1::5")  # type: ignore[attr-defined]
+        processes = supervisor.control_plane(Path("/bin/true"), layout, ["127.0.0.1"])
+        (kubelet,) = [p for p in processes if p.name == "kubelet"]
+        assert kubelet.env is not None
+        env = kubelet.env
+        assert env["FLYK_KUBELET_NODE_IP"] == expect_ip
+        port = int(env["FLYK_KUBELET_PORT"])
+        # loopback (the local backend): a free port of its own; on Fly, the kubelet's port
+        assert port != 10250 if bind == "127.0.0.1" else port == 10250
+        cert = x509.load_pem_x509_certificate(Path(env["FLYK_KUBELET_TLS_CERT_FILE"]).read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        addresses = [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
+        assert expect_ip in addresses and "flyk" in sans.get_values_for_type(x509.DNSName)
+        # signed by the server CA, which the API server verifies kubelets with
+        server_ca = x509.load_pem_x509_certificate(layout.ca("server-ca.crt").read_bytes())
+        cert.verify_directly_issued_by(server_ca)
+        assert env["FLYK_KUBELET_CLIENT_CA_FILE"] == str(layout.ca("client-ca.crt"))
+        assert oct(Path(env["FLYK_KUBELET_TLS_PRIVATE_KEY_FILE"]).stat().st_mode & 0o777) == "0o600"

@@ -12,6 +12,7 @@ import httpx
 from flyk.api import FlyClient, RateLimiter, RetryPolicy
 from flyk.errors import NotFoundError
 from flyk.kubelet import Intervals, KubeletConfig, namespace_app_name
+from flyk.kubelet.config import Serving
 from flyk.kubelet.runner import Kubelet
 from flyk.local import LocalBackend
 
@@ -39,6 +40,7 @@ class Exchange:
     path: str
     status: int
     body: Any
+    query: str = ""
 
 
 @dataclass
@@ -55,7 +57,8 @@ class Recorder:
             body = None
         path = request.url.path.removeprefix("/v1")
         with self.lock:
-            self.calls.append(Exchange(request.method, path, response.status_code, body))
+            query = request.url.query.decode()
+            self.calls.append(Exchange(request.method, path, response.status_code, body, query))
 
     def matching(self, method: str, fragment: str = "") -> list[Exchange]:
         with self.lock:
@@ -72,6 +75,8 @@ class Harness:
         intervals: Intervals = FAST,
         rate_limiter: RateLimiter | None = None,
         workers: int = 4,
+        node_ip: str = "fdaa::2",
+        serving: Serving | None = None,
     ) -> None:
         self.kube = kube
         self.node = kube.node
@@ -99,10 +104,11 @@ class Harness:
             org=ORG,
             region="iad",
             node_name=kube.node,
-            node_ip="fdaa::2",
+            node_ip=node_ip,
             kubeconfig=kubeconfig,
             intervals=intervals,
             workers_per_namespace=workers,
+            serving=serving or Serving(),
         )
         self.kubelet: Kubelet | None = None
 

@@ -155,3 +155,27 @@ def test_an_install_without_the_kubelet_extra_names_it_in_one_line(tmp_path: Pat
         "Error: the kubelet needs flyk's kubelet extra (lightkube), which is not installed\n"
         "       Install it: pip install 'flyk[kubelet]'\n"
     )
+
+
+def test_the_kubelet_api_files_go_together_and_must_be_usable(tmp_path: Path) -> None:
+    from flyk.k8s import bootstrap
+    from flyk.k8s.pki import ClusterPKI
+
+    pki = ClusterPKI.generate("cli")
+    kubeconfig = tmp_path / "kubeconfig"
+    pair = pki.client_ca.sign_client("system:node:flyk", [bootstrap.NODES_GROUP])
+    kubeconfig.write_text(
+        bootstrap.kubeconfig_yaml("https://127.0.0.1:1", pki.server_ca.cert_pem, pair, "node")
+    )
+    alone = _kubelet(tmp_path, "--kubeconfig", str(kubeconfig), "--tls-cert-file", "x.crt")
+    assert alone.returncode == 2
+    assert "--tls-cert-file, --tls-private-key-file and --client-ca-file together" in alone.stderr
+    missing = _kubelet(
+        tmp_path, "--kubeconfig", str(kubeconfig), "--tls-cert-file", str(tmp_path / "no.crt"),
+        "--tls-private-key-file", str(tmp_path / "no.key"),
+        "--client-ca-file", str(tmp_path / "no-ca.crt"),
+    )  # fmt: skip
+    assert missing.returncode == 2, missing.stderr
+    (error,) = [line for line in missing.stderr.splitlines() if line.startswith("Error:")]
+    assert "the kubelet's API cannot use its TLS files" in error
+    assert "Traceback" not in missing.stderr

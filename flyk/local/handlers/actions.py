@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import shlex
 import time
 from typing import Any
@@ -152,10 +153,17 @@ def exec_command(ctx: Ctx) -> Reply:
 
 
 def simulate_exec(m: MachineRecord, command: list[str], stdin: str) -> tuple[str, str, int]:
-    """A few builtins answered from the machine's config; anything else exits 127."""
+    """The machine's own command table (`FLYK_SIM_EXEC`), then a few builtins answered from
+    the machine's config; anything else exits 127."""
     program, args = command[0].rsplit("/", 1)[-1], command[1:]
     env = {"FLY_MACHINE_ID": m.id, "FLY_REGION": m.region, "FLY_APP_NAME": m.app}
     env.update(m.config.get("env") or {})
+    table = _command_table(env.get("FLYK_SIM_EXEC"))
+    if isinstance(table, str):
+        return "", table, 126
+    if program in table:
+        entry = table[program]
+        return str(entry.get("stdout", "")), str(entry.get("stderr", "")), _code(entry)
     if program == "true":
         return "", "", 0
     if program == "false":
@@ -169,6 +177,28 @@ def simulate_exec(m: MachineRecord, command: list[str], stdin: str) -> tuple[str
     if program == "cat":
         return _cat(m, args, stdin)
     return "", f"{program}: command not found (flyk local backend: images are not run)\n", 127
+
+
+def _command_table(raw: str | None) -> dict[str, dict[str, Any]] | str:
+    """`FLYK_SIM_EXEC`: a JSON object naming programs, each `{stdout, stderr, exit_code}`;
+    a malformed one is the error message to answer with."""
+    if not raw:
+        return {}
+    try:
+        table = json.loads(raw)
+    except ValueError:
+        table = None
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        example = '{"ls": {"stdout": "a\\n", "exit_code": 0}}'
+        return f"FLYK_SIM_EXEC must be a JSON object like {example}\n"
+    return table
+
+
+def _code(entry: dict[str, Any]) -> int:
+    try:
+        return int(entry.get("exit_code", 0))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _cat(m: MachineRecord, paths: list[str], stdin: str) -> tuple[str, str, int]:
