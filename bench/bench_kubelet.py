@@ -1,26 +1,34 @@
-"""Benchmark of the virtual kubelet: N pods across M namespaces against the local backend.
+"""Benchmark of the virtual kubelet on the real control plane: Deployments of N pods across M
+namespaces, the kubelet turning them into machines on the local backend.
 
-The local backend enforces Fly's documented rate limits (429 when exceeded) and boots machines
-with a realistic delay; the fake Kubernetes API (tests/kubelet/fake_kube.py) serves the pods.
-Both run in a child process over real HTTP, so the resident memory measured here is the
-kubelet's (plus this script's few HTTP calls), not the fakes'.
+The control plane is the flyk-controlplane binary (upstream kube-apiserver,
+controller-manager and scheduler on kine) with production's flags, run by flyk's supervisor
+(tests/kubelet/realkube.py); the kubelet authenticates as its node, as in production, and runs
+with production's intervals in this process. The local backend enforces Fly's documented rate
+limits (429 when exceeded) and boots machines with a realistic delay; it runs in a child
+process over real HTTP, so the resident memory measured here is the kubelet's (plus this
+script's watch of the pods, which keeps a few numbers per pod), not the backend's.
 
 Reported, from one run:
-- time until every pod is Running, and its ratio to the floor the rate limits set
-  (machine creates are limited per app: 1/s with bursts of 3, so a namespace of k pods needs
-  at least (k - 3) s, plus one boot; app creates are limited per org, which delays the later
-  namespaces: both floors are printed);
-- 429s received (target 0: the client's limiter keeps the kubelet under the limits);
-- Machines API calls per pod over its life (create → Running → settled, then delete → gone;
-  the idle window between is reported apart);
-- steady-state Machines API calls per minute with every pod idle (should follow the number of
-  namespaces, not of pods), and how many pods were written in that window (should be 0);
-  with `--liveness-period P` every pod has a liveness probe, and each namespace is listed every
-  max(5, 3 P) s instead of every 30 s (still one list per namespace);
+- time from the Deployments' creation until every pod is Running, and its ratio to the floor
+  the rate limits set (machine creates are limited per app: 1/s with bursts of 3, so a
+  namespace of k pods needs at least (k - 3) s, plus one boot; app creates are limited per
+  org, which delays the later namespaces: both floors are printed; goal ≤ 1.10);
+- 429s received (goal 0: the client's limiter keeps the kubelet under the limits);
+- pod start latency above the machine's boot, p50 and p99: single pods created one at a time
+  while the others idle (so no rate limit holds them), from the create until a watch sees them
+  Running, less the boot;
+- with every pod idle: Machines API calls per minute (should follow the namespaces, not the
+  pods), API server requests per minute from the kubelet (should not grow with the pods), and
+  how many pods were written (should be 0);
+- Machines API calls per pod over its life (create → Running → settled, then delete → gone);
 - the kubelet process's resident memory.
 
-    .venv/bin/python bench/bench_kubelet.py                       # 1,000 pods, 10 namespaces
-    .venv/bin/python bench/bench_kubelet.py --pods 100 --idle 30  # quicker
+    .venv/bin/python bench/bench_kubelet.py           # 1,000 pods, 10 namespaces
+    .venv/bin/python bench/bench_kubelet.py --large   # 10,000 pods, 100 namespaces
+    .venv/bin/python bench/bench_kubelet.py --quick   # a smoke run (tests/test_bench.py)
+
+The binary must be built (`flyk ext k8s build`, or FLYK_CONTROLPLANE_BIN).
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,54 +49,189 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 CREATE_RATE, CREATE_BURST = 1.0, 3  # Fly's documented limit for create, per app
 CLUSTER, ORG, NODE = "bench", "bench", "flyk-bench"
+JSON = dict[str, Any]
+
+SIZES = {  # pods, namespaces, idle window (s), latency samples, machine boot (s)
+    "quick": (12, 3, 5.0, 3, 0.2),
+    "default": (1000, 10, 60.0, 40, 1.0),
+    "large": (10_000, 100, 60.0, 40, 1.0),
+}
 
 
 # --------------------------------------------------------------------------- the child process
 
 
-def serve_fakes(boot: float) -> None:
-    """Child: the fake Kubernetes API and the local backend, until stdin closes."""
+def serve_backend(boot: float) -> None:
+    """Child: the local backend with Fly's limits enforced, until stdin closes."""
     from flyk.local import LocalBackend, Timing
-    from tests.kubelet.fake_kube import FakeKube
 
-    kube = FakeKube(history_limit=1_000_000)
     with tempfile.TemporaryDirectory() as scratch:
         timing = Timing(boot=boot, stop=0.5, destroy=0.3, restart_delay=1.0)
         backend = LocalBackend(Path(scratch) / "bench.db", timing, orgs=[ORG])
         backend.rate_limits.enable()
         served = backend.serve()
-        print(json.dumps({"kube": kube.url, "fly": served.url}), flush=True)
+        print(json.dumps({"fly": served.url}), flush=True)
         sys.stdin.read()
         served.close()
-        kube.close()
 
 
 # --------------------------------------------------------------------------- measuring
 
 
 class Calls:
-    """Every Machines API exchange the kubelet made, by status, for the report."""
+    """Every Machines API exchange the kubelet made, by status."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.total = 0
         self.statuses: Counter[int] = Counter()
 
-    def __call__(self, _request: httpx.Request, response: httpx.Response) -> None:
+        self.limited: Counter[str] = Counter()  # "METHOD /path shape" of each 429
+
+    def __call__(self, request: httpx.Request, response: httpx.Response) -> None:
         with self._lock:
             self.total += 1
             self.statuses[response.status_code] += 1
+            if response.status_code == 429:
+                shape = re.sub(r"/machines/[^/]+", "/machines/ID", request.url.path)
+                shape = re.sub(r"/apps/[^/]+", "/apps/APP", shape)
+                self.limited[f"{request.method} {shape}"] += 1
 
     def snapshot(self) -> tuple[int, int]:
         with self._lock:
             return self.total, self.statuses[429]
+
+
+class KubeRequests:
+    """Counts the kubelet's requests to the API server, by method, in its own HTTP client
+    (lightkube's httpx2 transport; the hook tests/kubelet/realkube.py's Traffic uses)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_method: Counter[str] = Counter()
+
+    def attach(self, api: Any) -> None:
+        import httpx2
+
+        http: httpx2.Client = api._client._client._client
+        real = http._transport
+        counter = self
+
+        class Counted(httpx2.BaseTransport):
+            def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+                with counter._lock:
+                    counter.by_method[request.method] += 1
+                return real.handle_request(request)
+
+            def close(self) -> None:
+                real.close()
+
+        http._transport = Counted()
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.by_method)
+
+
+class PodWatch:
+    """An administrator's watch of every pod: when each was first seen Running, and which are
+    Running now. Keeps a few numbers per pod, not the pods."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+        self.lock = threading.Lock()
+        self.running: set[str] = set()
+        self.bound: set[str] = set()  # uids the scheduler has bound (their first sight)
+        self.first_running: dict[str, float] = {}
+        self.names: dict[str, str] = {}  # "namespace/name" -> uid
+        self.versions: dict[str, str] = {}  # uid -> resourceVersion
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        version = ""
+        while not self.stop.is_set():
+            try:
+                if not version:
+                    version = self._list()
+                query = {"watch": "1", "resourceVersion": version, "timeoutSeconds": "60"}
+                query["allowWatchBookmarks"] = "true"
+                with self.http.stream("GET", "/api/v1/pods", params=query, timeout=90) as stream:
+                    if stream.status_code != 200:
+                        version = ""
+                        continue
+                    for line in stream.iter_lines():
+                        event = json.loads(line)
+                        if event["type"] == "ERROR":
+                            version = ""
+                            break
+                        version = event["object"]["metadata"]["resourceVersion"]
+                        if event["type"] != "BOOKMARK":
+                            self._see(event["type"], event["object"])
+            except (httpx.HTTPError, ValueError, KeyError):
+                version = ""
+                self.stop.wait(0.5)
+
+    def _list(self) -> str:
+        page = self.http.get("/api/v1/pods", timeout=120).json()
+        for pod in page["items"]:
+            self._see("ADDED", pod)
+        return str(page["metadata"]["resourceVersion"])
+
+    def _see(self, kind: str, pod: JSON) -> None:
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        up = (
+            kind != "DELETED"
+            and (pod.get("status") or {}).get("phase") == "Running"
+            and not meta.get("deletionTimestamp")
+        )
+        with self.lock:
+            if (pod.get("spec") or {}).get("nodeName"):
+                self.bound.add(uid)
+            if kind == "DELETED":
+                self.versions.pop(uid, None)
+                self.names.pop(f"{meta['namespace']}/{meta['name']}", None)
+            else:
+                self.versions[uid] = meta["resourceVersion"]
+                self.names[f"{meta['namespace']}/{meta['name']}"] = uid
+            if up:
+                self.running.add(uid)
+                self.first_running.setdefault(uid, time.monotonic())
+            else:
+                self.running.discard(uid)
+
+    def count_running(self) -> int:
+        with self.lock:
+            return len(self.running)
+
+    def count_bound(self) -> int:
+        with self.lock:
+            return len(self.bound)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.versions)
+
+    def snapshot_versions(self) -> dict[str, str]:
+        with self.lock:
+            return dict(self.versions)
+
+    def running_since(self, key: str) -> float | None:
+        with self.lock:
+            uid = self.names.get(key)
+            return self.first_running.get(uid) if uid else None
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
 
 
 def rss_mb() -> float:
@@ -96,16 +241,11 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def pods(kube: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{kube}/api/v1/pods", timeout=60)
-    response.raise_for_status()
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
-def wait_until(check: Any, poll: float = 0.5) -> float:
+def wait_until(check: Any, poll: float = 0.2, timeout: float = 3600.0) -> float:
     start = time.monotonic()
     while not check():
+        if time.monotonic() - start > timeout:
+            raise SystemExit(f"timed out waiting for {check}")
         time.sleep(poll)
     return time.monotonic() - start
 
@@ -122,144 +262,227 @@ def floor_seconds(per_namespace: list[int], boot: float, *, with_apps: bool) -> 
     return worst + boot
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
 # --------------------------------------------------------------------------- the run
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def control_plane_binary() -> Path:
+    from flyk.k8s import binary
+
+    found = binary.find()
+    if found is None:
+        raise SystemExit("the control plane is not built: run `flyk ext k8s build` first")
+    return found
+
+
+def run(args: argparse.Namespace) -> JSON:
     from flyk.api import FlyClient
+    from flyk.k8s import bootstrap
     from flyk.kubelet import KubeletConfig
     from flyk.kubelet.runner import Kubelet
+    from tests.kubelet.realkube import ControlPlane
 
     child = subprocess.Popen(
-        [sys.executable, __file__, "--serve-fakes", "--boot", str(args.boot)],
+        [sys.executable, __file__, "--serve-backend", "--boot", str(args.boot)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     assert child.stdout is not None and child.stdin is not None
-    urls = json.loads(child.stdout.readline())
-    scratch = Path(tempfile.mkdtemp())
-    kubeconfig = scratch / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "b", "cluster": {"server": urls["kube"]}}],
-                "users": [{"name": "b", "user": {"token": "bench"}}],
-                "contexts": [{"name": "b", "context": {"cluster": "b", "user": "b"}}],
-                "current-context": "b",
-            }
-        )
-    )
-    calls = Calls()
-    fly = FlyClient(base_url=urls["fly"], on_exchange=calls)  # Fly's limits, process-wide
-    config = KubeletConfig(
-        cluster=CLUSTER,
-        org=ORG,
-        region="iad",
-        node_name=NODE,
-        kubeconfig=str(kubeconfig),
-        workers_per_namespace=args.workers,
-    )
-    rss_before = rss_mb()
-    kubelet = Kubelet(config, fly=fly).start()
-    kube = urls["kube"]
+    fly_url = json.loads(child.stdout.readline())["fly"]
+    scratch = Path(tempfile.mkdtemp(prefix="bench-kubelet-"))
+    plane = ControlPlane(control_plane_binary(), scratch / "control-plane").start()
     try:
-        return measure(args, kube, calls, rss_before)
+        kubeconfig = plane.kubeconfig(
+            scratch / "kubelet.kubeconfig", bootstrap.node_user(NODE), (bootstrap.NODES_GROUP,)
+        )
+        calls = Calls()
+        fly = FlyClient(base_url=fly_url, on_exchange=calls)  # Fly's limits, process-wide
+        config = KubeletConfig(
+            cluster=CLUSTER,
+            org=ORG,
+            region="iad",
+            node_name=NODE,
+            kubeconfig=kubeconfig,
+            workers_per_namespace=args.workers,
+        )
+        with plane.admin() as http:
+            namespaces = [f"ns{i}" for i in range(args.namespaces)]
+            for namespace in namespaces:
+                body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+                http.post("/api/v1/namespaces", json=body).raise_for_status()
+            for namespace in namespaces:  # pods are admitted once its ServiceAccount exists
+                path = f"/api/v1/namespaces/{namespace}/serviceaccounts/default"
+                wait_until(lambda p=path: http.get(p).status_code == 200, poll=0.05)
+            requests = KubeRequests()
+            rss_before = rss_mb()
+            kubelet = Kubelet(config, fly=fly)
+            requests.attach(kubelet.kube)
+            requests.attach(kubelet.pods._watch_kube)
+            kubelet.start()
+            watch = PodWatch(http)
+            try:
+                return measure(args, http, namespaces, watch, calls, requests, rss_before)
+            finally:
+                watch.close()
+                kubelet.stop()
+                fly.close()
     finally:
-        kubelet.stop()
-        fly.close()
+        left = plane.stop()
         child.stdin.close()
         child.wait(30)
+        shutil.rmtree(scratch, ignore_errors=True)
+        if left:
+            print(f"control-plane processes left running: {left}", file=sys.stderr)
 
 
-def create_pods(kube: str, count: int, namespaces: int, liveness_period: int = 0) -> list[int]:
-    per_namespace = [0] * namespaces
-    container: dict[str, Any] = {"name": "app", "image": "nginx:1.27"}
+def deployment(name: str, replicas: int, liveness_period: int) -> JSON:
+    container: JSON = {"name": "app", "image": "nginx:1.27"}
     if liveness_period:
-        container["livenessProbe"] = {
-            "tcpSocket": {"port": 8080},
-            "periodSeconds": liveness_period,
-        }
-    with httpx.Client(base_url=kube, timeout=60) as http:
-        for index in range(count):
-            namespace = f"ns{index % namespaces}"
-            per_namespace[index % namespaces] += 1
-            body = {
-                "metadata": {"name": f"pod-{index}", "namespace": namespace},
-                "spec": {
-                    "nodeName": NODE,
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [container],
-                },
-            }
-            http.post(f"/api/v1/namespaces/{namespace}/pods", json=body).raise_for_status()
-    return per_namespace
+        container["livenessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": liveness_period}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [container]},
+            },
+        },
+    }
 
 
-def measure(args: argparse.Namespace, kube: str, calls: Calls, rss_before: float) -> dict[str, Any]:
+def measure(
+    args: argparse.Namespace,
+    http: httpx.Client,
+    namespaces: list[str],
+    watch: PodWatch,
+    calls: Calls,
+    requests: KubeRequests,
+    rss_before: float,
+) -> JSON:
+    per_namespace = [
+        args.pods // len(namespaces) + (i < args.pods % len(namespaces))
+        for i in range(len(namespaces))
+    ]
     start = time.monotonic()
-    per_namespace = create_pods(kube, args.pods, args.namespaces, args.liveness_period)
-    wait_until(lambda: sum(p["status"].get("phase") == "Running" for p in pods(kube)) == args.pods)
+    for namespace, replicas in zip(namespaces, per_namespace, strict=True):
+        body = deployment("web", replicas, args.liveness_period)
+        http.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", json=body).raise_for_status()
+    wait_until(lambda: watch.count_bound() >= args.pods)
+    to_bound = time.monotonic() - start
+    wait_until(lambda: watch.count_running() == args.pods)
     to_running = time.monotonic() - start
     rss_running = rss_mb()
 
     time.sleep(min(10.0, args.idle / 4))  # let the last fast resyncs settle
     # Everything up to here is the pods' start (the settling resyncs included): life calls.
     idle_start_calls, _ = calls.snapshot()
-    versions_before = pod_versions(kube)
+    idle_start_requests = requests.snapshot()
+    versions_before = watch.snapshot_versions()
     time.sleep(args.idle)
     idle_calls = calls.snapshot()[0] - idle_start_calls
-    versions_after = pod_versions(kube)
-    idle_patches = sum(versions_after[uid] != rv for uid, rv in versions_before.items())
+    idle_requests = requests.snapshot() - idle_start_requests
+    versions_after = watch.snapshot_versions()
+    idle_patches = sum(versions_after.get(uid) != rv for uid, rv in versions_before.items())
+
+    latencies = start_latencies(args, http, namespaces, watch)
 
     delete_start_calls, _ = calls.snapshot()
     delete_start = time.monotonic()
-    with httpx.Client(base_url=kube, timeout=60) as http:
-        for pod in pods(kube):
-            meta = pod["metadata"]
-            path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
-            http.request("DELETE", path, json={"gracePeriodSeconds": 1})
-    wait_until(lambda: not pods(kube))
+    for namespace in namespaces:
+        path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
+        http.request("DELETE", path, json={"propagationPolicy": "Background"})
+        for index in range(args.samples):
+            if namespaces[index % len(namespaces)] == namespace:
+                http.request(
+                    "DELETE",
+                    f"/api/v1/namespaces/{namespace}/pods/single-{index}",
+                    json={"gracePeriodSeconds": 1},
+                )
+    wait_until(lambda: watch.count() == 0)
     to_deleted = time.monotonic() - delete_start
     total_calls, four_twenty_nines = calls.snapshot()
-    # Over a pod's life: its start (until settled) and its deletion; not the idle window.
+    # Over a pod's life: its start (until settled) and its deletion; not the idle window, not
+    # the latency samples.
     life_calls = idle_start_calls + (total_calls - delete_start_calls)
     floor = floor_seconds(per_namespace, args.boot, with_apps=False)
     floor_apps = floor_seconds(per_namespace, args.boot, with_apps=True)
+    minutes = args.idle / 60
     return {
         "pods": args.pods,
         "namespaces": args.namespaces,
         "boot_seconds": args.boot,
         "liveness_period_seconds": args.liveness_period or "none",
+        "seconds_to_all_bound": round(to_bound, 1),  # controllers and scheduler, for comparison
         "seconds_to_all_running": round(to_running, 1),
         "floor_seconds_machine_creates": round(floor, 1),
         "ratio_to_machine_creates_floor": round(to_running / floor, 2),
         "floor_seconds_with_app_creates": round(floor_apps, 1),
         "ratio_to_floor_with_app_creates": round(to_running / floor_apps, 2),
-        "seconds_to_all_deleted": round(to_deleted, 1),
         "429s": four_twenty_nines,
-        "machines_calls_per_pod_over_life": round(life_calls / args.pods, 2),
+        "429s_by_call": dict(calls.limited) or "none",
+        "start_latency_above_boot_ms_p50": round(percentile(latencies, 0.5) * 1000),
+        "start_latency_above_boot_ms_p99": round(percentile(latencies, 0.99) * 1000),
+        "start_latency_samples": len(latencies),
         "idle_window_seconds": args.idle,
-        "idle_machines_calls_per_minute": round(idle_calls * 60 / args.idle, 1),
+        "idle_machines_calls_per_minute": round(idle_calls / minutes, 1),
+        "idle_api_server_requests_per_minute": round(sum(idle_requests.values()) / minutes, 1),
+        "idle_api_server_requests_by_method": dict(sorted(idle_requests.items())),
         "idle_pods_written": idle_patches,
+        "machines_calls_per_pod_over_life": round(life_calls / args.pods, 2),
+        "seconds_to_all_deleted": round(to_deleted, 1),
         "rss_mb_before_kubelet": round(rss_before, 1),
         "rss_mb_all_running": round(rss_running, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
-def pod_versions(kube: str) -> dict[str, str]:
-    return {p["metadata"]["uid"]: p["metadata"]["resourceVersion"] for p in pods(kube)}
+def start_latencies(
+    args: argparse.Namespace, http: httpx.Client, namespaces: list[str], watch: PodWatch
+) -> list[float]:
+    """Single pods created one at a time, round the namespaces, far enough apart that no rate
+    limit holds them (each app gets one every `len(namespaces) × spacing` s, and Fly allows
+    one a second): seconds from the create until Running, less the machine's boot."""
+    spacing = max(0.3, 1.5 / len(namespaces))
+    created: list[tuple[str, float]] = []
+    for index in range(args.samples):
+        namespace = namespaces[index % len(namespaces)]
+        name = f"single-{index}"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "app", "image": "nginx:1.27"}],
+            },
+        }
+        sent = time.monotonic()
+        http.post(f"/api/v1/namespaces/{namespace}/pods", json=body).raise_for_status()
+        created.append((f"{namespace}/{name}", sent))
+        time.sleep(spacing)
+    wait_until(lambda: all(watch.running_since(key) for key, _ in created))
+    return [(watch.running_since(key) or sent) - sent - args.boot for key, sent in created]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pods", type=int, default=1000)
-    parser.add_argument("--namespaces", type=int, default=10)
-    parser.add_argument("--boot", type=float, default=1.0, help="machine boot seconds")
-    parser.add_argument("--idle", type=float, default=60.0, help="idle window seconds")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--large", action="store_true", help="10,000 pods in 100 namespaces")
+    size.add_argument("--quick", action="store_true", help="a smoke run: 12 pods, 3 namespaces")
+    parser.add_argument("--pods", type=int, help="pods (default 1,000)")
+    parser.add_argument("--namespaces", type=int, help="namespaces (default 10)")
+    parser.add_argument("--boot", type=float, help="machine boot seconds (default 1)")
+    parser.add_argument("--idle", type=float, help="idle window seconds (default 60)")
+    parser.add_argument("--samples", type=int, help="start latency samples (default 40)")
     parser.add_argument("--workers", type=int, default=4, help="workers per namespace")
     parser.add_argument(
         "--liveness-period",
@@ -267,11 +490,18 @@ def main() -> None:
         default=0,
         help="give every pod a tcpSocket liveness probe with this periodSeconds (0: none)",
     )
-    parser.add_argument("--serve-fakes", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-backend", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_fakes:
-        serve_fakes(args.boot)
+    if args.serve_backend:
+        serve_backend(args.boot)
         return
+    chosen = "large" if args.large else "quick" if args.quick else "default"
+    pods, namespaces, idle, samples, boot = SIZES[chosen]
+    args.pods = args.pods or pods
+    args.namespaces = args.namespaces or namespaces
+    args.idle = args.idle if args.idle is not None else idle
+    args.samples = args.samples if args.samples is not None else samples
+    args.boot = args.boot if args.boot is not None else boot
     report = run(args)
     width = max(map(len, report))
     for key, value in report.items():

@@ -14,13 +14,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _run(script: str, *args: str) -> str:
+def _run(script: str, *args: str, binary: Path | None = None, timeout: float = 120) -> str:
+    """The benchmark's stdout; `binary`: the control plane it runs (FLYK_CONTROLPLANE_BIN)."""
+    import os
+
+    env = {**os.environ}
+    if binary is not None:
+        env["FLYK_CONTROLPLANE_BIN"] = str(binary)
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / script), *args],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
-        timeout=120,  # a hang guard only
+        timeout=timeout,  # a hang guard only
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -44,40 +51,30 @@ def test_bench_create_prints_its_critical_path() -> None:
 
 
 def test_bench_controlplane_prints_its_ratio_and_memory(controlplane_binary: Path) -> None:
-    import os
+    out = _run("bench_controlplane.py", "--runs", "1", binary=controlplane_binary, timeout=300)
+    assert re.search(r"ratio create/API server\s+\d+\.\d+ ×", out), out
+    assert re.search(r"kube-apiserver \d+ MB", out), out
 
-    env = {**os.environ, "FLYK_CONTROLPLANE_BIN": str(controlplane_binary)}
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_controlplane.py"), "--runs", "1"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,  # a hang guard only
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert re.search(r"ratio create/API server\s+\d+\.\d+ ×", done.stdout), done.stdout
-    assert re.search(r"kube-apiserver \d+ MB", done.stdout), done.stdout
+
+def test_bench_kubelet_prints_its_ratio_latency_and_idle_rates(controlplane_binary: Path) -> None:
+    """On the real control plane, a dozen pods: the report's lines are there."""
+    out = _run("bench_kubelet.py", "--quick", binary=controlplane_binary, timeout=300)
+    assert re.search(r"ratio_to_machine_creates_floor\s+\d+\.\d+", out), out
+    assert re.search(r"429s\s+\d+", out), out  # the goal, 0, is the bench's to report
+    assert re.search(r"start_latency_above_boot_ms_p99\s+-?\d+", out), out
+    assert re.search(r"idle_api_server_requests_per_minute\s+\d+\.\d", out), out
+    assert re.search(r"idle_machines_calls_per_minute\s+\d+\.\d", out), out
 
 
 def test_bench_logs_exec_prints_its_ratios_and_the_kubelets_threads(
     controlplane_binary: Path,
 ) -> None:
-    import os
-
-    env = {**os.environ, "FLYK_CONTROLPLANE_BIN": str(controlplane_binary)}
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_logs_exec.py"),
-         "--rounds", "2", "--streams", "3", "--pods", "2", "--latency", "0.01"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,  # a hang guard only
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert re.search(r"logs\s+via kubelet\s+\d+\.\d ms\s+direct\s+\d+\.\d ms\s+ratio", done.stdout)
-    assert re.search(r"exec\s+via kubelet\s+\d+\.\d ms\s+direct\s+\d+\.\d ms\s+ratio", done.stdout)
-    assert re.search(r"3 logs -f open\s+\d+ MB\s+\d+ threads", done.stdout), done.stdout
+    out = _run(
+        "bench_logs_exec.py",
+        *("--rounds", "2", "--streams", "3", "--pods", "2", "--latency", "0.01"),
+        binary=controlplane_binary,
+        timeout=300,
+    )
+    assert re.search(r"logs\s+via kubelet\s+\d+\.\d ms\s+direct\s+\d+\.\d ms\s+ratio", out), out
+    assert re.search(r"exec\s+via kubelet\s+\d+\.\d ms\s+direct\s+\d+\.\d ms\s+ratio", out), out
+    assert re.search(r"3 logs -f open\s+\d+ MB\s+\d+ threads", out), out

@@ -40,6 +40,7 @@ from flyk.k8s.plan import app_name_for
 from flyk.kubelet import dns as pod_dns
 from flyk.kubelet import status as pod_status
 from flyk.kubelet import translate
+from flyk.kubelet.boots import BootWaiter
 from flyk.kubelet.config import Intervals, KubeletConfig, namespace_app_name
 from flyk.kubelet.kube import KubeApi, KubeError
 from flyk.kubelet.node import Health
@@ -277,6 +278,7 @@ class PodController:
         self._had: dict[str, str] = {}
         self._restarts: dict[str, tuple[int, float]] = {}  # uid -> (starts again, next allowed)
         self.synced = threading.Event()  # the first list has filled the cache
+        self._boots = BootWaiter(fly)  # a new machine's namespace is listed once it runs
 
     # lifecycle --------------------------------------------------------------------------
     def start(self, stop: threading.Event) -> None:
@@ -369,6 +371,7 @@ class PodController:
             spaces = list(self._namespaces.values())
         for space in spaces:
             space.queue.close()
+        self._boots.stop()
         self._watch_kube.close()
         deadline = time.monotonic() + timeout
         for thread in list(self._threads):
@@ -917,6 +920,8 @@ class PodController:
         self._record_machine(pod, data, plan)  # if this fails, the retry's reconcile repeats it
         self._write_status(pod, pod_status.pod_status(pod, data, host_ip=self._config.node_ip))
         self._soon(space)
+        if data.get("state") != "started":
+            self._boots.watch(space.app, str(data["id"]), lambda: space.queue.add(RESYNC))
 
     def _create_locked(
         self, space: Namespace, pod: JSON, plan: translate.MachinePlan, config: MachineConfig

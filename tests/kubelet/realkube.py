@@ -14,6 +14,7 @@ import contextlib
 import json
 import re
 import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -434,23 +435,49 @@ class Kube:
 
     # history ----------------------------------------------------------------------------
     def _watch_history(self) -> None:
+        """Watch the node's pods into `history`. A watch the server cannot resume (410, as
+        after an API server restart) lists again: the pods then come as ADDED, and what
+        happened to them in between is not seen."""
         params = {"fieldSelector": f"spec.nodeName={self.node}"}
-        version = self.http.get("/api/v1/pods", params=params).json()["metadata"]["resourceVersion"]
-        self._history_ready.set()
+        version = self._relist_history(params, first=True)
         while not self._history_stop.is_set():
+            if version is None:
+                try:
+                    version = self._relist_history(params)
+                except (httpx.HTTPError, ValueError, KeyError):
+                    if self._history_stop.wait(0.2):
+                        return
+                    continue
             query = {**params, "watch": "1", "resourceVersion": version, "timeoutSeconds": "5"}
             try:
                 with self.http.stream("GET", "/api/v1/pods", params=query, timeout=30) as stream:
+                    if stream.status_code != 200:
+                        version = None
+                        continue
                     for line in stream.iter_lines():
                         event = json.loads(line)
                         if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                             self.history.append((event["type"], event["object"]))
                             version = event["object"]["metadata"]["resourceVersion"]
+                        elif event["type"] == "ERROR":
+                            version = None
+                            break
                         if self._history_stop.is_set():
                             return
             except (httpx.HTTPError, ValueError, KeyError):
                 if self._history_stop.wait(0.2):
                     return
+
+    def _relist_history(self, params: dict[str, str], *, first: bool = False) -> str:
+        listed = self.http.get("/api/v1/pods", params=params)
+        listed.raise_for_status()
+        page = listed.json()
+        if first:
+            self._history_ready.set()
+        else:
+            self.history.extend(("ADDED", pod) for pod in page["items"])
+        version: str = page["metadata"]["resourceVersion"]
+        return version
 
     def phases(self, name: str) -> list[str]:
         """Every phase the pod went through, in order, as the API server told watchers."""
@@ -471,6 +498,28 @@ class Kube:
             bootstrap.node_user(self.node),
             (bootstrap.NODES_GROUP,),
         )
+
+    # an administrator --------------------------------------------------------------------
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The real kubectl, as a cluster administrator (`system:masters`)."""
+        ran = subprocess.run(
+            ["kubectl", "--kubeconfig", self.admin_kubeconfig(), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if check:
+            assert ran.returncode == 0, f"kubectl {' '.join(args)}: {ran.stderr}"
+        return ran
+
+    def admin_kubeconfig(self) -> str:
+        path = self.tmp / f"admin-{self.suffix}.kubeconfig"
+        if not path.exists():
+            self.plane.kubeconfig(path, "test-admin", (bootstrap.MASTERS,))
+        return str(path)
 
     # clean-up ---------------------------------------------------------------------------
     def close(self) -> None:

@@ -412,6 +412,48 @@ def test_a_lease_renewed_again_after_failures_has_the_status_written_at_once(
         api.close()
 
 
+def test_a_lapsed_lease_leaves_the_node_unknown_and_tainted_until_its_first_renewal(
+    kube: Kube, kubeconfig: str
+) -> None:
+    """Row 11 on the real node lifecycle controller: the Lease's renewals are refused until
+    the controller (after its grace period, 50 s) has marked the node Ready=Unknown and
+    tainted it `node.kubernetes.io/unreachable`. Once renewals go through again the status is
+    written at once (the periodic write is an hour away here), and the controller clears the
+    condition and the taint from that write alone."""
+    traffic = Traffic()
+    api = traffic.attach(KubeApi(kubeconfig))
+    slow_status = Intervals(lease=0.2, node_status=3600.0, ping=3600.0)
+    controller = NodeController(api, config(kube, intervals=slow_status), Ping())
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+
+    def ready() -> str | None:
+        node = kube.get("nodes", kube.node) or {}
+        conditions = (node.get("status") or {}).get("conditions") or []
+        return next((c["status"] for c in conditions if c["type"] == "Ready"), None)
+
+    def unreachable() -> bool:
+        node = kube.get("nodes", kube.node) or {}
+        taints = (node.get("spec") or {}).get("taints") or []
+        return any(t["key"] == "node.kubernetes.io/unreachable" for t in taints)
+
+    try:
+        eventually(lambda: ready() == "True", what="the node Ready")
+        lapse = traffic.fail("PUT", f"/leases/{kube.node}", 503, times=None)
+        eventually(lambda: ready() == "Unknown" and unreachable(), timeout=120, what="Unknown")
+        writes = traffic.count("PATCH", "/status")
+        with traffic.lock:
+            lapse.times = lapse.fired  # renewals go through again
+        eventually(lambda: ready() == "True" and not unreachable(), what="Ready, untainted")
+        assert traffic.count("PATCH", "/status") == writes + 1  # one write did it
+    finally:
+        stop.set()
+        controller.notify()
+        thread.join(5)
+        api.close()
+
+
 def test_the_node_reports_the_control_planes_kubernetes_version(
     kube: Kube, running: tuple[NodeController, Ping]
 ) -> None:

@@ -812,3 +812,24 @@ def test_a_forced_delete_destroys_the_machine(harness: Harness) -> None:
     # (the watch may show the pod with its deletionTimestamp just before it is gone: the
     # kubelet may then ask a stop with timeout 0 first)
     assert all(c.body == {"timeout": "0s"} for c in harness.calls.matching("POST", "/stop"))
+
+
+def test_a_pod_is_running_once_its_machine_boots_without_waiting_for_a_resync(
+    kube: Kube, kubeconfig: str, tmp_path: Path
+) -> None:
+    """Machines take a second to boot here, and resyncs are an hour apart: the pod still turns
+    Running, because the machine made is waited on (`/wait`) and its namespace listed when it
+    has started (flyk/kubelet/boots.py)."""
+    booting = LocalBackend(tmp_path / "boot.db", Timing(boot=1.0), orgs=["personal"])
+    intervals = dataclasses.replace(FAST, resync=3600.0, fast_resync=3600.0)
+    harness = Harness(kube, kubeconfig, booting, intervals=intervals)
+    try:
+        harness.start()
+        harness.create_pod("web")
+        eventually(lambda: harness.machine_of("web"), what="the machine made")
+        harness.wait_phase("web", "Running")
+        machine = harness.machine_of("web")
+        assert machine is not None
+        assert harness.calls.matching("GET", f"/machines/{machine['id']}/wait")
+    finally:
+        harness.close()

@@ -694,6 +694,13 @@ def test_deleting_a_namespace_removes_its_pods_and_machines_and_nothing_else(
     )
     assert harness.machines("doomed") == []
     assert harness.phase("kept") == "Running" and harness.machine_of("kept") is not None
+    # The Events about the doomed pods (`Killing`) were refused by NamespaceLifecycle, and
+    # nothing else was.
+    refused = harness.traffic.refused(403)
+    doomed_events = f"/namespaces/{harness.ns('doomed')}/events"
+    assert refused and all(
+        m == "POST" and p.startswith(f"/api/v1{doomed_events}") for m, p in refused
+    ), refused
 
 
 def test_a_deleted_node_is_registered_again_and_its_pods_survive(harness: Harness) -> None:
