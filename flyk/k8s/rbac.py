@@ -9,17 +9,23 @@
   namespaces (at start it finds the namespaces deleted while it was away, whose machines it
   destroys; later, whether a namespace with no pod left still exists). docs/kubernetes.md
   ("Permissions") lists every permission the kubelet uses, with its reason.
+- The storage objects of storage.py: the Fly volume StorageClasses, the CSIDriver and the
+  volume provisioner's ClusterRole.
+
+Each object is applied (server-side apply, forced, field manager `flyk-control-plane`): made
+when missing, brought back to flyk's version when a flyk upgrade or a user changed it.
 """
 
 from __future__ import annotations
 
+import json
 import ssl
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from flyk.k8s import bootstrap
+from flyk.k8s import bootstrap, storage
 
 KUBELET_ROLE = "flyk:kubelet"
 _RBAC = "rbac.authorization.k8s.io"
@@ -67,12 +73,27 @@ BOOTSTRAP_OBJECTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+FIELD_MANAGER = "flyk-control-plane"
+
+
 def ensure(server: str, ca_file: Path, cert_file: Path, key_file: Path) -> None:
-    """Create each bootstrap object unless it exists (409 is success)."""
+    """Apply each bootstrap object: created when missing, updated when it differs."""
     context = ssl.create_default_context(cafile=str(ca_file))
     context.load_cert_chain(str(cert_file), str(key_file))
     with httpx.Client(base_url=server, verify=context, timeout=10) as client:
-        for path, body in BOOTSTRAP_OBJECTS:
-            response = client.post(path, json=body)
-            if response.status_code not in (200, 201, 409):
-                response.raise_for_status()
+        for path, body in [*BOOTSTRAP_OBJECTS, *storage.STORAGE_OBJECTS]:
+            apply(client, path, body)
+
+
+def apply(client: httpx.Client, collection: str, body: dict[str, Any]) -> None:
+    """Server-side apply of one object. One whose immutable fields changed (a StorageClass's
+    reclaim policy, a CSIDriver's spec) is refused (422): it is deleted and applied again."""
+    where = f"{collection}/{body['metadata']['name']}"
+    params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+    headers = {"Content-Type": "application/apply-patch+yaml"}
+    content = json.dumps(body)  # JSON is YAML
+    response = client.patch(where, params=params, content=content, headers=headers)
+    if response.status_code == 422 and body["kind"] in storage.IMMUTABLE_KINDS:
+        client.delete(where).raise_for_status()
+        response = client.patch(where, params=params, content=content, headers=headers)
+    response.raise_for_status()

@@ -824,6 +824,13 @@ class PodController:
             pod, "Normal", "Created", f"machine {machine_id} ({plan.size.label}) in {plan.region}"
         )
 
+    def ensure_namespace_app(self, namespace: str) -> str:
+        """The namespace's app, made and marked as for its first pod (the volume provisioner
+        needs it before any pod: a claim's volume lives there)."""
+        space = self._space(namespace)
+        self._ensure_app(space)
+        return space.app
+
     def _ensure_app(self, space: Namespace) -> None:
         """The namespace's app, created on first use, and marked as the cluster's: the marker
         secrets are set whenever they are missing (a create that stopped between the app and
