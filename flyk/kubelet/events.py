@@ -16,13 +16,22 @@ log = logging.getLogger("flyk.kubelet.events")
 
 
 def event_body(
-    obj: JSON, *, kind: str, event_type: str, reason: str, message: str, component: str, host: str
+    obj: JSON,
+    *,
+    kind: str,
+    event_type: str,
+    reason: str,
+    message: str,
+    component: str,
+    host: str,
 ) -> JSON:
-    """A core/v1 Event about `obj` (its metadata names it; `kind` is its Kind, core/v1)."""
+    """A core/v1 Event about `obj` (its metadata names it; `kind` is its Kind, core/v1),
+    in its namespace; a cluster-scoped object's go to `default` (the API server's rule),
+    where `kubectl describe` finds them."""
     meta = obj["metadata"]
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     involved = {"apiVersion": "v1", "kind": kind, "name": meta["name"], "uid": meta["uid"]}
-    namespace = meta.get("namespace") or "default"  # cluster-scoped objects: events go here
+    namespace = meta.get("namespace") or "default"
     if meta.get("namespace"):
         involved["namespace"] = meta["namespace"]
     return {
@@ -52,7 +61,14 @@ class Recorder:
         self._told: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
 
-    def __call__(self, obj: JSON, kind: str, event_type: str, reason: str, message: str) -> None:
+    def __call__(
+        self,
+        obj: JSON,
+        kind: str,
+        event_type: str,
+        reason: str,
+        message: str,
+    ) -> None:
         key = (obj["metadata"]["uid"], reason, message)
         with self._lock:
             if key in self._told:

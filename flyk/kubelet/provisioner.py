@@ -451,6 +451,9 @@ class VolumeProvisioner:
             self._kube.patch_claim_status(meta["namespace"], meta["name"], status)
 
     # reclaim ------------------------------------------------------------------------------
+    def _pv_event(self, pv: JSON, event_type: str, reason: str, message: str) -> None:
+        self._event(pv, "PersistentVolume", event_type, reason, message)
+
     def _sync_volume(self, pv: JSON) -> None:
         if (pv.get("status") or {}).get("phase") != "Released":
             return
@@ -462,7 +465,7 @@ class VolumeProvisioner:
                 f"it with: flyk volumes destroy {volume_id} -a {app}; kubectl delete pv "
                 f"{pv['metadata']['name']}"
             )
-            self._event(pv, "PersistentVolume", "Normal", "VolumeRetained", message)
+            self._pv_event(pv, "Normal", "VolumeRetained", message)
             log.info("PV %s released: %s", pv["metadata"]["name"], message)
             return
         try:
@@ -471,7 +474,7 @@ class VolumeProvisioner:
             pass  # gone already (an earlier try, or someone): the PV goes too
         except PreconditionFailedError as error:
             message = f"Fly volume {volume_id} not destroyed yet: {error.message}"
-            self._event(pv, "PersistentVolume", "Warning", "VolumeFailedDelete", message)
+            self._pv_event(pv, "Warning", "VolumeFailedDelete", message)
             raise
         try:
             self._kube.delete_volume(pv["metadata"]["name"], pv["metadata"]["uid"])

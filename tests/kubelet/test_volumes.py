@@ -110,3 +110,192 @@ def test_a_claim_becomes_a_fly_volume_and_a_bound_pv_in_its_region(harness: Harn
     assert pv["spec"]["capacity"]["storage"] == "2Gi"
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
     assert pvc["status"]["capacity"]["storage"] == "2Gi"
+
+
+def pod_with_claim(
+    harness: Harness, name: str, claim_name: str, *, path: str = "/data", **meta: Any
+) -> JSON:
+    containers = [
+        {"name": "app", "image": "redis", "volumeMounts": [{"name": "data", "mountPath": path}]}
+    ]
+    volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}]
+    return harness.create_pod(name, containers=containers, volumes=volumes, **meta)
+
+
+def provisioned(harness: Harness, name: str, body: JSON, namespace: str = "default") -> JSON:
+    """Create the claim; its Fly volume once it is bound."""
+    harness.kube.create("persistentvolumeclaims", body, harness.ns(namespace))
+    pvc = eventually(lambda: bound(harness, name, namespace), what=f"claim {name} Bound")
+    pv = harness.kube.get("persistentvolumes", pvc["spec"]["volumeName"])
+    assert pv is not None
+    (volume,) = [
+        v for v in volumes(harness, namespace) if v["id"] == pv["spec"]["csi"]["volumeHandle"]
+    ]
+    return volume
+
+
+def test_a_pod_mounts_its_claims_volume_in_the_volumes_region(harness: Harness) -> None:
+    harness.start()
+    volume = provisioned(harness, "data", claim("data", region="ams"))
+    pod_with_claim(harness, "db", "data", path="/var/lib/redis")
+    harness.wait_phase("db", "Running")
+    machine = harness.machine_of("db")
+    assert machine is not None
+    assert machine["region"] == "ams"  # the pod follows its volume
+    (mount,) = machine["config"]["mounts"]
+    assert (mount["volume"], mount["path"]) == (volume["id"], "/var/lib/redis")
+    assert (
+        harness.fly.volumes.get(harness.app(), volume["id"]).attached_machine_id == (machine["id"])
+    )
+    assert not [e for e in harness.events("db", "UnsupportedField") if "(data)" in e["message"]]
+
+
+def test_a_region_annotation_contradicting_the_volume_keeps_the_pod_pending(
+    harness: Harness,
+) -> None:
+    harness.start()
+    provisioned(harness, "data", claim("data", region="ams"))
+    pod_with_claim(harness, "db", "data", annotations={"fly.io/region": "lhr"})
+    (event,) = eventually(lambda: harness.events("db", "VolumeRegionConflict"), what="an Event")
+    assert "ams" in event["message"] and "lhr" in event["message"]
+    pod = harness.pod("db")
+    assert pod is not None and pod["status"]["phase"] == "Pending"
+    assert harness.machine_of("db") is None
+
+
+def test_a_second_persistent_volume_in_one_pod_is_refused(harness: Harness) -> None:
+    harness.start()
+    provisioned(harness, "one", claim("one"))
+    provisioned(harness, "two", claim("two"))
+    containers = [{"name": "app", "image": "redis"}]
+    volumes_ = [
+        {"name": "a", "persistentVolumeClaim": {"claimName": "one"}},
+        {"name": "b", "persistentVolumeClaim": {"claimName": "two"}},
+    ]
+    harness.create_pod("db", containers=containers, volumes=volumes_)
+    (event,) = eventually(lambda: harness.events("db", "TooManyVolumes"), what="an Event")
+    assert "2 persistent volumes" in event["message"]
+    assert harness.machine_of("db") is None
+    assert all(v.get("attached_machine_id") is None for v in volumes(harness))
+
+
+def test_a_volume_mounted_by_a_running_machine_is_refused_to_a_second_pod(
+    harness: Harness,
+) -> None:
+    harness.start()
+    provisioned(harness, "data", claim("data", modes=("ReadWriteOnce",)))
+    pod_with_claim(harness, "first", "data")
+    harness.wait_phase("first", "Running")
+    pod_with_claim(harness, "second", "data")
+    (event,) = eventually(lambda: harness.events("second", "FailedAttachVolume"), what="Event")
+    assert "in use" in event["message"]
+    assert harness.machine_of("second") is None
+    harness.delete_pod("first")
+    harness.wait_phase("second", "Running")  # retried once the first machine is gone
+
+
+def test_an_access_mode_a_fly_volume_cannot_give_is_refused(harness: Harness) -> None:
+    harness.start()
+    harness.kube.create(
+        "persistentvolumeclaims", claim("shared", modes=("ReadWriteMany",)), harness.ns()
+    )
+    (event,) = eventually(
+        lambda: [e for e in claim_events(harness, "shared") if e["reason"] == "ProvisioningFailed"],
+        what="ProvisioningFailed",
+    )
+    assert "ReadWriteMany" in event["message"]
+    assert volumes(harness) == []
+
+
+def test_claims_deleted_destroy_their_volume_or_keep_it_by_class(harness: Harness) -> None:
+    harness.start()
+    gone = provisioned(harness, "gone", claim("gone"))
+    kept = provisioned(harness, "kept", claim("kept", storage_class="flyio-volume-retain"))
+    gone_pv = harness.kube.get("persistentvolumeclaims", "gone", "default")["spec"]["volumeName"]  # type: ignore[index]
+    kept_pv = harness.kube.get("persistentvolumeclaims", "kept", "default")["spec"]["volumeName"]  # type: ignore[index]
+    harness.kube.delete("persistentvolumeclaims", "gone", "default")
+    harness.kube.delete("persistentvolumeclaims", "kept", "default")
+    eventually(
+        lambda: [v["id"] for v in volumes(harness)] == [kept["id"]], what="only the kept volume"
+    )
+    eventually(lambda: harness.kube.get("persistentvolumes", gone_pv) is None, what="PV gone")
+    assert gone["id"] != kept["id"]
+    pv = harness.kube.get("persistentvolumes", kept_pv)
+    assert pv is not None and pv["status"]["phase"] == "Released"
+
+    def retained_events() -> list[JSON]:  # a PV's are in `default`, as a Node's
+        return [
+            e
+            for e in harness.kube.list("events", "")
+            if e["reason"] == "VolumeRetained" and e["involvedObject"]["name"] == kept_pv
+        ]
+
+    (retained,) = eventually(retained_events, what="VolumeRetained")
+    assert kept["id"] in retained["message"] and "flyk volumes destroy" in retained["message"]
+
+
+def test_a_claim_grown_extends_its_volume(harness: Harness) -> None:
+    harness.start()
+    volume = provisioned(harness, "data", claim("data", "1Gi"))
+    pod_with_claim(harness, "db", "data")
+    harness.wait_phase("db", "Running")
+    response = harness.kube.patch(
+        "persistentvolumeclaims",
+        "data",
+        {"spec": {"resources": {"requests": {"storage": "3Gi"}}}},
+        "default",
+    )
+    response.raise_for_status()
+
+    def grown() -> bool:
+        pvc = harness.kube.get("persistentvolumeclaims", "data", "default") or {}
+        return (pvc.get("status") or {}).get("capacity", {}).get("storage") == "3Gi"
+
+    eventually(grown, what="the claim's capacity 3Gi")
+    assert harness.fly.volumes.get(harness.app(), volume["id"]).size_gb == 3
+    pvc = harness.kube.get("persistentvolumeclaims", "data", "default")
+    pv = harness.kube.get("persistentvolumes", pvc["spec"]["volumeName"])  # type: ignore[index]
+    assert pv is not None and pv["spec"]["capacity"]["storage"] == "3Gi"
+    (event,) = [e for e in claim_events(harness, "data") if e["reason"] == "VolumeResizeSuccessful"]
+    assert "must restart" in event["message"]  # its machine is running
+
+
+def test_a_region_without_room_leaves_the_claim_pending_naming_regions_that_have_it(
+    harness: Harness, backend: LocalBackend
+) -> None:
+    backend.capacity.set_volumes("ams", 0)
+    harness.start()
+    harness.kube.create("persistentvolumeclaims", claim("data", region="ams"), harness.ns())
+
+    def failed() -> list[JSON]:
+        return [e for e in claim_events(harness, "data") if e["reason"] == "ProvisioningFailed"]
+
+    (event,) = eventually(failed, what="ProvisioningFailed")
+    assert "no capacity" in event["message"] and "ams" in event["message"]
+    assert "Regions that could take it: " in event["message"]
+    others = event["message"].split("Regions that could take it: ")[1].split(".")[0]
+    assert others and "ams" not in others and "none" not in others
+    pvc = harness.kube.get("persistentvolumeclaims", "data", "default")
+    assert pvc is not None and pvc["status"]["phase"] == "Pending"
+    assert volumes(harness) == []
+    backend.capacity.set_volumes("ams", 100)  # room again: the retry provisions it
+    eventually(lambda: bound(harness, "data"), timeout=60, what="Bound once there is room")
+
+
+def test_a_provisioner_restarted_between_volume_and_pv_makes_one_volume(
+    harness: Harness,
+) -> None:
+    harness.traffic.fail("POST", r"/api/v1/persistentvolumes(\?|$)", 500, times=None)
+    harness.start()
+    made = harness.kube.create("persistentvolumeclaims", claim("data"), harness.ns())
+    eventually(lambda: volumes(harness), what="the volume made")
+    eventually(lambda: harness.traffic.count("POST", "/api/v1/persistentvolumes") >= 2)
+    harness.stop()
+    harness.traffic.faults.clear()
+    harness.start()
+    pvc = eventually(lambda: bound(harness, "data"), what="Bound after the restart")
+    (volume,) = volumes(harness)
+    assert volume["name"] == volume_name(made["metadata"]["uid"])
+    pv = harness.kube.get("persistentvolumes", pvc["spec"]["volumeName"])
+    assert pv is not None and pv["spec"]["csi"]["volumeHandle"] == volume["id"]
+    assert len(harness.calls.matching("POST", "/volumes")) == 1
