@@ -39,7 +39,7 @@ from flyk.errors import (
     NotFoundError,
     PreconditionFailedError,
 )
-from flyk.k8s import storage
+from flyk.k8s import records, storage
 from flyk.kubelet.config import KubeletConfig
 from flyk.kubelet.events import Recorder
 from flyk.kubelet.kube import KubeApi, KubeError
@@ -60,8 +60,6 @@ REGION_ANNOTATION = "fly.io/region"
 VOLUME_ID_ANNOTATION = "volume.fly.io/id"
 ACCESS_MODES = frozenset({"ReadWriteOncePod", "ReadWriteOnce"})
 MAX_SIZE_GB = 500
-VOLUME_NAME_PREFIX = "pvc_"
-_VOLUME_NAME = re.compile(r"^pvc_[0-9a-f]{26}$")
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$")
 _SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
 _SUFFIX |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
@@ -71,16 +69,6 @@ _GONE = frozenset({"destroyed", "destroying", "pending_destroy", "scheduling_des
 class Refused(Exception):
     """A claim the provisioner will not serve as written (said in an Event, not retried until
     the claim changes)."""
-
-
-def volume_name(claim_uid: str) -> str:
-    """The Fly volume name of a claim: Fly's limit is 30 of [a-z0-9_]."""
-    return VOLUME_NAME_PREFIX + claim_uid.replace("-", "")[:26]
-
-
-def is_provisioned_volume(name: str | None) -> bool:
-    """Whether a volume of a namespace app is one the provisioner made (by its name)."""
-    return bool(name and _VOLUME_NAME.match(name))
 
 
 def size_gb(quantity: str) -> int:
@@ -312,7 +300,7 @@ class VolumeProvisioner:
             raise Refused(f"{request} is more than a Fly volume holds ({MAX_SIZE_GB} GB)")
         region = claim_region(claim, self._config.region)
         app = self._ensure_app(meta["namespace"])
-        name = volume_name(meta["uid"])
+        name = records.claim_volume_name(meta["uid"])
         volume = self._find_volume(app, name)
         if volume is None:
             volume = self._create_volume(claim, app, name, region, size)

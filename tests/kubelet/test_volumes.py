@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flyk.kubelet.provisioner import volume_name
+from flyk.k8s.records import claim_volume_name as volume_name
 from flyk.local import LocalBackend
 
 from .conftest import eventually
@@ -148,6 +148,12 @@ def test_a_pod_mounts_its_claims_volume_in_the_volumes_region(harness: Harness) 
         harness.fly.volumes.get(harness.app(), volume["id"]).attached_machine_id == (machine["id"])
     )
     assert not [e for e in harness.events("db", "UnsupportedField") if "(data)" in e["message"]]
+    # Nothing waits on an attach step: no VolumeAttachment (the driver says attachRequired
+    # false; the controller-manager runs without its attach/detach controller).
+    attachments = harness.kube.http.get("/apis/storage.k8s.io/v1/volumeattachments")
+    assert attachments.json()["items"] == []
+    driver = harness.kube.http.get("/apis/storage.k8s.io/v1/csidrivers/volume.csi.fly.io")
+    assert driver.json()["spec"]["attachRequired"] is False
 
 
 def test_a_region_annotation_contradicting_the_volume_keeps_the_pod_pending(
@@ -299,3 +305,103 @@ def test_a_provisioner_restarted_between_volume_and_pv_makes_one_volume(
     pv = harness.kube.get("persistentvolumes", pvc["spec"]["volumeName"])
     assert pv is not None and pv["spec"]["csi"]["volumeHandle"] == volume["id"]
     assert len(harness.calls.matching("POST", "/volumes")) == 1
+
+
+def statefulset(harness: Harness, name: str, replicas: int) -> JSON:
+    template = {
+        "metadata": {"labels": {"app": name}},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": harness.node},
+            "containers": [
+                {
+                    "name": "db",
+                    "image": "redis",
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                }
+            ],
+        },
+    }
+    claim_template = {
+        "metadata": {"name": "data"},
+        "spec": {
+            "accessModes": ["ReadWriteOncePod"],
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    body = {
+        "metadata": {"name": name},
+        "spec": {
+            "serviceName": name,
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": template,
+            "volumeClaimTemplates": [claim_template],
+        },
+    }
+    return harness.kube.create("statefulsets", body, harness.ns())
+
+
+def running_with_volume(harness: Harness, pod: str) -> str | None:
+    """The volume the pod's machine mounts, once the pod runs."""
+    if harness.phase(pod) != "Running":
+        return None
+    machine = harness.machine_of(pod)
+    if machine is None or machine["state"] != "started":
+        return None
+    mounts = machine["config"].get("mounts") or []
+    return str(mounts[0]["volume"]) if mounts else None
+
+
+def test_a_statefulset_keeps_one_volume_per_replica_across_machine_loss_and_scale_down(
+    harness: Harness,
+) -> None:
+    harness.start()
+    statefulset(harness, "db", 2)
+    first = eventually(lambda: running_with_volume(harness, "db-0"), timeout=60, what="db-0")
+    second = eventually(lambda: running_with_volume(harness, "db-1"), timeout=60, what="db-1")
+    assert first != second
+    assert sorted(v["id"] for v in volumes(harness)) == sorted([first, second])
+
+    lost = harness.machine_of("db-0")
+    assert lost is not None
+    harness.fly.machines.destroy(harness.app(), lost["id"], force=True)
+
+    def replaced() -> str | None:
+        machine = harness.machine_of("db-0")
+        if machine is None or machine["id"] == lost["id"]:
+            return None
+        return running_with_volume(harness, "db-0")
+
+    assert eventually(replaced, timeout=60, what="db-0 on a new machine") == first
+
+    harness.kube.delete("pods", "db-1", "default")  # a pod restart: a new pod, same claim
+    eventually(lambda: harness.machine_of("db-1") is None, what="db-1's old machine gone")
+    assert eventually(lambda: running_with_volume(harness, "db-1"), timeout=60) == second
+
+    response = harness.kube.patch("statefulsets", "db", {"spec": {"replicas": 0}}, "default")
+    response.raise_for_status()
+    eventually(lambda: harness.machines() == [], timeout=60, what="no machines")
+    claims = harness.kube.list("persistentvolumeclaims", "default")
+    assert sorted(c["metadata"]["name"] for c in claims) == ["data-db-0", "data-db-1"]
+    assert sorted(v["id"] for v in volumes(harness)) == sorted([first, second])
+
+
+def test_a_generic_ephemeral_volume_comes_and_goes_with_its_pod(harness: Harness) -> None:
+    harness.start()
+    template = {
+        "spec": {
+            "accessModes": ["ReadWriteOncePod"],
+            "storageClassName": "flyio-volume",
+            "resources": {"requests": {"storage": "1Gi"}},
+        }
+    }
+    containers = [
+        {"name": "app", "image": "redis", "volumeMounts": [{"name": "scratch", "mountPath": "/s"}]}
+    ]
+    volumes_ = [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": template}}]
+    harness.create_pod("web", containers=containers, volumes=volumes_)
+    mounted = eventually(lambda: running_with_volume(harness, "web"), timeout=60, what="mounted")
+    (volume,) = volumes(harness)
+    assert volume["id"] == mounted
+    harness.delete_pod("web")
+    eventually(lambda: volumes(harness) == [], timeout=60, what="the volume gone with its pod")
