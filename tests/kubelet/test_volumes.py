@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from flyk.k8s import rbac
 from flyk.k8s.records import claim_volume_name as volume_name
 from flyk.local import LocalBackend
 
 from .conftest import eventually
 from .harness import Harness
-from .realkube import Kube
+from .realkube import ControlPlane, Kube
 
 JSON = dict[str, Any]
 
@@ -405,3 +406,30 @@ def test_a_generic_ephemeral_volume_comes_and_goes_with_its_pod(harness: Harness
     assert volume["id"] == mounted
     harness.delete_pod("web")
     eventually(lambda: volumes(harness) == [], timeout=60, what="the volume gone with its pod")
+
+
+def test_the_classes_are_applied_again_at_each_start_whatever_changed_them(
+    control_plane: ControlPlane,
+) -> None:
+    """rbac.ensure (the supervisor runs it at each start of the API server) brings changed or
+    deleted objects back, including a StorageClass whose immutable fields changed."""
+    with control_plane.admin() as http:
+        path = "/apis/storage.k8s.io/v1/storageclasses"
+        http.delete(f"{path}/flyio-volume-retain").raise_for_status()
+        other = {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": "flyio-volume-retain"},
+            "provisioner": "volume.csi.fly.io",
+            "reclaimPolicy": "Delete",
+        }
+        http.post(path, json=other).raise_for_status()
+        http.delete(f"{path}/flyio-volume").raise_for_status()
+        rbac.ensure(
+            control_plane.url,
+            control_plane.ca_file,
+            control_plane._admin_cert,
+            control_plane._admin_key,
+        )
+        assert http.get(f"{path}/flyio-volume-retain").json()["reclaimPolicy"] == "Retain"
+        assert http.get(f"{path}/flyio-volume").json()["reclaimPolicy"] == "Delete"
