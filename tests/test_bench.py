@@ -59,3 +59,28 @@ def test_bench_controlplane_prints_its_ratio_and_memory(controlplane_binary: Pat
     assert done.returncode == 0, done.stderr
     assert re.search(r"ratio create/API server\s+\d+\.\d+ ×", done.stdout), done.stdout
     assert re.search(r"kube-apiserver \d+ MB", done.stdout), done.stdout
+
+
+def test_bench_volumes_prints_calls_per_claim_and_its_ratio(controlplane_binary: Path) -> None:
+    import os
+
+    env = {**os.environ, "FLYK_CONTROLPLANE_BIN": str(controlplane_binary)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench_volumes.py"),
+            "--claims",
+            "1",
+            "--latency",
+            "0",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,  # a hang guard only
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"Machines calls per claim\s+\d+\.\d+", done.stdout), done.stdout
+    assert re.search(r"ratio Bound/create\s+\d+\.\d+ ×", done.stdout), done.stdout
