@@ -445,6 +445,8 @@ class VolumeProvisioner:
     def _sync_volume(self, pv: JSON) -> None:
         if (pv.get("status") or {}).get("phase") != "Released":
             return
+        if pv["metadata"].get("deletionTimestamp"):
+            return  # deleted, waiting for its pv-protection finalizer: its volume went first
         policy = pv["spec"].get("persistentVolumeReclaimPolicy", "Delete")
         app, volume_id = pv_volume(pv)
         if policy != "Delete":
