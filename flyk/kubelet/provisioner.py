@@ -166,7 +166,7 @@ class VolumeProvisioner:
             try:
                 self.sync()
                 failures = 0
-                wait = self._next_due(intervals.resync)
+                wait = self._next_due(intervals.volume_resync)
             except (KubeError, FlykError) as error:
                 failures += 1
                 wait = min(intervals.backoff_max, intervals.backoff_initial * 2 ** (failures - 1))
