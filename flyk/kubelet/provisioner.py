@@ -63,7 +63,6 @@ MAX_SIZE_GB = 500
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$")
 _SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
 _SUFFIX |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
-_GONE = frozenset({"destroyed", "destroying", "pending_destroy", "scheduling_destroy"})
 
 
 class Refused(Exception):
@@ -301,9 +300,7 @@ class VolumeProvisioner:
         region = claim_region(claim, self._config.region)
         app = self._ensure_app(meta["namespace"])
         name = records.claim_volume_name(meta["uid"])
-        volume = self._find_volume(app, name)
-        if volume is None:
-            volume = self._create_volume(claim, app, name, region, size)
+        volume = self._create_volume(claim, app, name, region, size)
         pv = self._pv(claim, cls, app, volume["id"], volume["region"], volume["size_gb"])
         try:
             self._kube.create_volume(pv)
@@ -320,15 +317,13 @@ class VolumeProvisioner:
         )
         log.info("claim %s/%s: volume %s in %s", meta["namespace"], meta["name"], volume["id"], app)
 
-    def _find_volume(self, app: str, name: str) -> JSON | None:
-        for volume in self._fly.volumes.list(app):
-            if volume.name == name and volume.state not in _GONE:
-                return {"id": volume.id, "region": volume.region, "size_gb": volume.size_gb}
-        return None
-
     def _create_volume(self, claim: JSON, app: str, name: str, region: str, size: int) -> JSON:
         try:
-            made = self._fly.volumes.create(app, name, region, size, fstype="ext4")
+            # The claim's volume made by an earlier try or run is found by its name, in the
+            # list the create makes anyway: never a second volume for one claim.
+            made = self._fly.volumes.create(
+                app, name, region, size, fstype="ext4", reuse_named=True
+            )
         except CapacityError as error:
             others = self._fly.platform.regions_with_room(
                 self._config.org, volume_size_gb=size, exclude={region}

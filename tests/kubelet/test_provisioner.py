@@ -113,9 +113,12 @@ def test_a_volume_made_earlier_for_the_claim_is_found_not_made_again(
     provisioner, fly = _provisioner(backend)
     fly.apps.create("flyk-demo-shop", "personal")
     made = fly.volumes.create("flyk-demo-shop", records.claim_volume_name(UID), "ams", 3)
-    found = provisioner._find_volume("flyk-demo-shop", records.claim_volume_name(UID))
+    claim = _claim()
+    found = provisioner._create_volume(
+        claim, "flyk-demo-shop", records.claim_volume_name(UID), "iad", 1
+    )
     assert found == {"id": made.id, "region": "ams", "size_gb": 3}
-    assert provisioner._find_volume("flyk-demo-shop", "pvc_" + "0" * 26) is None
+    assert [v.id for v in fly.volumes.list("flyk-demo-shop")] == [made.id]
 
 
 def _pod(**annotations: str) -> JSON:

@@ -227,8 +227,12 @@ def test_claims_deleted_destroy_their_volume_or_keep_it_by_class(harness: Harnes
     )
     eventually(lambda: harness.kube.get("persistentvolumes", gone_pv) is None, what="PV gone")
     assert gone["id"] != kept["id"]
-    pv = harness.kube.get("persistentvolumes", kept_pv)
-    assert pv is not None and pv["status"]["phase"] == "Released"
+
+    def released() -> bool:
+        pv = harness.kube.get("persistentvolumes", kept_pv)
+        return pv is not None and pv["status"]["phase"] == "Released"
+
+    eventually(released, what="the kept PV Released, not deleted")
 
     def retained_events() -> list[JSON]:  # a PV's are in `default`, as a Node's
         return [
