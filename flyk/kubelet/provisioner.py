@@ -128,7 +128,6 @@ class VolumeProvisioner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._watchers: list[KubeApi] = []
         self._backoff: dict[str, tuple[int, float]] = {}  # uid -> (failures, not before)
         self._refused: dict[str, str] = {}  # claim uid -> resourceVersion refused
         self._lock = threading.Lock()
@@ -139,14 +138,13 @@ class VolumeProvisioner:
         self._spawn("flyk-volumes", self._run)
         if self._watch_kube is not None:
             for kind in ("claims", "volumes"):
-                api = self._watch_kube()
-                self._watchers.append(api)
-                self._spawn(f"flyk-volumes-watch-{kind}", functools.partial(self._watch, kind, api))
+                self._spawn(f"flyk-volumes-watch-{kind}", functools.partial(self._watch, kind))
 
     def join(self, timeout: float) -> None:
+        """Waits for the worker. A watch ends when the API server closes it (at most
+        `watch_timeout`) and its thread then closes its own client: closing a TLS client
+        under a thread blocked reading it could let that read land on a reused descriptor."""
         self._wake.set()
-        for api in self._watchers:
-            api.close()  # a watch blocked on a quiet stream ends
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             wait = 0.1 if "watch" in thread.name else max(0.0, deadline - time.monotonic())
@@ -177,7 +175,15 @@ class VolumeProvisioner:
                 return
             self._wake.wait(wait)
 
-    def _watch(self, kind: str, api: KubeApi) -> None:
+    def _watch(self, kind: str) -> None:
+        assert self._watch_kube is not None
+        api = self._watch_kube()
+        try:
+            self._watch_with(kind, api)
+        finally:
+            api.close()
+
+    def _watch_with(self, kind: str, api: KubeApi) -> None:
         intervals = self._config.intervals
         failures = 0
         while not self._stop.is_set():
@@ -194,7 +200,7 @@ class VolumeProvisioner:
                     self._wake.set()
                     if self._stop.is_set():
                         return
-            except Exception as error:  # a KubeError, or the client closed on stop
+            except Exception as error:  # a KubeError; anything else is retried the same way
                 if self._stop.is_set():
                     return
                 failures += 1
