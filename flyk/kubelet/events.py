@@ -91,3 +91,8 @@ class Recorder:
     def forget(self, uid: str) -> None:
         with self._lock:
             self._told = {key for key in self._told if key[0] != uid}
+
+    def keep_only(self, uids: set[str]) -> None:
+        """Forget what was told about objects no longer there."""
+        with self._lock:
+            self._told = {key for key in self._told if key[0] in uids}

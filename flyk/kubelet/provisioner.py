@@ -243,6 +243,13 @@ class VolumeProvisioner:
         for pv in volumes:
             if is_ours(pv):
                 self._guarded(pv, functools.partial(self._sync_volume, pv))
+        alive = {obj["metadata"]["uid"] for obj in [*claims, *volumes]}
+        with self._lock:  # what is remembered of objects gone is forgotten
+            for uid in set(self._backoff) - alive:
+                del self._backoff[uid]
+            for uid in set(self._refused) - alive:
+                del self._refused[uid]
+        self._event.keep_only(alive)
 
     def _guarded(self, obj: JSON, work: Callable[[], None]) -> None:
         uid = obj["metadata"]["uid"]
