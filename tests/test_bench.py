@@ -78,3 +78,14 @@ def test_bench_logs_exec_prints_its_ratios_and_the_kubelets_threads(
     assert re.search(r"logs\s+via kubelet\s+\d+\.\d ms\s+direct\s+\d+\.\d ms\s+ratio", out), out
     assert re.search(r"exec\s+via kubelet\s+\d+\.\d ms\s+direct\s+\d+\.\d ms\s+ratio", out), out
     assert re.search(r"3 logs -f open\s+\d+ MB\s+\d+ threads", out), out
+
+
+def test_bench_volumes_prints_calls_per_claim_and_its_ratio(controlplane_binary: Path) -> None:
+    out = _run(
+        "bench_volumes.py",
+        *("--claims", "1", "--latency", "0"),
+        binary=controlplane_binary,
+        timeout=300,
+    )
+    assert re.search(r"Machines calls per claim\s+\d+\.\d+", out), out
+    assert re.search(r"ratio Bound/create\s+\d+\.\d+ ×", out), out

@@ -61,8 +61,15 @@ class VolumesResource(Resource):
         compute: GuestConfig | None = None,
         snapshot_retention: int | None = None,
         auto_backup_enabled: bool | None = None,
+        reuse_named: bool = False,
     ) -> Volume:
-        """Create a volume; `compute` hints the machine size so the host can take it."""
+        """Create a volume; `compute` hints the machine size so the host can take it.
+
+        `reuse_named`: a volume of this name already in the app (not on its way out) is
+        returned instead of making another, found in the list the create makes anyway. For
+        names that are a key (the volume provisioner's carry the claim's uid), this makes the
+        create idempotent across processes: one made by an earlier run is found, not doubled.
+        """
         optional: dict[str, Any] = {
             "encrypted": encrypted,
             "fstype": fstype,
@@ -82,7 +89,12 @@ class VolumesResource(Resource):
         # A volume has no metadata to carry a launch id, so a create whose answer was lost is
         # recognised by what it asked for (name, region, size) among the volumes that were
         # not there before it: ids listed first, one GET per create.
-        before = {volume.id for volume in self.list(app)}
+        listed = self.list(app)
+        if reuse_named:
+            named = [v for v in listed if v.name == name and v.state not in _GONE]
+            if named:
+                return named[0]
+        before = {volume.id for volume in listed}
         wanted = _Wanted(name, region, None if snapshot_id or source_volume_id else size_gb)
         deadline = self._core.retry.clock() + self._core.retry.deadline
         attempt = 0

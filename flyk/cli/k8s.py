@@ -464,6 +464,8 @@ def _render_status(out: Output, result: cluster.ClusterStatus) -> None:
         )
     else:
         rows.append(("API server", api.detail))
+    count = result.claim_volumes
+    rows.append(("Volumes", f"{count} of claims (Fly volumes of PersistentVolumeClaims)"))
     out.detail(rows)
 
 
@@ -616,6 +618,12 @@ def _render_deleted(out: Output, result: cluster.DeleteResult) -> None:
             f"Cluster {name} deleted, but for what --keep-volumes kept: "
             f"{', '.join(result.kept)}; {hint}"
         )
+        if result.kept_elsewhere:
+            out.notice(
+                "The volumes kept in namespace apps are your claims' data: delete one with "
+                "flyk volumes destroy <id> -a <app>, and an app with none left with "
+                "flyk apps destroy <app>."
+            )
     else:
         out.notice(f"Cluster {name} deleted.")
 

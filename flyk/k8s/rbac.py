@@ -13,17 +13,23 @@
   (the names it answers), EndpointSlices (headless Services' addresses, SRV targets) and
   namespaces (a name in a namespace that does not exist is NXDOMAIN), all that CoreDNS's
   kubernetes plugin reads with `pods insecure` (docs/kubernetes.md, "DNS").
+- The storage objects of storage.py: the Fly volume StorageClasses, the CSIDriver and the
+  volume provisioner's ClusterRole.
+
+Each object is applied (server-side apply, forced, field manager `flyk-control-plane`): made
+when missing, brought back to flyk's version when a flyk upgrade or a user changed it.
 """
 
 from __future__ import annotations
 
+import json
 import ssl
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from flyk.k8s import bootstrap
+from flyk.k8s import bootstrap, storage
 
 KUBELET_ROLE = "flyk:kubelet"
 COREDNS_ROLE = "flyk:coredns"
@@ -111,10 +117,25 @@ def supervisor_client(server: str, ca_file: Path, cert_file: Path, key_file: Pat
     return httpx.Client(base_url=server, verify=context, timeout=10)
 
 
+FIELD_MANAGER = "flyk-control-plane"
+
+
 def ensure(server: str, ca_file: Path, cert_file: Path, key_file: Path) -> None:
-    """Create each bootstrap object unless it exists (409 is success)."""
+    """Apply each bootstrap object: created when missing, updated when it differs."""
     with supervisor_client(server, ca_file, cert_file, key_file) as client:
-        for path, body in BOOTSTRAP_OBJECTS:
-            response = client.post(path, json=body)
-            if response.status_code not in (200, 201, 409):
-                response.raise_for_status()
+        for path, body in [*BOOTSTRAP_OBJECTS, *storage.STORAGE_OBJECTS]:
+            apply(client, path, body)
+
+
+def apply(client: httpx.Client, collection: str, body: dict[str, Any]) -> None:
+    """Server-side apply of one object. One whose immutable fields changed (a StorageClass's
+    reclaim policy, a CSIDriver's spec) is refused (422): it is deleted and applied again."""
+    where = f"{collection}/{body['metadata']['name']}"
+    params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+    headers = {"Content-Type": "application/apply-patch+yaml"}
+    content = json.dumps(body)  # JSON is YAML
+    response = client.patch(where, params=params, content=content, headers=headers)
+    if response.status_code == 422 and body["kind"] in storage.IMMUTABLE_KINDS:
+        client.delete(where).raise_for_status()
+        response = client.patch(where, params=params, content=content, headers=headers)
+    response.raise_for_status()

@@ -7,6 +7,8 @@ cluster workflows (`flyk.k8s`) and the kubelet (`flyk.kubelet`) both use this on
 
 from __future__ import annotations
 
+import re
+
 # Machine metadata of the control plane.
 META_CLUSTER = "flyk_cluster"  # also on every pod machine
 META_ORG = "flyk_org"
@@ -36,3 +38,18 @@ MARKER_ORG = "FLYK_ORG"
 # with its first secrets, cleared when it stops and keeps an incomplete cluster. Another
 # create of the same name meanwhile is refused instead of "resuming" a half-built cluster.
 MARKER_CREATING = "FLYK_CREATING"
+
+# The Fly volumes of PersistentVolumeClaims (the kubelet's volume provisioner makes them in the
+# claim's namespace app). A volume has no metadata: its name carries the claim, `pvc_` and the
+# first 26 hex digits of the claim's uid (Fly allows 30 of [a-z0-9_]). Status counts them and
+# delete says which it kept, by this name, found on the platform.
+CLAIM_VOLUME_PREFIX = "pvc_"
+_CLAIM_VOLUME = re.compile(r"^pvc_[0-9a-f]{26}$")
+
+
+def claim_volume_name(claim_uid: str) -> str:
+    return CLAIM_VOLUME_PREFIX + claim_uid.replace("-", "")[:26]
+
+
+def is_claim_volume(name: str | None) -> bool:
+    return bool(name and _CLAIM_VOLUME.match(name))

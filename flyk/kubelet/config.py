@@ -59,6 +59,9 @@ class Intervals:
     # How long the regions a placement query named as having room are believed (capacity
     # moves; pods waiting on capacity are told current alternatives, asked at most this often).
     placements_ttl: float = 300.0
+    # The volume provisioner lists claims and PVs when its watches see a change, and also this
+    # often, in case a watch missed one (claims and PVs change rarely; the watches carry them).
+    volume_resync: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,17 @@ import httpx2
 import yaml
 from lightkube import ALL_NS, ApiError, Client, KubeConfig
 from lightkube.core.exceptions import ConfigError as LightkubeConfigError
-from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Node, Pod, Secret
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Event,
+    Namespace,
+    Node,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    Secret,
+)
+from lightkube.resources.storage_v1 import StorageClass
 from lightkube.types import OnErrorAction, OnErrorResult, PatchType
 
 from flyk.errors import ConfigError
@@ -167,6 +177,59 @@ class KubeApi:
         except _FAILURES as error:
             raise _wrap(error) from error
 
+    # storage (the volume provisioner, provisioner.py) ------------------------------------
+    def list_claims(self) -> tuple[list[JSON], str]:
+        return self._list(PersistentVolumeClaim, ALL_NS)
+
+    def list_volumes(self) -> tuple[list[JSON], str]:
+        return self._list(PersistentVolume, None)
+
+    def list_storage_classes(self) -> list[JSON]:
+        return self._list(StorageClass, None)[0]
+
+    def watch_storage(
+        self, kind: str, resource_version: str, *, server_timeout: int, read_timeout: float
+    ) -> Iterator[tuple[str, JSON]]:
+        """Events of claims ("claims") or PersistentVolumes ("volumes"), as `watch_pods`
+        (this instance must watch and do nothing else)."""
+        res: Any = PersistentVolumeClaim if kind == "claims" else PersistentVolume
+        generic: Any = self._client._client  # see watch_pods
+        generic._watch_timeout = httpx2.Timeout(30.0, read=read_timeout)
+        where = {"namespace": ALL_NS} if kind == "claims" else {}
+        client: Any = self._client
+        events = client.watch(
+            res,
+            resource_version=resource_version,
+            server_timeout=server_timeout,
+            on_error=_raise_on_error,
+            **where,
+        )
+        try:
+            for event, obj in events:
+                yield event, obj.to_dict()
+        except _FAILURES as error:
+            raise _wrap(error) from error
+
+    def get_claim(self, namespace: str, name: str) -> JSON | None:
+        return self._get_optional(PersistentVolumeClaim, name, namespace)
+
+    def get_volume(self, name: str) -> JSON | None:
+        return self._get_optional(PersistentVolume, name, None)
+
+    def create_volume(self, volume: JSON) -> JSON:
+        return self._raw("POST", "/api/v1/persistentvolumes", volume)
+
+    def patch_volume(self, name: str, patch: JSON) -> None:
+        self._patch(PersistentVolume, name, patch, None)
+
+    def delete_volume(self, name: str, uid: str) -> None:
+        """Delete this PV, only the incarnation with this UID."""
+        options = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
+        self._raw("DELETE", f"/api/v1/persistentvolumes/{name}", options)
+
+    def patch_claim_status(self, namespace: str, name: str, status: JSON) -> None:
+        self._patch(PersistentVolumeClaim.Status, name, {"status": status}, namespace)
+
     # node and lease ---------------------------------------------------------------------
     def get_node(self, name: str) -> JSON | None:
         return self._get_optional(Node, name, None)
@@ -265,6 +328,16 @@ class KubeApi:
         if not isinstance(answer, dict):
             raise KubeError(0, f"not an object: {response.text[:200]}")
         return answer
+
+    def _list(self, res: Any, namespace: Any) -> tuple[list[JSON], str]:
+        client: Any = self._client
+        where = {} if namespace is None else {"namespace": namespace}
+        try:
+            listing = client.list(res, **where)
+            items = [item.to_dict() for item in listing]
+            return items, str(listing.resourceVersion)
+        except _FAILURES as error:
+            raise _wrap(error) from error
 
     def _get_optional(self, res: Any, name: str, namespace: str | None) -> JSON | None:
         try:

@@ -32,14 +32,15 @@ from flyk.errors import (
     InvalidRequestError,
     NetworkError,
     NotFoundError,
+    PreconditionFailedError,
     ServerError,
 )
 from flyk.k8s import records
 from flyk.k8s.cluster import find_namespace_apps  # the rule `flyk ext k8s delete` follows
 from flyk.k8s.plan import app_name_for
 from flyk.kubelet import dns as pod_dns
+from flyk.kubelet import mounts, translate
 from flyk.kubelet import status as pod_status
-from flyk.kubelet import translate
 from flyk.kubelet.boots import BootWaiter
 from flyk.kubelet.config import Intervals, KubeletConfig, namespace_app_name
 from flyk.kubelet.kube import KubeApi, KubeError
@@ -838,6 +839,13 @@ class PodController:
             pod, "Normal", "Created", f"machine {machine_id} ({plan.size.label}) in {plan.region}"
         )
 
+    def ensure_namespace_app(self, namespace: str) -> str:
+        """The namespace's app, made and marked as for its first pod (the volume provisioner
+        needs it before any pod: a claim's volume lives there)."""
+        space = self._space(namespace)
+        self._ensure_app(space)
+        return space.app
+
     def _ensure_app(self, space: Namespace) -> None:
         """The namespace's app, created on first use, and marked as the cluster's: the marker
         secrets are set whenever they are missing (a create that stopped between the app and
@@ -880,7 +888,10 @@ class PodController:
                 if found is not None:
                     config_maps[name] = found
         sources = translate.Sources(secrets=secrets, config_maps=config_maps)
-        return translate.build_plan(pod, sources, self._node)
+        plan = translate.build_plan(pod, sources, self._node)
+        app = namespace_app_name(self._config.cluster, namespace, self._config.org)
+        volume = mounts.resolve(pod, app, self._kube.get_claim, self._kube.get_volume)
+        return plan if volume is None else mounts.with_volume(plan, pod, volume)
 
     def _plan_or_pending(self, pod: JSON, *, has_machine: bool = False) -> translate.MachinePlan:
         """The pod's plan, with a Warning Event per unsupported field. When it cannot be
@@ -890,6 +901,8 @@ class PodController:
             plan = self._plan(pod)
         except translate.TranslationError as error:
             self._warn_unsupported(pod, translate.unsupported_fields(pod))
+            if isinstance(error, mounts.MountError):
+                self._event(pod, "Warning", error.reason, error.message)
             if has_machine:
                 self._event(pod, "Warning", "FailedUpdate", f"machine not updated: {error.message}")
             else:
@@ -934,6 +947,15 @@ class PodController:
             )
         except CapacityError as error:
             self._no_capacity(pod, plan, error)
+            raise Retry(error.message) from error
+        except PreconditionFailedError as error:
+            if "mounts" not in plan.config:
+                raise
+            # The volume is mounted by another machine (a Fly volume has one at a time):
+            # said on the pod, retried with backoff until that machine is gone.
+            message = f"the Machines API refused to mount the pod's volume: {error.message}"
+            self._event(pod, "Warning", "FailedAttachVolume", message)
+            self._pending(pod, "FailedAttachVolume", message)
             raise Retry(error.message) from error
         except InvalidRequestError as error:
             # Refused as invalid (400/422): said on the pod, as virtual-kubelet providers

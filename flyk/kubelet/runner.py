@@ -1,5 +1,6 @@
-"""Wiring: the node controller and the pod controller over one Kubernetes and one Machines
-client, as `flyk ext k8s kubelet` runs them (blocking) or as tests run them (start/stop)."""
+"""Wiring: the node controller, the pod controller and the volume provisioner over one
+Kubernetes and one Machines client, as `flyk ext k8s kubelet` runs them (blocking) or as
+tests run them (start/stop)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from flyk.kubelet.config import KubeletConfig
 from flyk.kubelet.kube import KubeApi
 from flyk.kubelet.node import KUBELET_PORT, NodeController
 from flyk.kubelet.pods import PodController
+from flyk.kubelet.provisioner import VolumeProvisioner
 
 if TYPE_CHECKING:
     from flyk.kubelet.server import KubeletServer
@@ -38,6 +40,13 @@ class Kubelet:
             self.kube, config, ping=self.pods.health, port=port or KUBELET_PORT
         )
         self.pods.health.on_change = self.node.notify
+        self.volumes = VolumeProvisioner(
+            self.kube,
+            self.fly,
+            config,
+            ensure_app=self.pods.ensure_namespace_app,
+            watch_kube=lambda: KubeApi(config.kubeconfig),
+        )
         self._stop = threading.Event()
         self._node_thread = threading.Thread(
             target=self.node.run, args=(self._stop,), name="flyk-node", daemon=True
@@ -90,12 +99,14 @@ class Kubelet:
         )
         self._node_thread.start()
         self.pods.start(self._stop)
+        self.volumes.start(self._stop)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.node.notify()
         self.pods.join(timeout)
+        self.volumes.join(timeout)
         self._node_thread.join(timeout)
         if self.server is not None:
             self.server.stop()

@@ -563,6 +563,10 @@ MOUNT_DEFAULTS: dict[str, tuple[Any, ...]] = {
 }
 
 
+# Volumes a machine carries: files, and one Fly volume (mounts.py) for a claim.
+MAPPED_VOLUMES = ("configMap", "secret", "persistentVolumeClaim", "ephemeral")
+
+
 def unsupported_fields(pod: JSON) -> list[str]:
     """One line per field of the pod that flyk does not carry over to the machine."""
     spec = pod.get("spec") or {}
@@ -576,7 +580,7 @@ def unsupported_fields(pod: JSON) -> list[str]:
         for index, container in enumerate(spec.get(group) or []):
             out.extend(_unsupported_container_fields(container, f"spec.{group}[{index}]"))
     for index, volume in enumerate(spec.get("volumes") or []):
-        if "configMap" in volume or "secret" in volume:
+        if any(kind in volume for kind in MAPPED_VOLUMES):
             continue
         kind = next((k for k in volume if k != "name"), "unknown")
         if kind == "projected" and SERVICE_ACCOUNT_VOLUME.match(volume["name"]):

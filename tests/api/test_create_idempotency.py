@@ -361,3 +361,13 @@ def test_a_volume_of_another_size_or_region_is_not_taken_for_ours() -> None:
     with make_client(handler, FakeClock()) as fly:
         volume = fly.volumes.create("a", "data", "iad", 1)
     assert volume.id == "vol_new1" and api.creates == 1
+
+
+def test_a_volume_create_may_reuse_one_of_its_name_found_in_its_own_list() -> None:
+    api = FlakyVolumes(existing=1)
+    api.volumes.append({**FlakyVolumes._volume("vol_gone"), "name": "key", "state": "destroying"})
+    with make_client(api, FakeClock()) as fly:
+        assert fly.volumes.create("a", "data", "iad", 1, reuse_named=True).id == "vol_old0"
+        assert api.creates == 0
+        made = fly.volumes.create("a", "key", "iad", 1, reuse_named=True)  # one on its way out
+    assert api.creates == 1 and made.id == "vol_new1"

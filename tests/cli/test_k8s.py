@@ -650,3 +650,29 @@ def test_a_kubernetes_version_with_build_metadata_is_taken(flyk: Flyk) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert "-control-plane:v1.37.2-flyk1-flyk" in result.stdout  # "+" is not a tag's
+
+
+def test_status_counts_the_claims_volumes_and_delete_says_how_to_remove_kept_ones(
+    flyk: Flyk,
+) -> None:
+    """The volumes the kubelet's provisioner makes in namespace apps (named by the claim's
+    uid, records.claim_volume_name) are found on the platform, not in a local file."""
+    from flyk.k8s import records
+
+    assert flyk("ext", "k8s", "create", "pv").exit_code == 0
+    client = FlyClient(transport=LocalBackend(config.local_db_path()).transport())
+    app = "flyk-pv-default-0123abcd"
+    client.apps.create(app, "personal")
+    client.secrets.set(app, {"FLYK_CLUSTER": "pv", "FLYK_ORG": "personal"})
+    volume = client.volumes.create(
+        app, records.claim_volume_name("5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f"), "iad", 1
+    )
+    status = json.loads(flyk("ext", "k8s", "status", "pv", "--json").stdout)
+    assert status["claim_volumes"] == 1
+    kept = flyk("ext", "k8s", "delete", "pv", "--yes", "--keep-volumes")
+    assert kept.exit_code == 0, kept.stderr
+    assert f"volume {volume.id} in app {app}" in kept.stderr
+    assert "flyk volumes destroy <id> -a <app>" in kept.stderr
+    assert [v.id for v in client.volumes.list(app)] == [volume.id]
+    assert flyk("ext", "k8s", "delete", "pv", "--yes").exit_code == 0
+    assert [a.name for a in client.apps.list("personal")] == []

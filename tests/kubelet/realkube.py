@@ -47,6 +47,10 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "jobs": ("/apis/batch/v1", True),
     "deployments": ("/apis/apps/v1", True),
     "replicasets": ("/apis/apps/v1", True),
+    "statefulsets": ("/apis/apps/v1", True),
+    "persistentvolumeclaims": ("/api/v1", True),
+    "persistentvolumes": ("/api/v1", False),
+    "storageclasses": ("/apis/storage.k8s.io/v1", False),
 }
 KINDS = {
     "pods": "Pod",
@@ -57,6 +61,9 @@ KINDS = {
     "leases": "Lease",
     "jobs": "Job",
     "deployments": "Deployment",
+    "statefulsets": "StatefulSet",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
+    "persistentvolumes": "PersistentVolume",
 }
 SHARED_NAMESPACES = ("", "kube-node-lease", "kube-system", "kube-public")
 # The nameserver pods are told (a 6PN address, as on Fly): the kube-dns EndpointSlice's.

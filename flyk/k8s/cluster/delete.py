@@ -42,6 +42,8 @@ class NamespaceApp:
     app: str
     machines: int
     volumes: int
+    # Of `volumes`, those of PersistentVolumeClaims (records.is_claim_volume), by id.
+    claim_volumes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,10 @@ class DeletionPlan:
             pods = sum(n.machines for n in self.namespace_apps)
             namespaces = _plural(len(self.namespace_apps), "namespace app")
             held = keep_volumes and any(n.volumes for n in self.namespace_apps)
+            claims = sum(len(n.claim_volumes) for n in self.namespace_apps)
+            volumes = f", {_plural(claims, 'claim volume')}" if claims else ""
             kept = "; those holding volumes stay" if held else ""
-            gone.append(f"{namespaces} ({_plural(pods, 'machine')}{kept})")
+            gone.append(f"{namespaces} ({_plural(pods, 'machine')}{volumes}{kept})")
         gone.append(_plural(len(self.ips), "IP"))
         if keep_volumes:
             gone.append("the kubelet's token")
@@ -185,7 +189,9 @@ def _namespace_app(client: FlyClient, app: str, cluster: str, org: str) -> Names
         return None  # another cluster's, or shared with one: never ours to delete
     if not owners and not _marked_for(client, app, cluster, org):
         return None
-    return NamespaceApp(app=app, machines=len(machines), volumes=len(_volumes(client, app)))
+    volumes = _volumes(client, app)
+    claims = tuple(v.id for v in volumes if records.is_claim_volume(v.name))
+    return NamespaceApp(app=app, machines=len(machines), volumes=len(volumes), claim_volumes=claims)
 
 
 def _marked_for(client: FlyClient, app: str, cluster: str, org: str) -> bool:
@@ -207,6 +213,12 @@ class DeleteResult:
     leftovers: tuple[str, ...]  # what could not be removed
     kubeconfig: kc.RemoveResult | None
     kept: tuple[str, ...] = ()  # what --keep-volumes kept on purpose
+
+    @property
+    def kept_elsewhere(self) -> bool:
+        """--keep-volumes kept volumes of namespace apps (claims' volumes), not only the
+        control plane's (which `create` resumes)."""
+        return any(f"in app {self.plan.cluster.app}" not in kept for kept in self.kept)
 
     def to_json(self) -> dict[str, Any]:
         return {

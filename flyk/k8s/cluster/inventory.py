@@ -16,6 +16,7 @@ from flyk.errors import (
     NotFoundError,
 )
 from flyk.k8s import records
+from flyk.k8s.cluster.delete import find_namespace_apps
 from flyk.k8s.plan import (
     VOLUME_NAME,
 )
@@ -135,10 +136,13 @@ class ClusterStatus:
     summary: ClusterSummary
     checks: tuple[tuple[str, str], ...]
     api: ApiProbe
+    # Fly volumes of the cluster's PersistentVolumeClaims, found in its namespace apps.
+    claim_volumes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.summary.to_json(),
+            "claim_volumes": self.claim_volumes,
             "checks": [{"name": n, "status": s} for n, s in self.checks],
             "api_server": {
                 "reachable": self.api.reachable,
@@ -175,7 +179,10 @@ def status(
         api = ApiProbe(reachable=False, detail=SIMULATED)
     else:
         api = _probe(client, name, org, probe_timeout)
-    return ClusterStatus(summary=_summary(ref.app, machine, org), checks=checks, api=api)
+    claims = sum(len(n.claim_volumes) for n in find_namespace_apps(client, ref.app, name, org))
+    return ClusterStatus(
+        summary=_summary(ref.app, machine, org), checks=checks, api=api, claim_volumes=claims
+    )
 
 
 def _probe(client: FlyClient, name: str, org: str, timeout: float) -> ApiProbe:
