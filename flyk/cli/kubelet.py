@@ -47,6 +47,9 @@ def build_config(
     workers: int = 4,
     max_pods: int = 5000,
     intervals: Intervals | None = None,
+    webhook_port: int = 0,
+    webhook_cert: str | None = None,
+    webhook_key: str | None = None,
 ) -> KubeletConfig:
     """The kubelet's settings from the command's options; UsageError names what is missing."""
     missing = [
@@ -65,6 +68,10 @@ def build_config(
         raise UsageError(str(error)) from error
     if workers < 1 or max_pods < 1:
         raise UsageError("--workers and --max-pods must be at least 1")
+    if not 0 <= webhook_port < 65536 or bool(webhook_port) != bool(webhook_cert and webhook_key):
+        raise UsageError(
+            "--webhook-port, --webhook-cert and --webhook-key go together (all three or none)"
+        )
     assert cluster and org and region
     return KubeletConfig(
         cluster=cluster,
@@ -79,6 +86,9 @@ def build_config(
         max_pods=max_pods,
         taints=parsed,
         intervals=intervals or Intervals(),
+        webhook_port=webhook_port,
+        webhook_cert=webhook_cert,
+        webhook_key=webhook_key,
     )
 
 
@@ -176,6 +186,33 @@ def kubelet_command(
             "--max-pods", metavar="N", envvar=[f"{_ENV}MAX_PODS"], help="The node's pod capacity."
         ),
     ] = 5000,
+    webhook_port: Annotated[
+        int,
+        _option(
+            "--webhook-port",
+            metavar="PORT",
+            envvar=[f"{_ENV}WEBHOOK_PORT"],
+            help="Loopback port of the Service address webhook (0: none).",
+        ),
+    ] = 0,
+    webhook_cert: Annotated[
+        str | None,
+        _option(
+            "--webhook-cert",
+            metavar="PATH",
+            envvar=[f"{_ENV}WEBHOOK_CERT"],
+            help="The webhook's serving certificate (PEM).",
+        ),
+    ] = None,
+    webhook_key: Annotated[
+        str | None,
+        _option(
+            "--webhook-key",
+            metavar="PATH",
+            envvar=[f"{_ENV}WEBHOOK_KEY"],
+            help="The webhook's private key (PEM).",
+        ),
+    ] = None,
     log_level: Annotated[
         str,
         _option(
@@ -200,6 +237,9 @@ def kubelet_command(
         api_token=api_token,
         workers=workers,
         max_pods=max_pods,
+        webhook_port=webhook_port,
+        webhook_cert=webhook_cert,
+        webhook_key=webhook_key,
     )
     _configure_logging(log_level)
     context = app_context(ctx)

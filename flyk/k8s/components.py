@@ -23,6 +23,10 @@ API_PORT = 6443
 # K3s's defaults: services get addresses from this range; the first is the `kubernetes`
 # Service's, so the serving certificate names it.
 SERVICE_CIDR = "10.43.0.0/16"
+# The second service range: every Flycast (and 6PN) address is in fdaa::/16, so the API server
+# takes the address flyk's webhook writes into a Service's clusterIP (flyk/kubelet/admission.py,
+# docs/kubernetes.md "Services"). IPv4 stays first: the `kubernetes` Service keeps 10.43.0.1.
+FLYCAST_CIDR = "fdaa::/16"
 CLUSTER_DOMAIN = "cluster.local"
 SERVICE_ACCOUNT_ISSUER = f"https://kubernetes.default.svc.{CLUSTER_DOMAIN}"
 
@@ -140,7 +144,7 @@ def apiserver_args(layout: Layout) -> list[str]:
         f"--api-audiences={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={ca('service.key')}",
         f"--service-account-signing-key-file={ca('service.key')}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-cluster-ip-range={SERVICE_CIDR},{FLYCAST_CIDR}",
         # How the API server reaches the virtual kubelet for `kubectl logs/exec`.
         f"--kubelet-certificate-authority={ca('server-ca.crt')}",
         f"--kubelet-client-certificate={tls('apiserver-kubelet-client.crt')}",

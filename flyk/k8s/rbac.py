@@ -7,7 +7,9 @@
 - ClusterRole `flyk:kubelet` and its binding to group `system:nodes`: what the virtual kubelet
   needs beyond a node's rights (the Node authorizer's), and nothing else: `get` and `list` of
   namespaces (at start it finds the namespaces deleted while it was away, whose machines it
-  destroys; later, whether a namespace with no pod left still exists). docs/kubernetes.md
+  destroys; later, whether a namespace with no pod left still exists); `get`/`list`/`watch`
+  of services and endpointslices and `patch` of services/status (the Service controller:
+  which machines each Service routes to, a LoadBalancer's addresses). docs/kubernetes.md
   ("Permissions") lists every permission the kubelet uses, with its reason.
 """
 
@@ -31,7 +33,18 @@ BOOTSTRAP_OBJECTS: list[tuple[str, dict[str, Any]]] = [
             "apiVersion": f"{_RBAC}/v1",
             "kind": "ClusterRole",
             "metadata": {"name": KUBELET_ROLE},
-            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]}],
+            "rules": [
+                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]},
+                # The Service controller (flyk/kubelet/services.py): the Services and their
+                # EndpointSlices it routes, and a LoadBalancer's status (its public addresses).
+                {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {"apiGroups": [""], "resources": ["services/status"], "verbs": ["patch"]},
+            ],
         },
     ),
     (
@@ -68,11 +81,18 @@ BOOTSTRAP_OBJECTS: list[tuple[str, dict[str, Any]]] = [
 
 
 def ensure(server: str, ca_file: Path, cert_file: Path, key_file: Path) -> None:
-    """Create each bootstrap object unless it exists (409 is success)."""
+    """Create each bootstrap object, or bring the one there up to date (the kubelet's role
+    gains rules as flyk does)."""
     context = ssl.create_default_context(cafile=str(ca_file))
     context.load_cert_chain(str(cert_file), str(key_file))
     with httpx.Client(base_url=server, verify=context, timeout=10) as client:
         for path, body in BOOTSTRAP_OBJECTS:
             response = client.post(path, json=body)
-            if response.status_code not in (200, 201, 409):
-                response.raise_for_status()
+            if response.status_code == 409:
+                where = f"{path}/{body['metadata']['name']}"
+                current = client.get(where)
+                current.raise_for_status()
+                version = current.json()["metadata"]["resourceVersion"]
+                meta = {**body["metadata"], "resourceVersion": version}
+                response = client.put(where, json={**body, "metadata": meta})
+            response.raise_for_status()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from flyk.k8s import bootstrap, components, rbac
+from flyk.k8s import bootstrap, components, rbac, webhook
 from flyk.k8s.components import Layout
 
 log = logging.getLogger("flyk.supervisor")
@@ -50,6 +50,7 @@ READY_POLL = 0.05  # how often a starting one is asked whether it is ready
 PRIVATE_ENV_PREFIXES = ("FLYK_PKI_",)
 TOKEN_ENV = ("FLYK_KUBELET_TOKEN", "FLY_API_TOKEN", "FLY_ACCESS_TOKEN")
 EXIT_FILE_ENV = "FLYK_EXIT_FILE"
+WEBHOOK_PATH = "/mutate-services"  # flyk/kubelet/admission.py's PATH (k8s cannot import it)
 
 
 @dataclass
@@ -222,13 +223,18 @@ def _component_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not _private(k) and k not in TOKEN_ENV}
 
 
-def kubelet_process(kubeconfig: Path) -> Process:
+def kubelet_process(kubeconfig: Path, webhook: tuple[int, Path, Path] | None = None) -> Process:
     """`flyk ext k8s kubelet` against the Machines API the machine was given: the local
     backend's database (FLYK_LOCAL_DB, set by the local runtime) or FLYK_API_URL with the
     kubelet's own token."""
     env = {k: v for k, v in os.environ.items() if not _private(k)}
     env["KUBECONFIG"] = str(kubeconfig)
     env[bootstrap.NODE_NAME_ENV] = bootstrap.node_name()  # the name its certificate carries
+    if webhook is not None:  # the Service address webhook: port, certificate, key
+        port, cert, key = webhook
+        env["FLYK_KUBELET_WEBHOOK_PORT"] = str(port)
+        env["FLYK_KUBELET_WEBHOOK_CERT"] = str(cert)
+        env["FLYK_KUBELET_WEBHOOK_KEY"] = str(key)
     token = env.pop("FLYK_KUBELET_TOKEN", "") or env.pop("FLY_API_TOKEN", "")
     env.pop("FLY_ACCESS_TOKEN", None)
     argv = [sys.executable, "-m", "flyk"]
@@ -285,11 +291,22 @@ def control_plane(
             stage=2,
         ),
     ]
-    processes[1].after_ready = lambda: rbac.ensure(
-        api, ca, files.supervisor_cert, files.supervisor_key
-    )
+    webhook_port = free_port()
+
+    def after_api_ready() -> None:
+        rbac.ensure(api, ca, files.supervisor_cert, files.supervisor_key)
+        if with_kubelet:
+            url = f"https://127.0.0.1:{webhook_port}{WEBHOOK_PATH}"
+            webhook.ensure(api, ca, files.supervisor_cert, files.supervisor_key, url)
+
+    processes[1].after_ready = after_api_ready
     if with_kubelet:
-        processes.append(kubelet_process(files.kubelet))
+        serving = (
+            webhook_port,
+            layout.leaf("service-webhook.crt"),
+            layout.leaf("service-webhook.key"),
+        )
+        processes.append(kubelet_process(files.kubelet, serving))
     return processes
 
 

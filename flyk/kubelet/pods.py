@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,8 +39,10 @@ from flyk.k8s.plan import app_name_for
 from flyk.kubelet import status as pod_status
 from flyk.kubelet import translate
 from flyk.kubelet.config import Intervals, KubeletConfig, namespace_app_name
+from flyk.kubelet.events import event_body
 from flyk.kubelet.kube import KubeApi, KubeError
 from flyk.kubelet.node import Health
+from flyk.kubelet.service_config import carry_routing
 from flyk.kubelet.workqueue import WorkQueue, backoff
 
 JSON = dict[str, Any]
@@ -824,6 +825,13 @@ class PodController:
             pod, "Normal", "Created", f"machine {machine_id} ({plan.size.label}) in {plan.region}"
         )
 
+    def ensure_namespace_app(self, namespace: str) -> str:
+        """The namespace's app, made (and marked) if missing: a Service's address lives there
+        before any pod does (flyk/kubelet/admission.py)."""
+        space = self._space(namespace)
+        self._ensure_app(space)
+        return space.app
+
     def _ensure_app(self, space: Namespace) -> None:
         """The namespace's app, created on first use, and marked as the cluster's: the marker
         secrets are set whenever they are missing (a create that stopped between the app and
@@ -993,7 +1001,8 @@ class PodController:
                     "config": {**(machine.get("config") or {}), "metadata": recorded},
                 }
             return
-        config = MachineConfig.from_api(plan.config)
+        # The Services the machine joined stay (services.py owns them, not the pod's spec).
+        config = MachineConfig.from_api(carry_routing(plan.config, machine.get("config")))
         # wait=0: a lease held elsewhere fails at once and the pod is retried with backoff,
         # rather than a namespace worker blocking for the client's default lease wait.
         with self._fly.machines.lease(
@@ -1158,31 +1167,8 @@ class PodController:
             if (reason, message) in told:
                 return
             told.add((reason, message))
-        stamp = _now_iso()
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
-                "namespace": meta["namespace"],
-            },
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-            },
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "count": 1,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "source": {"component": "flyk-kubelet", "host": self._config.node_name},
-            "reportingComponent": "flyk-kubelet",
-            "reportingInstance": self._config.node_name,
-        }
+        involved = {"kind": "Pod", "apiVersion": "v1", "metadata": meta}
+        event = event_body(involved, kind, reason, message, self._config.node_name)
         try:
             self._kube.create_event(meta["namespace"], event)
         except KubeError as error:

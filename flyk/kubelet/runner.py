@@ -7,10 +7,12 @@ import logging
 import threading
 
 from flyk.api import FlyClient
+from flyk.kubelet.admission import AdmissionServer
 from flyk.kubelet.config import KubeletConfig
 from flyk.kubelet.kube import KubeApi
 from flyk.kubelet.node import NodeController
 from flyk.kubelet.pods import PodController
+from flyk.kubelet.services import ServiceController
 
 log = logging.getLogger("flyk.kubelet")
 
@@ -26,12 +28,28 @@ class Kubelet:
         self.pods = PodController(
             self.kube, self.fly, config, watch_kube=KubeApi(config.kubeconfig)
         )
+        self.services = ServiceController(
+            self.kube, self.fly, config, watch_kube=lambda: KubeApi(config.kubeconfig)
+        )
+        self.admission: AdmissionServer | None = None
+        if config.webhook_port and config.webhook_cert and config.webhook_key:
+            self.admission = AdmissionServer(
+                self._assign_address,
+                config.webhook_cert,
+                config.webhook_key,
+                port=config.webhook_port,
+            )
         self.node = NodeController(self.kube, config, ping=self.pods.health)
         self.pods.health.on_change = self.node.notify
         self._stop = threading.Event()
         self._node_thread = threading.Thread(
             target=self.node.run, args=(self._stop,), name="flyk-node", daemon=True
         )
+
+    def _assign_address(self, namespace: str, service: str) -> str:
+        """A new Flycast address for `service`, on its namespace's app (made if missing)."""
+        app = self.pods.ensure_namespace_app(namespace)
+        return self.fly.ips.create(app, "private_v6", service_name=service).ip
 
     def start(self) -> Kubelet:
         log.info(
@@ -43,12 +61,18 @@ class Kubelet:
         )
         self._node_thread.start()
         self.pods.start(self._stop)
+        self.services.start(self._stop)
+        if self.admission is not None:
+            self.admission.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.node.notify()
+        if self.admission is not None:
+            self.admission.stop()
         self.pods.join(timeout)
+        self.services.join(timeout)
         self._node_thread.join(timeout)
         self.kube.close()
         if self._own_fly:
