@@ -76,6 +76,11 @@ def control_plane_command(
         api_port = int(port_override) if port_override else components.API_PORT
     except ValueError as exc:
         raise UsageError(f"{port_env}={port_override!r} is not a port") from exc
-    layout = components.Layout(root=root, api_port=api_port, bind_address=bind_address)
+    layout = components.Layout(
+        root=root,
+        api_port=api_port,
+        bind_address=bind_address,
+        flycast_cidr=components.flycast_range(os.environ.get("FLY_PRIVATE_IP")),
+    )
     code = supervisor.run(binary.require(), layout, tls_san or [], with_kubelet=not no_kubelet)
     raise typer.Exit(code)

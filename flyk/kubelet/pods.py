@@ -264,6 +264,9 @@ class PodController:
         self._written: dict[str, JSON] = {}  # pod uid -> the status last written
         # pod uid -> (reason, message) of the events sent
         self._told: dict[str, set[tuple[str, str]]] = {}
+        # The Services of a namespace, for the pods' Service link variables (the runner wires
+        # the Service controller's cache here; none without it).
+        self.service_links: Callable[[str], list[JSON]] = lambda _namespace: []
         # (region, size) -> (when asked, regions that had room): asked again once stale
         self._placements: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
         # Held across the query too: workers waiting on capacity together ask once, not each.
@@ -873,7 +876,9 @@ class PodController:
                 found = self._kube.get_config_map(namespace, name)
                 if found is not None:
                     config_maps[name] = found
-        sources = translate.Sources(secrets=secrets, config_maps=config_maps)
+        sources = translate.Sources(
+            secrets=secrets, config_maps=config_maps, services=self.service_links(namespace)
+        )
         return translate.build_plan(pod, sources, self._node)
 
     def _plan_or_pending(self, pod: JSON, *, has_machine: bool = False) -> translate.MachinePlan:

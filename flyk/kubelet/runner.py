@@ -31,6 +31,7 @@ class Kubelet:
         self.services = ServiceController(
             self.kube, self.fly, config, watch_kube=lambda: KubeApi(config.kubeconfig)
         )
+        self.pods.service_links = self.services.services_in
         self.admission: AdmissionServer | None = None
         if config.webhook_port and config.webhook_cert and config.webhook_key:
             self.admission = AdmissionServer(

@@ -63,6 +63,16 @@ def _is_private(address: str) -> bool:
     return address.lower().startswith("fdaa:")
 
 
+def _addresses_of(service: JSON) -> set[str]:
+    """A Service's cluster IP and the addresses its status shows."""
+    spec, status = service.get("spec") or {}, service.get("status") or {}
+    found = {str(a) for a in spec.get("clusterIPs") or [] if a and a != "None"}
+    for entry in (status.get("loadBalancer") or {}).get("ingress") or []:
+        if entry.get("ip"):
+            found.add(str(entry["ip"]))
+    return found
+
+
 def _is_public_v6(address: str) -> bool:
     return ":" in address and not _is_private(address)
 
@@ -96,6 +106,8 @@ class ServiceController:
         self._dirty: dict[str, float] = {}  # namespace -> when it is due
         self._tracked: set[str] = set()  # namespaces with Services (resynced)
         self._told: set[tuple[str, str]] = set()  # (service uid, message) already an Event
+        # Addresses of Services seen deleted: released at once, without ORPHAN_GRACE.
+        self._doomed: set[str] = set()
         self._threads: list[threading.Thread] = []
         self.synced = threading.Event()
 
@@ -163,6 +175,8 @@ class ServiceController:
         with self._lock:
             if event == "DELETED":
                 self._objects[kind].pop(key, None)
+                if kind == "Service":
+                    self._doomed.update(_addresses_of(obj))
             else:
                 self._objects[kind][key] = obj
             self._mark(meta["namespace"])
@@ -202,6 +216,12 @@ class ServiceController:
                     log.warning("services of namespace %s: %s; retrying", namespace, error)
                     with self._lock:
                         self._mark(namespace, self._retry)
+
+    def services_in(self, namespace: str, wait: float = 10.0) -> list[JSON]:
+        """The namespace's Services as the watch last saw them (for Service link variables);
+        waits up to `wait` seconds for the first list, as a kubelet waits for its informer."""
+        self.synced.wait(wait)
+        return self._in("Service", namespace)
 
     # -- one namespace ---------------------------------------------------------------------
     def _in(self, kind: str, namespace: str) -> list[JSON]:
@@ -266,9 +286,16 @@ class ServiceController:
                 ip.ip == owner["spec"]["clusterIP"]
                 or (owner["spec"].get("type") == "LoadBalancer" and not _is_private(ip.ip))
             )
-            if keep or _age(ip, now) < ORPHAN_GRACE:
+            with self._lock:
+                doomed = ip.ip in self._doomed
+            if keep or (not doomed and _age(ip, now) < ORPHAN_GRACE):
                 continue
-            self._fly.ips.delete(app, ip.ip)
+            try:
+                self._fly.ips.delete(app, ip.ip)
+            except NotFoundError:
+                pass  # released meanwhile
+            with self._lock:
+                self._doomed.discard(ip.ip)
             log.info("released %s (service %s) of app %s", ip.ip, ip.service_name, app)
         for name, service in services.items():
             ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress")
