@@ -147,7 +147,7 @@ class ServiceController:
                             read_timeout=intervals.watch_timeout + intervals.watch_read_grace,
                         ):
                             version = obj["metadata"].get("resourceVersion") or version
-                            self._apply(kind, event, obj)
+                            self.observe(kind, event, obj)
                             if stop.is_set():
                                 return
                 except KubeError as error:
@@ -169,7 +169,9 @@ class ServiceController:
                 self._mark(namespace)
             self._lock.notify_all()
 
-    def _apply(self, kind: str, event: str, obj: JSON) -> None:
+    def observe(self, kind: str, event: str, obj: JSON) -> None:
+        """One watch event (ADDED, MODIFIED, DELETED) of a Service or EndpointSlice: the
+        watches call it; so do the benchmark and tests that feed objects by hand."""
         meta = obj["metadata"]
         key = (meta["namespace"], meta["name"])
         with self._lock:
