@@ -59,3 +59,11 @@ def test_bench_controlplane_prints_its_ratio_and_memory(controlplane_binary: Pat
     assert done.returncode == 0, done.stderr
     assert re.search(r"ratio create/API server\s+\d+\.\d+ ×", done.stdout), done.stdout
     assert re.search(r"kube-apiserver \d+ MB", done.stdout), done.stdout
+
+
+def test_bench_services_prints_its_calls_and_idle_ratio() -> None:
+    out = _run(
+        "bench_services.py", "--pods", "2", "--services", "3", "--idle", "1", "--resync", "0.5"
+    )
+    assert re.search(r"expose: route calls\s+\d+ \(\d+\.\d per pod", out), out
+    assert re.search(r"ratio 3/1 Services\s+\d+\.\d+ ×", out), out
