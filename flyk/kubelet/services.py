@@ -108,6 +108,7 @@ class ServiceController:
         self._told: set[tuple[str, str]] = set()  # (service uid, message) already an Event
         # Addresses of Services seen deleted: released at once, without ORPHAN_GRACE.
         self._doomed: set[str] = set()
+        self._waited = False  # services_in waited once for the first list
         self._threads: list[threading.Thread] = []
         self.synced = threading.Event()
 
@@ -221,8 +222,11 @@ class ServiceController:
 
     def services_in(self, namespace: str, wait: float = 10.0) -> list[JSON]:
         """The namespace's Services as the watch last saw them (for Service link variables);
-        waits up to `wait` seconds for the first list, as a kubelet waits for its informer."""
-        self.synced.wait(wait)
+        waits up to `wait` seconds for the first list, as a kubelet waits for its informer
+        (once: if the list never comes, pods are made without the variables, not held)."""
+        if not self._waited and not self.synced.wait(wait):
+            log.warning("no list of Services yet: pods get no Service link variables for now")
+        self._waited = True
         return self._in("Service", namespace)
 
     # -- one namespace ---------------------------------------------------------------------
@@ -359,8 +363,13 @@ class ServiceController:
             with self._fly.machines.lease(
                 app, machine.id, ttl=60, description="flyk kubelet: Service routing", wait=0
             ) as lease:
+                # A machine that is not running stays so (a finished pod's must not start).
                 self._fly.machines.update(
-                    app, machine.id, MachineConfig.from_api(target), nonce=lease.nonce
+                    app,
+                    machine.id,
+                    MachineConfig.from_api(target),
+                    nonce=lease.nonce,
+                    skip_launch=machine.state not in ("started", "starting"),
                 )
             log.info(
                 "machine %s of app %s now serves %s", machine.id, app, sorted(want) or "no Service"

@@ -31,6 +31,8 @@ def test_kubectl_expose_routes_a_flycast_cluster_ip_and_delete_releases_it(
     service = json.loads(cluster.kubectl("get", "svc", "web", "-o", "json").stdout)
     address = service["spec"]["clusterIP"]
     assert address.startswith("fdaa:")
+    kubernetes = json.loads(cluster.kubectl("get", "svc", "kubernetes", "-o", "json").stdout)
+    assert kubernetes["spec"]["clusterIP"] == "10.43.0.1"  # still the API server's
     owner = LocalBackend(Path(cluster.env["FLYK_LOCAL_DB"])).routes(address, 80)
     assert (owner["app"], owner["service_name"]) == (app, "web")
     machines = {m["id"] for m in cluster.machines(app)}
