@@ -60,6 +60,20 @@ def setup(fly: FlyClient, pods: int) -> list[str]:
     return uids
 
 
+def expose(
+    fly: FlyClient, name: str, uids: list[str], **spec: Any
+) -> tuple[Kube, ServiceController, JSON]:
+    """As the webhook and the watches would: an address, the Service, its slice; reconciled."""
+    address = fly.ips.create(APP, "private_v6", service_name=name).ip
+    kube = Kube()
+    controller = ServiceController(kube, fly, CONFIG)  # type: ignore[arg-type]
+    body = service(name, address, **spec)
+    controller.observe("Service", "ADDED", body)
+    controller.observe("EndpointSlice", "ADDED", endpoint_slice(name, *uids))
+    controller.reconcile("shop")
+    return kube, controller, body
+
+
 def routed(backend: LocalBackend, address: str, port: int = 80) -> set[str]:
     return {m["machine_id"] for m in backend.routes(address, port)["machines"]}
 
@@ -68,12 +82,8 @@ def test_a_reconcile_joins_the_members_and_an_idle_one_only_lists(
     fly: FlyClient, backend: LocalBackend
 ) -> None:
     uids = setup(fly, 3)
-    address = fly.ips.create(APP, "private_v6", service_name="web").ip
-    kube = Kube()
-    controller = ServiceController(kube, fly, CONFIG)  # type: ignore[arg-type]
-    controller.observe("Service", "ADDED", service("web", address))
-    controller.observe("EndpointSlice", "ADDED", endpoint_slice("web", *uids[:2]))
-    controller.reconcile("shop")
+    kube, controller, body = expose(fly, "web", uids[:2])
+    address = body["spec"]["clusterIP"]
     members = {m.id for m in fly.machines.list(APP) if m.metadata[records.META_POD_UID] in uids[:2]}
     assert routed(backend, address) == members
     versions = {m.id: m.instance_id for m in fly.machines.list(APP)}
@@ -86,13 +96,9 @@ def test_a_load_balancer_gets_its_addresses_and_a_deleted_service_releases_them(
     fly: FlyClient, backend: LocalBackend
 ) -> None:
     uids = setup(fly, 1)
-    address = fly.ips.create(APP, "private_v6", service_name="shop").ip
-    kube = Kube()
-    controller = ServiceController(kube, fly, CONFIG)  # type: ignore[arg-type]
-    lb = service("shop", address, "LoadBalancer", allocateLoadBalancerNodePorts=False)
-    controller.observe("Service", "ADDED", lb)
-    controller.observe("EndpointSlice", "ADDED", endpoint_slice("shop", *uids))
-    controller.reconcile("shop")
+    kube, controller, lb = expose(fly, "shop", uids, kind="LoadBalancer",
+                                  allocateLoadBalancerNodePorts=False)  # fmt: skip
+    address = lb["spec"]["clusterIP"]
     (name, status) = kube.statuses[-1]
     ingress = status["loadBalancer"]["ingress"]
     assert name == "shop" and ingress[0] == {"hostname": f"shop.svc.{APP}.fly.dev"}
