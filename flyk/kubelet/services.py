@@ -110,6 +110,7 @@ class ServiceController:
         self._doomed: set[str] = set()
         self._waited = False  # services_in waited once for the first list
         self._threads: list[threading.Thread] = []
+        self._watching: list[KubeApi] = []  # the watches' own clients
         self.synced = threading.Event()
 
     # -- wiring ----------------------------------------------------------------------------
@@ -120,8 +121,12 @@ class ServiceController:
         self._spawn("flyk-services", lambda: self._work(stop, ready))
 
     def join(self, timeout: float) -> None:
+        """After `stop` is set: closing the watches' clients ends their blocked reads."""
         with self._lock:
             self._lock.notify_all()
+            watching = list(self._watching)
+        for api in watching:
+            api.close()
         for thread in self._threads:
             thread.join(timeout)
 
@@ -133,6 +138,9 @@ class ServiceController:
     # -- watches ---------------------------------------------------------------------------
     def _watch(self, kind: str, listed: threading.Event, stop: threading.Event) -> None:
         api = self._watch_kube() if self._watch_kube else self._kube
+        if api is not self._kube:
+            with self._lock:
+                self._watching.append(api)
         intervals = self._config.intervals
         try:
             while not stop.is_set():
@@ -152,6 +160,8 @@ class ServiceController:
                             if stop.is_set():
                                 return
                 except KubeError as error:
+                    if stop.is_set():
+                        return
                     if error.code != 410:
                         log.warning("watch of %ss: %s; listing again", kind, error.message)
                         stop.wait(intervals.backoff_initial)
