@@ -89,3 +89,11 @@ def test_bench_volumes_prints_calls_per_claim_and_its_ratio(controlplane_binary:
     )
     assert re.search(r"Machines calls per claim\s+\d+\.\d+", out), out
     assert re.search(r"ratio Bound/create\s+\d+\.\d+ ×", out), out
+
+
+def test_bench_services_prints_its_calls_and_idle_ratio() -> None:
+    out = _run(
+        "bench_services.py", "--pods", "2", "--services", "3", "--idle", "1", "--resync", "0.5"
+    )
+    assert re.search(r"expose: route calls\s+\d+ \(\d+\.\d per pod", out), out
+    assert re.search(r"ratio 3/1 Services\s+\d+\.\d+ ×", out), out

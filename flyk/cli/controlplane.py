@@ -94,7 +94,12 @@ def control_plane_command(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s flyk-supervisor: %(message)s")
     root = Path(os.environ.get(ROOT_ENV) or "/")
     api_port = _port(components.API_PORT)
-    layout = components.Layout(root=root, api_port=api_port, bind_address=bind_address)
+    layout = components.Layout(
+        root=root,
+        api_port=api_port,
+        bind_address=bind_address,
+        flycast_cidr=components.flycast_range(os.environ.get(PRIVATE_IP_ENV)),
+    )
     dns = _cluster_dns(dns_address, dns_upstream or [])
     code = supervisor.run(
         binary.require(), layout, tls_san or [], with_kubelet=not no_kubelet, dns=dns

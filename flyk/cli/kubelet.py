@@ -51,6 +51,9 @@ def build_config(
     cluster_dns: list[str] | None = None,
     cluster_domain: str = "cluster.local",
     serving: Serving | None = None,
+    webhook_port: int = 0,
+    webhook_cert: str | None = None,
+    webhook_key: str | None = None,
 ) -> KubeletConfig:
     """The kubelet's settings from the command's options; UsageError names what is missing."""
     missing = [
@@ -84,6 +87,10 @@ def build_config(
             "--client-ca-file together",
             hint="The control-plane machine's supervisor passes all three.",
         )
+    if not 0 <= webhook_port < 65536 or bool(webhook_port) != bool(webhook_cert and webhook_key):
+        raise UsageError(
+            "--webhook-port, --webhook-cert and --webhook-key go together (all three or none)"
+        )
     assert cluster and org and region
     return KubeletConfig(
         cluster=cluster,
@@ -101,6 +108,9 @@ def build_config(
         cluster_domain=cluster_domain,
         intervals=intervals or Intervals(),
         serving=serving,
+        webhook_port=webhook_port,
+        webhook_cert=webhook_cert,
+        webhook_key=webhook_key,
     )
 
 
@@ -254,6 +264,33 @@ def kubelet_command(
             help="CA that client certificates (the API server's) must chain to.",
         ),
     ] = None,
+    webhook_port: Annotated[
+        int,
+        _option(
+            "--webhook-port",
+            metavar="PORT",
+            envvar=[f"{_ENV}WEBHOOK_PORT"],
+            help="Loopback port of the Service address webhook (0: none).",
+        ),
+    ] = 0,
+    webhook_cert: Annotated[
+        str | None,
+        _option(
+            "--webhook-cert",
+            metavar="PATH",
+            envvar=[f"{_ENV}WEBHOOK_CERT"],
+            help="The webhook's serving certificate (PEM).",
+        ),
+    ] = None,
+    webhook_key: Annotated[
+        str | None,
+        _option(
+            "--webhook-key",
+            metavar="PATH",
+            envvar=[f"{_ENV}WEBHOOK_KEY"],
+            help="The webhook's private key (PEM).",
+        ),
+    ] = None,
     log_level: Annotated[
         str,
         _option(
@@ -281,6 +318,9 @@ def kubelet_command(
         cluster_dns=cluster_dns,
         cluster_domain=cluster_domain,
         serving=Serving(port, tls_cert_file, tls_private_key_file, client_ca_file),
+        webhook_port=webhook_port,
+        webhook_cert=webhook_cert,
+        webhook_key=webhook_key,
     )
     _configure_logging(log_level)
     if not config.cluster_dns:

@@ -187,6 +187,8 @@ def prepare(layout: Layout, tls_sans: Sequence[str], node_ip: str = "127.0.0.1")
     _write(layout.leaf("authentication.yaml"), components.AUTHENTICATION_CONFIG, 0o644)
     _write_pair(layout, "apiserver", server_ca.sign_serving(serving_names(tls_sans)))
     _write_pair(layout, "loopback-serving", server_ca.sign_serving(["127.0.0.1", "localhost"]))
+    # The kubelet's Service address webhook (flyk/kubelet/admission.py), on loopback.
+    _write_pair(layout, "service-webhook", server_ca.sign_serving(["127.0.0.1"]))
     _write_pair(layout, "apiserver-kubelet-client", client_ca.sign_client(KUBELET_CLIENT_USER))
     _write_pair(layout, "front-proxy-client", request_header_ca.sign_client(FRONT_PROXY_USER))
     _write_pair(layout, "supervisor", client_ca.sign_client(SUPERVISOR_USER, [MASTERS]))

@@ -23,6 +23,12 @@ API_PORT = 6443
 # K3s's defaults: services get addresses from this range; the first is the `kubernetes`
 # Service's, so the serving certificate names it.
 SERVICE_CIDR = "10.43.0.0/16"
+# The second service range is the org's Flycast /64, so the API server takes the address flyk's
+# webhook writes into a Service's clusterIP (flyk/kubelet/admission.py, docs/kubernetes.md
+# "Services"); the API server allows no IPv6 service range wider than a /64. IPv4 stays first:
+# the `kubernetes` Service keeps 10.43.0.1. Without the machine's 6PN address to read the org's
+# prefix from, this stand-in only turns the IPv6 family on (a ServiceCIDR object can add more).
+FLYCAST_CIDR = "fdaa::/64"
 CLUSTER_DOMAIN = "cluster.local"
 SERVICE_ACCOUNT_ISSUER = f"https://kubernetes.default.svc.{CLUSTER_DOMAIN}"
 
@@ -78,6 +84,7 @@ class Layout:
     # (Flycast: "the app must bind 0.0.0.0:<port>"); `::` would also make the API server
     # advertise an IPv6 address that the IPv4 service range refuses.
     bind_address: str = "0.0.0.0"
+    flycast_cidr: str = FLYCAST_CIDR  # the org's Flycast /64 (flycast_range)
 
     def guest(self, path: str) -> Path:
         return self.root / path.lstrip("/")
@@ -140,6 +147,20 @@ class ClusterDNS:
 KINE_SOCKET = "unix://kine.sock"
 
 
+def flycast_range(private_ip: str | None) -> str:
+    """The org's Flycast /64 from a machine's 6PN address: `fdaa:X:Y:…` → `fdaa:X:Y::/64`
+    (Flycast addresses such as `fdaa:3:dde8:0:1::3b` sit in the org's /48 with a zero fourth
+    group; a live test checks it, docs/kubernetes.md "Open questions")."""
+    try:
+        address = ipaddress.IPv6Address(private_ip or "")
+    except ValueError:
+        return FLYCAST_CIDR
+    if not str(address).startswith("fdaa:"):
+        return FLYCAST_CIDR
+    org = ipaddress.IPv6Network(f"{address}/48", strict=False)
+    return str(ipaddress.IPv6Network(f"{org.network_address}/64"))
+
+
 def first_service_ip(cidr: str = SERVICE_CIDR) -> str:
     return str(next(ipaddress.ip_network(cidr).hosts()))
 
@@ -173,7 +194,7 @@ def apiserver_args(layout: Layout) -> list[str]:
         f"--api-audiences={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={ca('service.key')}",
         f"--service-account-signing-key-file={ca('service.key')}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-cluster-ip-range={SERVICE_CIDR},{layout.flycast_cidr}",
         # How the API server reaches the virtual kubelet for `kubectl logs/exec`.
         f"--kubelet-certificate-authority={ca('server-ca.crt')}",
         f"--kubelet-client-certificate={tls('apiserver-kubelet-client.crt')}",

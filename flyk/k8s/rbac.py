@@ -7,7 +7,9 @@
 - ClusterRole `flyk:kubelet` and its binding to group `system:nodes`: what the virtual kubelet
   needs beyond a node's rights (the Node authorizer's), and nothing else: `get` and `list` of
   namespaces (at start it finds the namespaces deleted while it was away, whose machines it
-  destroys; later, whether a namespace with no pod left still exists). docs/kubernetes.md
+  destroys; later, whether a namespace with no pod left still exists); `get`/`list`/`watch`
+  of services and endpointslices and `patch` of services/status (the Service controller:
+  which machines each Service routes to, a LoadBalancer's addresses). docs/kubernetes.md
   ("Permissions") lists every permission the kubelet uses, with its reason.
 - ClusterRole `flyk:coredns` and its binding to CoreDNS's user: `list` and `watch` of Services
   (the names it answers), EndpointSlices (headless Services' addresses, SRV targets) and
@@ -44,7 +46,18 @@ BOOTSTRAP_OBJECTS: list[tuple[str, dict[str, Any]]] = [
             "apiVersion": f"{_RBAC}/v1",
             "kind": "ClusterRole",
             "metadata": {"name": KUBELET_ROLE},
-            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]}],
+            "rules": [
+                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]},
+                # The Service controller (flyk/kubelet/services.py): the Services and their
+                # EndpointSlices it routes, and a LoadBalancer's status (its public addresses).
+                {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {"apiGroups": [""], "resources": ["services/status"], "verbs": ["patch"]},
+            ],
         },
     ),
     (

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from flyk.k8s import bootstrap, clusterdns, components, rbac
+from flyk.k8s import bootstrap, clusterdns, components, rbac, webhook
 from flyk.k8s.components import ClusterDNS, Layout
 
 log = logging.getLogger("flyk.supervisor")
@@ -54,6 +54,7 @@ PRIVATE_ENV_PREFIXES = ("FLYK_PKI_",)
 TOKEN_ENV = ("FLYK_KUBELET_TOKEN", "FLY_API_TOKEN", "FLY_ACCESS_TOKEN")
 EXIT_FILE_ENV = "FLYK_EXIT_FILE"
 KUBELET_PORT = 10250
+WEBHOOK_PATH = "/mutate-services"  # flyk/kubelet/admission.py's PATH (k8s cannot import it)
 
 
 @dataclass
@@ -254,7 +255,10 @@ def kubelet_address(layout: Layout) -> KubeletAddress:
 
 
 def kubelet_process(
-    files: bootstrap.BootFiles, address: KubeletAddress, cluster_dns: str = ""
+    files: bootstrap.BootFiles,
+    address: KubeletAddress,
+    cluster_dns: str = "",
+    webhook: tuple[int, Path, Path] | None = None,
 ) -> Process:
     """`flyk ext k8s kubelet` against the Machines API the machine was given: the local
     backend's database (FLYK_LOCAL_DB, set by the local runtime) or FLYK_API_URL with the
@@ -270,6 +274,11 @@ def kubelet_process(
         FLYK_KUBELET_TLS_PRIVATE_KEY_FILE=str(files.kubelet_serving_key),
         FLYK_KUBELET_CLIENT_CA_FILE=str(files.client_ca),
     )
+    if webhook is not None:  # the Service address webhook: port, certificate, key
+        port, cert, key = webhook
+        env["FLYK_KUBELET_WEBHOOK_PORT"] = str(port)
+        env["FLYK_KUBELET_WEBHOOK_CERT"] = str(cert)
+        env["FLYK_KUBELET_WEBHOOK_KEY"] = str(key)
     token = env.pop("FLYK_KUBELET_TOKEN", "") or env.pop("FLY_API_TOKEN", "")
     env.pop("FLY_ACCESS_TOKEN", None)
     argv = [sys.executable, "-m", "flyk"]
@@ -336,6 +345,7 @@ def control_plane(
         ),
     ]
     credentials = (api, ca, files.supervisor_cert, files.supervisor_key)
+    webhook_port = free_port()
 
     def api_ready() -> None:
         """What the API server must hold before the rest starts (again after each restart)."""
@@ -343,6 +353,9 @@ def control_plane(
         if dns is not None:
             with rbac.supervisor_client(*credentials) as client:
                 clusterdns.ensure(client, dns)
+        if with_kubelet:
+            url = f"https://127.0.0.1:{webhook_port}{WEBHOOK_PATH}"
+            webhook.ensure(*credentials, url)
 
     processes[1].after_ready = api_ready
     if dns is not None:
@@ -358,7 +371,13 @@ def control_plane(
             )
         )
     if with_kubelet:
-        processes.append(kubelet_process(files, address, dns.nameserver if dns else ""))
+        serving = (
+            webhook_port,
+            layout.leaf("service-webhook.crt"),
+            layout.leaf("service-webhook.key"),
+        )
+        nameserver = dns.nameserver if dns else ""
+        processes.append(kubelet_process(files, address, nameserver, serving))
     return processes
 
 

@@ -98,6 +98,11 @@ class KubeletConfig:
     cluster_domain: str = "cluster.local"
     intervals: Intervals = field(default_factory=Intervals)
     serving: Serving = field(default_factory=Serving)
+    # The Service address webhook (admission.py): loopback HTTPS on this port with this
+    # certificate; port 0 with no certificate runs no webhook (Services then get no address).
+    webhook_port: int = 0
+    webhook_cert: str | None = None
+    webhook_key: str | None = None
 
 
 def _label(text: str) -> str:

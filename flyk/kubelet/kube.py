@@ -24,7 +24,9 @@ from lightkube.resources.core_v1 import (
     PersistentVolumeClaim,
     Pod,
     Secret,
+    Service,
 )
+from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.resources.storage_v1 import StorageClass
 from lightkube.types import OnErrorAction, OnErrorResult, PatchType
 
@@ -33,6 +35,7 @@ from flyk.errors import ConfigError
 JSON = dict[str, Any]
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 _LEASE_KIND = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
+_WATCHED: dict[str, Any] = {"Service": Service, "EndpointSlice": EndpointSlice}
 
 
 class KubeError(Exception):
@@ -229,6 +232,40 @@ class KubeApi:
 
     def patch_claim_status(self, namespace: str, name: str, status: JSON) -> None:
         self._patch(PersistentVolumeClaim.Status, name, {"status": status}, namespace)
+
+    # services (flyk/kubelet/services.py) -----------------------------------------------
+    def list_all(self, kind: str) -> tuple[list[JSON], str]:
+        """Every Service or EndpointSlice (`kind`) of every namespace, and the list's version."""
+        try:
+            listing = self._client.list(_WATCHED[kind], namespace=ALL_NS)
+            items = [item.to_dict() for item in listing]
+            return items, listing.resourceVersion
+        except _FAILURES as error:
+            raise _wrap(error) from error
+
+    def watch_all(
+        self, kind: str, resource_version: str, *, server_timeout: int, read_timeout: float
+    ) -> Iterator[tuple[str, JSON]]:
+        """Events of `kind` after `resource_version`, as `watch_pods` reads them (same
+        timeouts and errors; this instance must watch nothing else)."""
+        generic: Any = self._client._client  # see watch_pods
+        generic._watch_timeout = httpx2.Timeout(30.0, read=read_timeout)
+        events = self._client.watch(
+            _WATCHED[kind],
+            namespace=ALL_NS,
+            resource_version=resource_version,
+            server_timeout=server_timeout,
+            on_error=_raise_on_error,
+        )
+        try:
+            for event, item in events:
+                yield event, item.to_dict()
+        except _FAILURES as error:
+            raise _wrap(error) from error
+
+    def patch_service_status(self, namespace: str, name: str, status: JSON) -> None:
+        """A merge patch of the status subresource (`loadBalancer.ingress` is replaced whole)."""
+        self._patch(Service.Status, name, {"status": status}, namespace)
 
     # node and lease ---------------------------------------------------------------------
     def get_node(self, name: str) -> JSON | None:

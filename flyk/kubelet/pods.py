@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,8 +42,10 @@ from flyk.kubelet import mounts, translate
 from flyk.kubelet import status as pod_status
 from flyk.kubelet.boots import BootWaiter
 from flyk.kubelet.config import Intervals, KubeletConfig, namespace_app_name
+from flyk.kubelet.events import event_body
 from flyk.kubelet.kube import KubeApi, KubeError
 from flyk.kubelet.node import Health
+from flyk.kubelet.service_config import carry_routing
 from flyk.kubelet.workqueue import WorkQueue, backoff
 
 JSON = dict[str, Any]
@@ -267,6 +268,9 @@ class PodController:
         self._written: dict[str, JSON] = {}  # pod uid -> the status last written
         # pod uid -> (reason, message) of the events sent
         self._told: dict[str, set[tuple[str, str]]] = {}
+        # The Services of a namespace, for the pods' Service link variables (the runner wires
+        # the Service controller's cache here; none without it).
+        self.service_links: Callable[[str], list[JSON]] = lambda _namespace: []
         # (region, size) -> (when asked, regions that had room): asked again once stale
         self._placements: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
         # Held across the query too: workers waiting on capacity together ask once, not each.
@@ -840,8 +844,8 @@ class PodController:
         )
 
     def ensure_namespace_app(self, namespace: str) -> str:
-        """The namespace's app, made and marked as for its first pod (the volume provisioner
-        needs it before any pod: a claim's volume lives there)."""
+        """The namespace's app, made and marked if missing: a claim's volume
+        (provisioner.py) and a Service's address (admission.py) live there before any pod."""
         space = self._space(namespace)
         self._ensure_app(space)
         return space.app
@@ -887,7 +891,9 @@ class PodController:
                 found = self._kube.get_config_map(namespace, name)
                 if found is not None:
                     config_maps[name] = found
-        sources = translate.Sources(secrets=secrets, config_maps=config_maps)
+        sources = translate.Sources(
+            secrets=secrets, config_maps=config_maps, services=self.service_links(namespace)
+        )
         plan = translate.build_plan(pod, sources, self._node)
         app = namespace_app_name(self._config.cluster, namespace, self._config.org)
         volume = mounts.resolve(pod, app, self._kube.get_claim, self._kube.get_volume)
@@ -1031,7 +1037,8 @@ class PodController:
                     "config": {**(machine.get("config") or {}), "metadata": recorded},
                 }
             return
-        config = MachineConfig.from_api(plan.config)
+        # The Services the machine joined stay (services.py owns them, not the pod's spec).
+        config = MachineConfig.from_api(carry_routing(plan.config, machine.get("config")))
         # wait=0: a lease held elsewhere fails at once and the pod is retried with backoff,
         # rather than a namespace worker blocking for the client's default lease wait.
         with self._fly.machines.lease(
@@ -1196,31 +1203,15 @@ class PodController:
             if (reason, message) in told:
                 return
             told.add((reason, message))
-        stamp = _now_iso()
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
-                "namespace": meta["namespace"],
-            },
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-            },
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "count": 1,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "source": {"component": "flyk-kubelet", "host": self._config.node_name},
-            "reportingComponent": "flyk-kubelet",
-            "reportingInstance": self._config.node_name,
-        }
+        event = event_body(
+            pod,
+            kind="Pod",
+            event_type=kind,
+            reason=reason,
+            message=message,
+            component="flyk-kubelet",
+            host=self._config.node_name,
+        )
         try:
             self._kube.create_event(meta["namespace"], event)
         except KubeError as error:

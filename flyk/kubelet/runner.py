@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 
 from flyk.api import FlyClient
 from flyk.errors import ConfigError
+from flyk.kubelet.admission import AdmissionServer
 from flyk.kubelet.config import KubeletConfig
 from flyk.kubelet.kube import KubeApi
 from flyk.kubelet.node import KUBELET_PORT, NodeController
 from flyk.kubelet.pods import PodController
 from flyk.kubelet.provisioner import VolumeProvisioner
+from flyk.kubelet.services import ServiceController
 
 if TYPE_CHECKING:
     from flyk.kubelet.server import KubeletServer
@@ -34,6 +36,18 @@ class Kubelet:
         self.pods = PodController(
             self.kube, self.fly, config, watch_kube=KubeApi(config.kubeconfig)
         )
+        self.services = ServiceController(
+            self.kube, self.fly, config, watch_kube=lambda: KubeApi(config.kubeconfig)
+        )
+        self.pods.service_links = self.services.services_in
+        self.admission: AdmissionServer | None = None
+        if config.webhook_port and config.webhook_cert and config.webhook_key:
+            self.admission = AdmissionServer(
+                self._assign_address,
+                config.webhook_cert,
+                config.webhook_key,
+                port=config.webhook_port,
+            )
         self.server = self._serve() if config.serving.enabled else None
         port = self.server.bound_port if self.server is not None else config.serving.port
         self.node = NodeController(
@@ -89,6 +103,11 @@ class Kubelet:
         log.info("kubelet API on https://%s:%d", self.config.node_ip, server.bound_port)
         return server
 
+    def _assign_address(self, namespace: str, service: str) -> str:
+        """A new Flycast address for `service`, on its namespace's app (made if missing)."""
+        app = self.pods.ensure_namespace_app(namespace)
+        return self.fly.ips.create(app, "private_v6", service_name=service).ip
+
     def start(self) -> Kubelet:
         log.info(
             "virtual kubelet %s for cluster %s (org %s, region %s)",
@@ -100,13 +119,19 @@ class Kubelet:
         self._node_thread.start()
         self.pods.start(self._stop)
         self.volumes.start(self._stop)
+        self.services.start(self._stop)
+        if self.admission is not None:
+            self.admission.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.node.notify()
+        if self.admission is not None:
+            self.admission.stop()
         self.pods.join(timeout)
         self.volumes.join(timeout)
+        self.services.join(timeout)
         self._node_thread.join(timeout)
         if self.server is not None:
             self.server.stop()

@@ -13,12 +13,13 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from flyk.k8s import records
 from flyk.kubelet import dns as pod_dns
+from flyk.kubelet.service_env import service_link_env
 
 JSON = dict[str, Any]
 
@@ -58,6 +59,8 @@ class Sources:
 
     secrets: Mapping[str, JSON] = field(default_factory=dict)
     config_maps: Mapping[str, JSON] = field(default_factory=dict)
+    # The Services of the pod's namespace, for `enableServiceLinks` (service_env.py).
+    services: Sequence[JSON] = ()
 
 
 @dataclass(frozen=True)
@@ -291,13 +294,18 @@ def _field_ref_value(pod: JSON, path: str, node: NodeFacts) -> str | None:
 class _Env:
     values: dict[str, str] = field(default_factory=dict)
     from_machine: list[JSON] = field(default_factory=list)  # env_from[] entries
+    links: dict[str, str] = field(default_factory=dict)  # the Service links among `values`
 
 
 def resolve_env(
     pod: JSON, container: JSON, path: str, sources: Sources, node: NodeFacts, warn: list[str]
 ) -> _Env:
-    """Flatten `envFrom` and `env` (in Kubernetes' precedence order) into plain values."""
+    """Flatten the Service links, `envFrom` and `env` (in Kubernetes' precedence order)
+    into plain values."""
     env = _Env()
+    if (pod.get("spec") or {}).get("enableServiceLinks", True) is not False:
+        env.links = service_link_env(sources.services)
+        env.values.update(env.links)
     for index, source in enumerate(container.get("envFrom") or []):
         prefix = source.get("prefix", "")
         if "secretRef" in source:
@@ -758,7 +766,8 @@ def spec_hash(pod: JSON, containers: list[_Container], dns: JSON | None = None) 
             {
                 "name": c.name,
                 "init": c.init,
-                "env": c.env.values,
+                # Service links are left out: a Service made later does not restart a pod.
+                "env": {k: v for k, v in c.env.values.items() if c.env.links.get(k) != v},
                 "env_from": c.env.from_machine,
                 "files": c.files,
             }

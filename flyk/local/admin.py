@@ -12,12 +12,15 @@ GET    /_flyk/coverage which spec operations are served
 POST   /_flyk/publish  {app, port} → {host_port}: the loopback port that stands for an app's
                        service port (made once, kept); machines that run for real listen there
 GET    /_flyk/processes the machines that run for real: pid, log file, published ports
+GET    /_flyk/routes?address=A&port=P[&protocol=tcp|udp]  the machines Fly Proxy would send
+                       a connection to A:P to (routing.py), with the app and service_name
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from flyk.local.context import Reply
 from flyk.local.core import LocalRequest, method_not_allowed, parse_admin_body, routed_method
@@ -53,6 +56,7 @@ class AdminApi:
             ("GET", "coverage"): self._coverage,
             ("POST", "publish"): self._publish,
             ("GET", "processes"): self._processes,
+            ("GET", "routes"): self._routes_to,
         }
 
     def routes(self) -> list[tuple[str, str]]:
@@ -80,6 +84,18 @@ class AdminApi:
         with self.backend.store.transaction() as conn:
             host_port = runtime.publish(conn, app, port)
         return Reply(200, {"app": app, "port": port, "host_port": host_port})
+
+    def _routes_to(self, request: LocalRequest) -> Reply:
+        query = dict(parse_qsl(request.query, keep_blank_values=True))
+        address, port = query.get("address", ""), query.get("port", "")
+        protocol = query.get("protocol", "tcp").lower()
+        if not address:
+            raise bad_request("routes needs ?address=")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise bad_request("routes needs ?port= between 1 and 65535")
+        if protocol not in ("tcp", "udp"):
+            raise bad_request("routes takes protocol tcp or udp")
+        return Reply(200, self.backend.routes(address, int(port), protocol))
 
     def _processes(self, _: LocalRequest) -> Reply:
         runtime = self.backend.runtime or Runtime(self.backend.store, lambda _config: None)

@@ -143,6 +143,26 @@ class LocalBackend:
         self.faults.reset()
         self.rate_limits.reset()
 
+    # --- routing -------------------------------------------------------------------------------
+
+    def routes(self, address: str, port: int, protocol: str = "tcp") -> dict[str, Any]:
+        """Where Fly Proxy would send a connection to `address`:`port` (routing.py): the
+        address's app and service_name (empty when no app holds it) and the machines."""
+        from flyk.local import routing
+
+        now_ms = round(self._now() * 1000)
+        with self._store.transaction() as conn:  # a write: the machines' states advance
+            row = routing.find_address(conn, address)
+            found = routing.route(conn, address, port, protocol, now_ms=now_ms, timing=self.timing)
+        return {
+            "address": address,
+            "port": port,
+            "protocol": protocol,
+            "app": row["app"] if row is not None else "",
+            "service_name": row["service_name"] if row is not None else "",
+            "machines": [r.to_json() for r in found],
+        }
+
     # --- organizations -------------------------------------------------------------------------
 
     def add_org(self, slug: str, name: str | None = None) -> None:

@@ -63,12 +63,20 @@ def create_ip(ctx: Ctx) -> Reply:
         get_org(ctx.db, body["org_slug"])
     if kind == "shared_v4":
         existing = ctx.db.execute(
-            "SELECT * FROM ips WHERE app = ? AND type = 'shared_v4'", (app["name"],)
+            "SELECT * FROM ips WHERE app = ? AND type = 'shared_v4' AND service_name = ?",
+            (app["name"], body.get("service_name") or ""),
         ).fetchone()
-        if existing is not None:  # an app has one shared address; asking again returns it
+        # An app has one shared address (per service_name, each a service of its own);
+        # asking again returns it.
+        if existing is not None:
             return Reply(200, ip_json(existing))
     org = get_org(ctx.db, app["org_slug"])
+    taken = {
+        row["ip"] for row in ctx.db.execute("SELECT ip FROM ips WHERE app = ?", (app["name"],))
+    }
     address = _new_address(kind, org["numeric_id"])
+    while address in taken:  # a shared v4 is drawn from 254: another service may hold it
+        address = _new_address(kind, org["numeric_id"])
     ctx.db.execute(
         "INSERT INTO ips (app, ip, type, region, shared, service_name, network, created_ms)"
         " VALUES (?,?,?,?,?,?,?,?)",
