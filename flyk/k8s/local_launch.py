@@ -15,16 +15,19 @@ from typing import Any
 from flyk.errors import FlykError
 from flyk.k8s import binary, components
 from flyk.k8s import controlplane as cp
-from flyk.local.runtime import Launch
 
 # Where CoreDNS forwards names outside the cluster here: the host's own resolvers (Fly's,
 # fdaa::3, exists only inside Fly).
 HOST_RESOLV_CONF = "/etc/resolv.conf"
 
 
-def launcher(config: Mapping[str, Any]) -> Launch | None:
+def launcher(
+    config: Mapping[str, Any],
+) -> tuple[list[str], dict[str, str], tuple[int, ...]] | None:
     """The supervisor's command line, the binary's path as the image's ENV names it, and the
-    DNS port, which the local backend publishes on loopback as it does the API port."""
+    DNS port, which the local backend publishes on loopback as it does the API port: the
+    fields of flyk.local.runtime.Launch, as a plain tuple (this layer does not import the local
+    backend; the CLI wires the two)."""
     if not cp.is_control_plane_image(str(config.get("image") or "")):
         return None
     try:
@@ -43,4 +46,4 @@ def launcher(config: Mapping[str, Any]) -> Launch | None:
         f"--dns-upstream={HOST_RESOLV_CONF}",
     ]
     env = {binary.BINARY_ENV_VAR: str(found)}
-    return Launch([*entrypoint, *local, *cmd], env, exposed=(components.DNS_PORT,))
+    return [*entrypoint, *local, *cmd], env, (components.DNS_PORT,)

@@ -63,7 +63,15 @@ class Launch(NamedTuple):
     exposed: tuple[int, ...] = ()
 
 
-Launcher = Callable[[Mapping[str, Any]], Launch | None]
+# A launcher may answer with a Launch or any tuple of its fields (layers above this one do
+# not import it).
+Launcher = Callable[
+    [Mapping[str, Any]],
+    Launch
+    | tuple[list[str], Mapping[str, str]]
+    | tuple[list[str], Mapping[str, str], tuple[int, ...]]
+    | None,
+]
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,11 @@ def test_the_local_backend_runs_the_image_with_its_dns_port_published(
     """As the image exposes it; CoreDNS on loopback, forwarding to the host's resolvers."""
     monkeypatch.setenv(binary.BINARY_ENV_VAR, sys.executable)  # any executable will do
     launch = local_launch.launcher({"image": cp.image_reference(), "init": {"cmd": ["--x"]}})
-    assert launch is not None and launch.exposed == (components.DNS_PORT,)
-    assert "--dns-address=127.0.0.1" in launch.argv
-    assert "--dns-upstream=/etc/resolv.conf" in launch.argv and launch.argv[-1] == "--x"
+    assert launch is not None
+    argv, _env, exposed = launch
+    assert exposed == (components.DNS_PORT,)
+    assert "--dns-address=127.0.0.1" in argv
+    assert "--dns-upstream=/etc/resolv.conf" in argv and argv[-1] == "--x"
     assert local_launch.launcher({"image": "nginx"}) is None
     config = cp.machine_config(
         image="img",
