@@ -17,6 +17,7 @@ Service, kube-dns) pass untouched. A dry run assigns nothing and changes nothing
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import ssl
@@ -62,7 +63,9 @@ def review(body: JSON, allocate: Allocate) -> JSON:
         try:
             if not name:
                 raise ValueError("a Service needs a name before flyk can assign its address")
-            address = allocate(namespace, name)
+            # Canonical (RFC 5952), as the API server and CoreDNS show it: one spelling for
+            # kubectl, DNS answers and the routing that compares them.
+            address = str(ipaddress.ip_address(allocate(namespace, name)))
         except (FlykError, ValueError) as error:
             message = getattr(error, "message", None) or str(error)
             log.warning("no Flycast address for service %s/%s: %s", namespace, name, message)

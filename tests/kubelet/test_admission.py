@@ -62,6 +62,18 @@ def test_a_new_service_gets_the_assigned_address_as_its_cluster_ip() -> None:
     assert "/metadata/annotations/fly.io~1clusterip-allocator" in paths
 
 
+def test_the_cluster_ip_is_written_in_canonical_form() -> None:
+    """However the Machines API spells the address, the Service shows the one spelling that
+    kubectl, CoreDNS's answers and the routing compare."""
+
+    def allocate(namespace: str, name: str) -> str:
+        return "fdaa:0:4ff0:0::8c09:a95d"
+
+    ops = {op["path"]: op["value"] for op in patch_of(review(request(), allocate))}
+    assert ops["/spec/clusterIP"] == "fdaa:0:4ff0::8c09:a95d"
+    assert ops["/spec/clusterIPs"] == ["fdaa:0:4ff0::8c09:a95d"]
+
+
 def test_headless_explicit_external_name_and_dry_runs_pass_untouched() -> None:
     def allocate(namespace: str, name: str) -> str:
         raise AssertionError("no address for this one")

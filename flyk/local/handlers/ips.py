@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import sqlite3
 from typing import Any
@@ -46,7 +47,8 @@ def _new_address(kind: str, org_numeric_id: int) -> str:
         return f"137.66.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
     if kind == "shared_v4":
         return SHARED_V4.format(secrets.randbelow(254) + 1)
-    return f"fdaa:0:{org_numeric_id & 0xFFFF:x}:0::{groups}"
+    # In canonical form (RFC 5952), as Fly answers and as Kubernetes and DNS show an address.
+    return str(ipaddress.IPv6Address(f"fdaa:0:{org_numeric_id & 0xFFFF:x}:0::{groups}"))
 
 
 def create_ip(ctx: Ctx) -> Reply:
