@@ -119,19 +119,38 @@ class KubeApi:
         `server_timeout`, so silence well past that means the connection is dead. lightkube
         1.0 takes the watch timeout from its private `_watch_timeout` only: this instance
         watches and nothing else, so setting it here touches no other call."""
-        generic: Any = self._client._client  # see the docstring
-        generic._watch_timeout = httpx2.Timeout(30.0, read=read_timeout)
-        events = self._client.watch(
+        return self._watch(
             Pod,
+            resource_version,
+            server_timeout,
+            read_timeout,
             namespace=ALL_NS,
             fields={"spec.nodeName": node},
+        )
+
+    def _watch(
+        self,
+        res: Any,
+        resource_version: str,
+        server_timeout: int,
+        read_timeout: float,
+        **where: Any,
+    ) -> Iterator[tuple[str, JSON]]:
+        """Every watch the kubelet makes: `res`'s events after `resource_version`, with
+        `read_timeout` set as watch_pods' docstring says, failures as KubeError."""
+        generic: Any = self._client._client  # see watch_pods
+        generic._watch_timeout = httpx2.Timeout(30.0, read=read_timeout)
+        client: Any = self._client
+        events = client.watch(
+            res,
             resource_version=resource_version,
             server_timeout=server_timeout,
             on_error=_raise_on_error,
+            **where,
         )
         try:
-            for kind, pod in events:
-                yield kind, pod.to_dict()
+            for kind, obj in events:
+                yield kind, obj.to_dict()
         except _FAILURES as error:
             raise _wrap(error) from error
 
@@ -196,22 +215,8 @@ class KubeApi:
         """Events of claims ("claims") or PersistentVolumes ("volumes"), as `watch_pods`
         (this instance must watch and do nothing else)."""
         res: Any = PersistentVolumeClaim if kind == "claims" else PersistentVolume
-        generic: Any = self._client._client  # see watch_pods
-        generic._watch_timeout = httpx2.Timeout(30.0, read=read_timeout)
         where = {"namespace": ALL_NS} if kind == "claims" else {}
-        client: Any = self._client
-        events = client.watch(
-            res,
-            resource_version=resource_version,
-            server_timeout=server_timeout,
-            on_error=_raise_on_error,
-            **where,
-        )
-        try:
-            for event, obj in events:
-                yield event, obj.to_dict()
-        except _FAILURES as error:
-            raise _wrap(error) from error
+        return self._watch(res, resource_version, server_timeout, read_timeout, **where)
 
     def get_claim(self, namespace: str, name: str) -> JSON | None:
         return self._get_optional(PersistentVolumeClaim, name, namespace)
@@ -236,32 +241,16 @@ class KubeApi:
     # services (flyk/kubelet/services.py) -----------------------------------------------
     def list_all(self, kind: str) -> tuple[list[JSON], str]:
         """Every Service or EndpointSlice (`kind`) of every namespace, and the list's version."""
-        try:
-            listing = self._client.list(_WATCHED[kind], namespace=ALL_NS)
-            items = [item.to_dict() for item in listing]
-            return items, listing.resourceVersion
-        except _FAILURES as error:
-            raise _wrap(error) from error
+        return self._list(_WATCHED[kind], ALL_NS)
 
     def watch_all(
         self, kind: str, resource_version: str, *, server_timeout: int, read_timeout: float
     ) -> Iterator[tuple[str, JSON]]:
         """Events of `kind` after `resource_version`, as `watch_pods` reads them (same
         timeouts and errors; this instance must watch nothing else)."""
-        generic: Any = self._client._client  # see watch_pods
-        generic._watch_timeout = httpx2.Timeout(30.0, read=read_timeout)
-        events = self._client.watch(
-            _WATCHED[kind],
-            namespace=ALL_NS,
-            resource_version=resource_version,
-            server_timeout=server_timeout,
-            on_error=_raise_on_error,
+        return self._watch(
+            _WATCHED[kind], resource_version, server_timeout, read_timeout, namespace=ALL_NS
         )
-        try:
-            for event, item in events:
-                yield event, item.to_dict()
-        except _FAILURES as error:
-            raise _wrap(error) from error
 
     def patch_service_status(self, namespace: str, name: str, status: JSON) -> None:
         """A merge patch of the status subresource (`loadBalancer.ingress` is replaced whole)."""

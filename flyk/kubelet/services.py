@@ -34,7 +34,7 @@ from flyk.errors import FlykError, NotFoundError
 from flyk.k8s import records
 from flyk.kubelet import service_config as sc
 from flyk.kubelet.config import KubeletConfig, namespace_app_name
-from flyk.kubelet.events import event_body
+from flyk.kubelet.events import Recorder
 from flyk.kubelet.kube import KubeApi, KubeError
 
 log = logging.getLogger("flyk.kubelet.services")
@@ -105,7 +105,7 @@ class ServiceController:
         self._objects: dict[str, dict[tuple[str, str], JSON]] = {"Service": {}, "EndpointSlice": {}}
         self._dirty: dict[str, float] = {}  # namespace -> when it is due
         self._tracked: set[str] = set()  # namespaces with Services (resynced)
-        self._told: set[tuple[str, str]] = set()  # (service uid, message) already an Event
+        self._events = Recorder(kube, "flyk-kubelet", config.node_name)
         # Addresses of Services seen deleted: released at once, without ORPHAN_GRACE.
         self._doomed: set[str] = set()
         self._waited = False  # services_in waited once for the first list
@@ -388,23 +388,4 @@ class ServiceController:
     # -- events ----------------------------------------------------------------------------
     def _event(self, service: JSON, kind: str, reason: str, message: str) -> None:
         """A Service Event; each message is told once per Service. Best effort."""
-        meta = service["metadata"]
-        with self._lock:
-            if (meta["uid"], message) in self._told:
-                return
-            self._told.add((meta["uid"], message))
-        body = event_body(
-            service,
-            kind="Service",
-            event_type=kind,
-            reason=reason,
-            message=message,
-            component="flyk-kubelet",
-            host=self._config.node_name,
-        )
-        try:
-            self._kube.create_event(meta["namespace"], body)
-        except KubeError as error:
-            log.warning(
-                "event for service %s/%s not recorded: %s", meta["namespace"], meta["name"], error
-            )
+        self._events(service, "Service", kind, reason, message)
