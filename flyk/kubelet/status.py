@@ -297,20 +297,8 @@ def deleted_status(pod: JSON, machine: JSON | None, *, host_ip: str) -> JSON:
     else:
         state = {"terminated": {"exitCode": 137, "reason": "Error"}}
         succeeded = False
-    statuses = [_container_status(c, state, False, 0, None) for c in _containers(pod)]
-    status: JSON = {
-        "phase": "Succeeded" if succeeded else "Failed",
-        "hostIP": host_ip,
-        "conditions": [
-            _condition("PodScheduled", True),
-            _condition("Ready", False, "PodCompleted"),
-            _condition("ContainersReady", False, "PodCompleted"),
-        ],
-        "containerStatuses": statuses,
-    }
-    inits = _init_containers(pod)
-    if inits:
-        status["initContainerStatuses"] = _ended_init_statuses(pod, inits, state)
+    phase = "Succeeded" if succeeded else "Failed"
+    status = _ended(pod, state, phase, "PodCompleted", host_ip)
     if machine is not None and machine.get("id"):
         for entry in [*status["containerStatuses"], *status.get("initContainerStatuses", [])]:
             entry["containerID"] = f"{CONTAINER_ID_SCHEME}{machine['id']}"
@@ -363,16 +351,25 @@ def _launch_failed(machine: JSON) -> JSON:
 
 def _gone(pod: JSON, host_ip: str) -> JSON:
     state: JSON = {"terminated": {"exitCode": NOT_FOUND_EXIT_CODE, "reason": "NotFound"}}
-    statuses = [_container_status(c, state, False, 0, None) for c in _containers(pod)]
-    status: JSON = {
-        "phase": "Failed",
+    status = _ended(pod, state, "Failed", "PodFailed", host_ip)
+    return {
+        **status,
         "reason": "NotFound",
         "message": "the pod's machine no longer exists",
+    }
+
+
+def _ended(pod: JSON, state: JSON, phase: str, why: str, host_ip: str) -> JSON:
+    """A terminal status: every container (init containers too) in `state`, not ready for
+    `why` (PodCompleted, PodFailed)."""
+    statuses = [_container_status(c, state, False, 0, None) for c in _containers(pod)]
+    status: JSON = {
+        "phase": phase,
         "hostIP": host_ip,
         "conditions": [
             _condition("PodScheduled", True),
-            _condition("Ready", False, "PodFailed"),
-            _condition("ContainersReady", False, "PodFailed"),
+            _condition("Ready", False, why),
+            _condition("ContainersReady", False, why),
         ],
         "containerStatuses": statuses,
     }
